@@ -1,0 +1,54 @@
+# Two commands for a newcomer: `make run` (the portal with everything it needs) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast worker migrate bench browser clean-db lock
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=python3.11)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+## make run: embedded PostgreSQL under var/, migrations, demo data on first start, the worker
+## in-process, the gateway sandbox, http://127.0.0.1:$${PORT:-8000}. Ctrl-C stops everything.
+run: $(STAMP)
+	DEMO=$${DEMO:-1} SANDBOX=$${SANDBOX:-1} exec $(BIN)/portal run
+
+worker: $(STAMP)
+	$(BIN)/portal worker
+
+migrate: $(STAMP)
+	$(BIN)/portal migrate
+
+## make test: the whole suite, browser tests included, on real PostgreSQL (embedded unless
+## DATABASE_URL is set) with a real SAQ worker, SMTP server and Chromium.
+test: $(STAMP) browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Everything but the browser tests.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
+
+## Debian's Chromium drives the browser tests (Playwright cannot download its own here).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ]; then \
+	  echo "Installing Debian's chromium for the browser tests…"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null) \
+	  || { echo "apt-get could not install chromium"; exit 1; }; \
+	else \
+	  echo "The browser tests need Debian's chromium: run 'sudo apt-get install chromium' (or make test-fast to skip them)."; exit 1; \
+	fi
+
+## Benchmarks at real size (on demand, not part of the suite).
+bench: $(STAMP)
+	$(BIN)/python -m pytest tests/bench -m bench -s
+
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^#' > requirements.lock

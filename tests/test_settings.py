@@ -1,0 +1,80 @@
+"""One settings object: defaults for demo, loud on bad values."""
+
+import pytest
+
+from portal.settings import Settings, SettingsError
+
+BASE = {"SECRET_KEY": "k" * 40, "DATA_DIR": "/tmp/portal-settings-test"}
+
+
+def make(**env):
+    return Settings.from_env({**BASE, **env}, dotenv=None)
+
+
+def test_defaults_are_the_documented_ones():
+    s = make()
+    assert (s.port, s.timezone, s.currency, s.gym_name) == (8000, "Africa/Nairobi", "KES", "Paul's Tropical Fitness")
+    assert s.database_url == "" and s.queue_url == "" and not s.demo and not s.sandbox
+    assert s.daraja_base_url == "https://api.safaricom.co.ke"
+    assert s.public_base_url == "http://127.0.0.1:8000"
+
+
+def test_sandbox_points_every_gateway_at_the_simulators():
+    s = make(SANDBOX="1", SANDBOX_PORT="9001")
+    assert s.daraja_base_url == "http://127.0.0.1:9001"
+    assert s.flutterwave_base_url == "http://127.0.0.1:9001/v3"
+    assert s.at_base_url == "http://127.0.0.1:9001"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"PORT": "eighty"}, "PORT='eighty': expected a whole number"),
+    ({"PORT": "70000"}, "PORT=70000: expected between 1 and 65535"),
+    ({"DEMO": "maybe"}, "DEMO='maybe': expected true/false"),
+    ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL='mysql://x': expected a URL starting with postgres or postgresql://"),
+    ({"TIMEZONE": "Mars/Olympus"}, "TIMEZONE='Mars/Olympus': not a known time zone"),
+    ({"SECRET_KEY": "short"}, "SECRET_KEY: use at least 32 characters"),
+    ({"CURRENCY": "shillings"}, "CURRENCY='SHILLINGS': expected a 3-letter ISO code"),
+])
+def test_bad_values_are_errors_that_name_the_variable(env, message):
+    with pytest.raises(SettingsError) as e:
+        make(**env)
+    assert message in str(e.value)
+
+
+def test_secret_key_is_required_to_serve_outside_demo():
+    s = Settings.from_env({"DATA_DIR": "/tmp/portal-settings-test"}, dotenv=None)
+    with pytest.raises(SettingsError, match="SECRET_KEY is required"):
+        s.check_for_serving()
+
+
+def test_demo_mode_keeps_one_generated_secret(tmp_path):
+    a = Settings.from_env({"DEMO": "1", "DATA_DIR": str(tmp_path)}, dotenv=None)
+    b = Settings.from_env({"DEMO": "1", "DATA_DIR": str(tmp_path)}, dotenv=None)
+    assert len(a.secret_key) >= 32 and a.secret_key == b.secret_key
+    assert oct((tmp_path / "demo-secret-key").stat().st_mode)[-3:] == "600"
+
+
+def test_secrets_can_come_from_files(tmp_path):
+    secret = tmp_path / "daraja"
+    secret.write_text("passkey-from-a-file\n")
+    assert make(DARAJA_PASSKEY_FILE=str(secret)).daraja_passkey == "passkey-from-a-file"
+
+
+def test_dotenv_fills_in_but_the_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("GYM_NAME=From the file\nPORT=9000\n")
+    import os
+
+    old = dict(os.environ)
+    try:
+        os.environ.update({**BASE, "PORT": "8100"})
+        s = Settings.from_env(None, dotenv=env_file)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    assert s.gym_name == "From the file" and s.port == 8100
+
+
+def test_describe_masks_secrets():
+    d = make(DARAJA_PASSKEY="very-secret").describe()
+    assert d["daraja_passkey"] == "***" and d["secret_key"] == "***" and d["port"] == "8000"
