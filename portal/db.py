@@ -8,6 +8,7 @@ server running with a stale pid that keeps it alive for ever.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -114,3 +115,25 @@ class count_queries:
     def __exit__(self, *exc):
         _query_count.reset(self._token)
         return False
+
+
+@contextlib.asynccontextmanager
+async def transaction():
+    """Piccolo's transaction, made safe for errors raised by COMMIT itself (the ledger's deferred
+    balance check): Piccolo 1.38 would leave the connection checked out and the transaction
+    context set, so every later query in the task would run on a dead transaction. Nested use
+    joins the outer transaction."""
+    from piccolo.engine import engine_finder
+
+    engine = engine_finder()
+    current = engine.current_transaction.get()
+    if current is not None:
+        yield current
+        return
+    async with engine.transaction() as tx:
+        yield tx
+        try:
+            await tx.commit()
+        except BaseException:
+            tx._rolled_back = True  # a failed COMMIT has already ended the transaction
+            raise

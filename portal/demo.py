@@ -12,8 +12,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from piccolo.apps.user.tables import BaseUser
-from piccolo.engine import engine_finder
 
+from portal import db
 from portal.auth import create_staff
 from portal.clock import today
 from portal.members import membership_end, status_on
@@ -53,7 +53,7 @@ async def load_demo_data(members: int = 200, seed: int = 7) -> None:
     if not settings.demo:
         sys.exit("demo data is only loaded in demo mode (DEMO=1): it creates logins with known passwords")
     rng = random.Random(seed)
-    async with engine_finder().transaction():
+    async with db.transaction():
         locations = await _locations()
         plans = await _plans(settings.currency)
         if not await Staff.exists():
@@ -107,7 +107,6 @@ def _phone(rng: random.Random, used: set[str]) -> str:
 
 
 async def _members(rng: random.Random, count: int, locations: list[int], plans: list[dict], prefix: str) -> None:
-    engine = engine_finder()
     day = today()
     start_n = (await Member.raw("SELECT nextval('member_number_seq') AS n"))[0]["n"]
     await Member.raw("SELECT setval('member_number_seq', {})", start_n + count - 1)
@@ -123,7 +122,7 @@ async def _members(rng: random.Random, count: int, locations: list[int], plans: 
                 phone=_phone(rng, used), email=email, home_location=rng.choice(locations),
                 reminder_opt_out=rng.random() < 0.05,
             ))
-        async with engine.transaction():
+        async with db.transaction():
             inserted = await Member.insert(*batch).returning(Member.id)
             memberships = []
             for row in inserted:

@@ -11,9 +11,8 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from piccolo.engine import engine_finder
 
-from portal import audit
+from portal import audit, db
 from portal.clock import now, today
 from portal.errors import NotFound, RuleBroken
 from portal.settings import get_settings
@@ -105,7 +104,7 @@ async def search_members(query: str = "", page: int = 1) -> SearchResult:
         LEFT JOIN LATERAL (
             SELECT p.name AS plan_name, ms.end_date, ms.status
             FROM membership ms JOIN plan p ON p.id = ms.plan
-            WHERE ms.member = m.id AND ms.status IN ('active', 'pending', 'expired')
+            WHERE ms.member = m.id AND ms.status IN ('active', 'pending', 'unpaid', 'expired')
             ORDER BY (ms.status = 'active') DESC, ms.end_date DESC
             LIMIT 1
         ) cur ON true
@@ -144,40 +143,43 @@ def status_on(start: date, end: date, day: date) -> str:
 
 
 async def put_on_plan(member_id: int, plan_id: int, start: date, staff_id: int | None) -> Membership:
-    """Start a membership. A start inside a current membership is refused: renew instead."""
-    engine = engine_finder()
-    async with engine.transaction():
-        member = await Member.select(Member.id, Member.status).where(Member.id == member_id).lock_rows().first()
-        if not member:
-            raise NotFound("member")
-        plan = await Plan.objects().where(Plan.id == plan_id).first()
-        if not plan or not plan.active:
+    """Start a membership: it waits, `unpaid`, for the invoice raised with it; paying that invoice
+    in full activates it (portal.invoices.on_invoice_paid). A start inside a current membership
+    is refused: renew instead."""
+    from portal.invoices import issue_invoice, lock_member, plan_line
+
+    async with db.transaction():
+        await lock_member(member_id)
+        plan = await Plan.select().where(Plan.id == plan_id).first()
+        if not plan or not plan["active"]:
             raise RuleBroken("Choose an active plan")
         overlap = await Membership.exists().where(
             (Membership.member == member_id)
-            & Membership.status.is_in(["active", "pending"])
+            & Membership.status.is_in(["active", "pending", "unpaid"])
             & (Membership.end_date >= start)
         )
         if overlap:
             raise RuleBroken("This member already has a membership covering that date: renew it instead")
-        end = membership_end(start, plan.duration_months, plan.duration_days)
+        end = membership_end(start, plan["duration_months"], plan["duration_days"])
         membership = Membership(
-            member=member_id, plan=plan_id, start_date=start, end_date=end,
-            status=status_on(start, end, today()), price=plan.price, currency=plan.currency,
-            created_by=staff_id,
+            member=member_id, plan=plan_id, start_date=start, end_date=end, status="unpaid",
+            price=plan["price"], currency=plan["currency"], created_by=staff_id,
         )
         await membership.save()
         await audit.record("membership.created", "membership", membership.id, staff_id=staff_id,
-                           details={"member": member_id, "plan": plan.name, "start": start.isoformat(),
-                                    "end": end.isoformat(), "price": str(plan.price)})
+                           details={"member": member_id, "plan": plan["name"], "start": start.isoformat(),
+                                    "end": end.isoformat(), "price": str(plan["price"])})
+        period = f"{start:%d %b %Y} – {end:%d %b %Y}"
+        await issue_invoice(member_id, [plan_line(plan, period)], kind="new", plan_id=plan_id,
+                            membership_id=membership.id, period_start=start, due_date=max(start, today()),
+                            staff_id=staff_id)
     return membership
 
 
 async def refresh_membership_statuses(as_of: date | None = None) -> dict[str, int]:
     """The nightly job: expire what has ended, start what begins today. Idempotent."""
     day = as_of or today()
-    engine = engine_finder()
-    async with engine.transaction():
+    async with db.transaction():
         expired = await Membership.update({Membership.status: "expired"}).where(
             Membership.status.is_in(["active", "pending"]) & (Membership.end_date < day)
         ).returning(Membership.id)

@@ -11,6 +11,7 @@ import functools
 import os
 import secrets
 from dataclasses import dataclass, fields
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlparse
@@ -67,6 +68,16 @@ class _Env:
             raise SettingsError(f"{name}={value}: expected between {minimum} and {maximum}")
         return value
 
+    def decimal(self, name: str, default: str, minimum: Decimal, maximum: Decimal) -> Decimal:
+        raw = self.environ.get(name, default).strip() or default
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise SettingsError(f"{name}={raw!r}: expected a number such as 16 or 16.5") from None
+        if not value.is_finite() or not minimum <= value <= maximum:
+            raise SettingsError(f"{name}={raw}: expected between {minimum} and {maximum}")
+        return value
+
     def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
         value = self.str(name, default)
         if value and urlparse(value).scheme not in schemes:
@@ -103,10 +114,17 @@ class Settings:
     smtp_url: str
     mail_from: str
     gym_name: str
+    gym_address: str
+    gym_phone: str
+    gym_email: str
+    gym_kra_pin: str
     timezone: str
     currency: str
     member_prefix: str
     session_hours: int
+    vat_rate: Decimal
+    prices_include_vat: bool
+    renewal_days_before: int
     login_max_failures: int
     login_window_minutes: int
 
@@ -197,10 +215,17 @@ class Settings:
             smtp_url=env.url("SMTP_URL", "", ("smtp", "smtps")),
             mail_from=env.str("MAIL_FROM", "Paul's Tropical Fitness <receipts@example.com>"),
             gym_name=env.str("GYM_NAME", "Paul's Tropical Fitness"),
+            gym_address=env.str("GYM_ADDRESS", "Sarit Centre, 2nd floor\nWestlands, Nairobi"),
+            gym_phone=env.str("GYM_PHONE", "0711 000 111"),
+            gym_email=env.str("GYM_EMAIL", "hello@example.com"),
+            gym_kra_pin=env.str("GYM_KRA_PIN", ""),
             timezone=timezone,
             currency=currency,
             member_prefix=prefix,
             session_hours=env.int("SESSION_HOURS", 12, 1, 24 * 30),
+            vat_rate=env.decimal("VAT_RATE", "16", Decimal("0"), Decimal("100")),
+            prices_include_vat=env.bool("PRICES_INCLUDE_VAT", True),
+            renewal_days_before=env.int("RENEWAL_DAYS_BEFORE", 7, 0, 90),
             login_max_failures=env.int("LOGIN_MAX_FAILURES", 5, 1, 1000),
             login_window_minutes=env.int("LOGIN_WINDOW_MINUTES", 15, 1, 24 * 60),
         )

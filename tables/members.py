@@ -62,7 +62,8 @@ class Plan(Table, tablename="plan"):
 
 class Membership(Table, tablename="membership"):
     class Status(str, Enum):
-        pending = "pending"  # starts in the future
+        unpaid = "unpaid"  # waiting for its first invoice to be paid
+        pending = "pending"  # paid, starts in the future
         active = "active"
         expired = "expired"
         cancelled = "cancelled"

@@ -8,7 +8,7 @@ APP_CONFIG = AppConfig(
     app_name="portal",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
     table_classes=table_finder(
-        modules=["tables.locations", "tables.staff", "tables.members", "tables.audit"],
+        modules=["tables.locations", "tables.staff", "tables.members", "tables.audit", "tables.billing", "tables.ledger"],
         exclude_imported=True,
     ),
     migration_dependencies=[

@@ -10,15 +10,20 @@ import logging
 from saq import CronJob, Queue, Worker
 
 from portal.settings import Settings
-from tasks import memberships
+from tasks import billing, documents, memberships
 
 log = logging.getLogger(__name__)
 
-FUNCTIONS = [memberships.refresh_memberships]
+FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documents.sweep_documents,
+             billing.raise_renewal_invoices]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.
     CronJob(memberships.refresh_memberships, cron="5 0 * * *", timeout=300, retries=2),
+    # Renewal invoices a few days before memberships end (after the status refresh).
+    CronJob(billing.raise_renewal_invoices, cron="15 0 * * *", timeout=600, retries=2),
+    # The queue only nudges: anything whose job was lost is picked up here.
+    CronJob(documents.sweep_documents, cron="* * * * *", timeout=120, retries=1),
 ]
 
 

@@ -14,8 +14,9 @@ from tests.support.client import PortalClient
 # would make the suite slow for nothing. Hashing, verifying and re-hashing work the same.
 BaseUser._pbkdf2_iteration_count = 1_000
 
-TABLES_TO_EMPTY = ["membership", "member", "plan", "staff", "sessions", "piccolo_user", "login_attempt",
-                   "audit_log", "location"]
+TABLES_TO_EMPTY = ["ledger_leg", "ledger_entry", "allocation", "payment_event", "credit_note", "document",
+                   "document_counter", "invoice_line", "payment", "invoice", "membership", "member", "plan", "staff",
+                   "sessions", "piccolo_user", "login_attempt", "audit_log", "location"]
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,8 @@ Recipient numbers (statusCode table of gateways.md §3.1):
                                       906 NotNetworkSubscriber, 907 UserNotSubscribedToProduct,
                                       908 UserDoesNotExist, 909 DeliveryFailure (retryCount 2)
     +254700000910                   101 Success                    Rejected, UserInBlackList
-    +254700000990                   101 Success                    Buffered (retryCount 0), then Success (retryCount 1)
+    +254700000990                   101 Success                    Buffered (retryCount 0), then
+                                                                   Success (retryCount 1)
     +254700000999                   101 Success                    none (the report never comes)
 
 Delivery reports: config.callback_delay after the send (and between steps), a form-encoded POST
@@ -58,7 +59,8 @@ Control API (JSON, no auth):
     POST /_sandbox/at/messages/{messageId}/dlr  resend the final DLR now (or {"status",
                                                 "failureReason", "retryCount"} to override)
     GET  /_sandbox/at/settings                  {"settings": {...}}
-    POST /_sandbox/at/settings                  patch: sender_ids (list), invalid_sender, delivery_report_url
+    POST /_sandbox/at/settings                  patch: sender_ids (list), invalid_sender,
+                                                delivery_report_url
     POST /_sandbox/at/reset                     forget everything, cancel pending reports
 """
 
@@ -73,7 +75,7 @@ import re
 import secrets
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -98,16 +100,32 @@ AUTH_FAILED = "The supplied authentication is invalid"
 DEFAULT_SENDER = "AFRICASTKNG"
 
 STATUSES = {
-    100: "Processed", 101: "Success", 102: "Queued", 401: "RiskHold", 402: "InvalidSenderId",
-    403: "InvalidPhoneNumber", 404: "UnsupportedNumberType", 405: "InsufficientBalance",
-    406: "UserInBlacklist", 407: "CouldNotRoute", 409: "DoNotDisturbRejection",
-    500: "InternalServerError", 501: "GatewayError", 502: "RejectedByGateway",
+    100: "Processed",
+    101: "Success",
+    102: "Queued",
+    401: "RiskHold",
+    402: "InvalidSenderId",
+    403: "InvalidPhoneNumber",
+    404: "UnsupportedNumberType",
+    405: "InsufficientBalance",
+    406: "UserInBlacklist",
+    407: "CouldNotRoute",
+    409: "DoNotDisturbRejection",
+    500: "InternalServerError",
+    501: "GatewayError",
+    502: "RejectedByGateway",
 }
 ACCEPTED = {100, 101, 102}
 FAILURE_REASONS = {
-    901: "InsufficientCredit", 902: "InvalidLinkId", 903: "UserIsInactive", 904: "UserInBlackList",
-    905: "UserAccountSuspended", 906: "NotNetworkSubscriber", 907: "UserNotSubscribedToProduct",
-    908: "UserDoesNotExist", 909: "DeliveryFailure",
+    901: "InsufficientCredit",
+    902: "InvalidLinkId",
+    903: "UserIsInactive",
+    904: "UserInBlackList",
+    905: "UserAccountSuspended",
+    906: "NotNetworkSubscriber",
+    907: "UserNotSubscribedToProduct",
+    908: "UserDoesNotExist",
+    909: "DeliveryFailure",
 }
 
 # GSM 03.38 default alphabet and its extension table (escape + char = 2 septets).
@@ -136,8 +154,12 @@ def network_code(number: str) -> str:
     if not number.startswith("+254") or len(number) != 13:
         return "99999"
     p = int(number[4:7])
-    if 700 <= p <= 729 or p in (740, 741, 742, 743, 745, 746, 748, 757, 758, 759, 768, 769) \
-            or 790 <= p <= 799 or 110 <= p <= 115:
+    if (
+        700 <= p <= 729
+        or p in (740, 741, 742, 743, 745, 746, 748, 757, 758, 759, 768, 769)
+        or 790 <= p <= 799
+        or 110 <= p <= 115
+    ):
         return "63902"
     if 730 <= p <= 739 or 750 <= p <= 756 or p == 762 or 780 <= p <= 789 or 100 <= p <= 102:
         return "63903"
@@ -176,7 +198,7 @@ def route(number: str) -> tuple[int, list[DlrStep]]:
 
 
 def now_iso() -> str:
-    t = datetime.now(timezone.utc)
+    t = datetime.now(UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
@@ -191,8 +213,15 @@ class DlrAttempt:
     error: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "message_id": self.message_id, "url": self.url, "form": self.form,
-                "sent_at": self.sent_at, "status_code": self.status_code, "error": self.error}
+        return {
+            "id": self.id,
+            "message_id": self.message_id,
+            "url": self.url,
+            "form": self.form,
+            "sent_at": self.sent_at,
+            "status_code": self.status_code,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -224,15 +253,27 @@ class Sms:
         return f"KES {self.cost:.4f}" if self.status_code in ACCEPTED else "0"
 
     def recipient(self) -> dict[str, Any]:
-        return {"statusCode": self.status_code, "number": self.number, "status": self.status,
-                "cost": self.cost_text, "messageId": self.message_id or "None"}
+        return {
+            "statusCode": self.status_code,
+            "number": self.number,
+            "status": self.status,
+            "cost": self.cost_text,
+            "messageId": self.message_id or "None",
+        }
 
     def summary(self) -> dict[str, Any]:
         return {
-            **self.recipient(), "message": self.text, "from": self.sender, "encoding": self.encoding,
-            "length": self.length, "parts": self.parts, "networkCode": self.network_code,
-            "created_at": self.created_at, "dlr_status": self.dlr_status,
-            "failureReason": self.failure_reason, "deliveries": [d.summary() for d in self.deliveries],
+            **self.recipient(),
+            "message": self.text,
+            "from": self.sender,
+            "encoding": self.encoding,
+            "length": self.length,
+            "parts": self.parts,
+            "networkCode": self.network_code,
+            "created_at": self.created_at,
+            "dlr_status": self.dlr_status,
+            "failureReason": self.failure_reason,
+            "deliveries": [d.summary() for d in self.deliveries],
         }
 
 
@@ -240,12 +281,12 @@ class Sms:
 class Settings:
     sender_ids: list[str]
     invalid_sender: str  # recipient | 401
-    delivery_report_url: str
+    delivery_report_url: str | None  # None: follow config.at_delivery_report_url
 
     @classmethod
     def from_config(cls, c: SandboxConfig) -> Settings:
         ids = [s.strip() for s in c.at_sender_ids.split(",") if s.strip()]
-        return cls(ids, c.at_invalid_sender, c.at_delivery_report_url)
+        return cls(ids, c.at_invalid_sender, None)
 
     def update(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():
@@ -256,15 +297,18 @@ class Settings:
                 if value not in ("recipient", "401"):
                     raise ValueError("invalid_sender must be 'recipient' or '401'")
             elif name == "delivery_report_url":
-                if not isinstance(value, str):
-                    raise ValueError("delivery_report_url must be a string")
+                if value is not None and not isinstance(value, str):
+                    raise ValueError("delivery_report_url must be a string or null")
             else:
                 raise ValueError(f"unknown setting {name!r}")
             setattr(self, name, value)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sender_ids": self.sender_ids, "invalid_sender": self.invalid_sender,
-                "delivery_report_url": self.delivery_report_url}
+        return {
+            "sender_ids": self.sender_ids,
+            "invalid_sender": self.invalid_sender,
+            "delivery_report_url": self.delivery_report_url,
+        }
 
 
 class AtState:
@@ -274,7 +318,9 @@ class AtState:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self._attempt_ids = itertools.count(1)
-        self.client = httpx.AsyncClient(timeout=10.0)
+        self.client = httpx.AsyncClient(
+            timeout=10.0, trust_env=False
+        )  # callbacks are local: no proxies
         self.tasks: set[asyncio.Task] = set()
         self.reset()
 
@@ -283,6 +329,14 @@ class AtState:
         self.messages: list[Sms] = []
         self.by_id: dict[str, Sms] = {}
         self.deliveries: list[DlrAttempt] = []
+
+    @property
+    def delivery_report_url(self) -> str:
+        s = self.settings.delivery_report_url
+        return self.config.at_delivery_report_url if s is None else s
+
+    def settings_view(self) -> dict[str, Any]:
+        return {**self.settings.as_dict(), "delivery_report_url": self.delivery_report_url}
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -302,13 +356,17 @@ class AtState:
 
     async def post_dlr(self, sms: Sms, step: DlrStep) -> DlrAttempt:
         status, reason, retries = step
-        form = {"id": sms.message_id, "status": status, "phoneNumber": sms.number,
-                "networkCode": sms.network_code}
+        form = {
+            "id": sms.message_id,
+            "status": status,
+            "phoneNumber": sms.number,
+            "networkCode": sms.network_code,
+        }
         if reason:
             form["failureReason"] = reason
         form["retryCount"] = str(retries)
         sms.dlr_status, sms.failure_reason = status, reason
-        url = self.settings.delivery_report_url
+        url = self.delivery_report_url
         attempt = DlrAttempt(next(self._attempt_ids), sms.message_id, url, form, now_iso())
         self.deliveries.append(attempt)
         sms.deliveries.append(attempt)
@@ -321,7 +379,7 @@ class AtState:
         except asyncio.CancelledError:
             attempt.error = "cancelled"
             raise
-        except Exception as e:  # an unreachable portal must never take the sandbox down
+        except Exception as e:  # noqa: BLE001 - whatever the portal's end does, carry on
             attempt.error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             log.info("delivery report to %s failed: %s", url, attempt.error)
         return attempt
@@ -350,7 +408,10 @@ def _xml(data: dict[str, Any]) -> str:
     d = data["SMSMessageData"]
     recipients = "".join(
         "<Recipient>"
-        + "".join(f"<{k}>{escape(str(r[k]))}</{k}>" for k in ("number", "cost", "status", "statusCode", "messageId"))
+        + "".join(
+            f"<{k}>{escape(str(r[k]))}</{k}>"
+            for k in ("number", "cost", "status", "statusCode", "messageId")
+        )
         + "</Recipient>"
         for r in d["Recipients"]
     )
@@ -374,7 +435,11 @@ async def send_sms(request: Request) -> Response:
     if form.get("username") != config.at_username:
         return _text(AUTH_FAILED, 401)
     sender = (form.get("from") or "").strip() or DEFAULT_SENDER
-    bad_sender = bool(state.settings.sender_ids) and sender != DEFAULT_SENDER and sender not in state.settings.sender_ids
+    bad_sender = (
+        bool(state.settings.sender_ids)
+        and sender != DEFAULT_SENDER
+        and sender not in state.settings.sender_ids
+    )
     if bad_sender and state.settings.invalid_sender == "401":
         return _text(AUTH_FAILED, 401)
     numbers = [n.strip() for n in form.get("to").split(",") if n.strip()]
@@ -390,22 +455,31 @@ async def send_sms(request: Request) -> Response:
         accepted = code in ACCEPTED
         sms = Sms(
             message_id=f"ATXid_{secrets.token_hex(16)}" if accepted else None,
-            number=number, text=text, sender=sender, status_code=code,
-            cost=config.at_cost_per_part * parts if accepted else Decimal("0"),
-            encoding=encoding, length=length, parts=parts, network_code=network_code(number),
-            created_at=now_iso(), dlr_plan=plan,
+            number=number,
+            text=text,
+            sender=sender,
+            status_code=code,
+            cost=config.at_cost_per_part * parts if accepted else Decimal(0),
+            encoding=encoding,
+            length=length,
+            parts=parts,
+            network_code=network_code(number),
+            created_at=now_iso(),
+            dlr_plan=plan,
         )
         state.add(sms)
         sent.append(sms)
         if accepted:
             state.schedule_dlrs(sms)
     ok = [s for s in sent if s.status_code in ACCEPTED]
-    total = sum((s.cost for s in ok), Decimal("0"))
+    total = sum((s.cost for s in ok), Decimal(0))
     cost = f"KES {total:.4f}" if ok else "0"
-    data = {"SMSMessageData": {
-        "Message": f"Sent to {len(ok)}/{len(sent)} Total Cost: {cost}",
-        "Recipients": [s.recipient() for s in sent],
-    }}
+    data = {
+        "SMSMessageData": {
+            "Message": f"Sent to {len(ok)}/{len(sent)} Total Cost: {cost}",
+            "Recipients": [s.recipient() for s in sent],
+        }
+    }
     if "application/json" not in request.headers.get("accept", "").lower():
         return Response(_xml(data), status_code=201, media_type="application/xml")
     return Response(data, status_code=201)
@@ -441,8 +515,15 @@ async def list_messages(request: Request) -> Response:
 @get("/_sandbox/at/deliveries")
 async def list_deliveries(request: Request) -> Response:
     mid = request.query_params.get("message_id")
-    return Response({"deliveries": [d.summary() for d in _state(request).deliveries
-                                    if mid is None or d.message_id == mid]})
+    return Response(
+        {
+            "deliveries": [
+                d.summary()
+                for d in _state(request).deliveries
+                if mid is None or d.message_id == mid
+            ]
+        }
+    )
 
 
 @post("/_sandbox/at/messages/{message_id:str}/dlr", status_code=200)
@@ -462,15 +543,23 @@ async def resend_dlr(request: Request, message_id: FromPath[str]) -> Response:
     status = body.get("status", final[0])
     reason = body.get("failureReason", final[1] if status == final[0] else None)
     retries = body.get("retryCount", final[2])
-    if not isinstance(status, str) or not isinstance(retries, int) or (reason is not None and not isinstance(reason, str)):
-        return Response({"error": "status and failureReason must be strings, retryCount an integer"}, status_code=400)
+    if (
+        not isinstance(status, str)
+        or not isinstance(retries, int)
+        or (reason is not None and not isinstance(reason, str))
+    ):
+        return Response(
+            {"error": "status and failureReason must be strings, retryCount an integer"},
+            status_code=400,
+        )
     attempt = await state.post_dlr(sms, (status, reason, retries))
     return Response({"delivery": attempt.summary()})
 
 
 @get("/_sandbox/at/settings")
 async def get_settings(request: Request) -> Response:
-    return Response({"settings": _state(request).settings.as_dict()})
+    state = _state(request)
+    return Response({"settings": state.settings_view()})
 
 
 @post("/_sandbox/at/settings", status_code=200)
@@ -479,11 +568,11 @@ async def patch_settings(request: Request) -> Response:
     try:
         body = json.loads(await request.body())
         if not isinstance(body, dict):
-            raise ValueError("body must be a JSON object")
+            raise TypeError("body must be a JSON object")
         state.settings.update(body)
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         return Response({"error": str(e)}, status_code=400)
-    return Response({"settings": state.settings.as_dict()})
+    return Response({"settings": state.settings_view()})
 
 
 @post("/_sandbox/at/reset", status_code=200)
@@ -496,7 +585,16 @@ async def reset(request: Request) -> Response:
 
 router = Router(
     path="/",
-    route_handlers=[send_sms, inbox, list_messages, list_deliveries, resend_dlr, get_settings, patch_settings, reset],
+    route_handlers=[
+        send_sms,
+        inbox,
+        list_messages,
+        list_deliveries,
+        resend_dlr,
+        get_settings,
+        patch_settings,
+        reset,
+    ],
 )
 
 

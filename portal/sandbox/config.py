@@ -71,19 +71,26 @@ class SandboxConfig:
         default_factory=lambda: float(_env("SANDBOX_FLUTTERWAVE_LATE_DELAY", "8"))
     )
     # "verify_503" scenario and create_503 knob: seconds before the 503 (Flutterwave's is 28 s).
-    flutterwave_503_delay: float = field(default_factory=lambda: float(_env("SANDBOX_FLUTTERWAVE_503_DELAY", "28")))
+    flutterwave_503_delay: float = field(
+        default_factory=lambda: float(_env("SANDBOX_FLUTTERWAVE_503_DELAY", "28"))
+    )
     # Re-using a tx_ref on POST /v3/payments is undocumented: "allow", "reject_paid" or "reject".
     flutterwave_duplicate_tx_ref: str = field(
         default_factory=lambda: _env("SANDBOX_FLUTTERWAVE_DUPLICATE_TX_REF", "reject_paid")
     )
-    # A failed card either redirects with status=failed ("redirect") or lets the customer retry ("retry").
-    flutterwave_failed_card: str = field(default_factory=lambda: _env("SANDBOX_FLUTTERWAVE_FAILED_CARD", "redirect"))
+    # A failed card redirects with status=failed ("redirect") or lets the customer retry ("retry").
+    flutterwave_failed_card: str = field(
+        default_factory=lambda: _env("SANDBOX_FLUTTERWAVE_FAILED_CARD", "redirect")
+    )
     # HTTP status of "No transaction was found for this id" (undocumented; commonly 400).
     flutterwave_not_found_status: int = field(
         default_factory=lambda: int(_env("SANDBOX_FLUTTERWAVE_NOT_FOUND_STATUS", "400"))
     )
-    # Dashboard checkboxes: retries of failed webhook deliveries (real: 3, 30 min apart) and refund webhooks.
-    flutterwave_webhook_retries: int = field(default_factory=lambda: int(_env("SANDBOX_FLUTTERWAVE_RETRIES", "0")))
+    # Dashboard checkboxes: retries of failed webhook deliveries (real: 3, 30 min apart) and
+    # refund webhooks (off unless Flutterwave enables them).
+    flutterwave_webhook_retries: int = field(
+        default_factory=lambda: int(_env("SANDBOX_FLUTTERWAVE_RETRIES", "0"))
+    )
     flutterwave_webhook_retry_interval: float = 1800.0
     flutterwave_refund_webhooks: bool = field(
         default_factory=lambda: _env("SANDBOX_FLUTTERWAVE_REFUND_WEBHOOKS", "0") == "1"
@@ -91,5 +98,8 @@ class SandboxConfig:
     # Africa's Talking knobs. Registered sender IDs (comma separated); empty accepts any `from`.
     at_sender_ids: str = field(default_factory=lambda: _env("SANDBOX_AT_SENDER_IDS", ""))
     # Unregistered `from`: "recipient" (402 InvalidSenderId per recipient) or "401" (whole request).
-    at_invalid_sender: str = field(default_factory=lambda: _env("SANDBOX_AT_INVALID_SENDER", "recipient"))
+    at_invalid_sender: str = field(
+        default_factory=lambda: _env("SANDBOX_AT_INVALID_SENDER", "recipient")
+    )
+    # KES per SMS part (gateways.md §3.1 sample: "KES 0.8000").
     at_cost_per_part: Decimal = Decimal("0.8000")

@@ -5,10 +5,12 @@ Written from gateways.md only; it shares no code with the portal's client.
 Gateway API (Bearer `config.flutterwave_secret_key`; a missing or wrong key gets HTTP 401
 `{"status":"error","message":"Invalid authorization key","data":null}`):
 
-    POST /v3/payments                                   -> {"status":"success","message":"Hosted Link","data":{"link":...}}
-    GET  /v3/transactions/{id}/verify                   -> "Transaction fetched successfully" + data
-    GET  /v3/transactions/verify_by_reference?tx_ref=   -> same shape (newest successful charge for the ref)
-    POST /v3/transactions/{id}/refund  {"amount"?, "comments"?} -> "Transaction refund initiated"
+    POST /v3/payments                         -> 200 "Hosted Link", data.link
+    GET  /v3/transactions/{id}/verify         -> 200 "Transaction fetched successfully", data
+    GET  /v3/transactions/verify_by_reference?tx_ref=...
+                                              -> the same (newest successful charge for the ref)
+    POST /v3/transactions/{id}/refund  {"amount"?, "comments"?}
+                                              -> 200 "Transaction refund initiated", data
 
 Errors use the v3 envelope `{"status":"error","message":...,"data":null}`: HTTP 400 for validation
 ("tx_ref is required", "amount is required", "Invalid amount", "Invalid currency",
@@ -29,51 +31,58 @@ Without a redirect_url the page shows the result itself.
 
 Test cards (gateways.md §2.7; full numbers are never stored, shown or sent: only first 6/last 4):
 
-    button/key          card                     outcome       processor_response
-    success             Mastercard 5531 88…2950  successful    Approved      (PIN 3310, OTP 12345)
-    visa_3ds            Visa 4187 42…4246        successful    Approved
-    mastercard_3ds      Mastercard 5438 89…0229  successful    Approved
-    verve               Verve 5061 46…4667       successful    Approved
-    insufficient_funds  Mastercard 5258 58…6506  failed        Insufficient funds
-    declined            Mastercard 5143 01…9965  failed        Declined  (sandbox choice: no number in the doc)
+    button/key          card                     outcome     processor_response
+    success             Mastercard 5531 88…2950  successful  Approved (PIN 3310, OTP 12345)
+    visa_3ds            Visa 4187 42…4246        successful  Approved
+    mastercard_3ds      Mastercard 5438 89…0229  successful  Approved
+    verve               Verve 5061 46…4667       successful  Approved
+    insufficient_funds  Mastercard 5258 58…6506  failed      Insufficient funds
+    declined            Mastercard 5143 01…9965  failed      Declined (number: sandbox choice)
 
 Webhook scenarios (combinable with "+", e.g. "duplicate+flat"). Chosen per checkout by the select
 on the page, by the control API's "scenario", or preselected by tagging the customer email
 `jane+fw-<scenario>[-<scenario>]@example.test`:
 
-    normal          one v3 webhook {event: "charge.completed", data: {...}, "event.type": ...}
-                    with header verif-hash: <config.flutterwave_secret_hash>, callback_delay after paying
+    normal          one v3 webhook {"event": "charge.completed", "data": {...}, "event.type": ...}
+                    with header verif-hash: <config.flutterwave_secret_hash>, callback_delay
+                    seconds after paying
     duplicate       the same webhook (identical bytes) twice
     late            sent settings.late_webhook_delay seconds later (the redirect comes first)
     none            no webhook
     wrong_hash      verif-hash carries a wrong value
-    signature       no verif-hash; flutterwave-signature = base64(HMAC-SHA256(secret hash, raw body)) [U]
-    flat            legacy flat payload (id, txRef, flwRef, orderRef, appfee, entity{card6, card_last4})
-    tampered        webhook and redirect (an extra amount= parameter) claim the requested amount;
-                    verify reports the 10 % really charged (pitfall 19)
-    wrong_currency  webhook claims the requested currency; verify reports NGN (USD if NGN was asked)
+    signature       no verif-hash; flutterwave-signature = base64(HMAC-SHA256(secret hash,
+                    raw body)) [U]
+    flat            legacy flat payload (id, txRef, flwRef, orderRef, appfee, entity{card6, ...})
+    tampered        webhook and redirect (an extra amount= parameter) claim the requested
+                    amount; verify reports the 10 % really charged (pitfall 19)
+    wrong_currency  webhook claims the requested currency; verify reports NGN (USD if NGN asked)
     verify_503      the first settings.verify_503_count verify calls for the transaction wait
-                    settings.delay_503 seconds (Flutterwave: 28 s), then answer 503
-                    {"status":"error","message":"An error occurred. Please contact support","data":null}
+                    settings.delay_503 seconds (Flutterwave: 28 s), then answer 503 with
+                    {"status":"error","message":"An error occurred. Please contact support",...}
 
 Failed charges also get a charge.completed webhook with data.status "failed" (dashboard checkbox:
 settings.failed_webhooks). Refunds send a flat PascalCase refund webhook only when
 settings.refund_webhooks is on (off by default, as on Flutterwave). settings.create_503_next makes
 the next N POST /v3/payments create the checkout, wait delay_503 and answer 503 (pitfall 23).
+Failed deliveries (anything but 200) are retried settings.webhook_retries times (default 0).
 
-Control API for tests and demos (JSON; no auth):
+Control API for tests and demos (JSON, no auth):
 
-    GET  /_sandbox/flutterwave                       overview page for people (HTML)
-    GET  /_sandbox/flutterwave/checkouts             {"checkouts": [...]}
-    GET  /_sandbox/flutterwave/transactions[?tx_ref=] {"transactions": [...]}
-    POST /_sandbox/flutterwave/complete              {"checkout_id"|"tx_ref", "card": key|"cancel", "scenario"}
-                                                     same effect as the page; -> {"status", "redirect_url", "transaction_id", ...}
-    POST /_sandbox/flutterwave/transactions/{id}/webhook {"times": N, "scenario"?} resend now
-                                                     -> {"attempts": [...]}
-    GET  /_sandbox/flutterwave/webhooks[?tx_ref=&transaction_id=] {"attempts": [...]} every delivery attempt
-    GET  /_sandbox/flutterwave/settings              {"settings": {...}}
-    POST /_sandbox/flutterwave/settings              patch knobs, e.g. {"late_webhook_delay": 0.5}
-    POST /_sandbox/flutterwave/reset                 forget everything, cancel pending webhooks
+    GET  /_sandbox/flutterwave                 overview page for people (HTML)
+    GET  /_sandbox/flutterwave/checkouts       {"checkouts": [...]}
+    GET  /_sandbox/flutterwave/transactions[?tx_ref=]
+                                               {"transactions": [...]}
+    POST /_sandbox/flutterwave/complete        {"checkout_id" or "tx_ref", "card": key|"cancel",
+                                                "scenario"?}: same effect as the page ->
+                                               {"status", "redirect_url", "transaction_id", ...}
+    POST /_sandbox/flutterwave/transactions/{id}/webhook
+                                               {"times": N, "scenario"?}: resend now ->
+                                               {"attempts": [...]}
+    GET  /_sandbox/flutterwave/webhooks[?tx_ref=&transaction_id=]
+                                               {"attempts": [...]}: every delivery attempt
+    GET  /_sandbox/flutterwave/settings        {"settings": {...}}
+    POST /_sandbox/flutterwave/settings        patch knobs, e.g. {"late_webhook_delay": 0.5}
+    POST /_sandbox/flutterwave/reset           forget everything, cancel pending webhooks
 """
 
 from __future__ import annotations
@@ -206,7 +215,9 @@ def _parse_payment(body: dict) -> tuple[dict | None, str | None]:
         "name": name if isinstance(name, str) and name.strip() else None,
         "phone": str(phone) if phone not in (None, "") else None,
         "customizations": customizations if isinstance(customizations, dict) else {},
-        "payment_options": body.get("payment_options") if isinstance(body.get("payment_options"), str) else None,
+        "payment_options": body.get("payment_options")
+        if isinstance(body.get("payment_options"), str)
+        else None,
         "meta": body.get("meta"),
     }, None
 
@@ -242,14 +253,16 @@ async def create_payment(request: Request) -> Response:
         state.settings.create_503_next -= 1
         await asyncio.sleep(state.settings.delay_503)
         return _error(ERROR_503, 503)
-    return _envelope("success", "Hosted Link", {"link": f"{state.public_url}/checkout/{checkout.id}"}, 200)
+    return _envelope(
+        "success", "Hosted Link", {"link": f"{state.public_url}/checkout/{checkout.id}"}, 200
+    )
 
 
 # --- verify and refund ---------------------------------------------------------------------
 
 
 def _lookup(state: FlutterwaveState, tx_id: str) -> Transaction | None:
-    return state.transactions.get(int(tx_id)) if tx_id.isdigit() else None
+    return state.transactions.get(int(tx_id)) if tx_id.isascii() and tx_id.isdigit() else None
 
 
 async def _verified(state: FlutterwaveState, tx: Transaction) -> Response:
@@ -309,7 +322,9 @@ async def refund(request: Request, tx_id: FromPath[str]) -> Response:
         return _error("Transaction has already been fully refunded")
     amount = amount or remaining
     if amount > remaining:
-        return _error(f"Refund amount cannot be greater than the refundable amount ({num(remaining)})")
+        return _error(
+            f"Refund amount cannot be greater than the refundable amount ({num(remaining)})"
+        )
     comments = body.get("comments")
     r = state.add_refund(tx, amount, comments if isinstance(comments, str) else None)
     if state.settings.refund_webhooks:
@@ -345,7 +360,7 @@ def _with_query(url: str, params: dict[str, Any]) -> str:
 def complete_checkout(
     state: FlutterwaveState, checkout: Checkout, outcome: str, scenario: frozenset[str], ip: str
 ) -> Completion:
-    """The customer pays with test card `outcome` (or "cancel"): shared by the page and control API."""
+    """The customer pays with test card `outcome` (or "cancel"): the page and control API."""
     if checkout.status != "open":
         raise CheckoutError(409, f"This payment is already {checkout.status}")
     tx = None
@@ -355,7 +370,9 @@ def complete_checkout(
     else:
         card = TEST_CARDS.get(outcome)
         if card is None:
-            raise CheckoutError(400, f"Unknown test card {outcome!r}; use one of {', '.join(TEST_CARDS)} or cancel")
+            raise CheckoutError(
+                400, f"Unknown test card {outcome!r}; use one of {', '.join(TEST_CARDS)} or cancel"
+            )
         if state.settings.duplicate_tx_ref != "allow" and state.paid_for(checkout.tx_ref):
             raise CheckoutError(409, "Duplicate transaction reference: this tx_ref is already paid")
         tx = state.charge(checkout, card, scenario, ip)
@@ -371,19 +388,34 @@ def complete_checkout(
     return Completion(checkout.status, location, tx)
 
 
-def _checkout_page(state: FlutterwaveState, checkout: Checkout, status: int = 200, error: str | None = None,
-                   scenario: frozenset[str] | None = None) -> Response:
+def _checkout_page(
+    state: FlutterwaveState,
+    checkout: Checkout,
+    status: int = 200,
+    error: str | None = None,
+    scenario: frozenset[str] | None = None,
+) -> Response:
     return _html(
-        "flutterwave/checkout.html", status,
-        checkout=checkout, amount=f"{checkout.amount:,.2f}", cards=TEST_CARDS.values(), scenarios=SCENARIOS,
-        selected=scenario if scenario is not None else checkout.scenario, error=error,
+        "flutterwave/checkout.html",
+        status,
+        checkout=checkout,
+        amount=f"{checkout.amount:,.2f}",
+        cards=TEST_CARDS.values(),
+        scenarios=SCENARIOS,
+        selected=scenario if scenario is not None else checkout.scenario,
+        error=error,
         title=checkout.customizations.get("title") or "Flutterwave Checkout (sandbox)",
     )
 
 
 def _done_page(checkout: Checkout, status: int = 200, message: str | None = None) -> Response:
-    return _html("flutterwave/done.html", status, checkout=checkout, amount=f"{checkout.amount:,.2f}",
-                 message=message)
+    return _html(
+        "flutterwave/done.html",
+        status,
+        checkout=checkout,
+        amount=f"{checkout.amount:,.2f}",
+        message=message,
+    )
 
 
 @get("/checkout/{checkout_id:str}")
@@ -416,7 +448,9 @@ async def checkout_submit(request: Request, checkout_id: FromPath[str]) -> Respo
         return _checkout_page(state, checkout, e.status, e.message)
     if done.retry:
         reason = done.transaction.card.processor_response
-        return _checkout_page(state, checkout, 200, f"Payment failed: {reason}. Try another card.", scenario)
+        return _checkout_page(
+            state, checkout, 200, f"Payment failed: {reason}. Try another card.", scenario
+        )
     if done.location:
         return Response(b"", status_code=303, headers={"Location": done.location})
     return _done_page(checkout)
@@ -438,10 +472,15 @@ async def overview(request: Request) -> Response:
     state = _state(request)
     return _html(
         "flutterwave/overview.html",
-        state=state, cards=TEST_CARDS.values(), scenarios=SCENARIOS, settings=state.settings.as_dict(),
+        state=state,
+        cards=TEST_CARDS.values(),
+        scenarios=SCENARIOS,
+        settings=state.settings_view(),
         checkouts=list(reversed(state.checkouts.values()))[:50],
         transactions=list(reversed(state.transactions.values()))[:50],
-        attempts=list(reversed(state.attempts))[:50], scenario_text=scenario_text, num=num,
+        attempts=list(reversed(state.attempts))[:50],
+        scenario_text=scenario_text,
+        num=num,
     )
 
 
@@ -473,18 +512,22 @@ async def control_complete(request: Request) -> Response:
         return _bad("no such checkout (give checkout_id or tx_ref)", 404)
     try:
         scenario = parse_scenario(body.get("scenario")) if "scenario" in body else checkout.scenario
-        done = complete_checkout(state, checkout, body.get("card") or "success", scenario, "127.0.0.1")
+        done = complete_checkout(
+            state, checkout, body.get("card") or "success", scenario, "127.0.0.1"
+        )
     except (ScenarioError, CheckoutError) as e:
         return _bad(str(e), getattr(e, "status", 400))
-    return Response({
-        "checkout_id": checkout.id,
-        "tx_ref": checkout.tx_ref,
-        "status": done.status,
-        "transaction_id": done.transaction.id if done.transaction else None,
-        "redirect_url": done.location,
-        "retry": done.retry,
-        "scenario": scenario_text(scenario),
-    })
+    return Response(
+        {
+            "checkout_id": checkout.id,
+            "tx_ref": checkout.tx_ref,
+            "status": done.status,
+            "transaction_id": done.transaction.id if done.transaction else None,
+            "redirect_url": done.location,
+            "retry": done.retry,
+            "scenario": scenario_text(scenario),
+        }
+    )
 
 
 @post("/_sandbox/flutterwave/transactions/{tx_id:int}/webhook", status_code=200)
@@ -512,15 +555,18 @@ async def list_webhooks(request: Request) -> Response:
     q = request.query_params
     tx_ref, tx_id = q.get("tx_ref"), q.get("transaction_id")
     attempts = [
-        a for a in _state(request).attempts
-        if (tx_ref is None or a.tx_ref == tx_ref) and (tx_id is None or str(a.transaction_id) == tx_id)
+        a
+        for a in _state(request).attempts
+        if (tx_ref is None or a.tx_ref == tx_ref)
+        and (tx_id is None or str(a.transaction_id) == tx_id)
     ]
     return Response({"attempts": [a.summary() for a in attempts]})
 
 
 @get("/_sandbox/flutterwave/settings")
 async def get_settings(request: Request) -> Response:
-    return Response({"settings": _state(request).settings.as_dict()})
+    state = _state(request)
+    return Response({"settings": state.settings_view()})
 
 
 @post("/_sandbox/flutterwave/settings", status_code=200)
@@ -531,9 +577,9 @@ async def patch_settings(request: Request) -> Response:
         return _bad("body must be a JSON object")
     try:
         state.settings.update(body)
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         return _bad(str(e))
-    return Response({"settings": state.settings.as_dict()})
+    return Response({"settings": state.settings_view()})
 
 
 @post("/_sandbox/flutterwave/reset", status_code=200)
@@ -547,9 +593,21 @@ async def reset(request: Request) -> Response:
 router = Router(
     path="/",
     route_handlers=[
-        create_payment, verify, verify_by_reference, refund, checkout_page, checkout_submit,
-        overview, list_checkouts, list_transactions, control_complete, control_resend, list_webhooks,
-        get_settings, patch_settings, reset,
+        create_payment,
+        verify,
+        verify_by_reference,
+        refund,
+        checkout_page,
+        checkout_submit,
+        overview,
+        list_checkouts,
+        list_transactions,
+        control_complete,
+        control_resend,
+        list_webhooks,
+        get_settings,
+        patch_settings,
+        reset,
     ],
 )
 

@@ -16,9 +16,9 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from portal.sandbox.config import SandboxConfig
 
@@ -29,7 +29,25 @@ APP_FEE_RATE = Decimal("0.014")  # 1500 -> 21, as in the §2.4 sample
 CENTS = Decimal("0.01")
 
 CURRENCIES = frozenset(
-    "NGN KES USD GBP EUR GHS UGX TZS RWF ZAR ZMW MWK XAF XOF EGP MAD SLL".split()
+    [
+        "NGN",
+        "KES",
+        "USD",
+        "GBP",
+        "EUR",
+        "GHS",
+        "UGX",
+        "TZS",
+        "RWF",
+        "ZAR",
+        "ZMW",
+        "MWK",
+        "XAF",
+        "XOF",
+        "EGP",
+        "MAD",
+        "SLL",
+    ]
 )
 
 
@@ -54,38 +72,113 @@ class TestCard:
 TEST_CARDS: dict[str, TestCard] = {
     c.key: c
     for c in [
-        TestCard("success", "Mastercard (PIN)", "553188", "2950", "5531 88•• •••• 2950", "MASTERCARD",
-                 "MASTERCARD CREDIT", "NG", "09/32", "PIN", "successful", "Approved",
-                 "CVV 564, PIN 3310, OTP 12345 (gateways.md §2.7)"),
-        TestCard("visa_3ds", "Visa (3DS)", "418742", "4246", "4187 42•• •••• 4246", "VISA",
-                 "VISA CREDIT", "NG", "09/32", "VBVSECURECODE", "successful", "Approved",
-                 "CVV 828, OTP 12345 (gateways.md §2.7)"),
-        TestCard("mastercard_3ds", "Mastercard (3DS)", "543889", "0229", "5438 89•• •••• 0229", "MASTERCARD",
-                 "MASTERCARD CREDIT", "NG", "10/31", "VBVSECURECODE", "successful", "Approved",
-                 "CVV 564 (gateways.md §2.7)"),
-        TestCard("verve", "Verve (PIN)", "506146", "4667", "5061 46•• •••• ••• 4667", "VERVE",
-                 "VERVE DEBIT", "NG", "10/29", "PIN", "successful", "Approved",
-                 "CVV 564, PIN 3310 (gateways.md §2.7)"),
-        TestCard("insufficient_funds", "Insufficient funds", "525858", "6506", "5258 58•• •••• 6506", "MASTERCARD",
-                 "MASTERCARD DEBIT", "NG", "09/32", "PIN", "failed", "Insufficient funds",
-                 "gateways.md §2.7 (from a Flutterwave-backed processor)"),
-        TestCard("declined", "Declined by issuer", "514301", "9965", "5143 01•• •••• 9965", "MASTERCARD",
-                 "MASTERCARD CREDIT", "NG", "09/32", "PIN", "failed", "Declined",
-                 "sandbox choice: gateways.md names no declined card number"),
+        TestCard(
+            "success",
+            "Mastercard (PIN)",
+            "553188",
+            "2950",
+            "5531 88•• •••• 2950",
+            "MASTERCARD",
+            "MASTERCARD CREDIT",
+            "NG",
+            "09/32",
+            "PIN",
+            "successful",
+            "Approved",
+            "CVV 564, PIN 3310, OTP 12345 (gateways.md §2.7)",
+        ),
+        TestCard(
+            "visa_3ds",
+            "Visa (3DS)",
+            "418742",
+            "4246",
+            "4187 42•• •••• 4246",
+            "VISA",
+            "VISA CREDIT",
+            "NG",
+            "09/32",
+            "VBVSECURECODE",
+            "successful",
+            "Approved",
+            "CVV 828, OTP 12345 (gateways.md §2.7)",
+        ),
+        TestCard(
+            "mastercard_3ds",
+            "Mastercard (3DS)",
+            "543889",
+            "0229",
+            "5438 89•• •••• 0229",
+            "MASTERCARD",
+            "MASTERCARD CREDIT",
+            "NG",
+            "10/31",
+            "VBVSECURECODE",
+            "successful",
+            "Approved",
+            "CVV 564 (gateways.md §2.7)",
+        ),
+        TestCard(
+            "verve",
+            "Verve (PIN)",
+            "506146",
+            "4667",
+            "5061 46•• •••• ••• 4667",
+            "VERVE",
+            "VERVE DEBIT",
+            "NG",
+            "10/29",
+            "PIN",
+            "successful",
+            "Approved",
+            "CVV 564, PIN 3310 (gateways.md §2.7)",
+        ),
+        TestCard(
+            "insufficient_funds",
+            "Insufficient funds",
+            "525858",
+            "6506",
+            "5258 58•• •••• 6506",
+            "MASTERCARD",
+            "MASTERCARD DEBIT",
+            "NG",
+            "09/32",
+            "PIN",
+            "failed",
+            "Insufficient funds",
+            "gateways.md §2.7 (from a Flutterwave-backed processor)",
+        ),
+        TestCard(
+            "declined",
+            "Declined by issuer",
+            "514301",
+            "9965",
+            "5143 01•• •••• 9965",
+            "MASTERCARD",
+            "MASTERCARD CREDIT",
+            "NG",
+            "09/32",
+            "PIN",
+            "failed",
+            "Declined",
+            "sandbox choice: gateways.md names no declined card number",
+        ),
     ]
 }
 
 SCENARIOS: dict[str, str] = {
     "normal": "One v3 webhook with verif-hash, callback_delay after the payment.",
     "duplicate": "The same webhook (identical bytes) delivered twice.",
-    "late": "The webhook goes out late_webhook_delay seconds after the payment (the redirect comes first).",
+    "late": "The webhook goes out late_webhook_delay seconds later (the redirect comes first).",
     "none": "No webhook at all: only the redirect (and verify) tell the merchant.",
     "wrong_hash": "The verif-hash header carries a wrong value.",
-    "signature": "No verif-hash; header flutterwave-signature = base64(HMAC-SHA256(secret hash, raw body)).",
-    "flat": "Legacy flat payload (id, txRef, flwRef, orderRef, appfee, entity...), no event/data envelope.",
-    "tampered": "Webhook and redirect (extra amount=) claim the requested amount; verify reports the 10% really charged.",
-    "wrong_currency": "Webhook claims the requested currency; verify reports another (NGN, or USD when NGN was asked).",
-    "verify_503": "The first verify_503_count verify calls for this transaction wait the 503 delay, then answer 503.",
+    "signature": "No verif-hash; flutterwave-signature: base64 HMAC-SHA256 of the raw body.",
+    "flat": "Legacy flat payload (id, txRef, flwRef, orderRef, appfee, entity...), no envelope.",
+    "tampered": "Webhook and redirect (extra amount=) claim the requested amount; "
+    "verify reports the 10% really charged.",
+    "wrong_currency": "Webhook claims the requested currency; "
+    "verify reports another (NGN, or USD when NGN was asked).",
+    "verify_503": "The first verify_503_count verify calls for this transaction wait delay_503 s, "
+    "then answer 503.",
 }
 
 _SCENARIO_SPLIT = re.compile(r"[\s,+\-]+")
@@ -101,7 +194,9 @@ def parse_scenario(text: str | None) -> frozenset[str]:
     names = {n for n in _SCENARIO_SPLIT.split((text or "").strip().lower()) if n}
     unknown = names - SCENARIOS.keys()
     if unknown:
-        raise ScenarioError(f"unknown scenario(s): {', '.join(sorted(unknown))}; known: {', '.join(SCENARIOS)}")
+        raise ScenarioError(
+            f"unknown scenario(s): {', '.join(sorted(unknown))}; known: {', '.join(SCENARIOS)}"
+        )
     return frozenset(names - {"normal"})
 
 
@@ -126,7 +221,7 @@ def num(d: Decimal) -> int | float:
 
 
 def now_iso() -> str:
-    t = datetime.now(timezone.utc)
+    t = datetime.now(UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
@@ -136,7 +231,7 @@ def hex_id(n: int = 32) -> str:
 
 def urf_ref() -> str:
     """Flutterwave's URF_<epoch ms>_<digits> references (orderRef, refund flw_ref)."""
-    ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+    ms = int(datetime.now(UTC).timestamp() * 1000)
     return f"URF_{ms}_{secrets.randbelow(9_000_000) + 1_000_000}"
 
 
@@ -149,7 +244,7 @@ def sign_body(secret_hash: str, body: bytes) -> str:
 class Settings:
     """Run-time knobs, first copied from SandboxConfig, changeable over the control API."""
 
-    webhook_url: str
+    webhook_url: str | None  # None: follow config.flutterwave_webhook_url, read at send time
     late_webhook_delay: float
     delay_503: float
     verify_503_count: int
@@ -162,12 +257,15 @@ class Settings:
     webhook_retry_interval: float
     refund_webhooks: bool
 
-    CHOICES = {"duplicate_tx_ref": ("allow", "reject_paid", "reject"), "failed_card": ("redirect", "retry")}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "duplicate_tx_ref": ("allow", "reject_paid", "reject"),
+        "failed_card": ("redirect", "retry"),
+    }
 
     @classmethod
     def from_config(cls, c: SandboxConfig) -> Settings:
         return cls(
-            webhook_url=c.flutterwave_webhook_url,
+            webhook_url=None,
             late_webhook_delay=c.flutterwave_late_webhook_delay,
             delay_503=c.flutterwave_503_delay,
             verify_503_count=1,
@@ -182,20 +280,20 @@ class Settings:
         )
 
     def update(self, changes: dict[str, Any]) -> None:
-        """Apply a JSON patch of knobs; raises ValueError naming the bad knob."""
+        """Apply a JSON patch of knobs; raises TypeError/ValueError naming the bad knob."""
         for name, value in changes.items():
             if name not in self.__dataclass_fields__:
                 raise ValueError(f"unknown setting {name!r}")
             current = getattr(self, name)
             if isinstance(current, bool):
                 if not isinstance(value, bool):
-                    raise ValueError(f"{name} must be true or false")
+                    raise TypeError(f"{name} must be true or false")
             elif isinstance(current, (int, float)):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    raise ValueError(f"{name} must be a number >= 0")
+                    raise TypeError(f"{name} must be a number >= 0")
                 value = type(current)(value)
-            elif not isinstance(value, str):
-                raise ValueError(f"{name} must be a string")
+            elif not isinstance(value, str) and not (name == "webhook_url" and value is None):
+                raise TypeError(f"{name} must be a string")
             if name in self.CHOICES and value not in self.CHOICES[name]:
                 raise ValueError(f"{name} must be one of {', '.join(self.CHOICES[name])}")
             setattr(self, name, value)
@@ -234,10 +332,16 @@ class Checkout:
 
     def summary(self, public_url: str) -> dict[str, Any]:
         return {
-            "id": self.id, "link": f"{public_url}/checkout/{self.id}", "tx_ref": self.tx_ref,
-            "amount": num(self.amount), "currency": self.currency, "redirect_url": self.redirect_url,
-            "customer_email": self.customer.email, "status": self.status,
-            "scenario": scenario_text(self.scenario), "transaction_ids": self.transaction_ids,
+            "id": self.id,
+            "link": f"{public_url}/checkout/{self.id}",
+            "tx_ref": self.tx_ref,
+            "amount": num(self.amount),
+            "currency": self.currency,
+            "redirect_url": self.redirect_url,
+            "customer_email": self.customer.email,
+            "status": self.status,
+            "scenario": scenario_text(self.scenario),
+            "transaction_ids": self.transaction_ids,
             "created_at": self.created_at,
         }
 
@@ -254,9 +358,15 @@ class Refund:
 
     def wire(self) -> dict[str, Any]:
         return {
-            "id": self.id, "account_id": ACCOUNT_ID, "tx_id": self.tx_id, "flw_ref": self.flw_ref,
-            "wallet_id": WALLET_ID, "amount_refunded": num(self.amount), "status": self.status,
-            "destination": "payment_source", "meta": {"source": "availablebalance"},
+            "id": self.id,
+            "account_id": ACCOUNT_ID,
+            "tx_id": self.tx_id,
+            "flw_ref": self.flw_ref,
+            "wallet_id": WALLET_ID,
+            "amount_refunded": num(self.amount),
+            "status": self.status,
+            "destination": "payment_source",
+            "meta": {"source": "availablebalance"},
             "created_at": self.created_at,
         }
 
@@ -294,12 +404,12 @@ class Transaction:
 
     @property
     def refunded(self) -> Decimal:
-        return sum((r.amount for r in self.refunds), Decimal("0"))
+        return sum((r.amount for r in self.refunds), Decimal(0))
 
     def verify_data(self) -> dict[str, Any]:
         """data of GET /v3/transactions/{id}/verify (gateways.md §2.4): the truth."""
         c = self.card
-        settled = self.paid_amount - self.app_fee if self.status == "successful" else Decimal("0")
+        settled = self.paid_amount - self.app_fee if self.status == "successful" else Decimal(0)
         return {
             "id": self.id,
             "tx_ref": self.tx_ref,
@@ -319,14 +429,21 @@ class Transaction:
             "created_at": self.created_at,
             "account_id": ACCOUNT_ID,
             "card": {
-                "first_6digits": c.first6, "last_4digits": c.last4, "issuer": c.issuer,
-                "country": c.country, "type": c.brand, "token": self.card_token, "expiry": c.expiry,
+                "first_6digits": c.first6,
+                "last_4digits": c.last4,
+                "issuer": c.issuer,
+                "country": c.country,
+                "type": c.brand,
+                "token": self.card_token,
+                "expiry": c.expiry,
             },
             "meta": self.meta,
             "amount_settled": num(settled),
             "customer": {
-                "id": self.customer.id, "name": self.customer.name or "Anonymous customer",
-                "phone_number": self.customer.phone or "N/A", "email": self.customer.email,
+                "id": self.customer.id,
+                "name": self.customer.name or "Anonymous customer",
+                "phone_number": self.customer.phone or "N/A",
+                "email": self.customer.email,
                 "created_at": self.customer.created_at,
             },
         }
@@ -355,13 +472,19 @@ class Transaction:
                 "created_at": self.created_at,
                 "account_id": ACCOUNT_ID,
                 "customer": {
-                    "id": self.customer.id, "name": self.customer.name or "Anonymous customer",
-                    "phone_number": self.customer.phone, "email": self.customer.email,
+                    "id": self.customer.id,
+                    "name": self.customer.name or "Anonymous customer",
+                    "phone_number": self.customer.phone,
+                    "email": self.customer.email,
                     "created_at": self.customer.created_at,
                 },
                 "card": {
-                    "first_6digits": c.first6, "last_4digits": c.last4, "issuer": c.issuer,
-                    "country": c.country, "type": c.brand, "expiry": c.expiry,
+                    "first_6digits": c.first6,
+                    "last_4digits": c.last4,
+                    "issuer": c.issuer,
+                    "country": c.country,
+                    "type": c.brand,
+                    "expiry": c.expiry,
                 },
             },
             "event.type": "CARD_TRANSACTION",
@@ -384,8 +507,10 @@ class Transaction:
             "currency": self.currency,
             "appfee": num(self.app_fee),
             "customer": {
-                "id": self.customer.id, "phone": self.customer.phone,
-                "fullName": self.customer.name or "Anonymous customer", "email": self.customer.email,
+                "id": self.customer.id,
+                "phone": self.customer.phone,
+                "fullName": self.customer.name or "Anonymous customer",
+                "email": self.customer.email,
             },
             "entity": {"card6": self.card.first6, "card_last4": self.card.last4},
             "event.type": "CARD_TRANSACTION",
@@ -441,9 +566,17 @@ class WebhookAttempt:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "transaction_id": self.transaction_id, "tx_ref": self.tx_ref,
-            "url": self.url, "headers": self.headers, "body": json.loads(self.body), "attempt": self.attempt,
-            "sent_at": self.sent_at, "status_code": self.status_code, "error": self.error,
+            "id": self.id,
+            "kind": self.kind,
+            "transaction_id": self.transaction_id,
+            "tx_ref": self.tx_ref,
+            "url": self.url,
+            "headers": self.headers,
+            "body": json.loads(self.body),
+            "attempt": self.attempt,
+            "sent_at": self.sent_at,
+            "status_code": self.status_code,
+            "error": self.error,
             "delivered": self.status_code == 200,
         }
 
@@ -467,6 +600,14 @@ class FlutterwaveState:
         self.customers: dict[str, Customer] = {}
 
     @property
+    def webhook_url(self) -> str:
+        s = self.settings.webhook_url
+        return self.config.flutterwave_webhook_url if s is None else s
+
+    def settings_view(self) -> dict[str, Any]:
+        return {**self.settings.as_dict(), "webhook_url": self.webhook_url}
+
+    @property
     def public_url(self) -> str:
         return self.config.public_url.rstrip("/")
 
@@ -475,7 +616,9 @@ class FlutterwaveState:
         key = email.lower()
         customer = self.customers.get(key)
         if customer is None:
-            customer = self.customers[key] = Customer(next(self._customer_ids), email, name, phone, now_iso())
+            customer = self.customers[key] = Customer(
+                next(self._customer_ids), email, name, phone, now_iso()
+            )
         else:
             customer.name = name or customer.name
             customer.phone = phone or customer.phone
@@ -487,9 +630,13 @@ class FlutterwaveState:
         return checkout
 
     def paid_for(self, tx_ref: str) -> bool:
-        return any(t.tx_ref == tx_ref and t.status == "successful" for t in self.transactions.values())
+        return any(
+            t.tx_ref == tx_ref and t.status == "successful" for t in self.transactions.values()
+        )
 
-    def charge(self, checkout: Checkout, card: TestCard, scenario: frozenset[str], ip: str) -> Transaction:
+    def charge(
+        self, checkout: Checkout, card: TestCard, scenario: frozenset[str], ip: str
+    ) -> Transaction:
         paid_amount, paid_currency = checkout.amount, checkout.currency
         if "tampered" in scenario:
             paid_amount = max((checkout.amount / 10).quantize(CENTS, ROUND_DOWN), CENTS)
@@ -528,9 +675,13 @@ class FlutterwaveState:
 
     def add_refund(self, tx: Transaction, amount: Decimal, comments: str | None) -> Refund:
         refund = Refund(
-            id=next(self._refund_ids), tx_id=tx.id,
+            id=next(self._refund_ids),
+            tx_id=tx.id,
             flw_ref=urf_ref(),
-            amount=amount, comments=comments, status="completed", created_at=now_iso(),
+            amount=amount,
+            comments=comments,
+            status="completed",
+            created_at=now_iso(),
         )
         tx.refunds.append(refund)
         return refund

@@ -15,6 +15,7 @@ from portal.clock import today
 from portal.errors import RuleBroken
 from portal.web.templating import is_htmx
 from tables.locations import Location
+from tables.billing import Invoice, Payment
 from tables.members import Plan
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -57,15 +58,34 @@ async def member_create(request: Request, data: FormData) -> Template | Redirect
     return Redirect(f"/members/{member.id}?created=1", status_code=303)
 
 
+async def member_page(member_id: int, *, status: int = 200, created: bool = False, pay_values: dict | None = None,
+                      pay_errors: dict | None = None, plan_values: dict | None = None,
+                      plan_errors: dict | None = None) -> Template:
+    """The member page: who, memberships, what they owe, invoices, payments, and the two forms
+    (record a payment, put on a plan). A fixed number of queries."""
+    from portal import ledger
+    from portal.web.billing import new_idempotency_key
+
+    member = await members.get_member(member_id)
+    owed, credit = await ledger.member_balances(member_id)
+    invoices = await Invoice.select().where(Invoice.member == member_id).order_by(Invoice.id, ascending=False).limit(50)
+    payments = await Payment.select().where(Payment.member == member_id).order_by(Payment.id, ascending=False).limit(50)
+    plans = await Plan.select().where(Plan.active == True).order_by(Plan.price)  # noqa: E712
+    open_invoices = [inv for inv in invoices if inv["status"] in ("open", "partially_paid")]
+    if pay_values is None:
+        pay_values = {"method": "cash", "amount": f"{owed.amount:.2f}" if owed.amount > 0 else "",
+                      "idempotency_key": new_idempotency_key()}
+    return Template("members/detail.html", status_code=status, context={
+        "member": member, "memberships": await members.member_memberships(member_id), "plans": plans,
+        "created": created, "owed": owed, "credit": credit, "invoices": invoices, "open_invoices": open_invoices,
+        "payments": payments, "pay_values": pay_values, "pay_errors": pay_errors or {},
+        "plan_values": plan_values or {"start_date": today().isoformat()}, "plan_errors": plan_errors or {},
+    })
+
+
 @get("/members/{member_id:int}", guards=[staff_required])
 async def member_detail(member_id: FromPath[int], created: bool = False) -> Template:
-    member = await members.get_member(member_id)
-    memberships = await members.member_memberships(member_id)
-    plans = await Plan.select().where(Plan.active == True).order_by(Plan.price)  # noqa: E712
-    return Template("members/detail.html", context={
-        "member": member, "memberships": memberships, "plans": plans, "created": created,
-        "plan_values": {"start_date": today().isoformat()}, "plan_errors": {},
-    })
+    return await member_page(member_id, created=created)
 
 
 @get("/members/{member_id:int}/edit", guards=[staff_required])
@@ -91,7 +111,6 @@ async def member_update(request: Request, member_id: FromPath[int], data: FormDa
 
 @post("/members/{member_id:int}/memberships", guards=[staff_required], status_code=200)
 async def member_put_on_plan(request: Request, member_id: FromPath[int], data: FormData) -> Template | Redirect:
-    member = await members.get_member(member_id)
     values = {"plan": data.get("plan", ""), "start_date": data.get("start_date", "")}
     errors: dict[str, str] = {}
     start = forms.parse_date(values["start_date"])
@@ -105,11 +124,7 @@ async def member_put_on_plan(request: Request, member_id: FromPath[int], data: F
             return Redirect(f"/members/{member_id}", status_code=303)
         except RuleBroken as e:
             errors["plan"] = str(e)
-    plans = await Plan.select().where(Plan.active == True).order_by(Plan.price)  # noqa: E712
-    return Template("members/detail.html", status_code=422, context={
-        "member": member, "memberships": await members.member_memberships(member_id), "plans": plans,
-        "created": False, "plan_values": values, "plan_errors": errors,
-    })
+    return await member_page(member_id, status=422, plan_values=values, plan_errors=errors)
 
 
 routes = [home, member_list, member_new, member_create, member_detail, member_edit, member_update,

@@ -67,7 +67,9 @@ async def test_front_desk_journey(db, page):
     row = page.get_by_test_id("memberships").locator("tbody tr")
     await expect(row).to_have_count(1)
     await expect(row.first).to_contain_text("Quarterly")
-    await expect(row.first).to_contain_text("active")
+    await expect(row.first).to_contain_text("awaiting payment")
+    await expect(page.get_by_test_id("invoices").locator("tbody tr")).to_have_count(1)
+    await expect(page.get_by_test_id("balance-owed")).to_have_text("KES 8,000")
     await screenshot(page, "05-on-plan")
 
     # And the new member is found by phone from the search.

@@ -20,13 +20,23 @@ def test_a_delivered_sms_gets_a_form_encoded_success_report(sandbox, callback_si
 
     assert (report.method, report.path) == ("POST", "/hooks/sms/delivery")
     assert report.headers["content-type"] == "application/x-www-form-urlencoded"
-    assert form(report) == [("id", recipient["messageId"]), ("status", "Success"), ("phoneNumber", "+254711222333"),
-                            ("networkCode", "63902"), ("retryCount", "0")]
+    assert form(report) == [
+        ("id", recipient["messageId"]),
+        ("status", "Success"),
+        ("phoneNumber", "+254711222333"),
+        ("networkCode", "63902"),
+        ("retryCount", "0"),
+    ]
 
 
 def test_the_network_code_follows_the_prefix(sandbox, callback_sink):
-    numbers = {"+254711222333": "63902", "+254733222333": "63903", "+254771222333": "63907",
-               "+254763222333": "63999", "+256772123456": "99999"}
+    numbers = {
+        "+254711222333": "63902",
+        "+254733222333": "63903",
+        "+254771222333": "63907",
+        "+254763222333": "63999",
+        "+256772123456": "99999",
+    }
     send(sandbox, ",".join(numbers))
 
     reports = [dict(form(r)) for r in callback_sink.wait_for(len(numbers))]
@@ -49,7 +59,14 @@ def test_magic_numbers_fail_later_with_a_reason(sandbox, callback_sink):
     assert all(r["statusCode"] == 101 for r in sent.values())
     for report in reports:
         fields = form(report)
-        assert [k for k, _ in fields] == ["id", "status", "phoneNumber", "networkCode", "failureReason", "retryCount"]
+        assert [k for k, _ in fields] == [
+            "id",
+            "status",
+            "phoneNumber",
+            "networkCode",
+            "failureReason",
+            "retryCount",
+        ]
         f = dict(fields)
         assert f["id"] == sent[f["phoneNumber"]]["messageId"]
         assert (f["status"], f["failureReason"], f["retryCount"]) == expected[f["phoneNumber"]]
@@ -60,8 +77,13 @@ def test_a_buffered_report_comes_before_the_final_one(sandbox, callback_sink):
 
     first, second = callback_sink.wait_for(2)
 
-    assert dict(form(first)) == {"id": recipient["messageId"], "status": "Buffered", "phoneNumber": "+254700000990",
-                                 "networkCode": "63902", "retryCount": "0"}
+    assert dict(form(first)) == {
+        "id": recipient["messageId"],
+        "status": "Buffered",
+        "phoneNumber": "+254700000990",
+        "networkCode": "63902",
+        "retryCount": "0",
+    }
     assert (dict(form(second))["status"], dict(form(second))["retryCount"]) == ("Success", "1")
 
 
@@ -83,21 +105,30 @@ def test_the_control_api_resends_a_report(sandbox, callback_sink):
     mid = recipient["messageId"]
 
     same = httpx.post(f"{sandbox}/_sandbox/at/messages/{mid}/dlr")
-    other = httpx.post(f"{sandbox}/_sandbox/at/messages/{mid}/dlr", json={"status": "Success", "retryCount": 3})
+    other = httpx.post(
+        f"{sandbox}/_sandbox/at/messages/{mid}/dlr", json={"status": "Success", "retryCount": 3}
+    )
     missing = httpx.post(f"{sandbox}/_sandbox/at/messages/ATXid_nope/dlr")
 
     first, again, override = callback_sink.wait_for(3)
     assert again.body == first.body
-    assert same.json()["delivery"]["status_code"] == 200
-    assert dict(form(override)) == {"id": mid, "status": "Success", "phoneNumber": "+254700000909",
-                                    "networkCode": "63902", "retryCount": "3"}
+    assert same.json()["delivery"]["status_code"] == other.json()["delivery"]["status_code"] == 200
+    assert dict(form(override)) == {
+        "id": mid,
+        "status": "Success",
+        "phoneNumber": "+254700000909",
+        "networkCode": "63902",
+        "retryCount": "3",
+    }
     assert missing.status_code == 404
     assert len(deliveries(sandbox, mid)) == 3
 
 
 def test_an_unreachable_report_url_is_recorded_not_fatal(sandbox):
-    httpx.post(f"{sandbox}/_sandbox/at/settings",
-               json={"delivery_report_url": f"http://127.0.0.1:{free_port()}/hooks/sms/delivery"})
+    httpx.post(
+        f"{sandbox}/_sandbox/at/settings",
+        json={"delivery_report_url": f"http://127.0.0.1:{free_port()}/hooks/sms/delivery"},
+    )
 
     (recipient,) = recipients(send(sandbox, "+254711222333"))
 
@@ -124,8 +155,10 @@ def test_the_inbox_shows_each_phones_messages_newest_first(sandbox, callback_sin
     assert page.text.count('data-testid="sms-message"') == 4
     assert 'data-phone="0711222333"' in page.text and "InvalidPhoneNumber" in page.text
     assert mine.text.count('data-testid="sms-message"') == 2
-    assert mine.text.index("Second: payment received") < mine.text.index("First: invoice INV-1 is due")
-    assert 'data-testid="sms-dlr-status">Success<' in mine.text
+    assert mine.text.index("Second: payment received") < mine.text.index(
+        "First: invoice INV-1 is due"
+    )
+    assert 'data-testid="sms-dlr-status" data-status="Success">delivery: Success<' in mine.text
     assert "+254733222333" not in mine.text
 
 
@@ -143,8 +176,18 @@ def test_messages_are_listed_and_reset_forgets_them(sandbox, callback_sink):
     reset = httpx.post(f"{sandbox}/_sandbox/at/reset")
 
     assert listed["messageId"] == recipient["messageId"]
-    assert (listed["number"], listed["message"], listed["from"], listed["status"]) == ("+254711222333", "Hi", "MAZOEZI", "Success")
-    assert (listed["parts"], listed["encoding"], listed["cost"], listed["networkCode"]) == (1, "GSM-7", "KES 0.8000", "63902")
+    assert (listed["number"], listed["message"], listed["from"], listed["status"]) == (
+        "+254711222333",
+        "Hi",
+        "MAZOEZI",
+        "Success",
+    )
+    assert (listed["parts"], listed["encoding"], listed["cost"], listed["networkCode"]) == (
+        1,
+        "GSM-7",
+        "KES 0.8000",
+        "63902",
+    )
     assert listed["dlr_status"] == "Success"
     assert reset.json() == {"reset": True}
     assert messages(sandbox) == []

@@ -1,11 +1,21 @@
-"""POST /version1/messaging: 201 body, auth, per-recipient statuses, part counting (gateways.md §3.1, pitfalls 24-27)."""
+"""POST /version1/messaging: 201 body, auth, per-recipient statuses, part counting.
+
+gateways.md §3.1 and pitfalls 24-27.
+"""
 
 import re
 
 import httpx
 import pytest
 
-from tests.support.africastalking_helpers import API_KEY, HEADERS, USERNAME, messages, recipients, send
+from tests.support.africastalking_helpers import (
+    API_KEY,
+    HEADERS,
+    USERNAME,
+    messages,
+    recipients,
+    send,
+)
 
 MESSAGE_ID = re.compile(r"ATXid_[0-9a-f]{32}")
 
@@ -18,12 +28,27 @@ def test_it_answers_201_with_the_sms_message_data(sandbox):
     body = r.json()
     message_id = body["SMSMessageData"]["Recipients"][0]["messageId"]
     assert MESSAGE_ID.fullmatch(message_id)
-    assert body == {"SMSMessageData": {
-        "Message": "Sent to 1/1 Total Cost: KES 0.8000",
-        "Recipients": [{"statusCode": 101, "number": "+254711222333", "status": "Success",
-                        "cost": "KES 0.8000", "messageId": message_id}],
-    }}
-    assert list(body["SMSMessageData"]["Recipients"][0]) == ["statusCode", "number", "status", "cost", "messageId"]
+    assert body == {
+        "SMSMessageData": {
+            "Message": "Sent to 1/1 Total Cost: KES 0.8000",
+            "Recipients": [
+                {
+                    "statusCode": 101,
+                    "number": "+254711222333",
+                    "status": "Success",
+                    "cost": "KES 0.8000",
+                    "messageId": message_id,
+                }
+            ],
+        }
+    }
+    assert list(body["SMSMessageData"]["Recipients"][0]) == [
+        "statusCode",
+        "number",
+        "status",
+        "cost",
+        "messageId",
+    ]
 
 
 def test_the_api_key_header_name_is_case_insensitive(sandbox):
@@ -42,8 +67,11 @@ def test_the_api_key_header_name_is_case_insensitive(sandbox):
     ids=["no-key", "wrong-key", "wrong-username"],
 )
 def test_bad_credentials_get_401_in_plain_text(sandbox, headers, username):
-    r = httpx.post(f"{sandbox}/version1/messaging", headers=headers,
-                   data={"username": username, "to": "+254711222333", "message": "hi"})
+    r = httpx.post(
+        f"{sandbox}/version1/messaging",
+        headers=headers,
+        data={"username": username, "to": "+254711222333", "message": "hi"},
+    )
 
     assert r.status_code == 401
     assert r.headers["content-type"].startswith("text/plain")
@@ -63,8 +91,11 @@ def test_a_missing_field_is_a_400(sandbox, missing):
 
 
 def test_a_json_body_is_not_read_as_the_form(sandbox):
-    r = httpx.post(f"{sandbox}/version1/messaging", headers=HEADERS,
-                   json={"username": USERNAME, "to": "+254711222333", "message": "hi"})
+    r = httpx.post(
+        f"{sandbox}/version1/messaging",
+        headers=HEADERS,
+        json={"username": USERNAME, "to": "+254711222333", "message": "hi"},
+    )
 
     assert r.status_code == 400
 
@@ -75,15 +106,18 @@ def test_without_accept_json_the_answer_is_xml(sandbox):
     assert r.status_code == 201
     assert r.headers["content-type"].startswith("application/xml")
     assert "<Message>Sent to 1/1 Total Cost: KES 0.8000</Message>" in r.text
-    assert re.search(r"<Recipient><number>\+254711222333</number><cost>KES 0.8000</cost><status>Success</status>"
-                     r"<statusCode>101</statusCode><messageId>ATXid_[0-9a-f]{32}</messageId></Recipient>", r.text)
+    assert re.search(
+        r"<Recipient><number>\+254711222333</number><cost>KES 0.8000</cost><status>Success</status>"
+        r"<statusCode>101</statusCode><messageId>ATXid_[0-9a-f]{32}</messageId></Recipient>",
+        r.text,
+    )
 
 
 STATUS_BY_NUMBER = [
-    ("+254711222333", 101, "Success"),   # Safaricom
-    ("+254733222333", 101, "Success"),   # Airtel
-    ("+254110222333", 101, "Success"),   # Safaricom 011x
-    ("+256772123456", 101, "Success"),   # another country
+    ("+254711222333", 101, "Success"),  # Safaricom
+    ("+254733222333", 101, "Success"),  # Airtel
+    ("+254110222333", 101, "Success"),  # Safaricom 011x
+    ("+256772123456", 101, "Success"),  # another country
     ("0711222333", 403, "InvalidPhoneNumber"),
     ("254711222333", 403, "InvalidPhoneNumber"),
     ("+2547112223", 403, "InvalidPhoneNumber"),
@@ -103,7 +137,7 @@ STATUS_BY_NUMBER = [
     ("+254700000500", 500, "InternalServerError"),
     ("+254700000501", 501, "GatewayError"),
     ("+254700000502", 502, "RejectedByGateway"),
-    ("+254700000909", 101, "Success"),   # accepted; fails later in the delivery report
+    ("+254700000909", 101, "Success"),  # accepted; fails later in the delivery report
 ]
 
 
@@ -127,7 +161,11 @@ def test_a_201_can_hold_failed_recipients(sandbox):
     assert r.status_code == 201
     assert body["Message"] == "Sent to 2/4 Total Cost: KES 1.6000"
     assert [(x["number"], x["statusCode"]) for x in body["Recipients"]] == [
-        ("+254711222333", 101), ("0722000111", 403), ("+254700000405", 405), ("+254722000111", 101)]
+        ("+254711222333", 101),
+        ("0722000111", 403),
+        ("+254700000405", 405),
+        ("+254722000111", 101),
+    ]
 
 
 def test_nobody_reached_costs_nothing(sandbox):
@@ -143,7 +181,7 @@ PARTS = [
     ("a" * 306, "GSM-7", 2),
     ("a" * 307, "GSM-7", 3),
     ("Karibu! Malipo yamepokelewa @ Ksh 1,500 ÄÖÑÜ§¿éè", "GSM-7", 1),
-    ("€" * 80, "GSM-7", 1),      # extension characters take two septets
+    ("€" * 80, "GSM-7", 1),  # extension characters take two septets
     ("€" * 81, "GSM-7", 2),
     ("[" + "a" * 159, "GSM-7", 2),
     ("ш" * 70, "UCS-2", 1),
@@ -162,9 +200,16 @@ def test_parts_are_counted_like_gsm_and_billed_per_part(sandbox):
         (recipient,) = recipients(r)
         case = f"{text[:12]!r}... ({len(text)} chars)"
         assert recipient["cost"] == f"KES {0.8 * parts:.4f}", case
-        assert r.json()["SMSMessageData"]["Message"] == f"Sent to 1/1 Total Cost: KES {0.8 * parts:.4f}", case
+        assert (
+            r.json()["SMSMessageData"]["Message"]
+            == f"Sent to 1/1 Total Cost: KES {0.8 * parts:.4f}"
+        ), case
         stored = messages(sandbox)[-1]
-        assert (stored["encoding"], stored["parts"], stored["message"]) == (encoding, parts, text), case
+        assert (stored["encoding"], stored["parts"], stored["message"]) == (
+            encoding,
+            parts,
+            text,
+        ), case
 
 
 def test_the_total_cost_adds_parts_over_recipients(sandbox):
@@ -187,11 +232,14 @@ def test_an_unregistered_sender_id_fails_each_recipient(sandbox):
 
     assert ok[0]["statusCode"] == 101
     assert [(x["statusCode"], x["status"], x["cost"], x["messageId"]) for x in bad] == [
-        (402, "InvalidSenderId", "0", "None")] * 2
+        (402, "InvalidSenderId", "0", "None")
+    ] * 2
 
 
 def test_an_unregistered_sender_id_can_be_a_401(sandbox):
-    httpx.post(f"{sandbox}/_sandbox/at/settings", json={"sender_ids": ["MAZOEZI"], "invalid_sender": "401"})
+    httpx.post(
+        f"{sandbox}/_sandbox/at/settings", json={"sender_ids": ["MAZOEZI"], "invalid_sender": "401"}
+    )
 
     r = send(sandbox, "+254711222333", **{"from": "OTHERGYM"})
 

@@ -1,11 +1,20 @@
-"""POST /v3/payments: the hosted link, auth, validation, defaults, re-used tx_refs (gateways.md §2.1-2.2)."""
+"""POST /v3/payments: link, auth, validation, defaults, re-used tx_refs (gateways.md §2.1-2)."""
 
 import re
 
 import httpx
 import pytest
 
-from tests.support.flutterwave_helpers import AUTH, create, paid, pay, payment, query, settings, verify
+from tests.support.flutterwave_helpers import (
+    AUTH,
+    create,
+    paid,
+    pay,
+    payment,
+    query,
+    settings,
+    verify,
+)
 
 
 def test_it_returns_a_hosted_link(sandbox):
@@ -14,7 +23,11 @@ def test_it_returns_a_hosted_link(sandbox):
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"status", "message", "data"}
-    assert (body["status"], body["message"], set(body["data"])) == ("success", "Hosted Link", {"link"})
+    assert (body["status"], body["message"], set(body["data"])) == (
+        "success",
+        "Hosted Link",
+        {"link"},
+    )
     assert re.fullmatch(rf"{re.escape(sandbox)}/checkout/[0-9a-f]{{20}}", body["data"]["link"])
 
 
@@ -78,7 +91,11 @@ def test_it_validates_the_body(sandbox):
 
 def test_it_refuses_a_body_that_is_not_a_json_object(sandbox):
     for content in (b"tx_ref=1&amount=5", b"[1, 2]"):
-        r = httpx.post(f"{sandbox}/v3/payments", content=content, headers={**AUTH, "content-type": "application/json"})
+        r = httpx.post(
+            f"{sandbox}/v3/payments",
+            content=content,
+            headers={**AUTH, "content-type": "application/json"},
+        )
         assert r.status_code == 400
         assert r.json() == {"status": "error", "message": "Invalid JSON body", "data": None}
 
@@ -129,7 +146,11 @@ def test_a_paid_tx_ref_is_refused_by_default(sandbox):
     r = httpx.post(f"{sandbox}/v3/payments", json=payment(tx_ref="inv-7"), headers=AUTH)
 
     assert r.status_code == 400
-    assert r.json() == {"status": "error", "message": "Duplicate transaction reference", "data": None}
+    assert r.json() == {
+        "status": "error",
+        "message": "Duplicate transaction reference",
+        "data": None,
+    }
 
 
 def test_a_second_open_link_for_a_paid_tx_ref_cannot_be_paid(sandbox):
@@ -140,7 +161,9 @@ def test_a_second_open_link_for_a_paid_tx_ref_cannot_be_paid(sandbox):
 
     assert r.status_code == 409
     assert "already paid" in r.text
-    assert len(httpx.get(f"{sandbox}/_sandbox/flutterwave/transactions").json()["transactions"]) == 1
+    assert (
+        len(httpx.get(f"{sandbox}/_sandbox/flutterwave/transactions").json()["transactions"]) == 1
+    )
 
 
 def test_reject_mode_refuses_any_reused_tx_ref(sandbox):
@@ -168,8 +191,17 @@ def test_a_503_on_create_may_still_have_created_the_checkout(sandbox):
     r = httpx.post(f"{sandbox}/v3/payments", json=payment(tx_ref="inv-503"), headers=AUTH)
 
     assert r.status_code == 503
-    assert r.json() == {"status": "error", "message": "An error occurred. Please contact support", "data": None}
+    assert r.json() == {
+        "status": "error",
+        "message": "An error occurred. Please contact support",
+        "data": None,
+    }
     checkouts = httpx.get(f"{sandbox}/_sandbox/flutterwave/checkouts").json()["checkouts"]
     assert [c["tx_ref"] for c in checkouts] == ["inv-503"]
     # Only the next create was affected.
-    assert httpx.post(f"{sandbox}/v3/payments", json=payment(tx_ref="inv-503"), headers=AUTH).status_code == 200
+    assert (
+        httpx.post(
+            f"{sandbox}/v3/payments", json=payment(tx_ref="inv-503"), headers=AUTH
+        ).status_code
+        == 200
+    )

@@ -1,4 +1,4 @@
-"""Small helpers for tests that talk to the simulated Africa's Talking over HTTP (no portal code)."""
+"""Helpers for tests that talk to the simulated Africa's Talking over HTTP (no portal code)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,17 @@ API_KEY = SandboxConfig().at_api_key
 HEADERS = {"apiKey": API_KEY, "Accept": "application/json"}
 
 
-def send(sandbox: str, to: str, message: str = "Hello from the gym", headers: dict | None = None,
-         **fields: Any) -> httpx.Response:
+def send(
+    sandbox: str,
+    to: str,
+    message: str = "Hello from the gym",
+    headers: dict | None = None,
+    **fields: Any,
+) -> httpx.Response:
     data = {"username": USERNAME, "to": to, "message": message, **fields}
-    return httpx.post(f"{sandbox}/version1/messaging", data=data, headers=HEADERS if headers is None else headers)
+    return httpx.post(
+        f"{sandbox}/version1/messaging", data=data, headers=HEADERS if headers is None else headers
+    )
 
 
 def recipients(r: httpx.Response) -> list[dict[str, Any]]:

@@ -23,7 +23,11 @@ def payment(**overrides: Any) -> dict[str, Any]:
         "amount": 1500,
         "currency": "KES",
         "redirect_url": RETURN_URL,
-        "customer": {"email": "jane@example.test", "name": "Jane Doe", "phonenumber": "254708374149"},
+        "customer": {
+            "email": "jane@example.test",
+            "name": "Jane Doe",
+            "phonenumber": "254708374149",
+        },
         "customizations": {"title": "Mazoezi Gym", "description": "Invoice 42"},
         "payment_options": "card",
     }
@@ -54,7 +58,9 @@ def query(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parsed.items()}
 
 
-def paid(sandbox: str, card: str = "success", scenario: str = "normal", **overrides: Any) -> dict[str, str]:
+def paid(
+    sandbox: str, card: str = "success", scenario: str = "normal", **overrides: Any
+) -> dict[str, str]:
     """Create a checkout, pay it on the page, return the redirect's query parameters."""
     r = pay(create(sandbox, **overrides), card, scenario)
     assert r.status_code == 303, r.text

@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 from portal.clock import today
 from tables.audit import AuditLog
+from tables.billing import Invoice
 from tables.members import Member, Membership
 from tests.factories import make_location, make_member, make_plan
 from tests.support.client import field_error, field_value
@@ -86,18 +87,27 @@ async def test_it_paginates(alice):
     assert third.text.count('data-testid="member-link"') == 10
 
 
-async def test_it_puts_a_member_on_a_plan_from_a_start_date(alice):
+async def test_putting_a_member_on_a_plan_invoices_them_and_payment_activates_it(alice):
     member_id = await make_member()
     plan_id = await make_plan("Quarterly", "8000", months=3)
     start = today()
     r = await alice.post(f"/members/{member_id}/memberships", {"plan": str(plan_id), "start_date": start.isoformat()})
     assert r.status_code == 303
     ms = await Membership.objects().where(Membership.member == member_id).first()
-    assert ms.status == "active"
-    assert ms.price == 8000
-    assert ms.end_date > start + timedelta(days=88)
+    assert (ms.status, ms.price) == ("unpaid", 8000)
+    invoice = await Invoice.objects().where(Invoice.member == member_id).first()
+    assert (invoice.kind, invoice.total, invoice.status, invoice.membership) == ("new", 8000, "open", ms.id)
     page = await alice.get(f"/members/{member_id}")
-    assert "Quarterly" in page.text and "KES 8,000" in page.text
+    assert "awaiting payment" in page.text and invoice.number in page.text
+    assert 'data-testid="balance-owed">KES 8,000<' in page.text
+
+    form = await alice.get(f"/members/{member_id}")
+    key = field_value(form.text, "idempotency_key")
+    r = await alice.post(f"/members/{member_id}/payments", {"method": "cash", "amount": "8000", "idempotency_key": key})
+    assert r.status_code == 303
+    ms = await Membership.objects().where(Membership.id == ms.id).first()
+    assert ms.status == "active"
+    assert ms.end_date > start + timedelta(days=88)
 
 
 async def test_it_refuses_an_overlapping_membership_and_says_why(alice):
@@ -111,12 +121,15 @@ async def test_it_refuses_an_overlapping_membership_and_says_why(alice):
     assert await Membership.count().where(Membership.member == member_id) == 1
 
 
-async def test_a_future_start_is_pending(alice):
+async def test_a_future_start_is_pending_once_paid(alice):
     member_id = await make_member()
     plan_id = await make_plan()
     start = today() + timedelta(days=10)
     await alice.post(f"/members/{member_id}/memberships", {"plan": str(plan_id), "start_date": start.isoformat()})
-    assert (await Membership.objects().first()).status == "pending"
+    assert (await Membership.objects().first()).status == "unpaid"
+    await alice.post(f"/members/{member_id}/payments", {"method": "cash", "amount": "3000", "idempotency_key": "k1"})
+    ms = await Membership.objects().first()
+    assert (ms.status, ms.start_date) == ("pending", start)
 
 
 async def test_a_retired_plan_cannot_be_chosen(alice):

@@ -1,0 +1,184 @@
+"""Payments at the desk (cash, bank transfer, cheque), completing any payment, and refunds.
+
+`complete_payment` is the one place money received turns into ledger entries, allocations,
+credit and a receipt number, whichever rail it came by (the M-Pesa and card callbacks will call
+it too). Initiation is idempotent: a form carries a key, and a key seen before returns the
+payment it made instead of making another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+from portal import audit, db, ledger
+from portal.clock import today
+from portal.errors import NotFound, RuleBroken
+from portal.invoices import apply_credit, create_credit_note, lock_member, settle
+from portal.ledger import credit, debit
+from portal.money import Money
+from portal.numbering import next_number
+from portal.payments import state
+from tables.billing import Allocation, Invoice, Payment, PaymentEvent
+
+DESK_METHODS = {"cash": "Cash", "bank": "Bank transfer", "cheque": "Cheque"}
+METHOD_LABELS = {**DESK_METHODS, "mpesa": "M-Pesa", "card": "Card"}
+# Which ledger account holds money received by each method.
+ACCOUNT_FOR = {"cash": "cash", "bank": "bank", "cheque": "cheque", "mpesa": "mpesa", "card": "card"}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    payment: dict
+    created: bool  # False: the idempotency key had been used; this is the earlier payment
+
+
+INSERT_ONCE = """
+INSERT INTO payment (member, invoice, method, amount, currency, refunded, status, reference, idempotency_key,
+                     staff, location, note, created_at)
+VALUES ({}, {}, {}, {}, {}, 0, 'pending', {}, {}, {}, {}, {}, now())
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+"""
+
+
+async def record_desk_payment(*, member_id: int, method: str, amount: Money, reference: str = "",
+                              invoice_id: int | None = None, idempotency_key: str, staff_id: int,
+                              location_id: int | None, note: str = "") -> Recorded:
+    """Cash, bank transfer or cheque taken at the desk: recorded and completed in one go."""
+    if method not in DESK_METHODS:
+        raise RuleBroken("Choose cash, bank transfer or cheque")
+    if amount.amount <= 0:
+        raise RuleBroken("The amount must be more than zero")
+    if method in ("bank", "cheque") and not reference.strip():
+        raise RuleBroken("Enter the cheque number or bank reference")
+    async with db.transaction():
+        await lock_member(member_id)
+        if invoice_id is not None:
+            inv = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
+            if not inv or inv["member"] != member_id:
+                raise NotFound("invoice")
+            if inv["status"] not in ("open", "partially_paid"):
+                raise RuleBroken("That invoice is not open")
+        rows = await Payment.raw(INSERT_ONCE, member_id, invoice_id, method, amount.amount, amount.currency,
+                                 reference.strip(), idempotency_key, staff_id, location_id, note)
+        if not rows:
+            existing = await Payment.select().where(Payment.idempotency_key == idempotency_key).first()
+            return Recorded(existing, created=False)
+        payment_id = rows[0]["id"]
+        await PaymentEvent.insert(PaymentEvent(payment=payment_id, old_status="", new_status="pending",
+                                               reason=f"{DESK_METHODS[method]} recorded at the desk", staff=staff_id))
+        payment = await complete_payment(payment_id, reason=f"{DESK_METHODS[method]} received", staff_id=staff_id)
+    return Recorded(payment, created=True)
+
+
+async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None = None,
+                           gateway_event: str | None = None, amount: Money | None = None) -> dict:
+    """Money has arrived: post it, settle invoices (chosen one first, then oldest), keep any
+    excess as credit, number the receipt. Applying it twice is a no-op. Runs in the caller's
+    transaction, after the member lock."""
+    payment = await state.lock(payment_id)
+    if payment["status"] in (state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED):
+        return payment
+    received = amount or Money(payment["amount"], payment["currency"])
+    member_id = payment["member"]
+    receipt = await next_number("RCP", today().year)
+    change = await state.transition(payment_id, state.COMPLETED, reason=reason, staff_id=staff_id,
+                                    gateway_event=gateway_event,
+                                    values={Payment.receipt_number: receipt, Payment.amount: received.amount})
+    entry = await ledger.post("payment_received", [
+        debit(ACCOUNT_FOR[payment["method"]], received, location=payment["location"]),
+        credit("receivable", received, member=member_id),
+    ], memo=f"Receipt {receipt}", staff_id=staff_id, payment_id=payment_id, gateway_event=gateway_event)
+    settled, left = await settle(member_id, received, payment_id=payment_id, entry_id=entry,
+                                 invoice_id=payment["invoice"], staff_id=staff_id)
+    if left:
+        # Overpayment: what no invoice needs moves from receivable to the member's credit.
+        await ledger.post("credit_held", [
+            debit("receivable", left, member=member_id),
+            credit("member_credit", left, member=member_id),
+        ], memo=f"Credit from {receipt}", staff_id=staff_id, payment_id=payment_id)
+    owed, held = await ledger.member_balances(member_id, received.currency)
+    await PaymentEvent.insert(PaymentEvent(
+        payment=payment_id, old_status=state.COMPLETED, new_status=state.COMPLETED, reason="settled", staff=staff_id,
+        gateway_event=gateway_event, details={
+            "settled": [{"invoice": inv["id"], "number": inv["number"], "amount": str(part.amount)} for inv, part in settled],
+            "credit_added": str(left.amount), "balance_owed": str(owed.amount), "credit_balance": str(held.amount),
+        },
+    ))
+    await audit.record("payment.completed", "payment", payment_id, staff_id=staff_id,
+                       details={"receipt": receipt, "amount": str(received.amount), "method": payment["method"],
+                                "late": change.late_success})
+    return change.payment
+
+
+async def refund_payment(payment_id: int, amount: Money, reason: str, staff_id: int) -> dict:
+    """Give money back (cash at the desk here; gateways refund through their own APIs first).
+    It comes out of the credit this payment left first, then off the invoices it settled
+    (newest first), which reopen. Returns the credit note."""
+    reason = reason.strip()
+    if not reason:
+        raise RuleBroken("Give a reason for the refund")
+    payment = await Payment.select().where(Payment.id == payment_id).first()
+    if not payment:
+        raise NotFound("payment")
+    async with db.transaction():
+        member_id = payment["member"]
+        await lock_member(member_id)
+        payment = await state.lock(payment_id)
+        refundable = Money(payment["amount"] - payment["refunded"], payment["currency"])
+        if payment["status"] not in (state.COMPLETED, state.PARTIALLY_REFUNDED):
+            raise RuleBroken("Only completed payments can be refunded")
+        if amount.amount <= 0 or amount > refundable:
+            raise RuleBroken(f"Refund between 1 and {refundable.format()}")
+        owed, held = await ledger.member_balances(member_id, amount.currency)
+        from_credit = min(held, amount) if held.amount > 0 else Money.zero(amount.currency)
+        from_invoices = amount - from_credit
+        entry = await ledger.post("refund", [
+            debit("member_credit", from_credit, member=member_id),
+            debit("receivable", from_invoices, member=member_id),
+            credit(ACCOUNT_FOR[payment["method"]], amount, location=payment["location"]),
+        ], memo=f"Refund of {payment['receipt_number']}: {reason}", staff_id=staff_id, payment_id=payment_id)
+        if from_invoices:
+            await _take_back_allocations(payment_id, member_id, from_invoices, entry)
+        refunded = payment["refunded"] + amount.amount
+        new = state.REFUNDED if refunded >= payment["amount"] else state.PARTIALLY_REFUNDED
+        await state.transition(payment_id, new, reason=reason, staff_id=staff_id,
+                               details={"amount": str(amount.amount)}, values={Payment.refunded: refunded})
+        note = await create_credit_note("refund", member_id, amount, reason, staff_id, payment_id=payment_id)
+        await audit.record("payment.refunded", "payment", payment_id, staff_id=staff_id, reason=reason,
+                           details={"amount": str(amount.amount), "credit_note": note["number"]})
+        await apply_credit(member_id, staff_id=staff_id)
+    return note
+
+
+async def _take_back_allocations(payment_id: int, member_id: int, amount: Money, entry: int) -> None:
+    """Reopen invoices for `amount`: those this payment settled first (newest first), then, for
+    money of this payment that reached other invoices as credit, the member's other paid invoices."""
+    from portal.invoices import allocate
+
+    own = await Allocation.raw(
+        "SELECT invoice, sum(amount) AS amount FROM allocation WHERE payment = {} GROUP BY invoice "
+        "HAVING sum(amount) > 0 ORDER BY max(id) DESC", payment_id)
+    others = await Invoice.raw(
+        "SELECT id AS invoice, paid AS amount FROM invoice WHERE member = {} AND paid > 0 AND status <> 'void' "
+        "ORDER BY id DESC", member_id)
+    left = amount
+    seen: dict[int, Decimal] = {}
+    for row in [*own, *others]:
+        if not left:
+            break
+        invoice = await Invoice.select().where(Invoice.id == row["invoice"]).lock_rows().first()
+        available = min(row["amount"], invoice["paid"])
+        part = min(Money(available, amount.currency), left)
+        if part.amount <= 0:
+            continue
+        await allocate(invoice, -part, payment_id=payment_id, entry_id=entry)
+        left = left - part
+    if left:
+        raise RuleBroken("This refund is more than the member has paid on open or paid invoices")
+
+
+async def payment_history(payment_id: int) -> list[dict]:
+    return await PaymentEvent.select().where(PaymentEvent.payment == payment_id).order_by(PaymentEvent.id)

@@ -1,0 +1,294 @@
+"""Money pages: record a desk payment, a payment and its receipts, refunds, invoices and voids,
+the payments list with its CSV export, member statements, and the PDFs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import secrets
+from datetime import date
+from decimal import Decimal
+from typing import Annotated
+
+from litestar import Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Stream, Template
+
+from portal import document_store
+from portal.auth import manager_required, staff_required
+from portal.clock import today
+from portal.errors import NotFound, RuleBroken
+from portal.forms import parse_date
+from portal.invoices import void_invoice
+from portal.money import Money, MoneyParseError
+from portal.payment_queries import CSV_COLUMNS, METHODS, STATUSES, PaymentFilters, payment_page, stream_rows
+from portal.payments.service import DESK_METHODS, METHOD_LABELS, payment_history, record_desk_payment, refund_payment
+from portal.web.templating import is_htmx
+from tables.billing import Allocation, CreditNote, Invoice, InvoiceLine, Payment
+from tables.locations import Location
+from tables.staff import Staff
+from tasks.documents import request_document, request_receipts
+
+FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+
+def new_idempotency_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+# --- recording a payment at the desk -----------------------------------------------------------
+
+def parse_payment_form(data: dict, currency: str) -> tuple[dict, dict]:
+    values = {k: (data.get(k) or "").strip() for k in ("method", "amount", "reference", "invoice", "idempotency_key", "note")}
+    errors: dict[str, str] = {}
+    if values["method"] not in DESK_METHODS:
+        errors["method"] = "Choose cash, bank transfer or cheque"
+    try:
+        amount = Money.parse(values["amount"], currency)
+        if amount.amount <= 0:
+            errors["amount"] = "Enter an amount above zero"
+        values["money"] = amount
+    except MoneyParseError as e:
+        errors["amount"] = str(e)[:1].upper() + str(e)[1:]
+    if values["method"] in ("bank", "cheque") and not values["reference"]:
+        errors["reference"] = "Enter the cheque number" if values["method"] == "cheque" else "Enter the bank reference"
+    if values["invoice"] and not values["invoice"].isdigit():
+        errors["invoice"] = "Choose an invoice"
+    if not values["idempotency_key"]:
+        values["idempotency_key"] = new_idempotency_key()
+    return values, errors
+
+
+@post("/members/{member_id:int}/payments", guards=[staff_required], status_code=200)
+async def record_payment(request: Request, member_id: FromPath[int], data: FormData) -> Template | Redirect:
+    from portal.web.members import member_page
+
+    settings = request.app.state.settings
+    values, errors = parse_payment_form(data, settings.currency)
+    user = request.scope["user"]
+    if not errors:
+        try:
+            recorded = await record_desk_payment(
+                member_id=member_id, method=values["method"], amount=values["money"], reference=values["reference"],
+                invoice_id=int(values["invoice"]) if values["invoice"] else None,
+                idempotency_key=values["idempotency_key"], staff_id=user.staff_id, location_id=user.location_id,
+                note=values["note"])
+        except RuleBroken as e:
+            errors["amount"] = str(e)
+        else:
+            if recorded.created:
+                await request_receipts(recorded.payment["id"])
+            return Redirect(f"/payments/{recorded.payment['id']}", status_code=303)
+    values.pop("money", None)
+    return await member_page(member_id, status=422, pay_values=values, pay_errors=errors)
+
+
+# --- a payment and its receipts -----------------------------------------------------------------
+
+def _settled(events: list[dict]) -> dict | None:
+    """What the payment settled and the balances right after, from its `settled` event."""
+    for event in events:
+        if event["reason"] == "settled":
+            facts = event["details"]
+            facts = json.loads(facts) if isinstance(facts, str) else dict(facts)
+            for key in ("credit_added", "balance_owed", "credit_balance"):
+                facts[key] = Decimal(facts.get(key, "0"))
+            for item in facts.get("settled", []):
+                item["amount"] = Decimal(item["amount"])
+            return facts
+    return None
+
+
+async def _payment_or_404(payment_id: int) -> dict:
+    rows = await Payment.raw(
+        "SELECT p.*, m.first_name || ' ' || m.last_name AS member_name, m.member_number, u.username AS staff_username "
+        "FROM payment p LEFT JOIN member m ON m.id = p.member LEFT JOIN staff s ON s.id = p.staff "
+        "LEFT JOIN piccolo_user u ON u.id = s.user WHERE p.id = {}", payment_id)
+    if not rows:
+        raise NotFound("payment")
+    return rows[0]
+
+
+async def _documents_for_payment(payment: dict) -> list[dict]:
+    subject = f"payment:{payment['id']}"
+    docs = []
+    for kind, label in (("receipt", "Receipt (A4)"), ("receipt_80mm", "Receipt (80 mm printer)")):
+        docs.append({"kind": kind, "subject": subject, "label": label, "ready": await document_store.find(kind, subject)})
+    return docs
+
+
+@get("/payments/{payment_id:int}", guards=[staff_required])
+async def payment_detail(payment_id: FromPath[int]) -> Template:
+    payment = await _payment_or_404(payment_id)
+    events = await payment_history(payment_id)
+    settled = _settled(events)
+    notes = await CreditNote.select().where(CreditNote.payment == payment_id).order_by(CreditNote.id)
+    return Template("payments/detail.html", context={
+        "payment": payment, "events": events, "settled": settled, "method_label": METHOD_LABELS[payment["method"]],
+        "documents": await _documents_for_payment(payment) if payment["receipt_number"] else [],
+        "credit_notes": notes, "refund_values": {}, "refund_errors": {},
+    })
+
+
+@post("/payments/{payment_id:int}/refund", guards=[manager_required], status_code=200)
+async def payment_refund(request: Request, payment_id: FromPath[int], data: FormData) -> Template | Redirect:
+    payment = await _payment_or_404(payment_id)
+    values = {"amount": (data.get("amount") or "").strip(), "reason": (data.get("reason") or "").strip()}
+    errors = {}
+    try:
+        amount = Money.parse(values["amount"], payment["currency"])
+    except MoneyParseError as e:
+        errors["refund_amount"] = str(e)[:1].upper() + str(e)[1:]
+    if not values["reason"]:
+        errors["reason"] = "Give a reason for the refund"
+    if not errors:
+        try:
+            note = await refund_payment(payment_id, amount, values["reason"], request.scope["user"].staff_id)
+            await request_document("credit_note", f"credit_note:{note['id']}")
+            return Redirect(f"/payments/{payment_id}", status_code=303)
+        except RuleBroken as e:
+            errors["refund_amount"] = str(e)
+    events = await payment_history(payment_id)
+    return Template("payments/detail.html", status_code=422, context={
+        "payment": payment, "events": events, "settled": _settled(events),
+        "method_label": METHOD_LABELS[payment["method"]], "documents": await _documents_for_payment(payment),
+        "credit_notes": await CreditNote.select().where(CreditNote.payment == payment_id),
+        "refund_values": values, "refund_errors": errors,
+    })
+
+
+# --- invoices ---------------------------------------------------------------------------------
+
+@get("/invoices/{invoice_id:int}", guards=[staff_required])
+async def invoice_detail(invoice_id: FromPath[int]) -> Template:
+    return await _invoice_page(invoice_id)
+
+
+async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | None = None, void_errors: dict | None = None) -> Template:
+    rows = await Invoice.raw(
+        "SELECT i.*, m.first_name || ' ' || m.last_name AS member_name, m.member_number FROM invoice i "
+        "JOIN member m ON m.id = i.member WHERE i.id = {}", invoice_id)
+    if not rows:
+        raise NotFound("invoice")
+    invoice = rows[0]
+    lines = await InvoiceLine.select().where(InvoiceLine.invoice == invoice_id).order_by(InvoiceLine.id)
+    allocations = await Allocation.raw(
+        "SELECT a.amount, a.at, p.id AS payment_id, p.receipt_number, p.method FROM allocation a "
+        "LEFT JOIN payment p ON p.id = a.payment WHERE a.invoice = {} ORDER BY a.id", invoice_id)
+    subject = await document_store.invoice_subject(invoice_id)
+    notes = await CreditNote.select().where(CreditNote.invoice == invoice_id)
+    return Template("invoices/detail.html", status_code=status, context={
+        "invoice": invoice, "lines": lines, "allocations": allocations, "credit_notes": notes,
+        "document": {"kind": "invoice", "subject": subject, "label": "Invoice PDF",
+                     "ready": await document_store.find("invoice", subject)},
+        "void_values": void_values or {}, "void_errors": void_errors or {},
+    })
+
+
+@post("/invoices/{invoice_id:int}/void", guards=[manager_required], status_code=200)
+async def invoice_void(request: Request, invoice_id: FromPath[int], data: FormData) -> Template | Redirect:
+    reason = (data.get("reason") or "").strip()
+    errors = {}
+    if not reason:
+        errors["reason"] = "Give a reason for voiding"
+    else:
+        try:
+            note = await void_invoice(invoice_id, reason, request.scope["user"].staff_id)
+            await request_document("credit_note", f"credit_note:{note['id']}")
+            return Redirect(f"/invoices/{invoice_id}", status_code=303)
+        except RuleBroken as e:
+            errors["reason"] = str(e)
+    return await _invoice_page(invoice_id, 422, {"reason": reason}, errors)
+
+
+# --- documents --------------------------------------------------------------------------------
+
+def _allowed_subject(kind: str, subject: str) -> bool:
+    return document_store.KIND_SOURCES.get(kind) == subject.split(":")[0]
+
+
+@get("/documents/{kind:str}/{subject:str}/status", guards=[staff_required])
+async def document_status(kind: FromPath[str], subject: FromPath[str], label: str = "Download") -> Template:
+    """The self-polling link: asks the worker for the PDF, polls until it is stored."""
+    if not _allowed_subject(kind, subject):
+        raise NotFound("document")
+    ready = await document_store.find(kind, subject)
+    if not ready:
+        await request_document(kind, subject)
+    return Template("documents/_link.html", context={"doc": {"kind": kind, "subject": subject, "label": label, "ready": ready}})
+
+
+@get("/documents/{kind:str}/{subject:str}", guards=[staff_required])
+async def document_download(kind: FromPath[str], subject: FromPath[str], download: bool = False) -> Response:
+    if not _allowed_subject(kind, subject):
+        raise NotFound("document")
+    found = await document_store.content(kind, subject)
+    if not found:
+        await request_document(kind, subject)
+        return Response("Being prepared; try again in a moment.", status_code=404, media_type="text/plain")
+    name, pdf = found
+    disposition = "attachment" if download else "inline"
+    return Response(pdf, media_type="application/pdf", headers={
+        "content-disposition": f'{disposition}; filename="{name}"', "cache-control": "private, max-age=3600"})
+
+
+@get("/members/{member_id:int}/statement", guards=[staff_required])
+async def member_statement(member_id: FromPath[int], start: str = "", end: str = "") -> Template:
+    from portal.members import get_member
+
+    member = await get_member(member_id)
+    end_date = parse_date(end) or today()
+    start_date = parse_date(start) or date(end_date.year, 1, 1)
+    if start_date > end_date:
+        start_date, end_date = end_date, start_date
+    subject = document_store.statement_subject(member_id, start_date, end_date)
+    ready = await document_store.find("statement", subject)
+    if not ready:
+        await request_document("statement", subject)
+    return Template("members/statement.html", context={
+        "member": member, "start": start_date, "end": end_date,
+        "doc": {"kind": "statement", "subject": subject, "label": "Statement PDF", "ready": ready},
+    })
+
+
+# --- the payments list -------------------------------------------------------------------------
+
+@get("/payments", guards=[staff_required])
+async def payment_list(request: Request) -> Template:
+    filters = PaymentFilters.parse(request.query_params)
+    page = await payment_page(filters)
+    if is_htmx(request):
+        return Template("payments/_table.html", context={"page": page, "f": filters})
+    staff = await Staff.raw("SELECT s.id, u.username FROM staff s JOIN piccolo_user u ON u.id = s.user ORDER BY u.username")
+    locations = await Location.select(Location.id, Location.name).order_by(Location.name)
+    return Template("payments/index.html", context={
+        "page": page, "f": filters, "staff": staff, "locations": locations, "statuses": STATUSES,
+        "methods": [(m, METHOD_LABELS[m]) for m in METHODS]})
+
+
+@get("/payments.csv", guards=[manager_required])
+async def payment_export(request: Request) -> Stream:
+    filters = PaymentFilters.parse(request.query_params)
+
+    async def lines():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        count = 0
+        async for record in stream_rows(filters):
+            writer.writerow(["" if record[c] is None else record[c] for c in CSV_COLUMNS])
+            count += 1
+            if count % 500 == 0:
+                yield buffer.getvalue().encode()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue().encode()
+
+    name = f"payments-{today().isoformat()}.csv"
+    return Stream(lines(), media_type="text/csv", headers={"content-disposition": f'attachment; filename="{name}"'})
+
+
+routes = [record_payment, payment_detail, payment_refund, invoice_detail, invoice_void, document_status,
+          document_download, member_statement, payment_list, payment_export]
