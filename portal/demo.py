@@ -60,6 +60,7 @@ async def load_demo_data(members: int = 200, seed: int = 7) -> None:
             for username, role, first, last, loc in DEMO_STAFF:
                 await _demo_login(username, role, first, last, locations[loc] if loc is not None else None)
         await _members(rng, members, locations, plans, settings.member_prefix)
+    await _billing(rng)
     print(f"demo data: {members} members, {len(plans)} plans, {len(locations)} locations", flush=True)
 
 
@@ -129,6 +130,37 @@ async def _members(rng: random.Random, count: int, locations: list[int], plans: 
                 memberships.extend(_membership_rows(rng, row["id"], plans, day))
             if memberships:
                 await Membership.insert(*memberships)
+
+
+async def _billing(rng: random.Random) -> None:
+    """Invoices and desk payments through the real rules, so the ledger is what it would be."""
+    from portal.invoices import issue_invoice, lock_member, plan_line
+    from portal.money import Money
+    from portal.payments.service import record_desk_payment
+    from portal.renewals import raise_renewal_invoices
+
+    desk = await Staff.select(Staff.id, Staff.location).where(Staff.role == "front_desk").first()
+    rows = await Membership.raw(
+        "SELECT ms.id, ms.member, ms.start_date, ms.end_date, p.id AS plan_id, p.name, p.price, p.currency, "
+        "p.duration_months, p.duration_days FROM membership ms JOIN plan p ON p.id = ms.plan "
+        "WHERE NOT EXISTS (SELECT 1 FROM invoice i WHERE i.membership = ms.id) ORDER BY ms.id")
+    for ms in rows:
+        period = f"{ms['start_date']:%d %b %Y} – {ms['end_date']:%d %b %Y}"
+        async with db.transaction():
+            await lock_member(ms["member"])
+            invoice = await issue_invoice(ms["member"], [plan_line(ms, period)], kind="other", plan_id=ms["plan_id"],
+                                          membership_id=ms["id"], period_start=ms["start_date"], due_date=ms["start_date"])
+        outcome = rng.choices(["paid", "part", "open"], weights=[82, 9, 9])[0]
+        if outcome == "open":
+            continue
+        total = Money(invoice["total"], invoice["currency"])
+        amount = total if outcome == "paid" else Money(invoice["total"] // 2, invoice["currency"])
+        method = rng.choices(["cash", "bank", "cheque"], weights=[70, 22, 8])[0]
+        reference = "" if method == "cash" else (f"EQ{rng.randrange(10**6):06d}" if method == "bank" else f"{rng.randrange(10**6):06d}")
+        await record_desk_payment(member_id=ms["member"], method=method, amount=amount, reference=reference,
+                                  invoice_id=invoice["id"], idempotency_key=f"demo-{invoice['id']}",
+                                  staff_id=desk["id"], location_id=desk["location"])
+    await raise_renewal_invoices()
 
 
 def _membership_rows(rng: random.Random, member_id: int, plans: list[dict], day: date) -> list[Membership]:

@@ -26,3 +26,21 @@
     }
   });
 })();
+
+// A form that starts something (a payment, a refund) submits once: the button is disabled on
+// submit, so a double click cannot send it twice (the server's idempotency key is the backstop).
+document.addEventListener('submit', function (e) {
+  var form = e.target;
+  var button = form.querySelector('button[data-once], button[type=submit][data-once]');
+  if (!button) return;
+  if (form.dataset.submitting === '1') { e.preventDefault(); return; }
+  form.dataset.submitting = '1';
+  setTimeout(function () { button.disabled = true; button.setAttribute('aria-busy', 'true'); }, 0);
+});
+// Coming back with the Back button shows the form usable again.
+window.addEventListener('pageshow', function () {
+  document.querySelectorAll('form[data-submitting]').forEach(function (form) {
+    delete form.dataset.submitting;
+    form.querySelectorAll('button[data-once]').forEach(function (b) { b.disabled = false; b.removeAttribute('aria-busy'); });
+  });
+});

@@ -82,4 +82,4 @@ def pytest_collection_modifyitems(config, items):
 
 
 # Fixtures live in tests/fixtures.py so this file stays about *where* the tests run.
-pytest_plugins = ["tests.fixtures"]
+pytest_plugins = ["tests.fixtures", "tests.support.sandbox_fixtures"]

@@ -26,7 +26,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def live_server(_database):
     """The portal as a separate process on the test database (it sees what tests commit)."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "DEMO": "0", "SANDBOX": "0", "WORKER_IN_PROCESS": "0"}
+    env = {**os.environ, "PORT": str(port), "DEMO": "0", "SANDBOX": "0", "WORKER_IN_PROCESS": "1"}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "portal"), "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

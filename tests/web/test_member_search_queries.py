@@ -20,3 +20,18 @@ async def test_search_query_count_is_fixed(alice, members):
     assert await _queries(alice, "/members?q=0720&page=2") == 3
     full = await alice.get("/members?q=kamau")
     assert int(full.headers["x-query-count"]) == 3
+
+
+@pytest.mark.parametrize("payments", [3, 60])
+async def test_the_member_page_query_count_is_fixed(alice, payments):
+    from tests.billing.helpers import invoice_for, pay
+    from tests.factories import make_member
+
+    member = await make_member()
+    await invoice_for(member, 3000)
+    for _ in range(payments):
+        await pay(member, 10)
+    r = await alice.get(f"/members/{member}")
+    assert r.status_code == 200
+    # session, member, balances, invoices, payments, plans, memberships
+    assert int(r.headers["x-query-count"]) == 7

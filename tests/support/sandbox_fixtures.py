@@ -1,3 +1,5 @@
+"""Fixtures for anything that talks to the gateway sandbox over real HTTP (any test folder)."""
+
 import pytest
 
 from portal.sandbox.app import create_sandbox_app

@@ -1,0 +1,177 @@
+"""Front desk takes money; managers refund and void; everyone finds payments."""
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+
+from tables.audit import AuditLog
+from tables.billing import Invoice, Payment
+from tests.billing.helpers import invoice_for, pay
+from tests.factories import make_member
+from tests.support.client import field_error, field_value
+
+
+async def _member_with_invoice(amount=3000):
+    member = await make_member("Wanjiku", "Kamau")
+    inv = await invoice_for(member, amount)
+    return member, inv
+
+
+async def test_front_desk_records_a_part_payment_and_sees_the_balance(alice):
+    member, inv = await _member_with_invoice()
+    page = await alice.get(f"/members/{member}")
+    assert field_value(page.text, "amount") == "3000.00"  # defaults to what is owed
+    key = field_value(page.text, "idempotency_key")
+    r = await alice.post(f"/members/{member}/payments", {"method": "cash", "amount": "1,000", "idempotency_key": key})
+    assert r.status_code == 303
+    receipt = await alice.get(r.headers["location"])
+    assert 'data-testid="balance-after">KES 2,000<' in receipt.text
+    assert "RCP-" in receipt.text and inv["number"] in receipt.text
+    member_page = await alice.get(f"/members/{member}")
+    assert 'data-testid="balance-owed">KES 2,000<' in member_page.text
+    assert "partially paid" in member_page.text
+    # A retried post of the same form (same key) shows the same payment, records nothing new.
+    again = await alice.post(f"/members/{member}/payments", {"method": "cash", "amount": "1,000", "idempotency_key": key})
+    assert again.headers["location"] == r.headers["location"]
+    assert await Payment.count() == 1
+
+
+async def test_a_bad_payment_form_keeps_what_was_typed(alice):
+    member, _ = await _member_with_invoice()
+    r = await alice.post(f"/members/{member}/payments", {"method": "cheque", "amount": "12.345", "reference": "",
+                                                         "idempotency_key": "abc"})
+    assert r.status_code == 422
+    assert field_error(r.text, "amount") == "At most 2 decimal places"
+    assert field_error(r.text, "reference") == "Enter the cheque number"
+    assert field_value(r.text, "amount") == "12.345"
+    assert field_value(r.text, "idempotency_key") == "abc"
+    assert 'value="cheque" checked' in r.text
+    assert await Payment.count() == 0
+
+
+async def test_bank_transfer_and_cheque_keep_their_reference(alice):
+    member, _ = await _member_with_invoice()
+    await alice.post(f"/members/{member}/payments", {"method": "bank", "amount": "1000", "reference": "EQ123", "idempotency_key": "a"})
+    await alice.post(f"/members/{member}/payments", {"method": "cheque", "amount": "500", "reference": "000123", "idempotency_key": "b"})
+    refs = {p["method"]: p["reference"] for p in await Payment.select(Payment.method, Payment.reference)}
+    assert refs == {"bank": "EQ123", "cheque": "000123"}
+
+
+async def test_front_desk_cannot_refund_or_void(alice):
+    member, inv = await _member_with_invoice()
+    payment = (await pay(member, 1000)).payment
+    assert (await alice.post(f"/payments/{payment['id']}/refund", {"amount": "1000", "reason": "x"})).status_code == 403
+    assert (await alice.post(f"/invoices/{inv['id']}/void", {"reason": "x"})).status_code == 403
+    page = await alice.get(f"/payments/{payment['id']}")
+    assert 'data-testid="refund-form"' not in page.text
+
+
+async def test_a_manager_refunds_with_a_reason(bob):
+    member, inv = await _member_with_invoice()
+    payment = (await pay(member, 3000)).payment
+    missing = await bob.post(f"/payments/{payment['id']}/refund", {"amount": "1000", "reason": ""})
+    assert missing.status_code == 422
+    assert field_error(missing.text, "reason") == "Give a reason for the refund"
+    too_much = await bob.post(f"/payments/{payment['id']}/refund", {"amount": "3001", "reason": "typo"})
+    assert too_much.status_code == 422 and "Refund between" in field_error(too_much.text, "refund_amount")
+    r = await bob.post(f"/payments/{payment['id']}/refund", {"amount": "1000", "reason": "Charged twice at the desk"})
+    assert r.status_code == 303
+    page = await bob.get(f"/payments/{payment['id']}")
+    assert "partially refunded" in page.text and 'data-testid="refunded">KES 1,000<' in page.text
+    assert "Charged twice at the desk" in page.text
+    audit = await AuditLog.select().where(AuditLog.action == "payment.refunded").first()
+    assert audit["reason"] == "Charged twice at the desk" and audit["staff"] is not None
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "partially_paid"
+
+
+async def test_a_manager_voids_an_invoice_with_a_reason(bob):
+    member, inv = await _member_with_invoice()
+    r = await bob.post(f"/invoices/{inv['id']}/void", {"reason": ""})
+    assert r.status_code == 422 and field_error(r.text, "reason") == "Give a reason for voiding"
+    r = await bob.post(f"/invoices/{inv['id']}/void", {"reason": "Raised twice by mistake"})
+    assert r.status_code == 303
+    page = await bob.get(f"/invoices/{inv['id']}")
+    assert "Void: Raised twice by mistake" in page.text
+    assert 'data-testid="invoice-balance">KES 0<' in page.text
+
+
+async def _three_payments():
+    a = await make_member("Achieng", "Odhiambo", number="PTF0201")
+    b = await make_member("Brian", "Otieno", number="PTF0202")
+    for m in (a, b):
+        await invoice_for(m, 3000)
+    await pay(a, 3000, method="cash")
+    await pay(b, 1500, method="bank", reference="KCB-99812")
+    await pay(b, 500, method="cheque", reference="004417")
+    return a, b
+
+
+async def test_the_payments_list_filters_and_totals(alice):
+    await _three_payments()
+    everything = await alice.get("/payments")
+    assert 'data-testid="total-count">3<' in everything.text
+    assert 'data-testid="total-amount">KES 5,000<' in everything.text
+    cash = await alice.get("/payments?method=cash", htmx=True)
+    assert "<html" not in cash.text and 'data-testid="total-amount">KES 3,000<' in cash.text
+    by_ref = await alice.get("/payments?q=kcb", htmx=True)
+    assert 'data-testid="total-count">1<' in by_ref.text and "KCB-99812" in by_ref.text
+    by_member = await alice.get("/payments?q=brian", htmx=True)
+    assert 'data-testid="total-count">2<' in by_member.text
+    by_number = await alice.get("/payments?q=ptf0201", htmx=True)
+    assert 'data-testid="total-count">1<' in by_number.text
+    receipt = (await Payment.select(Payment.receipt_number).where(Payment.method == "cheque").first())["receipt_number"]
+    by_receipt = await alice.get(f"/payments?q={receipt.lower()}", htmx=True)
+    assert 'data-testid="total-count">1<' in by_receipt.text
+    bad_date = await alice.get("/payments?date_from=yesterday", htmx=True)
+    assert "Use a date like" in bad_date.text
+
+
+async def test_csv_export_streams_the_filtered_payments(bob, alice):
+    await _three_payments()
+    assert (await alice.get("/payments.csv")).status_code == 403
+    r = await bob.get("/payments.csv?method=bank")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [(row["method"], row["amount"], row["reference"]) for row in rows] == [("bank", "1500.00", "KCB-99812")]
+    assert rows[0]["receipt_number"].startswith("RCP-")
+
+
+async def _bulk_payments(n: int) -> None:
+    """n completed cash payments spread over members, inserted in SQL (a size test, not a story)."""
+    from piccolo.querystring import QueryString
+    from piccolo.engine import engine_finder
+
+    from tests.factories import make_members
+
+    await make_members(200)
+    await engine_finder().run_querystring(QueryString(
+        "INSERT INTO payment (member, method, amount, currency, refunded, status, reference, receipt_number, "
+        "idempotency_key, note, created_at, completed_at) "
+        "SELECT (SELECT min(id) FROM member) + (g % 200), (ARRAY['cash','bank','cheque','mpesa','card'])[1 + g % 5], "
+        "100 + (g % 50) * 100, 'KES', 0, 'completed', 'REF' || g, 'RCP-2026-' || lpad(g::text, 6, '0'), "
+        "'bulk-' || g, '', now() - (g || ' minutes')::interval, now() - (g || ' minutes')::interval "
+        "FROM generate_series(1, {}) g", n))
+
+
+@pytest.mark.parametrize("n", [1000, 100_000])
+async def test_the_payments_page_query_count_is_fixed(alice, n):
+    await _bulk_payments(n)
+    # session, totals, page of rows, staff list, location list
+    r = await alice.get("/payments")
+    assert r.status_code == 200 and int(r.headers["x-query-count"]) == 5
+    assert f'data-testid="total-count">{n}<' in r.text
+    # htmx filter requests: session, totals, rows
+    r = await alice.get("/payments?method=bank&q=ref1&page=2", htmx=True)
+    assert int(r.headers["x-query-count"]) == 3
+
+
+async def test_csv_export_of_100000_payments_streams_every_row(bob):
+    await _bulk_payments(100_000)
+    lines = 0
+    async with bob.http.stream("GET", "/payments.csv") as r:
+        assert r.status_code == 200
+        async for chunk in r.aiter_bytes():
+            lines += chunk.count(b"\n")
+    assert lines == 100_001  # header + every payment
