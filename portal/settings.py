@@ -104,6 +104,11 @@ class Settings:
     daraja_shortcode: str
     daraja_passkey: str
     daraja_callback_token: str
+    daraja_allowed_ips: tuple[str, ...]
+    daraja_initiator: str
+    daraja_security_credential: str
+    stk_timeout_seconds: int
+    c2b_accept_unknown_accounts: bool
     flutterwave_base_url: str
     flutterwave_secret_key: str
     flutterwave_secret_hash: str
@@ -203,6 +208,11 @@ class Settings:
                 "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919" if sandbox else "",
             ),
             daraja_callback_token=env.str("DARAJA_CALLBACK_TOKEN", "sandbox-callback-token" if sandbox else ""),
+            daraja_allowed_ips=tuple(ip.strip() for ip in env.str("DARAJA_ALLOWED_IPS").split(",") if ip.strip()),
+            daraja_initiator=env.str("DARAJA_INITIATOR", "testapi" if sandbox else ""),
+            daraja_security_credential=env.str("DARAJA_SECURITY_CREDENTIAL", "sandbox-credential" if sandbox else ""),
+            stk_timeout_seconds=env.int("STK_TIMEOUT_SECONDS", 120, 30, 3600),
+            c2b_accept_unknown_accounts=env.bool("C2B_ACCEPT_UNKNOWN_ACCOUNTS", True),
             flutterwave_base_url=env.url(
                 "FLUTTERWAVE_BASE_URL", f"{sandbox_url}/v3" if sandbox else FLUTTERWAVE_LIVE, ("http", "https")
             ),
@@ -238,6 +248,7 @@ class Settings:
     def describe(self) -> dict[str, str]:
         """Settings for logs, secrets masked."""
         hidden = {"secret_key", "daraja_consumer_secret", "daraja_passkey", "daraja_callback_token",
+                  "daraja_security_credential",
                   "flutterwave_secret_key", "flutterwave_secret_hash", "at_api_key"}
         out = {}
         for f in fields(self):

@@ -114,13 +114,23 @@ class Payment(Table, tablename="payment"):
     refunded = Numeric(digits=MONEY, default=Decimal("0"))
     status = Varchar(length=20, choices=Status, default=Status.pending, index=True)
     reference = Varchar(length=60, default="", index=True, help_text="Cheque number, bank reference, M-Pesa code")
-    receipt_number = Varchar(length=20, null=True, unique=True)
+    receipt_number = Varchar(length=20, null=True, default=None, unique=True)
     idempotency_key = Varchar(length=80, unique=True)
     staff = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True, index=True)
     location = ForeignKey(references=Location, on_delete=OnDelete.restrict, null=True, index=True)
     note = Text(default="")
     created_at = Timestamptz(index=True)
-    completed_at = Timestamptz(null=True, index=True)
+    completed_at = Timestamptz(null=True, default=None, index=True)
+    # Gateway payments (M-Pesa STK and C2B, cards)
+    phone = Varchar(length=12, default="", help_text="The M-Pesa number asked or that paid")
+    gateway_ref = Varchar(length=120, null=True, default=None, help_text="CheckoutRequestID, M-Pesa TransID or Flutterwave tx id")
+    gateway_request = Varchar(length=120, null=True, default=None, help_text="MerchantRequestID / tx_ref")
+    expires_at = Timestamptz(null=True, default=None, help_text="When an unanswered prompt is given up on")
+    next_check_at = Timestamptz(null=True, default=None, help_text="When the worker next asks the gateway")
+    checks = Integer(default=0)
+    flag = Varchar(length=40, default="", help_text="amount_mismatch, late_success, ... for staff")
+    card_brand = Varchar(length=20, default="")
+    card_last4 = Varchar(length=4, default="")
 
 
 class PaymentEvent(Table, tablename="payment_event"):
@@ -132,7 +142,7 @@ class PaymentEvent(Table, tablename="payment_event"):
     new_status = Varchar(length=20)
     reason = Text(default="")
     staff = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
-    gateway_event = Varchar(length=80, null=True, help_text="Id of the stored gateway callback that caused it")
+    gateway_event = Varchar(length=80, null=True, default=None, help_text="Id of the stored gateway callback that caused it")
     details = JSONB(default={})
 
 

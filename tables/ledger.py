@@ -23,7 +23,7 @@ class LedgerEntry(Table, tablename="ledger_entry"):
     staff = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
     invoice = Integer(null=True, index=True)
     payment = Integer(null=True, index=True)
-    gateway_event = Varchar(length=80, null=True)
+    gateway_event = Varchar(length=80, null=True, default=None)
     reverses = Integer(null=True, help_text="The entry this one corrects")
 
 

@@ -8,7 +8,7 @@ APP_CONFIG = AppConfig(
     app_name="portal",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
     table_classes=table_finder(
-        modules=["tables.locations", "tables.staff", "tables.members", "tables.audit", "tables.billing", "tables.ledger",
+        modules=["tables.locations", "tables.staff", "tables.members", "tables.audit", "tables.billing", "tables.ledger", "tables.gateway",
                  "tables.gateway_tokens"],
         exclude_imported=True,
     ),

@@ -10,12 +10,12 @@ import logging
 from saq import CronJob, Queue, Worker
 
 from portal.settings import Settings
-from tasks import billing, documents, memberships
+from tasks import billing, documents, memberships, mpesa
 
 log = logging.getLogger(__name__)
 
 FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documents.sweep_documents,
-             billing.raise_renewal_invoices]
+             billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.
@@ -24,6 +24,7 @@ CRON_JOBS = [
     CronJob(billing.raise_renewal_invoices, cron="15 0 * * *", timeout=600, retries=2),
     # The queue only nudges: anything whose job was lost is picked up here.
     CronJob(documents.sweep_documents, cron="* * * * *", timeout=120, retries=1),
+    CronJob(mpesa.sweep_mpesa, cron="* * * * *", timeout=120, retries=1),
 ]
 
 

@@ -125,10 +125,16 @@ async def payment_detail(payment_id: FromPath[int]) -> Template:
     events = await payment_history(payment_id)
     settled = _settled(events)
     notes = await CreditNote.select().where(CreditNote.payment == payment_id).order_by(CreditNote.id)
+    live = {}
+    if payment["method"] == "mpesa":
+        from portal.web.mpesa import stk_context
+
+        live = await stk_context(payment_id)
+        live.pop("payment")
     return Template("payments/detail.html", context={
         "payment": payment, "events": events, "settled": settled, "method_label": METHOD_LABELS[payment["method"]],
         "documents": await _documents_for_payment(payment) if payment["receipt_number"] else [],
-        "credit_notes": notes, "refund_values": {}, "refund_errors": {},
+        "credit_notes": notes, "refund_values": {}, "refund_errors": {}, **live,
     })
 
 

@@ -60,7 +60,8 @@ async def member_create(request: Request, data: FormData) -> Template | Redirect
 
 async def member_page(member_id: int, *, status: int = 200, created: bool = False, pay_values: dict | None = None,
                       pay_errors: dict | None = None, plan_values: dict | None = None,
-                      plan_errors: dict | None = None) -> Template:
+                      plan_errors: dict | None = None, mpesa_values: dict | None = None,
+                      mpesa_errors: dict | None = None) -> Template:
     """The member page: who, memberships, what they owe, invoices, payments, and the two forms
     (record a payment, put on a plan). A fixed number of queries."""
     from portal import ledger
@@ -75,7 +76,11 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
     if pay_values is None:
         pay_values = {"method": "cash", "amount": f"{owed.amount:.2f}" if owed.amount > 0 else "",
                       "idempotency_key": new_idempotency_key()}
+    if mpesa_values is None:
+        whole = owed.amount.to_integral_value(rounding="ROUND_CEILING") if owed.amount > 0 else ""
+        mpesa_values = {"phone": "0" + member["phone"][3:], "amount": str(whole), "idempotency_key": new_idempotency_key()}
     return Template("members/detail.html", status_code=status, context={
+        "mpesa_values": mpesa_values, "mpesa_errors": mpesa_errors or {},
         "member": member, "memberships": await members.member_memberships(member_id), "plans": plans,
         "created": created, "owed": owed, "credit": credit, "invoices": invoices, "open_invoices": open_invoices,
         "payments": payments, "pay_values": pay_values, "pay_errors": pay_errors or {},

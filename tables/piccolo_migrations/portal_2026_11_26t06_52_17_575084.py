@@ -327,7 +327,7 @@ async def forwards():
         column_class=Varchar,
         params={
             "length": 80,
-            "default": "",
+            "default": None,
             "null": True,
             "primary_key": False,
             "unique": False,
@@ -504,7 +504,7 @@ async def forwards():
         column_class=Varchar,
         params={
             "length": 80,
-            "default": "",
+            "default": None,
             "null": True,
             "primary_key": False,
             "unique": False,
@@ -2067,7 +2067,7 @@ async def forwards():
         column_class=Varchar,
         params={
             "length": 20,
-            "default": "",
+            "default": None,
             "null": True,
             "primary_key": False,
             "unique": True,
@@ -2200,7 +2200,7 @@ async def forwards():
         column_class_name="Timestamptz",
         column_class=Timestamptz,
         params={
-            "default": TimestamptzNow(),
+            "default": None,
             "null": True,
             "primary_key": False,
             "unique": False,

@@ -1,0 +1,143 @@
+"""Gateway callbacks (Daraja today; Flutterwave and Africa's Talking next).
+
+Exempt from CSRF and login: each is authenticated its own way (Daraja: a secret token in the
+path and an optional source-address allowlist). The rhythm is always the same: read the body
+(capped), store it raw, process it, answer what the gateway expects. Nothing here can answer a
+500: whatever goes wrong after the body is stored is the sweeper's to retry.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from litestar import Request, Response, post
+from litestar.params import FromPath
+
+from portal.callbacks import store as callbacks
+from portal.callbacks.store import MAX_BODY, loads
+
+log = logging.getLogger(__name__)
+
+DARAJA_ACK = {"ResultCode": 0, "ResultDesc": "Accepted"}
+
+
+async def read_body(request: Request) -> tuple[bytes, bool]:
+    """The body up to MAX_BODY bytes, and whether it was cut."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            chunks.append(chunk[: max(0, MAX_BODY - (size - len(chunk)))])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+def _source_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def daraja_allowed(request: Request, token: str) -> str | None:
+    """Why this request is not from Daraja, or None if it may be."""
+    settings = request.app.state.settings
+    expected = settings.daraja_callback_token
+    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        return "wrong callback token"
+    allowed = settings.daraja_allowed_ips
+    if allowed and _source_ip(request) not in allowed:
+        return f"source address {_source_ip(request)} not allowed"
+    return None
+
+
+def _stk_checkout_id(data) -> str | None:
+    try:
+        value = data["Body"]["stkCallback"]["CheckoutRequestID"]
+        return value if isinstance(value, str) and 0 < len(value) <= 100 else None
+    except (KeyError, TypeError):
+        return None
+
+
+def _c2b_trans_id(data) -> str | None:
+    try:
+        value = data["TransID"]
+        return value if isinstance(value, str) and 0 < len(value) <= 40 else None
+    except (KeyError, TypeError):
+        return None
+
+
+def _async_result_id(data) -> str | None:
+    try:
+        value = data["Result"]["OriginatorConversationID"]
+        return f"{value}:{data['Result']['ConversationID']}" if isinstance(value, str) else None
+    except (KeyError, TypeError):
+        return None
+
+
+ID_READERS = {"stk": _stk_checkout_id, "c2b_confirmation": _c2b_trans_id, "c2b_validation": _c2b_trans_id,
+              "result": _async_result_id, "timeout": _async_result_id}
+
+
+async def receive_daraja(request: Request, kind: str, token: str) -> tuple[int, str, object]:
+    """Store a Daraja callback, then process it. Returns (callback id, outcome, parsed body)."""
+    raw, cut = await read_body(request)
+    refused = daraja_allowed(request, token)
+    data, external_id, note, outcome = None, None, "", "stored"
+    if refused:
+        outcome, note = "rejected", refused
+    elif cut:
+        outcome, note = "malformed", f"body over {MAX_BODY} bytes, cut"
+    else:
+        try:
+            data = loads(raw)
+            external_id = ID_READERS[kind](data)
+        except (ValueError, UnicodeDecodeError) as e:
+            outcome, note = "malformed", f"not JSON: {e}"[:300]
+    stored = await callbacks.store("daraja", kind, raw, headers=dict(request.headers), source_ip=_source_ip(request),
+                                   external_id=external_id, outcome=outcome, note=note)
+    if outcome == "malformed" and stored.new:
+        await callbacks.alert("malformed", f"Daraja {kind} callback could not be read: {note}", callback_id=stored.id)
+    if outcome != "stored":
+        if outcome == "rejected":
+            log.warning("rejected Daraja %s callback from %s: %s", kind, _source_ip(request), refused)
+        return stored.id, outcome, data
+    return stored.id, await callbacks.process(stored.id), data
+
+
+@post("/hooks/daraja/stk/{token:str}", status_code=200)
+async def daraja_stk(request: Request, token: FromPath[str]) -> Response:
+    await receive_daraja(request, "stk", token)
+    return Response(DARAJA_ACK)
+
+
+@post("/hooks/daraja/c2b/confirmation/{token:str}", status_code=200)
+async def daraja_c2b_confirmation(request: Request, token: FromPath[str]) -> Response:
+    await receive_daraja(request, "c2b_confirmation", token)
+    return Response({"ResultCode": 0, "ResultDesc": "Success"})
+
+
+@post("/hooks/daraja/c2b/validation/{token:str}", status_code=200)
+async def daraja_c2b_validation(request: Request, token: FromPath[str]) -> Response:
+    """Accept or reject a Paybill payment before M-Pesa takes the money (answer within ~8 s)."""
+    from portal.payments import c2b
+
+    callback_id, outcome, data = await receive_daraja(request, "c2b_validation", token)
+    if outcome in ("rejected", "malformed") or not isinstance(data, dict):
+        return Response({"ResultCode": "C2B00016", "ResultDesc": "Rejected"})
+    code = await c2b.validation_answer(data)
+    return Response({"ResultCode": code, "ResultDesc": "Accepted" if code == "0" else "Rejected"})
+
+
+@post("/hooks/daraja/result/{token:str}", status_code=200)
+async def daraja_result(request: Request, token: FromPath[str]) -> Response:
+    await receive_daraja(request, "result", token)
+    return Response(DARAJA_ACK)
+
+
+@post("/hooks/daraja/timeout/{token:str}", status_code=200)
+async def daraja_timeout(request: Request, token: FromPath[str]) -> Response:
+    await receive_daraja(request, "timeout", token)
+    return Response(DARAJA_ACK)
+
+
+routes = [daraja_stk, daraja_c2b_confirmation, daraja_c2b_validation, daraja_result, daraja_timeout]

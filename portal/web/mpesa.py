@@ -1,0 +1,92 @@
+"""Front desk M-Pesa: send a prompt to a phone and watch it complete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Template
+
+from portal import document_store
+from portal.auth import staff_required
+from portal.errors import RuleBroken
+from portal.money import Money, MoneyParseError
+from portal.payments import mpesa, state
+from portal.phones import display_phone
+from tables.billing import Payment
+from tasks.documents import request_receipts
+from tasks.mpesa import request_stk_push
+
+FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+IN_FLIGHT = (state.PENDING, state.PROCESSING)
+
+
+@post("/members/{member_id:int}/mpesa", guards=[staff_required], status_code=200)
+async def request_mpesa(request: Request, member_id: FromPath[int], data: FormData) -> Template | Redirect:
+    from portal.web.billing import new_idempotency_key
+    from portal.web.members import member_page
+
+    values = {k: (data.get(k) or "").strip() for k in ("phone", "amount", "invoice", "idempotency_key")}
+    values["idempotency_key"] = values["idempotency_key"] or new_idempotency_key()
+    errors: dict[str, str] = {}
+    try:
+        amount = Money.parse(values["amount"], request.app.state.settings.currency)
+        if amount.amount < 1 or not amount.is_whole:
+            errors["mpesa_amount"] = "M-Pesa takes whole shillings (at least 1)"
+    except MoneyParseError as e:
+        errors["mpesa_amount"] = str(e)[:1].upper() + str(e)[1:]
+    if not errors:
+        user = request.scope["user"]
+        try:
+            recorded = await mpesa.start_stk_push(
+                member_id=member_id, phone=values["phone"], amount=amount, idempotency_key=values["idempotency_key"],
+                invoice_id=int(values["invoice"]) if values["invoice"].isdigit() else None,
+                staff_id=user.staff_id, location_id=user.location_id)
+        except RuleBroken as e:
+            errors["mpesa_phone" if "phone" in str(e).lower() or "mobile" in str(e).lower() else "mpesa_amount"] = str(e)
+        else:
+            if recorded.created:
+                await request_stk_push(recorded.payment["id"])
+            return Redirect(f"/payments/{recorded.payment['id']}", status_code=303)
+    return await member_page(member_id, status=422, mpesa_values=values, mpesa_errors=errors)
+
+
+async def stk_context(payment_id: int) -> dict:
+    payment = await Payment.select().where(Payment.id == payment_id).first()
+    events = await mpesa_events(payment_id)
+    documents = []
+    if payment["receipt_number"]:
+        for kind, label in (("receipt", "Receipt (A4)"), ("receipt_80mm", "Receipt (80 mm printer)")):
+            subject = f"payment:{payment_id}"
+            documents.append({"kind": kind, "subject": subject, "label": label,
+                              "ready": await document_store.find(kind, subject)})
+    last_reason = events[-1]["reason"] if events else ""
+    return {"payment": payment, "in_flight": payment["status"] in IN_FLIGHT, "phone": display_phone(payment["phone"]),
+            "reason": last_reason, "documents": documents}
+
+
+async def mpesa_events(payment_id: int) -> list[dict]:
+    from portal.payments.service import payment_history
+
+    return [e for e in await payment_history(payment_id) if e["reason"] != "settled"]
+
+
+@get("/payments/{payment_id:int}/status", guards=[staff_required])
+async def payment_status(payment_id: FromPath[int]) -> Template:
+    """The live status partial: polls itself while the prompt is in flight."""
+    ctx = await stk_context(payment_id)
+    return Template("payments/_stk_status.html", context=ctx)
+
+
+@post("/payments/{payment_id:int}/retry", guards=[staff_required], status_code=200)
+async def retry_mpesa(request: Request, payment_id: FromPath[int]) -> Redirect:
+    recorded = await mpesa.retry_stk_push(payment_id, request.scope["user"].staff_id)
+    if recorded.created:
+        await request_stk_push(recorded.payment["id"])
+    return Redirect(f"/payments/{recorded.payment['id']}", status_code=303)
+
+
+routes = [request_mpesa, payment_status, retry_mpesa]

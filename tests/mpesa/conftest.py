@@ -1,0 +1,73 @@
+"""M-Pesa tests run the real chain over HTTP: portal (uvicorn, on the test's event loop) ->
+worker -> Daraja sandbox -> callbacks back to the portal's hook URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+
+import httpx
+import pytest_asyncio
+import uvicorn
+
+from portal.settings import get_settings
+from tests.support.servers import free_port
+
+PHONES = {  # the sandbox's magic numbers (portal/sandbox/daraja.py)
+    "success": "254700000001", "cancelled": "254700000002", "timeout": "254700000003", "wrong_pin": "254700000004",
+    "insufficient": "254700000005", "late": "254700000006", "twice": "254700000007", "callback_first": "254700000008",
+    "no_callback": "254700000009", "interactive": "254700000010",
+}
+
+
+@dataclass
+class Live:
+    portal: str
+    sandbox: str
+    settings: object
+
+    def hook(self, kind: str = "stk") -> str:
+        return f"{self.portal}/hooks/daraja/{kind}/{self.settings.daraja_callback_token}"
+
+
+@pytest_asyncio.fixture
+async def live(sandbox, db, queue):
+    """Settings pointing at the sandbox, and the portal served over HTTP on this event loop
+    (so it shares the test's connection pool and queue)."""
+    port = free_port()
+    saved = dict(os.environ)
+    os.environ.update(SANDBOX="1", SANDBOX_PORT=sandbox.rsplit(":", 1)[1], DARAJA_BASE_URL=sandbox,
+                      PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", DARAJA_CALLBACK_TOKEN="test-hook-token-1234",
+                      STK_TIMEOUT_SECONDS="60")
+    get_settings.cache_clear()
+    settings = get_settings()
+    from portal.app import create_app
+
+    app = create_app(settings, manage_resources=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server.capture_signals = __import__("contextlib").nullcontext
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    async with httpx.AsyncClient() as http:
+        await http.post(f"{sandbox}/_sandbox/daraja/reset")
+    try:
+        yield Live(f"http://127.0.0.1:{port}", sandbox, settings)
+    finally:
+        server.should_exit = True
+        await task
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+
+
+async def wait_for_status(payment_id: int, statuses: set[str], timeout: float = 20) -> dict:
+    from tables.billing import Payment
+
+    for _ in range(int(timeout / 0.05)):
+        row = await Payment.select().where(Payment.id == payment_id).first()
+        if row["status"] in statuses:
+            return row
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"payment {payment_id} stayed {row['status']}, wanted {statuses}")
