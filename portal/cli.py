@@ -120,6 +120,38 @@ def cmd_demo_data(args) -> None:
         db.release_embedded()
 
 
+def cmd_mpesa(args) -> None:
+    from portal import db
+    from portal.gateways.http import GatewayError
+    from portal.payments.c2b import register_c2b_urls
+
+    settings = _settings()
+
+    async def go():
+        import piccolo_conf  # noqa: F401
+        from piccolo.engine import engine_finder
+
+        await migrate()  # the Daraja token is kept in the database
+        engine = engine_finder()
+        await engine.start_connection_pool(min_size=1, max_size=2)
+        try:
+            return await register_c2b_urls(settings)
+        finally:
+            await engine.close_connection_pool()
+
+    try:
+        answer = asyncio.run(go())
+    except (GatewayError, SettingsError, ValueError) as e:
+        sys.exit(f"Daraja refused: {e}")
+    finally:
+        db.release_embedded()
+    from portal.gateways.callback_urls import c2b_confirmation_url, c2b_validation_url
+
+    print(f"C2B URLs registered for shortcode {settings.daraja_shortcode}: {answer}")
+    print(f"  confirmation: {c2b_confirmation_url(settings)}")
+    print(f"  validation:   {c2b_validation_url(settings)}")
+
+
 def cmd_db(args) -> None:
     from portal import db
 
@@ -148,6 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--members", type=int, default=200)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo_data)
+    p = sub.add_parser("mpesa", help="M-Pesa set-up")
+    p.add_argument("action", choices=["register-urls"], help="register-urls: tell Daraja our Paybill (C2B) URLs")
+    p.set_defaults(func=cmd_mpesa)
     p = sub.add_parser("db", help="the embedded database")
     p.add_argument("action", choices=["stop"], help="stop: hard stop of the embedded PostgreSQL")
     p.set_defaults(func=cmd_db)

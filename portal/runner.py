@@ -51,6 +51,8 @@ async def serve(settings: Settings) -> None:
             create_sandbox_app(config), host="127.0.0.1", port=settings.sandbox_port, log_level="warning",
         ))))
     tasks = [asyncio.create_task(s.serve()) for s in servers]
+    # Not one of the tasks waited on below: it finishing must not stop the servers.
+    setup = asyncio.create_task(_register_sandbox_paybill(settings, servers)) if settings.sandbox else None
     waiter = asyncio.create_task(_wait_for_signal())
     await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
     log.info("stopping")
@@ -58,6 +60,23 @@ async def serve(settings: Settings) -> None:
         s.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     waiter.cancel()
+    if setup is not None:
+        setup.cancel()
+
+
+async def _register_sandbox_paybill(settings: Settings, servers: list[uvicorn.Server]) -> None:
+    """Demo: tell the simulated Daraja where our Paybill URLs are, as `portal mpesa
+    register-urls` does for the real one, so payments from its Pay Bill page reach us."""
+    while not all(s.started for s in servers):
+        if any(s.should_exit for s in servers):
+            return
+        await asyncio.sleep(0.1)
+    from portal.payments.c2b import register_c2b_urls
+
+    try:
+        log.info("sandbox Paybill URLs registered: %s", await register_c2b_urls(settings))
+    except Exception as e:  # the demo still works without Paybill
+        log.warning("could not register the sandbox Paybill URLs: %s", e)
 
 
 async def work(settings: Settings) -> None:

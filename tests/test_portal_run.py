@@ -67,6 +67,7 @@ def test_run_serves_demo_and_ctrl_c_leaves_nothing_behind(tmp_path):
         proc.send_signal(signal.SIGINT)
         out = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, out
+    assert "sandbox Paybill URLs registered: Success" in out  # the demo's Pay Bill page reaches us
     time.sleep(0.5)
     assert _postgres_for(tmp_path / "pgdata") == []
     assert json.loads((tmp_path / "pgdata" / ".handle_pids.json").read_text()) == []

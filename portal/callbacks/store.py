@@ -49,11 +49,12 @@ RETURNING id, (xmax = 0) AS inserted
 
 
 async def store(gateway: str, kind: str, raw: bytes, *, headers: dict | None = None, source_ip: str = "",
-                external_id: str | None = None, outcome: str = "stored", note: str = "") -> Stored:
+                external_id: str | None = None, outcome: str = "stored", note: str = "",
+                dedupe_extra: str = "") -> Stored:
     """Save what arrived, exactly once per gateway id (or per body when there is no id)."""
     kept = {k.lower(): v for k, v in (headers or {}).items() if k.lower() in KEEP_HEADERS}
     text = raw[:MAX_BODY].decode("utf-8", errors="replace")
-    key = f"id:{external_id}" if external_id else body_hash(raw)
+    key = f"id:{external_id}" + (f":{dedupe_extra}" if dedupe_extra else "") if external_id else body_hash(raw)
     async with db.transaction():
         rows = await GatewayCallback.raw(INSERT, gateway, kind, key[:120], external_id, text, json.dumps(kept),
                                          source_ip[:64], outcome, note)

@@ -210,8 +210,11 @@ async def apply_stk_result(payment: dict, outcome: StkOutcome, *, source: str) -
             return "duplicate", "payment already completed"
         other = await _receipt_already_recorded(outcome.receipt, payment_id)
         if other:
-            await state.transition(payment_id, state.CANCELLED, gateway_event=source,
-                                   reason=f"Paid: already recorded from the Paybill notification {outcome.receipt}")
+            # The money is already in, through the Paybill notification. Close the request if it
+            # is still open; a request already given up on stays as it is (the money is counted).
+            if current["status"] in (state.PENDING, state.PROCESSING):
+                await state.transition(payment_id, state.CANCELLED, gateway_event=source,
+                                       reason=f"Paid: already recorded from the Paybill notification {outcome.receipt}")
             return "duplicate", f"receipt {outcome.receipt} already recorded as payment {other['id']}"
         asked = Money(current["amount"], current["currency"])
         received = Money(outcome.amount, current["currency"]) if outcome.amount is not None else asked

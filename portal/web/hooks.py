@@ -58,6 +58,13 @@ def _stk_checkout_id(data) -> str | None:
         return None
 
 
+def _stk_result_code(data) -> str:
+    try:
+        return str(data["Body"]["stkCallback"]["ResultCode"])[:10]
+    except (KeyError, TypeError):
+        return "?"
+
+
 def _c2b_trans_id(data) -> str | None:
     try:
         value = data["TransID"]
@@ -82,7 +89,7 @@ async def receive_daraja(request: Request, kind: str, token: str) -> tuple[int, 
     """Store a Daraja callback, then process it. Returns (callback id, outcome, parsed body)."""
     raw, cut = await read_body(request)
     refused = daraja_allowed(request, token)
-    data, external_id, note, outcome = None, None, "", "stored"
+    data, external_id, note, outcome, dedupe_extra = None, None, "", "stored", ""
     if refused:
         outcome, note = "rejected", refused
     elif cut:
@@ -91,10 +98,14 @@ async def receive_daraja(request: Request, kind: str, token: str) -> tuple[int, 
         try:
             data = loads(raw)
             external_id = ID_READERS[kind](data)
+            if kind == "stk" and external_id:
+                # The same result sent again is one callback; a different result for the same
+                # request is kept as its own row (and the state machine decides what it means).
+                dedupe_extra = _stk_result_code(data)
         except (ValueError, UnicodeDecodeError) as e:
             outcome, note = "malformed", f"not JSON: {e}"[:300]
     stored = await callbacks.store("daraja", kind, raw, headers=dict(request.headers), source_ip=_source_ip(request),
-                                   external_id=external_id, outcome=outcome, note=note)
+                                   external_id=external_id, outcome=outcome, note=note, dedupe_extra=dedupe_extra)
     if outcome == "malformed" and stored.new:
         await callbacks.alert("malformed", f"Daraja {kind} callback could not be read: {note}", callback_id=stored.id)
     if outcome != "stored":

@@ -75,10 +75,14 @@ async def mpesa_events(payment_id: int) -> list[dict]:
 
 
 @get("/payments/{payment_id:int}/status", guards=[staff_required])
-async def payment_status(payment_id: FromPath[int]) -> Template:
-    """The live status partial: polls itself while the prompt is in flight."""
+async def payment_status(request: Request, payment_id: FromPath[int]) -> Template:
+    """The live status partial: polls itself while the prompt is in flight. When it becomes
+    final, the whole payment page is refreshed (receipt number, history, receipts)."""
     ctx = await stk_context(payment_id)
-    return Template("payments/_stk_status.html", context=ctx)
+    headers = {}
+    if not ctx["in_flight"] and request.headers.get("hx-request") == "true" and request.query_params.get("live") == "1":
+        headers["HX-Refresh"] = "true"
+    return Template("payments/_stk_status.html", context=ctx, headers=headers)
 
 
 @post("/payments/{payment_id:int}/retry", guards=[staff_required], status_code=200)

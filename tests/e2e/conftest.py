@@ -26,7 +26,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def live_server(_database):
     """The portal as a separate process on the test database (it sees what tests commit)."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "DEMO": "0", "SANDBOX": "0", "WORKER_IN_PROCESS": "1"}
+    sandbox_port = free_port()
+    env = {**os.environ, "PORT": str(port), "DEMO": "0", "SANDBOX": "1", "SANDBOX_PORT": str(sandbox_port),
+           "WORKER_IN_PROCESS": "1", "SANDBOX_CALLBACK_DELAY": "0.2"}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "portal"), "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -40,6 +42,7 @@ def live_server(_database):
             pass
         assert time.monotonic() < deadline, "live server did not start"
         time.sleep(0.2)
+    os.environ["E2E_SANDBOX_URL"] = f"http://127.0.0.1:{sandbox_port}"
     yield base
     proc.send_signal(signal.SIGINT)
     proc.wait(30)

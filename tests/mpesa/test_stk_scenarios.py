@@ -37,7 +37,9 @@ async def test_success_completes_settles_and_shows_the_code(live, worker, alice)
     assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "paid"
     status = await alice.get(f"/payments/{pid}/status", htmx=True)
     assert 'data-status="completed"' in status.text and paid["reference"] in status.text
-    assert f'hx-get="/payments/{pid}/status"' not in status.text  # final: stops polling
+    assert f'hx-get="/payments/{pid}/status' not in status.text  # final: stops polling
+    live_poll = await alice.get(f"/payments/{pid}/status?live=1", htmx=True)
+    assert live_poll.headers.get("hx-refresh") == "true"  # the page showing "waiting" reloads once
     events = await PaymentEvent.select().where(PaymentEvent.payment == pid).order_by(PaymentEvent.id)
     assert [(e["old_status"], e["new_status"]) for e in events][:3] == [("", "pending"), ("pending", "processing"), ("processing", "completed")]
     assert events[2]["gateway_event"].startswith("callback:")

@@ -1,0 +1,146 @@
+"""Daraja callbacks: stored raw first, acted on exactly once, whatever arrives and however often."""
+
+import asyncio
+import json
+import random
+import time
+
+import httpx
+import pytest
+
+from portal import db as portal_db
+from portal.callbacks import store as callbacks
+from portal.money import Money
+from portal.payments import mpesa, state
+from tables.billing import Payment, PaymentEvent
+from tables.gateway import GatewayCallback, StaffAlert
+from tables.ledger import LedgerLeg
+from tests.billing.helpers import assert_ledger_balanced, invoice_for
+from tests.factories import make_member
+
+
+def stk_body(checkout: str, code: int = 0, amount=None, receipt: str = "", phone: int = 254712000001) -> bytes:
+    cb = {"MerchantRequestID": "m-" + checkout, "CheckoutRequestID": checkout, "ResultCode": code,
+          "ResultDesc": "The service request is processed successfully." if code == 0 else "Request cancelled by user"}
+    if code == 0:
+        cb["CallbackMetadata"] = {"Item": [
+            {"Name": "Amount", "Value": amount}, {"Name": "MpesaReceiptNumber", "Value": receipt}, {"Name": "Balance"},
+            {"Name": "TransactionDate", "Value": 20261126101500}, {"Name": "PhoneNumber", "Value": phone}]}
+    # Amounts go out as JSON numbers with decimals, as Daraja sends them.
+    return json.dumps({"Body": {"stkCallback": cb}}).encode()
+
+
+async def in_flight_payment(member_id: int, amount: int, checkout: str) -> int:
+    recorded = await mpesa.start_stk_push(member_id=member_id, phone="0712000001", amount=Money(amount),
+                                          idempotency_key=f"k-{checkout}")
+    pid = recorded.payment["id"]
+    async with portal_db.transaction():
+        await state.transition(pid, state.PROCESSING, reason="Prompt sent", values={Payment.gateway_ref: checkout})
+    return pid
+
+
+async def test_200_payments_each_delivered_5_times_concurrently_out_of_order_credit_once(live, capsys):
+    members = [await make_member(phone=f"2547130{i:05d}") for i in range(200)]
+    for m in members:
+        await invoice_for(m, 3000)
+    payments = {}
+    for i, m in enumerate(members):
+        payments[f"ws_CO_LOAD{i:04d}"] = await in_flight_payment(m, 3000, f"ws_CO_LOAD{i:04d}")
+    deliveries = [(checkout, stk_body(checkout, 0, 3000, f"LD{i:08d}")) for i, checkout in enumerate(payments) for _ in range(5)]
+    random.Random(42).shuffle(deliveries)
+    started = time.monotonic()
+    limits = httpx.Limits(max_connections=20)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+        answers = await asyncio.gather(*[
+            http.post(live.hook(), content=body, headers={"content-type": "application/json"}) for _, body in deliveries])
+    elapsed = time.monotonic() - started
+    assert all(a.status_code == 200 and a.json() == {"ResultCode": 0, "ResultDesc": "Accepted"} for a in answers)
+    completed = await Payment.count().where(Payment.status == "completed")
+    credits = await LedgerLeg.count().where((LedgerLeg.account == "mpesa") & (LedgerLeg.amount > 0))
+    stored = await GatewayCallback.select(GatewayCallback.deliveries, GatewayCallback.outcome)
+    assert completed == 200 and credits == 200
+    assert len(stored) == 200 and {r["deliveries"] for r in stored} == {5}
+    assert {r["outcome"] for r in stored} == {"applied"}
+    assert await PaymentEvent.count().where((PaymentEvent.old_status == "processing") & (PaymentEvent.new_status == "completed")) == 200
+    await assert_ledger_balanced()
+    with capsys.disabled():
+        print(f"\n  duplicate delivery: 200 payments, {len(deliveries)} deliveries, {credits} credits, {elapsed:.1f} s")
+
+
+async def test_a_failure_after_success_never_undoes_the_money(live):
+    member = await make_member()
+    await invoice_for(member, 3000)
+    pid = await in_flight_payment(member, 3000, "ws_CO_ORDER1")
+    async with httpx.AsyncClient() as http:
+        await http.post(live.hook(), content=stk_body("ws_CO_ORDER1", 0, 3000, "OK12345678"))
+        await http.post(live.hook(), content=stk_body("ws_CO_ORDER1", 1032))
+    row = await Payment.select().where(Payment.id == pid).first()
+    assert row["status"] == "completed"
+    notes = [r["outcome"] for r in await GatewayCallback.select(GatewayCallback.outcome).order_by(GatewayCallback.id)]
+    assert notes == ["applied", "duplicate"]
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"not json", b'{"Body": {"stkCallback": {"CheckoutRequestID": "ws_CO_X"',  # truncated
+    b'{"Body": {"stkCallback": {"CheckoutRequestID": 12345, "ResultCode": 0}}}',  # wrong type
+    b'{"Body": {"stkCallback": {"CheckoutRequestID": "ws_CO_Y", "ResultCode": "zero"}}}',
+    b'{"Body": {"stkCallback": {"CheckoutRequestID": "ws_CO_Z", "ResultCode": 0, "CallbackMetadata": {"Item": [{"Name": "Amount", "Value": "lots"}]}}}}',
+    b'[1, 2, 3]', b'{"Body": null}', "\u00ff\u00fe".encode("latin-1"), b"{" * 5000,
+])
+async def test_malformed_bodies_are_stored_acknowledged_and_shown(live, body):
+    async with httpx.AsyncClient() as http:
+        r = await http.post(live.hook(), content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
+    row = await GatewayCallback.select().first()
+    assert row["outcome"] in ("malformed", "stored")
+    if row["outcome"] == "malformed":
+        assert await StaffAlert.count().where(StaffAlert.kind == "malformed") == 1
+    assert await Payment.count() == 0
+
+
+async def test_an_oversized_body_is_cut_stored_and_acknowledged(live):
+    body = b'{"Body": {"stkCallback": {"pad": "' + b"x" * (400 * 1024) + b'"}}}'
+    async with httpx.AsyncClient() as http:
+        r = await http.post(live.hook(), content=body)
+    assert r.status_code == 200
+    row = await GatewayCallback.select().first()
+    assert row["outcome"] == "malformed" and "cut" in row["note"] and len(row["body"]) == callbacks.MAX_BODY
+
+
+async def test_a_wrong_token_is_stored_as_rejected_and_never_acted_on(live):
+    member = await make_member()
+    await invoice_for(member, 3000)
+    pid = await in_flight_payment(member, 3000, "ws_CO_FORGED")
+    async with httpx.AsyncClient() as http:
+        r = await http.post(live.hook().replace("test-hook-token-1234", "guess"), content=stk_body("ws_CO_FORGED", 0, 3000, "FAKE000001"))
+    assert r.status_code == 200
+    assert (await GatewayCallback.select().first())["outcome"] == "rejected"
+    assert (await Payment.select().where(Payment.id == pid).first())["status"] == "processing"
+
+
+async def test_an_unknown_checkout_is_kept_then_shown_to_staff(live, worker, queue):
+    async with httpx.AsyncClient() as http:
+        await http.post(live.hook(), content=stk_body("ws_CO_NOBODY", 0, 500, "UNKNOWN001"))
+    row = await GatewayCallback.select().first()
+    assert row["outcome"] == "stored" and row["processed_at"] is None
+    # Ten minutes on, the sweeper gives up waiting for its payment and shows it to staff.
+    await GatewayCallback.raw("UPDATE gateway_callback SET received_at = now() - interval '11 minutes'")
+    await queue.apply("sweep_mpesa", timeout=30)
+    row = await GatewayCallback.select().first()
+    assert row["outcome"] == "unmatched"
+    assert await StaffAlert.count().where(StaffAlert.kind == "unmatched") == 1
+
+
+async def test_a_callback_stored_but_never_processed_is_processed_by_the_sweeper(live, worker, queue):
+    """The process died between storing the raw callback and acting on it."""
+    member = await make_member()
+    await invoice_for(member, 3000)
+    pid = await in_flight_payment(member, 3000, "ws_CO_CRASH")
+    stored = await callbacks.store("daraja", "stk", stk_body("ws_CO_CRASH", 0, 3000, "CR12345678"),
+                                   external_id="ws_CO_CRASH")
+    await GatewayCallback.raw("UPDATE gateway_callback SET received_at = now() - interval '10 seconds'")
+    assert (await Payment.select().where(Payment.id == pid).first())["status"] == "processing"
+    result = await queue.apply("sweep_mpesa", timeout=30)
+    assert result["callbacks"] == 1
+    assert (await Payment.select().where(Payment.id == pid).first())["status"] == "completed"
+    assert (await GatewayCallback.select().where(GatewayCallback.id == stored.id).first())["outcome"] == "applied"
