@@ -57,3 +57,28 @@ class StaffAlert(Table, tablename="staff_alert"):
     resolved = Boolean(default=False, index=True)
     resolved_by = Integer(null=True)
     resolved_at = Timestamptz(null=True, default=None)
+
+
+class GatewayRequest(Table, tablename="gateway_request"):
+    """An asynchronous request we made of a gateway (an M-Pesa reversal, a status query) whose
+    answer comes later as a callback: what was asked, by whom, why, and how it ended."""
+
+    class Status(str, Enum):
+        requested = "requested"
+        sent = "sent"
+        succeeded = "succeeded"
+        failed = "failed"
+
+    gateway = Varchar(length=20)
+    kind = Varchar(length=20)  # reversal | status
+    payment = ForeignKey(references=Payment, on_delete=OnDelete.restrict, null=True, index=True)
+    amount = Varchar(length=20, default="")
+    reason = Text(default="")
+    staff = Integer(null=True, default=None)
+    originator_conversation_id = Varchar(length=120, null=True, default=None, unique=True)
+    conversation_id = Varchar(length=120, null=True, default=None)
+    status = Varchar(length=12, choices=Status, default=Status.requested, index=True)
+    result_code = Varchar(length=20, default="")
+    result_desc = Text(default="")
+    created_at = Timestamptz()
+    finished_at = Timestamptz(null=True, default=None)

@@ -6,7 +6,7 @@ import time
 
 from portal import queue
 from portal.callbacks import store as callbacks
-from portal.payments import mpesa
+from portal.payments import mpesa, reversal
 
 
 async def send_stk_push(ctx, *, payment_id: int) -> str:
@@ -22,6 +22,14 @@ async def check_stk(ctx, *, payment_id: int, attempt: int = 0) -> str:
         delay = mpesa.CHECK_DELAYS[min(attempt + 1, len(mpesa.CHECK_DELAYS) - 1)]
         await schedule_check(payment_id, delay, attempt + 1)
     return result
+
+
+async def send_reversal(ctx, *, request_id: int) -> str:
+    return await reversal.send_reversal(request_id)
+
+
+async def request_reversal_job(request_id: int) -> None:
+    await queue.enqueue("send_reversal", key=f"reversal:{request_id}", timeout=60, retries=4, request_id=request_id)
 
 
 async def request_stk_push(payment_id: int) -> None:

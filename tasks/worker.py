@@ -15,7 +15,7 @@ from tasks import billing, documents, memberships, mpesa
 log = logging.getLogger(__name__)
 
 FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documents.sweep_documents,
-             billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa]
+             billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.

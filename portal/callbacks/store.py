@@ -79,6 +79,7 @@ def _load_processors() -> None:
     # The modules that know what each callback means register themselves on import.
     import portal.payments.c2b  # noqa: F401
     import portal.payments.mpesa  # noqa: F401
+    import portal.payments.reversal  # noqa: F401
 
 
 async def process(callback_id: int) -> str:

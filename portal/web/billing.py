@@ -119,23 +119,29 @@ async def _documents_for_payment(payment: dict) -> list[dict]:
     return docs
 
 
-@get("/payments/{payment_id:int}", guards=[staff_required])
-async def payment_detail(payment_id: FromPath[int]) -> Template:
+async def payment_page_response(payment_id: int, *, status: int = 200, refund_values: dict | None = None,
+                                refund_errors: dict | None = None) -> Template:
     payment = await _payment_or_404(payment_id)
     events = await payment_history(payment_id)
-    settled = _settled(events)
     notes = await CreditNote.select().where(CreditNote.payment == payment_id).order_by(CreditNote.id)
     live = {}
     if payment["method"] == "mpesa":
+        from portal.payments.reversal import open_reversal
         from portal.web.mpesa import stk_context
 
         live = await stk_context(payment_id)
         live.pop("payment")
-    return Template("payments/detail.html", context={
-        "payment": payment, "events": events, "settled": settled, "method_label": METHOD_LABELS[payment["method"]],
+        live["reversal"] = await open_reversal(payment_id)
+    return Template("payments/detail.html", status_code=status, context={
+        "payment": payment, "events": events, "settled": _settled(events), "method_label": METHOD_LABELS[payment["method"]],
         "documents": await _documents_for_payment(payment) if payment["receipt_number"] else [],
-        "credit_notes": notes, "refund_values": {}, "refund_errors": {}, **live,
+        "credit_notes": notes, "refund_values": refund_values or {}, "refund_errors": refund_errors or {}, **live,
     })
+
+
+@get("/payments/{payment_id:int}", guards=[staff_required])
+async def payment_detail(payment_id: FromPath[int]) -> Template:
+    return await payment_page_response(payment_id)
 
 
 @post("/payments/{payment_id:int}/refund", guards=[manager_required], status_code=200)
@@ -149,6 +155,8 @@ async def payment_refund(request: Request, payment_id: FromPath[int], data: Form
         errors["refund_amount"] = str(e)[:1].upper() + str(e)[1:]
     if not values["reason"]:
         errors["reason"] = "Give a reason for the refund"
+    if payment["method"] in ("mpesa", "card"):
+        errors["refund_amount"] = "Money paid by M-Pesa or card goes back through the gateway: use Reverse"
     if not errors:
         try:
             note = await refund_payment(payment_id, amount, values["reason"], request.scope["user"].staff_id)
@@ -156,13 +164,7 @@ async def payment_refund(request: Request, payment_id: FromPath[int], data: Form
             return Redirect(f"/payments/{payment_id}", status_code=303)
         except RuleBroken as e:
             errors["refund_amount"] = str(e)
-    events = await payment_history(payment_id)
-    return Template("payments/detail.html", status_code=422, context={
-        "payment": payment, "events": events, "settled": _settled(events),
-        "method_label": METHOD_LABELS[payment["method"]], "documents": await _documents_for_payment(payment),
-        "credit_notes": await CreditNote.select().where(CreditNote.payment == payment_id),
-        "refund_values": values, "refund_errors": errors,
-    })
+    return await payment_page_response(payment_id, status=422, refund_values=values, refund_errors=errors)
 
 
 # --- invoices ---------------------------------------------------------------------------------

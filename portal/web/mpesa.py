@@ -10,7 +10,7 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
 from portal import document_store
-from portal.auth import staff_required
+from portal.auth import manager_required, staff_required
 from portal.errors import RuleBroken
 from portal.money import Money, MoneyParseError
 from portal.payments import mpesa, state
@@ -93,4 +93,22 @@ async def retry_mpesa(request: Request, payment_id: FromPath[int]) -> Redirect:
     return Redirect(f"/payments/{recorded.payment['id']}", status_code=303)
 
 
-routes = [request_mpesa, payment_status, retry_mpesa]
+@post("/payments/{payment_id:int}/reverse", guards=[manager_required], status_code=200)
+async def reverse_mpesa(request: Request, payment_id: FromPath[int], data: FormData) -> Template | Redirect:
+    """A manager refunds an M-Pesa payment: Daraja reverses it; the result arrives later."""
+    from portal.payments import reversal
+    from tasks.mpesa import request_reversal_job
+
+    try:
+        req = await reversal.request_reversal(payment_id, data.get("reason", ""), request.scope["user"].staff_id)
+    except RuleBroken as e:
+        from portal.web.billing import payment_page_response
+
+        return await payment_page_response(payment_id, status=422, refund_values={"reason": data.get("reason", "")},
+                                           refund_errors={"reason": str(e)})
+    if req["status"] == "requested":
+        await request_reversal_job(req["id"])
+    return Redirect(f"/payments/{payment_id}", status_code=303)
+
+
+routes = [request_mpesa, payment_status, retry_mpesa, reverse_mpesa]
