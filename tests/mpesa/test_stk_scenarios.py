@@ -158,3 +158,15 @@ async def test_receipts_follow_an_mpesa_payment(live, worker, alice):
     pid = await _ask(alice, member, PHONES["success"])
     await wait_for_status(pid, {"completed"})
     await _wait_for("receipt", f"payment:{pid}")
+
+
+async def test_a_late_callback_still_completes_the_payment(live, worker, alice):
+    """The sandbox's 'late callback' scenario: the result arrives seconds after the push."""
+    member = await make_member()
+    await invoice_for(member, 3000)
+    pid = await _ask(alice, member, PHONES["late"])
+    await wait_for_status(pid, {"processing"})
+    page = await alice.get(f"/payments/{pid}/status", htmx=True)
+    assert "enter their M-Pesa PIN" in page.text and f'hx-get="/payments/{pid}/status?live=1"' in page.text
+    paid = await wait_for_status(pid, {"completed"}, timeout=30)
+    assert paid["reference"]

@@ -1,0 +1,58 @@
+"""Alerts for staff: money that arrived late, amounts that differ, callbacks we could not read
+or match, refused reversals. Each links to what it is about; a manager marks it dealt with."""
+
+from __future__ import annotations
+
+from litestar import Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from portal import audit
+from portal.auth import manager_required, staff_required
+from portal.clock import now
+from portal.errors import NotFound
+from tables.gateway import StaffAlert
+
+ALERTS_SQL = """
+SELECT a.id, a.kind, a.message, a.created_at, a.resolved, a.payment, a.callback,
+       c.gateway, c.kind AS callback_kind, c.body, c.outcome, c.deliveries, c.source_ip
+FROM staff_alert a LEFT JOIN gateway_callback c ON c.id = a.callback
+WHERE a.resolved = {}
+ORDER BY a.created_at DESC, a.id DESC
+LIMIT 200
+"""
+
+KIND_LABELS = {"late_success": "Money after expiry", "amount_mismatch": "Amount differs", "unmatched": "Unmatched",
+               "malformed": "Unreadable callback", "reversal_failed": "Reversal refused",
+               "c2b_assumed_stk": "Paybill copy of a prompt"}
+
+
+async def open_count() -> int:
+    return await StaffAlert.count().where(StaffAlert.resolved == False)  # noqa: E712
+
+
+@get("/alerts", guards=[staff_required])
+async def alert_list(resolved: bool = False) -> Template:
+    rows = await StaffAlert.raw(ALERTS_SQL, resolved)
+    return Template("alerts/index.html", context={"alerts": rows, "labels": KIND_LABELS, "resolved": resolved})
+
+
+@get("/alerts/count", guards=[staff_required])
+async def alert_badge() -> Template:
+    return Template("mpesa/_badge.html", context={"count": await open_count()})
+
+
+@post("/alerts/{alert_id:int}/resolve", guards=[manager_required], status_code=200)
+async def alert_resolve(request: Request, alert_id: FromPath[int]) -> Redirect:
+    staff_id = request.scope["user"].staff_id
+    changed = await StaffAlert.update({StaffAlert.resolved: True, StaffAlert.resolved_by: staff_id,
+                                       StaffAlert.resolved_at: now()}).where(
+        (StaffAlert.id == alert_id) & (StaffAlert.resolved == False)).returning(StaffAlert.id)  # noqa: E712
+    if not changed and not await StaffAlert.exists().where(StaffAlert.id == alert_id):
+        raise NotFound("alert")
+    if changed:
+        await audit.record("alert.resolved", "staff_alert", alert_id, staff_id=staff_id)
+    return Redirect("/alerts", status_code=303)
+
+
+routes = [alert_list, alert_badge, alert_resolve]
