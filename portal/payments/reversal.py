@@ -109,19 +109,28 @@ async def _request_for(originator: str) -> dict | None:
     return await GatewayRequest.select().where(GatewayRequest.originator_conversation_id == originator).lock_rows().first()
 
 
-@processor("daraja", "result")
-async def process_result(row: dict) -> tuple[str, str]:
+async def _open_request(row: dict) -> tuple[dict | None, str, str, tuple[str, str] | None]:
+    """(request, code, description, or the outcome to return at once) for a Result/time-out."""
     try:
         originator, code, desc = parse_result(loads(row["body"]))
     except ValueError as e:
-        return "malformed", str(e)
+        return None, "", "", ("malformed", str(e))
     req = await _request_for(originator)
     if req is None:
         if (now() - row["received_at"]).total_seconds() < 600:
-            return "stored", f"no request {originator} yet"  # the result beat our own record of the request
-        return "unmatched", f"no request with OriginatorConversationID {originator}"
+            return None, code, desc, ("stored", f"no request {originator} yet")  # it beat our own record
+        return None, code, desc, ("unmatched", f"no request with OriginatorConversationID {originator}")
     if req["status"] in ("succeeded", "failed"):
-        return "duplicate", f"request {req['id']} already {req['status']}"
+        return req, code, desc, ("duplicate", f"request {req['id']} already {req['status']}")
+    return req, code, desc, None
+
+
+@processor("daraja", "result")
+async def process_result(row: dict) -> tuple[str, str]:
+    req, code, desc, done = await _open_request(row)
+    if done:
+        return done
+    originator = req["originator_conversation_id"]
     if code in ("0", "00000000"):
         payment = await Payment.select(Payment.amount, Payment.currency).where(Payment.id == req["payment"]).first()
         await refund_payment(req["payment"], Money(payment["amount"], payment["currency"]),
@@ -135,15 +144,9 @@ async def process_result(row: dict) -> tuple[str, str]:
 
 @processor("daraja", "timeout")
 async def process_timeout(row: dict) -> tuple[str, str]:
-    try:
-        originator, code, desc = parse_result(loads(row["body"]))
-    except ValueError as e:
-        return "malformed", str(e)
-    req = await _request_for(originator)
-    if req is None:
-        return "unmatched", f"queue time-out for unknown request {originator}"
-    if req["status"] in ("succeeded", "failed"):
-        return "duplicate", f"request {req['id']} already {req['status']}"
+    req, code, desc, done = await _open_request(row)
+    if done:
+        return done
     await _finish(req["id"], "failed", code, desc or "Daraja timed out the request")
     await alert("reversal_failed", f"M-Pesa reversal timed out at Daraja: {desc}", payment_id=req["payment"])
     return "applied", "timed out"

@@ -1,7 +1,8 @@
 """Rules the database keeps even when code forgets them: append-only audit, CHECKs, search indexes."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.engine import engine_finder
+
+from tables.raw_sql import runner
 
 ID = "2026-11-26T06:41:00:000000"
 VERSION = "1.38.0"
@@ -54,17 +55,8 @@ BACKWARDS = [
 ]
 
 
-def _runner(statements):
-    async def run():
-        engine = engine_finder()
-        for statement in statements:
-            await engine.run_ddl(statement)
-
-    return run
-
-
 async def forwards():
     manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-    manager.add_raw(_runner(FORWARDS))
-    manager.add_raw_backwards(_runner(BACKWARDS))
+    manager.add_raw(runner(FORWARDS))
+    manager.add_raw_backwards(runner(BACKWARDS))
     return manager
