@@ -82,3 +82,9 @@ async def test_session_cookie_is_httponly_and_samesite(app, db, queue):
     cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("id="))
     assert "HttpOnly" in cookie
     assert "SameSite=lax" in cookie or "samesite=lax" in cookie.lower()
+
+
+async def test_piccolo_admin_is_for_admins_on_the_same_login(carol, bob):
+    r = await carol.get("/admin/api/tables/")
+    assert r.status_code == 200 and "member" in r.json()
+    assert (await bob.get("/admin/api/tables/")).status_code == 401
