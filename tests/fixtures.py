@@ -102,9 +102,11 @@ async def worker(settings, queue):
 
 @pytest.fixture
 def app(settings):
+    """The app with the settings in force now (gateway tests point them at the sandbox first)."""
     from portal.app import create_app
+    from portal.settings import get_settings
 
-    return create_app(settings, manage_resources=False)
+    return create_app(get_settings(), manage_resources=False)
 
 
 @pytest_asyncio.fixture

@@ -78,6 +78,7 @@ def processor(gateway: str, kind: str):
 def _load_processors() -> None:
     # The modules that know what each callback means register themselves on import.
     import portal.payments.c2b  # noqa: F401
+    import portal.payments.cards  # noqa: F401
     import portal.payments.mpesa  # noqa: F401
     import portal.payments.reversal  # noqa: F401
 

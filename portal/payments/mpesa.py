@@ -256,9 +256,12 @@ async def process_stk_callback(row: dict) -> tuple[str, str]:
             # Possibly faster than our own record of the push: keep it for send_stk_push/the sweeper.
             return "stored", f"no payment with CheckoutRequestID {checkout} yet"
         return "unmatched", f"no payment with CheckoutRequestID {checkout}"
+    result = await apply_stk_result(payment, outcome, source=f"callback:{row['id']}")
+    # Linked after the money moved: the foreign key takes a share lock on the payment row, which
+    # before the member lock would invert apply_stk_result's lock order (deadlock).
     await GatewayCallback.update({GatewayCallback.payment: payment["id"],
                                   GatewayCallback.amount: str(outcome.amount or "")}).where(GatewayCallback.id == row["id"])
-    return await apply_stk_result(payment, outcome, source=f"callback:{row['id']}")
+    return result
 
 
 async def check_stk(payment_id: int, client=None) -> str:

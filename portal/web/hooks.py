@@ -151,4 +151,35 @@ async def daraja_timeout(request: Request, token: FromPath[str]) -> Response:
     return Response(DARAJA_ACK)
 
 
-routes = [daraja_stk, daraja_c2b_confirmation, daraja_c2b_validation, daraja_result, daraja_timeout]
+@post("/hooks/flutterwave", status_code=200)
+async def flutterwave_webhook(request: Request) -> Response:
+    """Accepted only with the right verif-hash (constant-time); even then nothing is credited
+    until Flutterwave's verify endpoint confirms it (portal.payments.cards)."""
+    from portal.gateways.flutterwave import parse_webhook, webhook_authentic
+
+    raw, cut = await read_body(request)
+    settings = request.app.state.settings
+    outcome, note, external_id = "stored", "", None
+    if cut:
+        outcome, note = "malformed", f"body over {MAX_BODY} bytes, cut"
+    elif not webhook_authentic(request.headers, raw, settings.flutterwave_secret_hash):
+        outcome, note = "rejected", "missing or wrong verif-hash"
+    else:
+        try:
+            claim = parse_webhook(raw)
+            external_id = f"{claim.transaction_id or claim.tx_ref}:{claim.status}"
+        except ValueError as e:
+            outcome, note = "malformed", str(e)[:300]
+    stored = await callbacks.store("flutterwave", "webhook", raw, headers=dict(request.headers),
+                                   source_ip=_source_ip(request), external_id=external_id, outcome=outcome, note=note)
+    if outcome == "stored":
+        await callbacks.process(stored.id)
+    elif outcome == "malformed" and stored.new:
+        await callbacks.alert("malformed", f"Flutterwave webhook could not be read: {note}", callback_id=stored.id)
+    elif outcome == "rejected":
+        log.warning("rejected Flutterwave webhook from %s: %s", _source_ip(request), note)
+    return Response({"status": "success"})
+
+
+routes = [daraja_stk, daraja_c2b_confirmation, daraja_c2b_validation, daraja_result, daraja_timeout,
+          flutterwave_webhook]

@@ -1,0 +1,58 @@
+"""Card payments: the desk opens Flutterwave's hosted checkout; everyone comes back here."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Template
+
+from portal.auth import staff_required
+from portal.callbacks import store as callbacks
+from portal.errors import RuleBroken
+from portal.money import Money, MoneyParseError
+from portal.payments import cards
+from tables.billing import Payment
+
+FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+RETURN_PATH = "/pay/card/return"
+
+
+@post("/members/{member_id:int}/card", guards=[staff_required], status_code=200)
+async def desk_card(request: Request, member_id: FromPath[int], data: FormData) -> Template | Redirect:
+    from portal.web.members import member_page
+
+    settings = request.app.state.settings
+    values = {"amount": (data.get("amount") or "").strip(), "idempotency_key": (data.get("idempotency_key") or "").strip()}
+    try:
+        amount = Money.parse(values["amount"], settings.currency)
+        user = request.scope["user"]
+        recorded, link = await cards.start_card_checkout(
+            member_id=member_id, amount=amount, idempotency_key=values["idempotency_key"] or cards.new_tx_ref(),
+            redirect_url=settings.public_base_url + RETURN_PATH, staff_id=user.staff_id, location_id=user.location_id)
+    except (MoneyParseError, RuleBroken) as e:
+        return await member_page(member_id, status=422, pay_errors={"card": str(e)})
+    return Redirect(link or f"/payments/{recorded.payment['id']}", status_code=303)
+
+
+@get(RETURN_PATH)
+async def card_return(request: Request) -> Template | Redirect:
+    """Flutterwave sends the browser back here. Stored raw, then verified, never trusted as is."""
+    params = dict(request.query_params)
+    raw = urlencode(params).encode()
+    tx_ref = params.get("tx_ref", "")[:60]
+    ident = params.get("transaction_id") or tx_ref
+    stored = await callbacks.store("flutterwave", "redirect", raw, headers=dict(request.headers),
+                                   source_ip=request.client.host if request.client else "",
+                                   external_id=f"{ident}:{params.get('status', '')}"[:110] if ident else None)
+    await callbacks.process(stored.id)
+    payment = await Payment.select().where((Payment.method == "card") & (Payment.gateway_request == tx_ref)).first() if tx_ref else None
+    if payment and request.scope.get("user"):
+        return Redirect(f"/payments/{payment['id']}", status_code=303)
+    return Template("payments/card_return.html", context={"payment": payment})
+
+
+routes = [desk_card, card_return]
