@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from portal import ledger
 from portal.clock import now
 from portal.errors import NotFound
 from portal.payments.service import METHOD_LABELS

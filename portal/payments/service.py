@@ -9,7 +9,6 @@ payment it made instead of making another.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 
 from portal import audit, db, ledger
@@ -165,7 +164,6 @@ async def _take_back_allocations(payment_id: int, member_id: int, amount: Money,
         "SELECT id AS invoice, paid AS amount FROM invoice WHERE member = {} AND paid > 0 AND status <> 'void' "
         "ORDER BY id DESC", member_id)
     left = amount
-    seen: dict[int, Decimal] = {}
     for row in [*own, *others]:
         if not left:
             break

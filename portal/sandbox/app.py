@@ -8,7 +8,6 @@ the hosted checkout, the SMS inbox) and the test control API (/_sandbox/...) sit
 from __future__ import annotations
 
 from litestar import Litestar, get
-from litestar.response import Response
 
 from portal.sandbox import africastalking, daraja, flutterwave
 from portal.sandbox.config import SandboxConfig

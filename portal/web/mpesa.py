@@ -16,7 +16,6 @@ from portal.money import Money, MoneyParseError
 from portal.payments import mpesa, state
 from portal.phones import display_phone
 from tables.billing import Payment
-from tasks.documents import request_receipts
 from tasks.mpesa import request_stk_push
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
