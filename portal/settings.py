@@ -130,6 +130,7 @@ class Settings:
     vat_rate: Decimal
     prices_include_vat: bool
     renewal_days_before: int
+    pay_link_days: int
     login_max_failures: int
     login_window_minutes: int
 
@@ -236,6 +237,7 @@ class Settings:
             vat_rate=env.decimal("VAT_RATE", "16", Decimal("0"), Decimal("100")),
             prices_include_vat=env.bool("PRICES_INCLUDE_VAT", True),
             renewal_days_before=env.int("RENEWAL_DAYS_BEFORE", 7, 0, 90),
+            pay_link_days=env.int("PAY_LINK_DAYS", 14, 1, 365),
             login_max_failures=env.int("LOGIN_MAX_FAILURES", 5, 1, 1000),
             login_window_minutes=env.int("LOGIN_WINDOW_MINUTES", 15, 1, 24 * 60),
         )

@@ -179,3 +179,16 @@ class Document(Table, tablename="document"):
     content = Text(help_text="base64 of the PDF bytes")
     size = Integer()
     created_at = Timestamptz()
+
+
+class PayLink(Table, tablename="pay_link"):
+    """A link a member opens to pay an invoice. The URL carries a random secret (only its hash is
+    stored) and an HMAC with SECRET_KEY; it expires, and staff can revoke it. Sending a new one
+    revokes the old."""
+
+    invoice = ForeignKey(references=Invoice, on_delete=OnDelete.restrict, null=False, index=True)
+    token_hash = Varchar(length=64, unique=True)
+    expires_at = Timestamptz()
+    revoked_at = Timestamptz(null=True, default=None)
+    created_by = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
+    created_at = Timestamptz()

@@ -170,11 +170,15 @@ async def payment_refund(request: Request, payment_id: FromPath[int], data: Form
 # --- invoices ---------------------------------------------------------------------------------
 
 @get("/invoices/{invoice_id:int}", guards=[staff_required])
-async def invoice_detail(invoice_id: FromPath[int]) -> Template:
-    return await _invoice_page(invoice_id)
+async def invoice_detail(invoice_id: FromPath[int], link: str = "") -> Template:
+    return await _invoice_page(invoice_id, new_link=link)
 
 
-async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | None = None, void_errors: dict | None = None) -> Template:
+async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | None = None, void_errors: dict | None = None,
+                        new_link: str = "") -> Template:
+    from portal import paylinks
+    from portal.web.pay import qr_svg
+
     rows = await Invoice.raw(
         "SELECT i.*, m.first_name || ' ' || m.last_name AS member_name, m.member_number FROM invoice i "
         "JOIN member m ON m.id = i.member WHERE i.id = {}", invoice_id)
@@ -192,6 +196,9 @@ async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | 
         "document": {"kind": "invoice", "subject": subject, "label": "Invoice PDF",
                      "ready": await document_store.find("invoice", subject)},
         "void_values": void_values or {}, "void_errors": void_errors or {},
+        "pay_link": await paylinks.live_link(invoice_id),
+        "new_link_url": paylinks.url_for(new_link) if new_link and not (await paylinks.resolve(new_link)).problem else "",
+        "qr": qr_svg(paylinks.url_for(new_link)) if new_link and not (await paylinks.resolve(new_link)).problem else "",
     })
 
 
