@@ -83,3 +83,44 @@ def pytest_collection_modifyitems(config, items):
 
 # Fixtures live in tests/fixtures.py so this file stays about *where* the tests run.
 pytest_plugins = ["tests.fixtures", "tests.support.sandbox_fixtures"]
+
+
+# A test that hangs must not stall a whole CI run: after TEST_HANG_SECONDS the stacks of every
+# thread and asyncio task are printed (to see what it waited on) and the run ends as failed.
+_HANG_SECONDS = int(os.environ.get("TEST_HANG_SECONDS", "300"))
+_watchdog = {}
+
+
+def _dump_and_exit(nodeid: str) -> None:
+    import asyncio
+    import faulthandler
+    import sys
+
+    print(f"\n*** {nodeid} still running after {_HANG_SECONDS} s: stacks follow ***", file=sys.stderr, flush=True)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    loop = _watchdog.get("loop")
+    if loop is not None:
+        for task in list(asyncio.all_tasks(loop)):
+            print(f"--- task {task.get_name()} ---", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(3)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    import threading
+
+    try:
+        import asyncio
+
+        _watchdog["loop"] = asyncio.get_event_loop_policy().get_event_loop()
+    except Exception:
+        _watchdog["loop"] = None
+    timer = threading.Timer(_HANG_SECONDS, _dump_and_exit, args=(item.nodeid,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

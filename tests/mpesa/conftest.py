@@ -55,8 +55,14 @@ async def live(sandbox, db, queue):
     try:
         yield Live(f"http://127.0.0.1:{port}", sandbox, settings)
     finally:
+        # uvicorn waits for open requests before it exits; one stuck on a lock must not hang
+        # the suite, so give it a few seconds and then stop it hard.
         server.should_exit = True
-        await task
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        except asyncio.TimeoutError:
+            server.force_exit = True
+            task.cancel()
         os.environ.clear()
         os.environ.update(saved)
         get_settings.cache_clear()
