@@ -41,6 +41,16 @@ async def _page(request: Request, token: str, status: int = 200, **extra) -> Tem
         "number": invoice["number"], "settled": invoice["status"] in ("paid", "void"), **extra})
 
 
+async def _link_invoice(token: str):
+    """(resolved link, its invoice, what is still owed on it); invoice and owed are None when the
+    link cannot be used."""
+    resolved = await paylinks.resolve(token)
+    if resolved.problem:
+        return resolved, None, None
+    invoice = await Invoice.select().where(Invoice.id == resolved.link["invoice"]).first()
+    return resolved, invoice, Money(invoice["total"] - invoice["paid"], invoice["currency"])
+
+
 @get("/pay/{token:str}")
 async def pay_page(request: Request, token: FromPath[str]) -> Template:
     return await _page(request, token)
@@ -48,11 +58,9 @@ async def pay_page(request: Request, token: FromPath[str]) -> Template:
 
 @post("/pay/{token:str}/card", status_code=200)
 async def pay_by_card(request: Request, token: FromPath[str], data: FormData) -> Template | Redirect:
-    resolved = await paylinks.resolve(token)
+    resolved, invoice, owed = await _link_invoice(token)
     if resolved.problem:
         return await _page(request, token)
-    invoice = await Invoice.select().where(Invoice.id == resolved.link["invoice"]).first()
-    owed = Money(invoice["total"] - invoice["paid"], invoice["currency"])
     try:
         recorded, link = await cards.start_card_checkout(
             member_id=invoice["member"], amount=owed, invoice_id=invoice["id"],
@@ -65,11 +73,9 @@ async def pay_by_card(request: Request, token: FromPath[str], data: FormData) ->
 
 @post("/pay/{token:str}/mpesa", status_code=200)
 async def pay_by_mpesa(request: Request, token: FromPath[str], data: FormData) -> Template | Redirect:
-    resolved = await paylinks.resolve(token)
+    resolved, invoice, owed = await _link_invoice(token)
     if resolved.problem:
         return await _page(request, token)
-    invoice = await Invoice.select().where(Invoice.id == resolved.link["invoice"]).first()
-    owed = Money(invoice["total"] - invoice["paid"], invoice["currency"])
     whole = Money(owed.amount.to_integral_value(rounding="ROUND_CEILING"), owed.currency)
     try:
         recorded = await mpesa.start_stk_push(
