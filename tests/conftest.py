@@ -96,6 +96,12 @@ def _dump_and_exit(nodeid: str) -> None:
     import faulthandler
     import sys
 
+    capture = _watchdog.get("capture")
+    if capture is not None:  # pytest holds fd 2 while a test runs: give it back so this is seen
+        try:
+            capture.suspend_global_capture(in_=False)
+        except Exception:
+            pass
     print(f"\n*** {nodeid} still running after {_HANG_SECONDS} s: stacks follow ***", file=sys.stderr, flush=True)
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     loop = _watchdog.get("loop")
@@ -117,6 +123,7 @@ def pytest_runtest_protocol(item, nextitem):
         _watchdog["loop"] = asyncio.get_event_loop_policy().get_event_loop()
     except Exception:
         _watchdog["loop"] = None
+    _watchdog["capture"] = item.config.pluginmanager.getplugin("capturemanager")
     timer = threading.Timer(_HANG_SECONDS, _dump_and_exit, args=(item.nodeid,))
     timer.daemon = True
     timer.start()
