@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from portal import branding
 from portal.clock import now
 from portal.errors import NotFound
 from portal.payments.service import METHOD_LABELS
@@ -22,7 +23,7 @@ from tables.staff import Staff
 def _base() -> dict:
     s = get_settings()
     return {"gym": {"name": s.gym_name, "address": s.gym_address, "phone": s.gym_phone, "email": s.gym_email,
-                    "kra_pin": s.gym_kra_pin}, "generated_at": now(), "timezone": s.timezone}
+                    "kra_pin": s.gym_kra_pin, "logo": branding.logo_data_uri()}, "generated_at": now(), "timezone": s.timezone}
 
 
 async def _member(member_id: int) -> dict:

@@ -1,7 +1,7 @@
 """Rendered PDFs, made by the worker and stored once per (kind, subject).
 
 Subjects name what a document is of, and for documents whose content changes (an invoice gets
-paid) the version too: `payment:12`, `credit_note:3`, `invoice:5:paid:3000.00`,
+paid) the version too: `payment:12`, `credit_note:3`, `invoice:5:paid:3000.00`, `invoice:6:open:0.00:link9`,
 `statement:7:2026-01-01:2026-11-30`. A new version is a new document; nothing is overwritten.
 """
 
@@ -20,10 +20,19 @@ KIND_SOURCES = {"receipt": "payment", "receipt_80mm": "payment", "invoice": "inv
 
 
 async def invoice_subject(invoice_id: int) -> str:
+    """An open invoice's PDF carries its pay link as a QR code, so the link is part of the version
+    (a new link, a new PDF); one is made if the invoice has none live."""
+    from portal import paylinks
+
     inv = await Invoice.select(Invoice.status, Invoice.paid).where(Invoice.id == invoice_id).first()
     if not inv:
         raise NotFound("invoice")
-    return f"invoice:{invoice_id}:{inv['status']}:{inv['paid']}"
+    subject = f"invoice:{invoice_id}:{inv['status']}:{inv['paid']}"
+    if inv["status"] in ("open", "partially_paid"):
+        token = await paylinks.current_token(invoice_id)
+        if token:
+            subject += f":link{token.split('.', 1)[0]}"
+    return subject
 
 
 def statement_subject(member_id: int, start: date, end: date) -> str:
@@ -55,7 +64,7 @@ async def build(kind: str, subject: str) -> tuple[dict, str]:
         ctx = await document_context.receipt_context(int(parts[1]))
         return ctx, ctx["receipt"]["number"]
     if source == "invoice":
-        ctx = await document_context.invoice_context(int(parts[1]))
+        ctx = await document_context.invoice_context(int(parts[1]), pay_link=await _pay_link_url(parts))
         return ctx, ctx["invoice"]["number"]
     if source == "credit_note":
         ctx = await document_context.credit_note_context(int(parts[1]))
@@ -63,6 +72,17 @@ async def build(kind: str, subject: str) -> tuple[dict, str]:
     member_id, start, end = int(parts[1]), date.fromisoformat(parts[2]), date.fromisoformat(parts[3])
     ctx = await document_context.statement_context(member_id, start, end)
     return ctx, f"statement-{ctx['statement']['member']['number']}-{start}-{end}"
+
+
+async def _pay_link_url(parts: list[str]) -> str | None:
+    from portal import paylinks
+    from tables.billing import PayLink
+
+    if len(parts) < 5 or not parts[4].startswith("link"):
+        return None
+    link = await PayLink.select().where(PayLink.id == int(parts[4][4:])).first()
+    token = link and paylinks.token_for(link)
+    return paylinks.url_for(token) if token else None
 
 
 async def render_and_store(kind: str, subject: str) -> dict:

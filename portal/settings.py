@@ -123,6 +123,7 @@ class Settings:
     gym_phone: str
     gym_email: str
     gym_kra_pin: str
+    gym_logo: str
     timezone: str
     currency: str
     member_prefix: str
@@ -131,6 +132,9 @@ class Settings:
     prices_include_vat: bool
     renewal_days_before: int
     pay_link_days: int
+    pay_rate_per_minute: int
+    pay_bad_links_per_hour: int
+    pay_attempts_per_hour: int
     login_max_failures: int
     login_window_minutes: int
 
@@ -230,6 +234,7 @@ class Settings:
             gym_phone=env.str("GYM_PHONE", "0711 000 111"),
             gym_email=env.str("GYM_EMAIL", "hello@example.com"),
             gym_kra_pin=env.str("GYM_KRA_PIN", ""),
+            gym_logo=env.str("GYM_LOGO", ""),
             timezone=timezone,
             currency=currency,
             member_prefix=prefix,
@@ -238,6 +243,9 @@ class Settings:
             prices_include_vat=env.bool("PRICES_INCLUDE_VAT", True),
             renewal_days_before=env.int("RENEWAL_DAYS_BEFORE", 7, 0, 90),
             pay_link_days=env.int("PAY_LINK_DAYS", 14, 1, 365),
+            pay_rate_per_minute=env.int("PAY_RATE_PER_MINUTE", 120, 1, 100_000),
+            pay_bad_links_per_hour=env.int("PAY_BAD_LINKS_PER_HOUR", 30, 1, 100_000),
+            pay_attempts_per_hour=env.int("PAY_ATTEMPTS_PER_HOUR", 10, 1, 100_000),
             login_max_failures=env.int("LOGIN_MAX_FAILURES", 5, 1, 1000),
             login_window_minutes=env.int("LOGIN_WINDOW_MINUTES", 15, 1, 24 * 60),
         )
@@ -246,6 +254,13 @@ class Settings:
         """What the web app and worker need beyond what the CLI and migrations need."""
         if not self.secret_key:
             raise SettingsError("SECRET_KEY is required outside demo mode (sessions and links are signed with it)")
+        if self.gym_logo:
+            from portal import branding
+
+            try:
+                branding.logo()
+            except (OSError, ValueError) as e:
+                raise SettingsError(f"GYM_LOGO: {e}") from None
 
     def describe(self) -> dict[str, str]:
         """Settings for logs, secrets masked."""

@@ -182,12 +182,13 @@ class Document(Table, tablename="document"):
 
 
 class PayLink(Table, tablename="pay_link"):
-    """A link a member opens to pay an invoice. The URL carries a random secret (only its hash is
-    stored) and an HMAC with SECRET_KEY; it expires, and staff can revoke it. Sending a new one
-    revokes the old."""
+    """A link a member opens to pay an invoice. The URL's secret is derived from the nonce with
+    SECRET_KEY (only its hash is compared) and signed with SECRET_KEY; it expires, and staff can
+    revoke it. Sending a new one revokes the old."""
 
     invoice = ForeignKey(references=Invoice, on_delete=OnDelete.restrict, null=False, index=True)
     token_hash = Varchar(length=64, unique=True)
+    nonce = Varchar(length=44, null=True, default=None)  # with SECRET_KEY, gives the URL's secret
     expires_at = Timestamptz()
     revoked_at = Timestamptz(null=True, default=None)
     created_by = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)

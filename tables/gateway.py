@@ -65,12 +65,13 @@ class GatewayRequest(Table, tablename="gateway_request"):
 
     class Status(str, Enum):
         requested = "requested"
+        sending = "sending"  # claimed by one sender (non-idempotent gateway calls)
         sent = "sent"
         succeeded = "succeeded"
         failed = "failed"
 
     gateway = Varchar(length=20)
-    kind = Varchar(length=20)  # reversal | status
+    kind = Varchar(length=20)  # reversal (Daraja) | refund (Flutterwave)
     payment = ForeignKey(references=Payment, on_delete=OnDelete.restrict, null=True, index=True)
     amount = Varchar(length=20, default="")
     reason = Text(default="")

@@ -10,12 +10,13 @@ import logging
 from saq import CronJob, Queue, Worker
 
 from portal.settings import Settings
-from tasks import billing, documents, memberships, mpesa
+from tasks import billing, cards, documents, memberships, mpesa
 
 log = logging.getLogger(__name__)
 
 FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documents.sweep_documents,
-             billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal]
+             billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal,
+             cards.send_card_refund, cards.sweep_card_refunds]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.
@@ -25,6 +26,7 @@ CRON_JOBS = [
     # The queue only nudges: anything whose job was lost is picked up here.
     CronJob(documents.sweep_documents, cron="* * * * *", timeout=120, retries=1),
     CronJob(mpesa.sweep_mpesa, cron="* * * * *", timeout=120, retries=1),
+    CronJob(cards.sweep_card_refunds, cron="* * * * *", timeout=120, retries=1),
 ]
 
 
@@ -35,6 +37,10 @@ def make_worker(settings: Settings, queue: Queue, *, in_process: bool) -> Worker
         cron_jobs=CRON_JOBS,
         cron_tz=settings.tz,
         concurrency=4,
+        # SAQ's Postgres dequeue swallows CancelledError; with no timeout a cancelled waiter can
+        # then wait on its job queue forever and Worker.stop() never returns. A bounded wait
+        # (the loop simply dequeues again) lets every process task notice the stop.
+        dequeue_timeout=5,
         # Ensure the worker finds its jobs quickly even if a NOTIFY is missed.
         timers={"schedule": 1, "sweep": 30},
     )

@@ -108,9 +108,41 @@ def _dump_and_exit(nodeid: str) -> None:
     if loop is not None:
         for task in list(asyncio.all_tasks(loop)):
             print(f"--- task {task.get_name()} ---", file=sys.stderr)
-            task.print_stack(file=sys.stderr)
+            for line in _await_chain(task.get_coro()):
+                print(line, file=sys.stderr)
+    _print_database_activity()
     sys.stderr.flush()
     os._exit(3)
+
+
+def _await_chain(coro) -> list[str]:
+    """Every frame a suspended task is waiting in (Task.print_stack shows only the outermost)."""
+    lines = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return lines
+
+
+def _print_database_activity() -> None:
+    """What every session on the test database is doing and who blocks whom: most hangs are a lock."""
+    import sys
+
+    try:
+        import psycopg
+
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True, connect_timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT pid, pg_blocking_pids(pid), state, wait_event_type, wait_event,"
+                " now() - xact_start, left(query, 300) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY pid").fetchall()
+        print("--- database sessions (pid, blocked by, state, wait, in transaction for, query) ---", file=sys.stderr)
+        for row in rows:
+            print("  ", row, file=sys.stderr)
+    except Exception as exc:  # the dump must not hide the stacks above
+        print(f"--- database sessions: could not read ({exc}) ---", file=sys.stderr)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -16,7 +16,7 @@ BaseUser._pbkdf2_iteration_count = 1_000
 
 TABLES_TO_EMPTY = ["ledger_leg", "ledger_entry", "allocation", "payment_event", "credit_note", "document",
                    "document_counter", "invoice_line", "payment", "invoice", "membership", "member", "plan", "staff",
-                   "sessions", "piccolo_user", "login_attempt", "audit_log", "location", "gateway_token"]
+                   "sessions", "piccolo_user", "login_attempt", "audit_log", "location", "gateway_token", "rate_limit"]
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +96,12 @@ async def worker(settings, queue):
     w = make_worker(settings, queue, in_process=True)
     task = asyncio.create_task(w.start())
     yield w
-    await w.stop()
+    try:
+        await asyncio.wait_for(w.stop(), 20)
+    except asyncio.TimeoutError:  # say so loudly, but do not hang the rest of the suite on it
+        import warnings
+
+        warnings.warn("the SAQ worker did not stop within 20 s", stacklevel=1)
     task.cancel()
 
 

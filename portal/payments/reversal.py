@@ -83,6 +83,16 @@ async def send_reversal(request_id: int, client=None) -> str:
     await GatewayRequest.update({
         GatewayRequest.status: "sent", GatewayRequest.originator_conversation_id: accepted.originator_conversation_id,
         GatewayRequest.conversation_id: accepted.conversation_id}).where(GatewayRequest.id == request_id)
+    # Daraja's Result may have beaten our record of its conversation id: act on it now, not a sweep later.
+    from portal.callbacks.store import process
+    from tables.gateway import GatewayCallback
+
+    waiting = await GatewayCallback.select(GatewayCallback.id).where(
+        (GatewayCallback.gateway == "daraja") & GatewayCallback.kind.is_in(["result", "timeout"])
+        & GatewayCallback.external_id.like(f"{accepted.originator_conversation_id}:%")
+        & GatewayCallback.processed_at.is_null()).order_by(GatewayCallback.id)
+    for row in waiting:
+        await process(row["id"])
     return "sent"
 
 

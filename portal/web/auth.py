@@ -13,6 +13,7 @@ from typing import Annotated
 
 from portal import auth
 from portal.auth import SESSION_COOKIE
+from portal.web.client import client_ip
 
 
 def _safe_next(target: str | None) -> str:
@@ -23,10 +24,6 @@ def _safe_next(target: str | None) -> str:
     if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 @get("/login")
@@ -44,7 +41,7 @@ async def login_submit(
     username, password = data.get("username", ""), data.get("password", "")
     next_path = _safe_next(data.get("next"))
     try:
-        token = await auth.login(settings, username, password, _client_ip(request))
+        token = await auth.login(settings, username, password, client_ip(request))
     except auth.LoginThrottled as e:
         return Template("login.html", status_code=429, context={
             "next": next_path, "values": {"username": username},

@@ -29,6 +29,8 @@ from portal.web.templating import is_htmx
 from tables.billing import Allocation, CreditNote, Invoice, InvoiceLine, Payment
 from tables.locations import Location
 from tables.staff import Staff
+from portal.payments.card_refunds import request_card_refund
+from tasks.cards import request_card_refund_job
 from tasks.documents import request_document, request_receipts
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -132,6 +134,10 @@ async def payment_page_response(payment_id: int, *, status: int = 200, refund_va
         live = await stk_context(payment_id)
         live.pop("payment")
         live["reversal"] = await open_reversal(payment_id)
+    if payment["method"] == "card":
+        from portal.payments.card_refunds import refunds_of
+
+        live["card_refunds"] = await refunds_of(payment_id)
     return Template("payments/detail.html", status_code=status, context={
         "payment": payment, "events": events, "settled": _settled(events), "method_label": METHOD_LABELS[payment["method"]],
         "documents": await _documents_for_payment(payment) if payment["receipt_number"] else [],
@@ -155,12 +161,16 @@ async def payment_refund(request: Request, payment_id: FromPath[int], data: Form
         errors["refund_amount"] = str(e)[:1].upper() + str(e)[1:]
     if not values["reason"]:
         errors["reason"] = "Give a reason for the refund"
-    if payment["method"] in ("mpesa", "card"):
-        errors["refund_amount"] = "Money paid by M-Pesa or card goes back through the gateway: use Reverse"
+    if payment["method"] == "mpesa":
+        errors["refund_amount"] = "Money paid by M-Pesa goes back through Safaricom: use Reverse"
     if not errors:
         try:
-            note = await refund_payment(payment_id, amount, values["reason"], request.scope["user"].staff_id)
-            await request_document("credit_note", f"credit_note:{note['id']}")
+            if payment["method"] == "card":  # through Flutterwave: the worker sends it and posts it
+                req = await request_card_refund(payment_id, amount, values["reason"], request.scope["user"].staff_id)
+                await request_card_refund_job(req["id"])
+            else:
+                note = await refund_payment(payment_id, amount, values["reason"], request.scope["user"].staff_id)
+                await request_document("credit_note", f"credit_note:{note['id']}")
             return Redirect(f"/payments/{payment_id}", status_code=303)
         except RuleBroken as e:
             errors["refund_amount"] = str(e)
@@ -170,12 +180,12 @@ async def payment_refund(request: Request, payment_id: FromPath[int], data: Form
 # --- invoices ---------------------------------------------------------------------------------
 
 @get("/invoices/{invoice_id:int}", guards=[staff_required])
-async def invoice_detail(invoice_id: FromPath[int], link: str = "") -> Template:
-    return await _invoice_page(invoice_id, new_link=link)
+async def invoice_detail(invoice_id: FromPath[int]) -> Template:
+    return await _invoice_page(invoice_id)
 
 
-async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | None = None, void_errors: dict | None = None,
-                        new_link: str = "") -> Template:
+async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | None = None,
+                        void_errors: dict | None = None) -> Template:
     from portal import paylinks
     from portal.web.pay import qr_svg
 
@@ -189,16 +199,17 @@ async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | 
     allocations = await Allocation.raw(
         "SELECT a.amount, a.at, p.id AS payment_id, p.receipt_number, p.method FROM allocation a "
         "LEFT JOIN payment p ON p.id = a.payment WHERE a.invoice = {} ORDER BY a.id", invoice_id)
-    subject = await document_store.invoice_subject(invoice_id)
+    subject = await document_store.invoice_subject(invoice_id)  # makes the pay link the PDF prints
+    link = await paylinks.live_link(invoice_id)
+    token = link and paylinks.token_for(link)
+    link_url = paylinks.url_for(token) if token else ""
     notes = await CreditNote.select().where(CreditNote.invoice == invoice_id)
     return Template("invoices/detail.html", status_code=status, context={
         "invoice": invoice, "lines": lines, "allocations": allocations, "credit_notes": notes,
         "document": {"kind": "invoice", "subject": subject, "label": "Invoice PDF",
                      "ready": await document_store.find("invoice", subject)},
         "void_values": void_values or {}, "void_errors": void_errors or {},
-        "pay_link": await paylinks.live_link(invoice_id),
-        "new_link_url": paylinks.url_for(new_link) if new_link and not (await paylinks.resolve(new_link)).problem else "",
-        "qr": qr_svg(paylinks.url_for(new_link)) if new_link and not (await paylinks.resolve(new_link)).problem else "",
+        "pay_link": link, "pay_link_url": link_url, "qr": qr_svg(link_url) if link_url else "",
     })
 
 

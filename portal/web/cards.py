@@ -15,6 +15,7 @@ from portal.callbacks import store as callbacks
 from portal.errors import RuleBroken
 from portal.money import Money, MoneyParseError
 from portal.payments import cards
+from portal.web.client import client_ip
 from tables.billing import Payment
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -38,18 +39,26 @@ async def desk_card(request: Request, member_id: FromPath[int], data: FormData) 
     return Redirect(link or f"/payments/{recorded.payment['id']}", status_code=303)
 
 
-@get(RETURN_PATH)
-async def card_return(request: Request) -> Template | Redirect:
-    """Flutterwave sends the browser back here. Stored raw, then verified, never trusted as is."""
+async def receive_card_redirect(request: Request) -> dict | None:
+    """Store Flutterwave's redirect raw, act on it (verified, never trusted as is), and return
+    the card payment it names, if any."""
     params = dict(request.query_params)
     raw = urlencode(params).encode()
     tx_ref = params.get("tx_ref", "")[:60]
     ident = params.get("transaction_id") or tx_ref
     stored = await callbacks.store("flutterwave", "redirect", raw, headers=dict(request.headers),
-                                   source_ip=request.client.host if request.client else "",
+                                   source_ip=client_ip(request),
                                    external_id=f"{ident}:{params.get('status', '')}"[:110] if ident else None)
     await callbacks.process(stored.id)
-    payment = await Payment.select().where((Payment.method == "card") & (Payment.gateway_request == tx_ref)).first() if tx_ref else None
+    if not tx_ref:
+        return None
+    return await Payment.select().where((Payment.method == "card") & (Payment.gateway_request == tx_ref)).first()
+
+
+@get(RETURN_PATH)
+async def card_return(request: Request) -> Template | Redirect:
+    """Flutterwave sends the browser back here from a desk checkout."""
+    payment = await receive_card_redirect(request)
     if payment and request.scope.get("user"):
         return Redirect(f"/payments/{payment['id']}", status_code=303)
     return Template("payments/card_return.html", context={"payment": payment})

@@ -16,6 +16,7 @@ from litestar.params import FromPath
 
 from portal.callbacks import store as callbacks
 from portal.callbacks.store import MAX_BODY, loads
+from portal.web.client import client_ip
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,6 @@ async def read_body(request: Request) -> tuple[bytes, bool]:
     return b"".join(chunks), False
 
 
-def _source_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
 def daraja_allowed(request: Request, token: str) -> str | None:
     """Why this request is not from Daraja, or None if it may be."""
     settings = request.app.state.settings
@@ -45,8 +42,8 @@ def daraja_allowed(request: Request, token: str) -> str | None:
     if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
         return "wrong callback token"
     allowed = settings.daraja_allowed_ips
-    if allowed and _source_ip(request) not in allowed:
-        return f"source address {_source_ip(request)} not allowed"
+    if allowed and client_ip(request) not in allowed:
+        return f"source address {client_ip(request)} not allowed"
     return None
 
 
@@ -104,13 +101,13 @@ async def receive_daraja(request: Request, kind: str, token: str) -> tuple[int, 
                 dedupe_extra = _stk_result_code(data)
         except (ValueError, UnicodeDecodeError) as e:
             outcome, note = "malformed", f"not JSON: {e}"[:300]
-    stored = await callbacks.store("daraja", kind, raw, headers=dict(request.headers), source_ip=_source_ip(request),
+    stored = await callbacks.store("daraja", kind, raw, headers=dict(request.headers), source_ip=client_ip(request),
                                    external_id=external_id, outcome=outcome, note=note, dedupe_extra=dedupe_extra)
     if outcome == "malformed" and stored.new:
         await callbacks.alert("malformed", f"Daraja {kind} callback could not be read: {note}", callback_id=stored.id)
     if outcome != "stored":
         if outcome == "rejected":
-            log.warning("rejected Daraja %s callback from %s: %s", kind, _source_ip(request), refused)
+            log.warning("rejected Daraja %s callback from %s: %s", kind, client_ip(request), refused)
         return stored.id, outcome, data
     return stored.id, await callbacks.process(stored.id), data
 
@@ -171,13 +168,13 @@ async def flutterwave_webhook(request: Request) -> Response:
         except ValueError as e:
             outcome, note = "malformed", str(e)[:300]
     stored = await callbacks.store("flutterwave", "webhook", raw, headers=dict(request.headers),
-                                   source_ip=_source_ip(request), external_id=external_id, outcome=outcome, note=note)
+                                   source_ip=client_ip(request), external_id=external_id, outcome=outcome, note=note)
     if outcome == "stored":
         await callbacks.process(stored.id)
     elif outcome == "malformed" and stored.new:
         await callbacks.alert("malformed", f"Flutterwave webhook could not be read: {note}", callback_id=stored.id)
     elif outcome == "rejected":
-        log.warning("rejected Flutterwave webhook from %s: %s", _source_ip(request), note)
+        log.warning("rejected Flutterwave webhook from %s: %s", client_ip(request), note)
     return Response({"status": "success"})
 
 

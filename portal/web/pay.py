@@ -6,17 +6,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import segno
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
-from portal import paylinks
+from portal import document_store, paylinks, ratelimit
 from portal.auth import staff_required
 from portal.errors import RuleBroken
 from portal.money import Money
 from portal.payments import cards, mpesa
 from portal.phones import display_phone
+from portal.web.client import client_ip
 from tables.billing import Invoice, Payment
 from tables.members import Member
 from tasks.mpesa import request_stk_push
@@ -28,11 +29,41 @@ def qr_svg(url: str) -> str:
     return segno.make(url, error="m").svg_inline(scale=4, dark="#111", light="#fff")
 
 
+# --- rate limits ----------------------------------------------------------------------------------
+# Mobile networks put many phones behind one address, so the per-address limit is generous; what
+# is strict is guessing (unusable links per address) and prompts pushed to one member's phone.
+
+def _too_many(message: str) -> Template:
+    return Template("pay/unavailable.html", status_code=429, headers={"retry-after": "60"},
+                    context={"problem": "too_many", "message": message})
+
+
+async def limit_pay_requests(request: Request) -> Template | None:
+    """Runs before every pay page handler: None lets the request through."""
+    settings = request.app.state.settings
+    ip = client_ip(request)
+    if not await ratelimit.hit(f"pay:{ip}", settings.pay_rate_per_minute, 60):
+        return _too_many("Too many requests from your network. Please wait a minute and try again.")
+    if await ratelimit.used_up(f"pay-bad:{ip}", settings.pay_bad_links_per_hour, 3600):
+        return _too_many("Too many invalid links were tried from your network. Please try again later.")
+    return None
+
+
+async def _unusable(request: Request, problem: str) -> Template:
+    settings = request.app.state.settings
+    await ratelimit.hit(f"pay-bad:{client_ip(request)}", settings.pay_bad_links_per_hour, 3600)
+    return Template("pay/unavailable.html", status_code=410 if problem in ("expired", "revoked") else 404,
+                    context={"problem": problem})
+
+
+async def _attempt_allowed(request: Request, link_id: int) -> bool:
+    return await ratelimit.hit(f"pay-start:{link_id}", request.app.state.settings.pay_attempts_per_hour, 3600)
+
+
 async def _page(request: Request, token: str, status: int = 200, **extra) -> Template:
     resolved = await paylinks.resolve(token)
     if resolved.problem:
-        return Template("pay/unavailable.html", status_code=410 if resolved.problem in ("expired", "revoked") else 404,
-                        context={"problem": resolved.problem})
+        return await _unusable(request, resolved.problem)
     invoice = await Invoice.select().where(Invoice.id == resolved.link["invoice"]).first()
     member = await Member.select(Member.first_name, Member.phone).where(Member.id == invoice["member"]).first()
     owed = Money(invoice["total"] - invoice["paid"], invoice["currency"]) if invoice["status"] != "void" else Money.zero(invoice["currency"])
@@ -51,31 +82,52 @@ async def _link_invoice(token: str):
     return resolved, invoice, Money(invoice["total"] - invoice["paid"], invoice["currency"])
 
 
-@get("/pay/{token:str}")
+PAY = {"before_request": limit_pay_requests}
+SLOW_DOWN = "You have started several payments in a short time. Please wait a while before trying again."
+
+
+@get("/pay/{token:str}", **PAY)
 async def pay_page(request: Request, token: FromPath[str]) -> Template:
     return await _page(request, token)
 
 
-@post("/pay/{token:str}/card", status_code=200)
+@post("/pay/{token:str}/card", status_code=200, **PAY)
 async def pay_by_card(request: Request, token: FromPath[str], data: FormData) -> Template | Redirect:
     resolved, invoice, owed = await _link_invoice(token)
     if resolved.problem:
         return await _page(request, token)
+    if not await _attempt_allowed(request, resolved.link["id"]):
+        return await _page(request, token, status=429, error=SLOW_DOWN)
     try:
         recorded, link = await cards.start_card_checkout(
             member_id=invoice["member"], amount=owed, invoice_id=invoice["id"],
             idempotency_key=f"paylink:{resolved.link['id']}:card:{data.get('attempt', '')}"[:80],
-            redirect_url=request.app.state.settings.public_base_url + "/pay/card/return")
+            redirect_url=f"{request.app.state.settings.public_base_url}/pay/{token}/card/return")
     except RuleBroken as e:
         return await _page(request, token, status=422, error=str(e))
-    return Redirect(link or f"/pay/{token}", status_code=303)
+    return Redirect(link or f"/pay/{token}/payments/{recorded.payment['id']}", status_code=303)
 
 
-@post("/pay/{token:str}/mpesa", status_code=200)
+@get("/pay/{token:str}/card/return", **PAY)
+async def pay_card_return(request: Request, token: FromPath[str]) -> Template | Redirect:
+    """Flutterwave brings the member back here from a pay link's checkout: the redirect is
+    stored and verified like any other, then the member sees the payment's status page."""
+    from portal.web.cards import receive_card_redirect
+
+    payment = await receive_card_redirect(request)
+    resolved = await paylinks.resolve(token)
+    if payment and not resolved.problem and payment["invoice"] == resolved.link["invoice"]:
+        return Redirect(f"/pay/{token}/payments/{payment['id']}", status_code=303)
+    return Template("payments/card_return.html", context={"payment": payment})
+
+
+@post("/pay/{token:str}/mpesa", status_code=200, **PAY)
 async def pay_by_mpesa(request: Request, token: FromPath[str], data: FormData) -> Template | Redirect:
     resolved, invoice, owed = await _link_invoice(token)
     if resolved.problem:
         return await _page(request, token)
+    if not await _attempt_allowed(request, resolved.link["id"]):
+        return await _page(request, token, status=429, error=SLOW_DOWN, typed_phone=data.get("phone", ""))
     whole = Money(owed.amount.to_integral_value(rounding="ROUND_CEILING"), owed.currency)
     try:
         recorded = await mpesa.start_stk_push(
@@ -88,24 +140,50 @@ async def pay_by_mpesa(request: Request, token: FromPath[str], data: FormData) -
     return Redirect(f"/pay/{token}/payments/{recorded.payment['id']}", status_code=303)
 
 
-@get("/pay/{token:str}/payments/{payment_id:int}")
-async def pay_status(request: Request, token: FromPath[str], payment_id: FromPath[int]) -> Template:
+async def _link_payment(request: Request, token: str, payment_id: int) -> tuple[dict | None, Template | None]:
+    """A payment made through this link (never another invoice's), or the page to answer with."""
     resolved = await paylinks.resolve(token)
     if resolved.problem:
-        return await _page(request, token)
+        return None, await _unusable(request, resolved.problem)
     payment = await Payment.select().where(
         (Payment.id == payment_id) & (Payment.invoice == resolved.link["invoice"])).first()
     if not payment:
-        return Template("pay/unavailable.html", status_code=404, context={"problem": "unknown"})
+        return None, await _unusable(request, "unknown")
+    return payment, None
+
+
+@get("/pay/{token:str}/payments/{payment_id:int}", **PAY)
+async def pay_status(request: Request, token: FromPath[str], payment_id: FromPath[int]) -> Template:
+    payment, refusal = await _link_payment(request, token, payment_id)
+    if refusal:
+        return refusal
     template = "pay/_status.html" if request.headers.get("hx-request") == "true" else "pay/status.html"
     return Template(template, context={"token": token, "payment": payment, "phone": display_phone(payment["phone"]),
                                        "in_flight": payment["status"] in ("pending", "processing")})
 
 
+@get("/pay/{token:str}/payments/{payment_id:int}/receipt.pdf", **PAY)
+async def pay_receipt(request: Request, token: FromPath[str], payment_id: FromPath[int]) -> Response | Template:
+    """The member's receipt PDF: the stored one, or rendered now if the worker has not yet."""
+    payment, refusal = await _link_payment(request, token, payment_id)
+    if refusal:
+        return refusal
+    if not payment["receipt_number"]:
+        return await _unusable(request, "unknown")
+    subject = f"payment:{payment_id}"
+    found = await document_store.content("receipt", subject)
+    if not found:
+        await document_store.render_and_store("receipt", subject)
+        found = await document_store.content("receipt", subject)
+    name, pdf = found
+    return Response(pdf, media_type="application/pdf", headers={
+        "content-disposition": f'inline; filename="{name}"', "cache-control": "private, max-age=3600"})
+
+
 @post("/invoices/{invoice_id:int}/paylink", guards=[staff_required], status_code=200)
 async def create_paylink(request: Request, invoice_id: FromPath[int]) -> Redirect:
-    token = await paylinks.create_link(invoice_id, request.scope["user"].staff_id)
-    return Redirect(f"/invoices/{invoice_id}?link={token}", status_code=303)
+    await paylinks.create_link(invoice_id, request.scope["user"].staff_id)
+    return Redirect(f"/invoices/{invoice_id}", status_code=303)
 
 
 @post("/invoices/{invoice_id:int}/paylink/revoke", guards=[staff_required], status_code=200)
@@ -114,4 +192,4 @@ async def revoke_paylink(request: Request, invoice_id: FromPath[int]) -> Redirec
     return Redirect(f"/invoices/{invoice_id}", status_code=303)
 
 
-routes = [pay_page, pay_by_card, pay_by_mpesa, pay_status, create_paylink, revoke_paylink]
+routes = [pay_page, pay_by_card, pay_card_return, pay_by_mpesa, pay_status, pay_receipt, create_paylink, revoke_paylink]

@@ -68,6 +68,17 @@ async def live(sandbox, db, queue):
         get_settings.cache_clear()
 
 
+@pytest_asyncio.fixture
+async def card_live(live):
+    """`live`, with the Flutterwave sandbox reset and sending its webhooks to the served portal."""
+    async with httpx.AsyncClient() as http:
+        await http.post(f"{live.sandbox}/_sandbox/flutterwave/reset")
+        r = await http.post(f"{live.sandbox}/_sandbox/flutterwave/settings",
+                            json={"webhook_url": f"{live.portal}/hooks/flutterwave"})
+        assert r.status_code < 300, r.text
+    return live
+
+
 async def wait_for_status(payment_id: int, statuses: set[str], timeout: float = 20) -> dict:
     from tables.billing import Payment
 

@@ -5,20 +5,11 @@ import asyncio
 import httpx
 import pytest
 
-from tables.billing import Payment
-from tables.gateway import GatewayCallback, StaffAlert
+from tables.billing import CreditNote, Payment
+from tables.gateway import GatewayCallback, GatewayRequest, StaffAlert
 from tests.billing.helpers import assert_ledger_balanced, invoice_for
 from tests.factories import make_member
 from tests.mpesa.conftest import wait_for_status
-
-
-@pytest.fixture
-async def card_live(live):
-    async with httpx.AsyncClient() as http:
-        await http.post(f"{live.sandbox}/_sandbox/flutterwave/reset")
-        r = await http.post(f"{live.sandbox}/_sandbox/flutterwave/settings", json={"webhook_url": f"{live.portal}/hooks/flutterwave"})
-        assert r.status_code < 300, r.text
-    return live
 
 
 async def _checkout(alice, member: int, amount: str = "3000") -> tuple[int, str, str]:
@@ -132,3 +123,83 @@ async def test_declines_and_cancels_credit_nothing(card_live, alice, card, statu
     page = await _follow(done["redirect_url"])
     assert "not completed" in page.text
     await wait_for_status(pid, {status})
+
+
+# --- refunds through Flutterwave -------------------------------------------------------------------
+
+async def _paid_by_card(live, alice, amount: str = "3000") -> int:
+    member = await make_member()
+    await invoice_for(member, 3000)
+    pid, tx_ref, _ = await _checkout(alice, member, amount)
+    done = await _pay(live, tx_ref, scenario="none")
+    await _follow(done["redirect_url"])
+    await wait_for_status(pid, {"completed"})
+    return pid
+
+
+async def _sandbox_refunds(live, pid: int) -> list[dict]:
+    tx_id = (await Payment.select(Payment.gateway_ref).where(Payment.id == pid).first())["gateway_ref"]
+    async with httpx.AsyncClient() as http:
+        txs = (await http.get(f"{live.sandbox}/_sandbox/flutterwave/transactions")).json()["transactions"]
+    return next(t for t in txs if str(t["id"]) == tx_id)["refunds"]
+
+
+async def _card_refund_settles(pid: int, statuses: set[str]) -> dict:
+    for _ in range(300):
+        req = await GatewayRequest.select().where(GatewayRequest.payment == pid).order_by(
+            GatewayRequest.id, ascending=False).first()
+        if req and req["status"] in statuses:
+            return req
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"card refund stayed {req and req['status']}")
+
+
+async def test_a_manager_refunds_part_of_a_card_payment_then_the_rest(card_live, worker, alice, bob):
+    pid = await _paid_by_card(card_live, alice)
+    assert (await alice.post(f"/payments/{pid}/refund", {"amount": "1000", "reason": "x"})).status_code == 403
+    r = await bob.post(f"/payments/{pid}/refund", {"amount": "1000", "reason": "Member moved to a cheaper plan"})
+    assert r.status_code == 303
+    req = await _card_refund_settles(pid, {"succeeded", "failed"})
+    assert req["status"] == "succeeded", req
+    assert [x["amount_refunded"] for x in await _sandbox_refunds(card_live, pid)] == [1000]
+    paid = await wait_for_status(pid, {"partially_refunded"})
+    assert str(paid["refunded"]) == "1000.00"
+    too_much = await bob.post(f"/payments/{pid}/refund", {"amount": "2500", "reason": "More"})
+    assert too_much.status_code == 422 and "KES 2,000" in too_much.text and 'value="2500"' in too_much.text
+    assert (await bob.post(f"/payments/{pid}/refund", {"amount": "2000", "reason": "Left the gym"})).status_code == 303
+    await wait_for_status(pid, {"refunded"})
+    assert [x["amount_refunded"] for x in await _sandbox_refunds(card_live, pid)] == [1000, 2000]
+    assert await CreditNote.count().where(CreditNote.payment == pid) == 2
+    page = await bob.get(f"/payments/{pid}")
+    assert page.text.count('data-testid="card-refund-status">succeeded') == 2
+    await assert_ledger_balanced()
+
+
+async def test_a_card_refund_is_sent_once_however_often_its_job_runs(card_live, alice, bob):
+    from portal.payments.card_refunds import request_card_refund, send_card_refund
+    from portal.money import Money
+
+    pid = await _paid_by_card(card_live, alice)
+    staff = (await Payment.select(Payment.staff).where(Payment.id == pid).first())["staff"]
+    req = await request_card_refund(pid, Money.parse("3000", "KES"), "Double charge", staff)
+    results = await asyncio.gather(*(send_card_refund(req["id"]) for _ in range(3)))
+    assert "succeeded" in results
+    assert len(await _sandbox_refunds(card_live, pid)) == 1
+    assert await CreditNote.count().where(CreditNote.payment == pid) == 1
+    await assert_ledger_balanced()
+
+
+async def test_a_refund_flutterwave_refuses_alerts_staff_and_moves_no_money(card_live, worker, alice, bob):
+    pid = await _paid_by_card(card_live, alice)
+    # Someone refunded it from the Flutterwave dashboard already: the API refuses ours.
+    tx_id = (await Payment.select(Payment.gateway_ref).where(Payment.id == pid).first())["gateway_ref"]
+    async with httpx.AsyncClient() as http:
+        r = await http.post(f"{card_live.sandbox}/v3/transactions/{tx_id}/refund", json={},
+                            headers={"authorization": f"Bearer {card_live.settings.flutterwave_secret_key}"})
+        assert r.status_code == 200, r.text
+    await bob.post(f"/payments/{pid}/refund", {"amount": "3000", "reason": "Member asked"})
+    req = await _card_refund_settles(pid, {"succeeded", "failed"})
+    assert req["status"] == "failed" and "refused" in req["result_desc"]
+    assert (await Payment.select(Payment.status).where(Payment.id == pid).first())["status"] == "completed"
+    assert await StaffAlert.count().where(StaffAlert.kind == "refund_failed") == 1
+    assert await CreditNote.count().where(CreditNote.payment == pid) == 0

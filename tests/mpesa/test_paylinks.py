@@ -1,12 +1,15 @@
 """Pay links: signed, expiring, revocable; the member pays on the public page."""
 
+import io
 import re
 
 import httpx
+import pytest
+from pypdf import PdfReader
 
-from portal import paylinks
+from portal import document_store
+from portal.settings import get_settings
 from tables.billing import PayLink, Payment
-from tables.members import Member
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member
 from tests.mpesa.conftest import PHONES, wait_for_status
@@ -17,7 +20,6 @@ async def _link_for(alice, invoice_id: int) -> str:
     r = await alice.post(f"/invoices/{invoice_id}/paylink")
     assert r.status_code == 303
     page = await alice.get(r.headers["location"])
-    url = re.search(r'data-testid="paylink-url" [^>]*|value="([^"]+)" data-testid="paylink-url"', page.text)
     assert 'data-testid="paylink-qr"' in page.text and "<svg" in page.text
     return re.search(r'value="(http[^"]+/pay/[^"]+)"', page.text).group(1)
 
@@ -53,18 +55,126 @@ async def test_expired_revoked_and_tampered_links_reveal_nothing(app, alice):
     assert (await alice.post(f"/invoices/{inv['id']}/paylink/revoke")).status_code == 303
 
 
+async def test_staff_revoke_a_link_and_it_stops_working(app, alice):
+    member = await make_member()
+    inv = await invoice_for(member, 3000)
+    token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
+    assert (await alice.post(f"/invoices/{inv['id']}/paylink/revoke")).status_code == 303
+    page = await alice.get(f"/invoices/{inv['id']}")
+    assert 'data-testid="no-paylink"' in page.text and token not in page.text  # no new link behind staff's back
+    async with PortalClient(app) as phone:
+        assert (await phone.get(f"/pay/{token}")).status_code == 410
+
+
+def _pdf_text(pdf: bytes) -> str:
+    return " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).replace("\n", "")
+
+
+async def test_the_invoice_pdf_carries_the_live_link(alice):
+    member = await make_member()
+    inv = await invoice_for(member, 3000)
+    page = await alice.get(f"/invoices/{inv['id']}")  # an open invoice always has a live link
+    url = re.search(r'value="(http[^"]+/pay/[^"]+)" data-testid="paylink-url"', page.text).group(1)
+    subject = await document_store.invoice_subject(inv["id"])
+    await document_store.render_and_store("invoice", subject)
+    _, pdf = await document_store.content("invoice", subject)
+    text = _pdf_text(pdf)
+    assert "Scan to pay" in text and url.rsplit("/", 1)[1] in text.replace(" ", "")
+    # A new link is a new version of the PDF, printing the new link.
+    newer = await _link_for(alice, inv["id"])
+    assert newer != url and await document_store.invoice_subject(inv["id"]) != subject
+    await pay(member, 3000)
+    assert ":link" not in await document_store.invoice_subject(inv["id"])  # paid: nothing to scan
+
+
+@pytest.fixture
+def tight_limits(monkeypatch):
+    """An app whose pay page limits are small enough to reach in a test."""
+    from portal.app import create_app
+
+    monkeypatch.setenv("PAY_RATE_PER_MINUTE", "6")
+    monkeypatch.setenv("PAY_BAD_LINKS_PER_HOUR", "3")
+    monkeypatch.setenv("PAY_ATTEMPTS_PER_HOUR", "2")
+    get_settings.cache_clear()
+    yield create_app(get_settings(), manage_resources=False)
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+async def test_guessing_links_is_cut_off(tight_limits, alice):
+    member = await make_member()
+    inv = await invoice_for(member, 3000)
+    token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
+    async with PortalClient(tight_limits) as phone:
+        assert (await phone.get(f"/pay/{token}")).status_code == 200
+        for guess in range(3):
+            assert (await phone.get(f"/pay/{guess + 1}.guess{guess}.abc")).status_code == 404
+        refused = await phone.get(f"/pay/{token}")  # even a good link, from an address that has been guessing
+        assert refused.status_code == 429 and 'data-testid="too-many"' in refused.text
+        assert refused.headers["retry-after"] == "60" and "3,000" not in refused.text
+
+
+async def test_one_address_gets_a_generous_but_finite_number_of_requests(tight_limits, alice):
+    member = await make_member()
+    inv = await invoice_for(member, 3000)
+    token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
+    async with PortalClient(tight_limits) as phone:
+        codes = [(await phone.get(f"/pay/{token}")).status_code for _ in range(7)]
+    assert codes == [200] * 6 + [429]
+
+
+async def test_one_link_cannot_spam_the_members_phone_with_prompts(tight_limits, alice):
+    member = await make_member(phone=PHONES["success"])
+    inv = await invoice_for(member, 3000)
+    token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
+    async with PortalClient(tight_limits) as phone:
+        for attempt in range(2):
+            r = await phone.post(f"/pay/{token}/mpesa", {"phone": "0700 000 001", "attempt": str(attempt)})
+            assert r.status_code == 303
+        third = await phone.post(f"/pay/{token}/mpesa", {"phone": "0700 000 001", "attempt": "3"})
+        assert third.status_code == 429 and "wait a while" in third.text and 'value="0700 000 001"' in third.text
+
+
 async def test_the_member_pays_by_mpesa_from_the_link(live, worker, alice):
     member = await make_member("Achieng", "Odhiambo", phone=PHONES["success"])
     inv = await invoice_for(member, 3000)
     token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
     async with httpx.AsyncClient(base_url=live.portal) as phone:
-        page = await phone.get(f"/pay/{token}")
+        await phone.get(f"/pay/{token}")
         csrf = phone.cookies["portal_csrf"]
         r = await phone.post(f"/pay/{token}/mpesa", data={"phone": "0700 000 001", "_csrf_token": csrf})
         assert r.status_code == 303
         pid = int(r.headers["location"].rsplit("/", 1)[1])
         await wait_for_status(pid, {"completed"})
         status = await phone.get(r.headers["location"])
-        assert 'data-status="completed"' in status.text and "Thank you" in status.text
+        assert 'data-status="completed"' in status.text and 'data-testid="thank-you"' in status.text
+        receipt = re.search(r'data-testid="receipt-number">([^<]+)<', status.text).group(1)
+        pdf = await phone.get(f"{r.headers['location']}/receipt.pdf")
+        assert pdf.headers["content-type"] == "application/pdf" and receipt in _pdf_text(pdf.content)
         again = await phone.get(f"/pay/{token}")
         assert 'data-testid="settled"' in again.text
+        # The link shows only its own invoice's payments.
+        other = await make_member()
+        await invoice_for(other, 500)
+        elsewhere = (await pay(other, 500)).payment["id"]
+        assert (await phone.get(f"/pay/{token}/payments/{elsewhere}")).status_code == 404
+        assert (await phone.get(f"/pay/{token}/payments/{elsewhere}/receipt.pdf")).status_code == 404
+
+
+async def test_the_member_pays_by_card_from_the_link(card_live, alice):
+    member = await make_member("Achieng", "Odhiambo")
+    inv = await invoice_for(member, 2500)
+    token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
+    async with httpx.AsyncClient(base_url=card_live.portal) as phone:
+        await phone.get(f"/pay/{token}")
+        r = await phone.post(f"/pay/{token}/card", data={"_csrf_token": phone.cookies["portal_csrf"]})
+        assert r.status_code == 303 and r.headers["location"].startswith(card_live.sandbox + "/checkout/")
+        tx_ref = (await Payment.select(Payment.gateway_request).where(Payment.method == "card").first())["gateway_request"]
+        async with httpx.AsyncClient() as sandbox:  # the member taps the sandbox's success card
+            done = (await sandbox.post(f"{card_live.sandbox}/_sandbox/flutterwave/complete",
+                                       json={"tx_ref": tx_ref, "card": "success"})).json()
+        assert done["redirect_url"].startswith(f"{card_live.portal}/pay/{token}/card/return?")
+        back = await phone.get(done["redirect_url"])  # the sandbox's redirect, followed by the phone
+        assert back.status_code == 303 and f"/pay/{token}/payments/" in back.headers["location"]
+        status = await phone.get(back.headers["location"])
+        assert 'data-testid="thank-you"' in status.text and "KES 2,500" in status.text and "ending" in status.text
