@@ -1,12 +1,14 @@
-"""The money dashboards: payments due (front desk and managers act on it) and renewals due."""
+"""The money dashboards: payments due (front desk and managers act on it), renewals due, and the
+manager's analytics with charts, each with its table and CSV."""
 
 from __future__ import annotations
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from portal import dues, paylinks
+from portal import analytics, dues, paylinks
+from portal.errors import NotFound
 from portal.auth import manager_required, staff_required
 from portal.web.billing import new_idempotency_key
 
@@ -36,3 +38,70 @@ async def renewals_due(request: Request, window: FromQuery[str] = "7", page: Fro
 
 
 routes = [payments_due, renewals_due]
+
+
+# --- analytics ------------------------------------------------------------------------------------
+
+def _chart_data(data: dict) -> dict:
+    """What the charts draw (the same numbers as the tables beside them), as JSON-safe values."""
+    series = data["series"]
+    return {
+        "revenue": {"labels": [r["bucket"].isoformat() for r in series],
+                    "methods": {m: [str(r[m]) for r in series] for m in data["methods"]},
+                    "refunds": [str(-r["refunds"]) for r in series], "net": [str(r["net"]) for r in series]},
+        "methods": {"labels": [m["method"] for m in data["by_method"]],
+                    "values": [str(m["amount_done"]) for m in data["by_method"]]},
+        "success": {"labels": [m["method"] for m in data["by_method"] if m["success_rate"] is not None],
+                    "values": [str(m["success_rate"]) for m in data["by_method"] if m["success_rate"] is not None]},
+        "collection": {"labels": [c["name"] for c in data["collection"]["channels"]],
+                       "values": [str(c["rate"] or 0) for c in data["collection"]["channels"]]},
+        "collection_staff": {"labels": [c["name"] for c in data["collection"]["staff"]],
+                             "values": [str(c["rate"] or 0) for c in data["collection"]["staff"]]},
+        "aging": {"labels": [a["label"] for a in data["aging"]], "values": [str(a["owed"]) for a in data["aging"]]},
+    }
+
+
+@get("/analytics", guards=[manager_required])
+async def analytics_page(request: Request) -> Template:
+    period = analytics.Period.parse(request.query_params)
+    data = await analytics.report(period)
+    return Template("analytics/index.html", context={**data, "presets": analytics.PRESETS, "grains": analytics.GRAINS,
+                                                     "charts": _chart_data(data)})
+
+
+CSV_FIGURES = {
+    "revenue": (["period_start", "received", "refunds", "net"], lambda d: [
+        [r["bucket"], r["received"], r["refunds"], r["net"]] for r in d["series"]]),
+    "methods": (["method", "started", "completed", "failed_or_cancelled", "pending", "success_rate_percent", "received"],
+                lambda d: [[m["method"], m["started"], m["done"], m["bad"], m["pending"], m["success_rate"], m["amount_done"]]
+                           for m in d["by_method"]]),
+    "statuses": (["status", "payments", "amount"], lambda d: [[s["status"], s["n"], s["amount"]] for s in d["by_status"]]),
+    "collection": (["dimension", "name", "collected", "due", "rate_percent"], lambda d: [
+        *[["channel", c["name"], c["collected"], d["collection"]["due"], c["rate"]] for c in d["collection"]["channels"]],
+        *[["staff", c["name"], c["collected"], d["collection"]["due"], c["rate"]] for c in d["collection"]["staff"]]]),
+    "aging": (["bucket", "invoices", "owed"], lambda d: [[a["label"], a["n"], a["owed"]] for a in d["aging"]]),
+    "top": (["member_number", "name", "payments", "paid"], lambda d: [
+        [t["member_number"], t["name"], t["n"], t["amount"]] for t in d["top"]]),
+}
+
+
+@get("/analytics.csv", guards=[manager_required])
+async def analytics_csv(request: Request, figure: FromQuery[str] = "revenue") -> Response:
+    import csv
+    import io
+
+    if figure not in CSV_FIGURES:
+        raise NotFound("figure")
+    period = analytics.Period.parse(request.query_params)
+    data = await analytics.report(period)
+    header, rows = CSV_FIGURES[figure]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows([["" if v is None else v for v in row] for row in rows(data)])
+    name = f"{figure}-{period.start.isoformat()}-{period.end.isoformat()}.csv"
+    return Response(buffer.getvalue(), media_type="text/csv",
+                    headers={"content-disposition": f'attachment; filename="{name}"'})
+
+
+routes += [analytics_page, analytics_csv]

@@ -35,8 +35,11 @@ async def _weight_and_first_paint(page, url: str) -> tuple[dict, float]:
     page.on("response", count)
     await page.goto(url, wait_until="load")
     page.remove_listener("response", count)
-    fcp = await page.evaluate(
-        "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || -1")
+    fcp = await page.evaluate("""() => new Promise(resolve => {
+        const seen = list => { const e = list.getEntriesByName('first-contentful-paint')[0]; if (e) resolve(e.startTime); };
+        new PerformanceObserver(seen).observe({type: 'paint', buffered: true});
+        setTimeout(() => resolve(-1), 5000);
+    })""")
     return sizes, fcp
 
 
