@@ -153,3 +153,20 @@ async def statement_context(member_id: int, start: date, end: date) -> dict:
         "opening_balance": opening, "entries": entries, "closing_balance": balance,
         "total_debits": debits, "total_credits": credits,
     }}
+
+
+async def day_close_context(close_id: int) -> dict:
+    from tables.closes import DayClose
+    from tables.locations import Location
+
+    row = await DayClose.select().where(DayClose.id == close_id).output(load_json=True).first()
+    if not row:
+        raise NotFound("close")
+    location = await Location.select(Location.name).where(Location.id == row["location"]).first()
+    return {**_base(), "close": {
+        "id": row["id"], "location": location["name"], "business_date": row["business_date"], "status": row["status"],
+        "version": row["version"], "expected": row["expected"], "counted": row["counted"],
+        "cash_expected": row["cash_expected"], "cash_counted": row["cash_counted"], "variance": row["variance"],
+        "note": row["note"], "closed_at": row["closed_at"], "closed_by": await _staff_name(row["closed_by"]),
+        "currency": get_settings().currency,
+    }}

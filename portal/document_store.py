@@ -2,7 +2,7 @@
 
 Subjects name what a document is of, and for documents whose content changes (an invoice gets
 paid) the version too: `payment:12`, `credit_note:3`, `invoice:5:paid:3000.00`, `invoice:6:open:0.00:link9`,
-`statement:7:2026-01-01:2026-11-30`. A new version is a new document; nothing is overwritten.
+`statement:7:2026-01-01:2026-11-30`, `day_close:4:v2`. A new version is a new document; nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from portal.errors import NotFound
 from tables.billing import CreditNote, Document, Invoice, Payment
 
 KIND_SOURCES = {"receipt": "payment", "receipt_80mm": "payment", "invoice": "invoice",
-                "credit_note": "credit_note", "statement": "statement"}
+                "credit_note": "credit_note", "statement": "statement", "day_close": "day_close"}
 
 
 async def invoice_subject(invoice_id: int) -> str:
@@ -69,6 +69,9 @@ async def build(kind: str, subject: str) -> tuple[dict, str]:
     if source == "credit_note":
         ctx = await document_context.credit_note_context(int(parts[1]))
         return ctx, ctx["credit_note"]["number"]
+    if source == "day_close":  # day_close:<id>:v<version>
+        ctx = await document_context.day_close_context(int(parts[1]))
+        return ctx, f"close-{ctx['close']['location']}-{ctx['close']['business_date']}-v{ctx['close']['version']}"
     member_id, start, end = int(parts[1]), date.fromisoformat(parts[2]), date.fromisoformat(parts[3])
     ctx = await document_context.statement_context(member_id, start, end)
     return ctx, f"statement-{ctx['statement']['member']['number']}-{start}-{end}"

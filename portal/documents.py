@@ -49,7 +49,7 @@ TEMPLATES = ROOT / "templates"
 STATIC = ROOT / "static"
 DEFAULT_TIMEZONE = "Africa/Nairobi"
 
-KINDS = frozenset({"invoice", "receipt", "receipt_80mm", "statement", "credit_note"})
+KINDS = frozenset({"invoice", "receipt", "receipt_80mm", "statement", "credit_note", "day_close"})
 # Thermal-roll documents: laid out on one very long page, which is then cut to the content.
 ROLL_KINDS = frozenset({"receipt_80mm"})
 ROLL_END_ANCHOR = "roll-end"

@@ -14,7 +14,9 @@ from decimal import Decimal
 from portal.money import Money
 from tables.ledger import LedgerEntry, LedgerLeg
 
-ACCOUNTS = {"cash", "bank", "cheque", "mpesa", "card", "receivable", "member_credit", "revenue", "vat_payable"}
+ACCOUNTS = {"cash", "bank", "cheque", "mpesa", "card", "receivable", "member_credit", "revenue", "vat_payable",
+            "gateway_fees"}
+MONEY_ACCOUNTS = ("cash", "bank", "cheque", "mpesa", "card")
 
 
 class UnbalancedEntry(ValueError):
@@ -50,9 +52,15 @@ async def post(kind: str, legs: list[Leg], *, memo: str = "", staff_id: int | No
         totals[leg.amount.currency] += leg.amount.amount
     if any(totals.values()):
         raise UnbalancedEntry(f"legs do not sum to zero: {dict(totals)}")
+    from portal import closes
+
+    day, moved_from = await closes.business_day_for({leg.location for leg in legs
+                                                     if leg.account in MONEY_ACCOUNTS and leg.location})
+    if moved_from:
+        memo = f"{memo} [{moved_from:%d %b %Y} was closed at this location: counted on {day:%d %b %Y}]".strip()
     entry = (await LedgerEntry.insert(LedgerEntry(
         kind=kind, memo=memo, staff=staff_id, invoice=invoice_id, payment=payment_id,
-        gateway_event=gateway_event, reverses=reverses,
+        gateway_event=gateway_event, reverses=reverses, business_date=day,
     )).returning(LedgerEntry.id))[0]["id"]
     await LedgerLeg.insert(*[
         LedgerLeg(entry=entry, account=leg.account, member=leg.member, location=leg.location,

@@ -19,7 +19,8 @@
     draw(id, {type: 'bar', data: {labels: block.labels, datasets: [{data: num(block.values), backgroundColor: palette[0]}]},
       options: {indexAxis: horizontal ? 'y' : 'x', maintainAspectRatio: false, plugins: {legend: {display: false},
         tooltip: {callbacks: {label: function (c) { return format(horizontal ? c.parsed.x : c.parsed.y); }}}},
-        scales: horizontal ? {x: {ticks: {callback: format}}} : {y: {ticks: {callback: format}}}}});
+        scales: horizontal ? {x: {min: 0, max: format === pct ? 100 : undefined, ticks: {callback: format}}}
+                           : {y: {min: 0, ticks: {callback: format}}}}});
   }
 
   var rev = data.revenue;

@@ -4,10 +4,10 @@ a correction is a new entry that reverses the old one, with a reason and a staff
 
 Accounts (codes): cash, bank, cheque, mpesa, card (money held, by location); receivable (what
 members owe, by member); member_credit (overpayments held for members, by member; a credit
-balance); revenue and vat_payable (income and tax).
+balance); revenue and vat_payable (income and tax); gateway_fees (what Flutterwave keeps).
 """
 
-from piccolo.columns import ForeignKey, Integer, Numeric, Text, Timestamptz, Varchar
+from piccolo.columns import Date, ForeignKey, Integer, Numeric, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 
@@ -18,7 +18,9 @@ from tables.staff import Staff
 
 class LedgerEntry(Table, tablename="ledger_entry"):
     at = Timestamptz(index=True)
-    kind = Varchar(length=30, help_text="invoice_issued, payment_received, credit_applied, void, refund")
+    business_date = Date(null=True, default=None, index=True,
+                         help_text="The day it counts toward in a close: today, or the next open day")
+    kind = Varchar(length=30, help_text="invoice_issued, payment_received, credit_applied, void, refund, gateway_fee")
     memo = Text(default="")
     staff = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
     invoice = Integer(null=True, index=True)

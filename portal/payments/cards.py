@@ -16,10 +16,11 @@ import logging
 import secrets
 from urllib.parse import parse_qs
 
-from portal import db
+from portal import db, ledger
 from portal.callbacks.store import alert, processor
 from portal.errors import RuleBroken
 from portal.invoices import lock_member
+from portal.ledger import credit, debit
 from portal.money import Money
 from portal.payments import state
 from portal.payments.service import Recorded, complete_payment
@@ -109,6 +110,12 @@ async def apply_verified(payment: dict, verified, *, source: str) -> tuple[str, 
     received = verified.amount if verified.amount.currency == asked.currency else asked
     await complete_payment(current["id"], reason="Card payment confirmed by Flutterwave", gateway_event=source,
                            amount=received)
+    fee = verified.app_fee
+    if fee.amount > 0 and fee.currency == received.currency:
+        # Flutterwave keeps its fee: card money held is what it settles to us (the close shows it net).
+        await ledger.post("gateway_fee", [debit("gateway_fees", fee), credit("card", fee, location=current["location"])],
+                          memo=f"Flutterwave fee on {current['gateway_request']}", payment_id=current["id"],
+                          gateway_event=source)
     flag = "" if verdict.full else "amount_mismatch"
     if flag:
         await alert("amount_mismatch", f"Card {current['gateway_request']}: asked {asked}, Flutterwave confirms "

@@ -126,7 +126,7 @@ async def test_the_database_refuses_an_unbalanced_entry_typed_by_hand(db):
     with pytest.raises(asyncpg.exceptions.CheckViolationError, match="does not balance"):
         async with portal_db.transaction():
             await engine.run_querystring(QueryString(
-                "INSERT INTO ledger_entry (at, kind, memo) VALUES (now(), 'manual', 'by hand') RETURNING id"))
+                "INSERT INTO ledger_entry (at, business_date, kind, memo) VALUES (now(), current_date, 'manual', 'by hand') RETURNING id"))
             await engine.run_querystring(QueryString(
                 "INSERT INTO ledger_leg (entry, account, amount, currency) "
                 "VALUES ((SELECT max(id) FROM ledger_entry), 'cash', 100, 'KES')"))
