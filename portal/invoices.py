@@ -16,6 +16,7 @@ from portal.clock import today
 from portal.errors import NotFound, RuleBroken
 from portal.ledger import credit, debit
 from portal.members import membership_end, status_on
+from portal.messages import outbox
 from portal.money import CENT, Money
 from portal.numbering import next_number
 from portal.settings import get_settings
@@ -63,7 +64,8 @@ async def issue_invoice(member_id: int, lines: list[Line], *, kind: str = "other
                         membership_id: int | None = None, period_start: date | None = None,
                         due_date: date | None = None, staff_id: int | None = None) -> dict:
     """Raise an invoice and post it (receivable / revenue + VAT); then any credit the member
-    holds is applied to it straight away. Caller holds the member lock."""
+    holds is applied to it straight away, and the invoice message is queued for the member.
+    Caller holds the member lock (and, after commit, may `outbox.nudge_invoice` to send it now)."""
     if not lines:
         raise RuleBroken("an invoice needs at least one line")
     day = today()
@@ -92,6 +94,8 @@ async def issue_invoice(member_id: int, lines: list[Line], *, kind: str = "other
     await audit.record("invoice.issued", "invoice", invoice_id, staff_id=staff_id,
                        details={"number": number, "total": str(total.amount), "kind": kind})
     await apply_credit(member_id, staff_id=staff_id)
+    # In this transaction: the member hears of the invoice exactly when it exists.
+    await outbox.invoice_issued(invoice_id, member_id)
     return await Invoice.select().where(Invoice.id == invoice_id).first()
 
 

@@ -147,6 +147,7 @@ async def put_on_plan(member_id: int, plan_id: int, start: date, staff_id: int |
     in full activates it (portal.invoices.on_invoice_paid). A start inside a current membership
     is refused: renew instead."""
     from portal.invoices import issue_invoice, lock_member, plan_line
+    from portal.messages import outbox
 
     async with db.transaction():
         await lock_member(member_id)
@@ -170,9 +171,10 @@ async def put_on_plan(member_id: int, plan_id: int, start: date, staff_id: int |
                            details={"member": member_id, "plan": plan["name"], "start": start.isoformat(),
                                     "end": end.isoformat(), "price": str(plan["price"])})
         period = f"{start:%d %b %Y} – {end:%d %b %Y}"
-        await issue_invoice(member_id, [plan_line(plan, period)], kind="new", plan_id=plan_id,
-                            membership_id=membership.id, period_start=start, due_date=max(start, today()),
-                            staff_id=staff_id)
+        invoice = await issue_invoice(member_id, [plan_line(plan, period)], kind="new", plan_id=plan_id,
+                                      membership_id=membership.id, period_start=start, due_date=max(start, today()),
+                                      staff_id=staff_id)
+    await outbox.nudge_invoice(invoice["id"])
     return membership
 
 

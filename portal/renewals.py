@@ -14,6 +14,7 @@ from portal import db
 from portal.clock import today
 from portal.invoices import issue_invoice, lock_member, plan_line
 from portal.members import membership_end
+from portal.messages import outbox
 from portal.settings import get_settings
 from tables.members import Membership, Plan
 
@@ -42,10 +43,11 @@ async def raise_renewal_invoices(as_of: date | None = None) -> int:
                 plan = await Plan.select().where(Plan.id == ms["plan"]).first()
                 start = ms["end_date"] + timedelta(days=1)
                 end = membership_end(start, plan["duration_months"], plan["duration_days"])
-                await issue_invoice(ms["member"], [plan_line(plan, f"{start:%d %b %Y} – {end:%d %b %Y}")],
-                                    kind="renewal", plan_id=plan["id"], membership_id=ms["id"], period_start=start,
-                                    due_date=ms["end_date"])
+                invoice = await issue_invoice(ms["member"], [plan_line(plan, f"{start:%d %b %Y} – {end:%d %b %Y}")],
+                                              kind="renewal", plan_id=plan["id"], membership_id=ms["id"],
+                                              period_start=start, due_date=ms["end_date"])
                 raised += 1
         except asyncpg.exceptions.UniqueViolationError:
             continue  # another run raised it first
+        await outbox.nudge_invoice(invoice["id"])
     return raised

@@ -40,13 +40,14 @@ async def serve(settings: Settings) -> None:
         proxy_headers=True, forwarded_allow_ips="127.0.0.1", lifespan="on",
     )))]
     if settings.sandbox:
+        from portal.gateways.callback_urls import sms_delivery_url
         from portal.sandbox.app import create_sandbox_app
         from portal.sandbox.config import SandboxConfig
 
         config = SandboxConfig(public_url=settings.sandbox_url)
         # The simulated Flutterwave and Africa's Talking post to the portal like the real ones.
         config.flutterwave_webhook_url = config.flutterwave_webhook_url or f"{settings.public_base_url}/hooks/flutterwave"
-        config.at_delivery_report_url = config.at_delivery_report_url or f"{settings.public_base_url}/hooks/sms/delivery"
+        config.at_delivery_report_url = config.at_delivery_report_url or sms_delivery_url(settings)
         servers.append(_quiet_signals(uvicorn.Server(uvicorn.Config(
             create_sandbox_app(config), host="127.0.0.1", port=settings.sandbox_port, log_level="warning",
         ))))

@@ -116,6 +116,8 @@ class Settings:
     at_username: str
     at_api_key: str
     at_sender_id: str
+    at_callback_token: str
+    sms_receipts: bool
     smtp_url: str
     mail_from: str
     gym_name: str
@@ -227,7 +229,9 @@ class Settings:
             at_username=env.str("AT_USERNAME", "sandbox" if sandbox else ""),
             at_api_key=env.str("AT_API_KEY", "sandbox-at-key" if sandbox else ""),
             at_sender_id=env.str("AT_SENDER_ID", ""),
-            smtp_url=env.url("SMTP_URL", "", ("smtp", "smtps")),
+            at_callback_token=env.str("AT_CALLBACK_TOKEN", "sandbox-sms-token" if sandbox else ""),
+            sms_receipts=env.bool("SMS_RECEIPTS", False),
+            smtp_url=_smtp_url(env),
             mail_from=env.str("MAIL_FROM", "Paul's Tropical Fitness <receipts@example.com>"),
             gym_name=env.str("GYM_NAME", "Paul's Tropical Fitness"),
             gym_address=env.str("GYM_ADDRESS", "Sarit Centre, 2nd floor\nWestlands, Nairobi"),
@@ -266,12 +270,27 @@ class Settings:
         """Settings for logs, secrets masked."""
         hidden = {"secret_key", "daraja_consumer_secret", "daraja_passkey", "daraja_callback_token",
                   "daraja_security_credential",
-                  "flutterwave_secret_key", "flutterwave_secret_hash", "at_api_key"}
+                  "flutterwave_secret_key", "flutterwave_secret_hash", "at_api_key", "at_callback_token",
+                  "smtp_url"}
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
             out[f.name] = "***" if f.name in hidden and value else str(value)
         return out
+
+
+def _smtp_url(env: _Env) -> str:
+    """SMTP_URL as given (it may carry a password), once it names a host and a usable port."""
+    value = env.url("SMTP_URL", "", ("smtp", "smtps"))
+    if value:
+        parts = urlparse(value)
+        try:
+            parts.port
+        except ValueError:
+            raise SettingsError("SMTP_URL: the port is not a number") from None
+        if not parts.hostname:
+            raise SettingsError("SMTP_URL: expected smtp://user:password@host:587 (no host given)")
+    return value
 
 
 def _demo_secret(data_dir: Path) -> str:

@@ -24,6 +24,11 @@ class Member(Table, tablename="member"):
         suspended = "suspended"
         left = "left"
 
+    class Channel(str, Enum):
+        sms = "sms"
+        email = "email"
+        both = "both"
+
     member_number = Varchar(length=20, unique=True, help_text="Also the M-Pesa Paybill account number")
     first_name = Varchar(length=60)
     last_name = Varchar(length=60)
@@ -32,6 +37,8 @@ class Member(Table, tablename="member"):
     status = Varchar(length=12, choices=Status, default=Status.active)
     notes = Text(default="")
     reminder_opt_out = Boolean(default=False)
+    message_channel = Varchar(length=5, choices=Channel, default=Channel.sms,
+                              help_text="How invoices, pay links and reminders reach them (receipts go by email when they have one)")
     home_location = ForeignKey(references=Location, on_delete=OnDelete.restrict, null=True)
     created_by = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
     created_at = Timestamptz()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from portal import document_store, queue
+from portal.messages import outbox
 
 
 async def render_document(ctx, *, kind: str, subject: str) -> dict:
@@ -20,6 +21,9 @@ async def request_document(kind: str, subject: str) -> None:
 
 
 async def request_receipts(payment_id: int) -> None:
+    """A completed payment's receipts: the PDFs, and the message to the member (queued first: it
+    needs no queue, and the sweeper sends it if this process has none)."""
+    await outbox.payment_completed(payment_id)
     for kind in ("receipt", "receipt_80mm"):
         await request_document(kind, f"payment:{payment_id}")
 

@@ -10,13 +10,13 @@ import logging
 from saq import CronJob, Queue, Worker
 
 from portal.settings import Settings
-from tasks import billing, cards, documents, memberships, mpesa
+from tasks import billing, cards, documents, memberships, mpesa, notifications
 
 log = logging.getLogger(__name__)
 
 FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documents.sweep_documents,
              billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal,
-             cards.send_card_refund, cards.sweep_card_refunds]
+             cards.send_card_refund, cards.sweep_card_refunds, notifications.send_message, notifications.sweep_messages]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.
@@ -27,6 +27,7 @@ CRON_JOBS = [
     CronJob(documents.sweep_documents, cron="* * * * *", timeout=120, retries=1),
     CronJob(mpesa.sweep_mpesa, cron="* * * * *", timeout=120, retries=1),
     CronJob(cards.sweep_card_refunds, cron="* * * * *", timeout=120, retries=1),
+    CronJob(notifications.sweep_messages, cron="* * * * *", timeout=120, retries=1),
 ]
 
 

@@ -81,6 +81,7 @@ def _load_processors() -> None:
     import portal.payments.cards  # noqa: F401
     import portal.payments.mpesa  # noqa: F401
     import portal.payments.reversal  # noqa: F401
+    import portal.messages.delivery  # noqa: F401
 
 
 async def process(callback_id: int) -> str:

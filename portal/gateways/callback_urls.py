@@ -65,3 +65,19 @@ def all_callback_urls(settings: Settings) -> dict[str, str]:
         "result": result_url(settings),
         "timeout": timeout_url(settings),
     }
+
+
+# --- Africa's Talking -----------------------------------------------------------------------
+
+SMS_DELIVERY_PREFIX = "/hooks/sms/delivery"
+
+
+def sms_delivery_url(settings: Settings) -> str:
+    """Where Africa's Talking posts SMS delivery reports (set in its dashboard: SMS -> SMS
+    Callback URLs -> Delivery Reports). AT signs nothing either, so the secret token in the path
+    (AT_CALLBACK_TOKEN) is what authenticates a report (gateways.md §3.2)."""
+    token = settings.at_callback_token
+    if not token:
+        raise SettingsError("AT_CALLBACK_TOKEN is required: SMS delivery reports are authenticated by this "
+                            "secret in their URL")
+    return f"{settings.public_base_url.rstrip('/')}{SMS_DELIVERY_PREFIX}/{quote(token, safe='')}"

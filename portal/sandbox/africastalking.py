@@ -54,7 +54,8 @@ People: GET /sms is an inbox showing what each phone received, newest first (?ph
 
 Control API (JSON, no auth):
 
-    GET  /_sandbox/at/messages[?phone=]         {"messages": [...]} one entry per recipient
+    GET  /_sandbox/at/messages[?phone=]         {"messages": [...]} one entry per recipient, with
+                                                the request as it arrived ("request": form, headers)
     GET  /_sandbox/at/deliveries[?message_id=]  {"deliveries": [...]} every DLR attempt
     POST /_sandbox/at/messages/{messageId}/dlr  resend the final DLR now (or {"status",
                                                 "failureReason", "retryCount"} to override)
@@ -243,6 +244,10 @@ class Sms:
     dlr_status: str | None = None
     failure_reason: str | None = None
     deliveries: list[DlrAttempt] = field(default_factory=list)
+    # The request as it arrived (form fields, and the headers the doc names), for tests that
+    # check a client sends exactly the documented request.
+    request_form: dict[str, str] = field(default_factory=dict)
+    request_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -274,6 +279,7 @@ class Sms:
             "dlr_status": self.dlr_status,
             "failureReason": self.failure_reason,
             "deliveries": [d.summary() for d in self.deliveries],
+            "request": {"form": self.request_form, "headers": self.request_headers},
         }
 
 
@@ -466,6 +472,8 @@ async def send_sms(request: Request) -> Response:
             network_code=network_code(number),
             created_at=now_iso(),
             dlr_plan=plan,
+            request_form={k: v for k, v in form.items()},
+            request_headers={k: request.headers[k] for k in ("apikey", "accept", "content-type") if k in request.headers},
         )
         state.add(sms)
         sent.append(sms)

@@ -1,7 +1,8 @@
-"""Gateway callbacks (Daraja today; Flutterwave and Africa's Talking next).
+"""Gateway callbacks: Daraja, Flutterwave, and Africa's Talking's SMS delivery reports.
 
 Exempt from CSRF and login: each is authenticated its own way (Daraja: a secret token in the
-path and an optional source-address allowlist). The rhythm is always the same: read the body
+path and an optional source-address allowlist; Flutterwave: verif-hash; Africa's Talking: a
+secret token in the path). The rhythm is always the same: read the body
 (capped), store it raw, process it, answer what the gateway expects. Nothing here can answer a
 500: whatever goes wrong after the body is stored is the sweeper's to retry.
 """
@@ -178,5 +179,38 @@ async def flutterwave_webhook(request: Request) -> Response:
     return Response({"status": "success"})
 
 
+@post("/hooks/sms/delivery/{token:str}", status_code=200)
+async def sms_delivery_report(request: Request, token: FromPath[str]) -> Response:
+    """An Africa's Talking delivery report (form-encoded, gateways.md §3.2). Always answered 200
+    once stored: a refusal would only make AT send it again."""
+    from portal.gateways.africastalking import parse_delivery_report
+
+    raw, cut = await read_body(request)
+    expected = request.app.state.settings.at_callback_token
+    outcome, note, external_id, status = "stored", "", None, ""
+    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        outcome, note = "rejected", "wrong callback token"
+    elif cut:
+        outcome, note = "malformed", f"body over {MAX_BODY} bytes, cut"
+    else:
+        try:
+            report = parse_delivery_report(raw)
+            # One row per (message, status): Buffered then Success are two reports; the same
+            # report sent twice is one.
+            external_id, status = report.message_id, report.status
+        except ValueError as e:
+            outcome, note = "malformed", str(e)[:300]
+    stored = await callbacks.store("africastalking", "delivery", raw, headers=dict(request.headers),
+                                   source_ip=client_ip(request), external_id=external_id, outcome=outcome, note=note,
+                                   dedupe_extra=status)
+    if outcome == "stored":
+        await callbacks.process(stored.id)  # a repeat of a processed report is a no-op there
+    elif outcome == "malformed" and stored.new:
+        await callbacks.alert("malformed", f"SMS delivery report could not be read: {note}", callback_id=stored.id)
+    elif outcome == "rejected":
+        log.warning("rejected SMS delivery report from %s: %s", client_ip(request), note)
+    return Response("OK", media_type="text/plain")
+
+
 routes = [daraja_stk, daraja_c2b_confirmation, daraja_c2b_validation, daraja_result, daraja_timeout,
-          flutterwave_webhook]
+          flutterwave_webhook, sms_delivery_report]

@@ -1,0 +1,114 @@
+"""What a message says, built by the worker when it sends it, from the state of things then.
+
+Building late means a message never says something stale: an invoice paid between queueing and
+sending is skipped, and the amount and the pay link are today's. Each kind has one builder,
+registered with `@builder("kind")`; it gets the message row and returns a Content, or raises
+Skip when there is nothing to say any more. A reminder kind registers its own the same way
+(templates under templates/emails/ and templates/sms/).
+
+SMS templates hold variants, longest first, between lines of `---`: the first that fits one
+160-character GSM-7 part is sent (a second part doubles the cost and can arrive out of order),
+after curly quotes and such are replaced by their GSM-7 twins.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from portal import document_context, document_store, email, paylinks
+from portal.gateways.africastalking import gsm7_safe, sms_parts
+from portal.settings import get_settings
+from tables.billing import Invoice
+
+
+@dataclass(frozen=True)
+class Content:
+    subject: str
+    text: str
+    html: str = ""
+    attachments: list[dict] = field(default_factory=list)  # [{"kind", "subject"}] of stored documents
+
+
+class Skip(Exception):
+    """Nothing to send any more; the message says why."""
+
+
+Builder = Callable[[dict], Awaitable[Content]]
+BUILDERS: dict[str, Builder] = {}
+
+
+def builder(*kinds: str):
+    def register(fn: Builder) -> Builder:
+        for kind in kinds:
+            BUILDERS[kind] = fn
+        return fn
+
+    return register
+
+
+async def build(message: dict) -> Content:
+    fn = BUILDERS.get(message["kind"])
+    if fn is None:
+        raise LookupError(f"no builder for messages of kind {message['kind']!r}")
+    return await fn(message)
+
+
+# --- SMS ------------------------------------------------------------------------------------
+
+_VARIANT_BREAK = re.compile(r"^---\s*$", re.MULTILINE)
+
+
+def fit_sms(rendered: str) -> str:
+    """The first variant that fits one GSM-7 part; the last one otherwise."""
+    variants = [gsm7_safe(" ".join(v.split())) for v in _VARIANT_BREAK.split(rendered)]
+    variants = [v for v in variants if v]
+    if not variants:
+        raise ValueError("the SMS template rendered nothing")
+    for text in variants:
+        encoding, parts = sms_parts(text)
+        if parts == 1:
+            return text
+    return variants[-1]
+
+
+def sms_text(name: str, ctx: dict) -> str:
+    env = email.environment()
+    return fit_sms(env.get_template(f"sms/{name}.txt").render({"gym_name": get_settings().gym_name, **ctx}))
+
+
+def _content(message: dict, name: str, ctx: dict, attachments: list[dict], sms_name: str | None = None) -> Content:
+    if message["channel"] == "email":
+        rendered = email.render(name, ctx)
+        return Content(rendered.subject, rendered.text, rendered.html, attachments)
+    return Content("", sms_text(sms_name or name, ctx))
+
+
+# --- the builders ---------------------------------------------------------------------------
+
+@builder("receipt")
+async def receipt(message: dict) -> Content:
+    payment_id = message["payment"]
+    ctx = await document_context.receipt_context(payment_id)
+    return _content(message, "receipt", ctx, [{"kind": "receipt", "subject": f"payment:{payment_id}"}])
+
+
+@builder("invoice", "pay_link")
+async def invoice(message: dict) -> Content:
+    """The invoice with what is still owed and its live pay link; the PDF (which prints the same
+    link as a QR code) attached to the email."""
+    invoice_id = message["invoice"]
+    row = await Invoice.select(Invoice.number, Invoice.status).where(Invoice.id == invoice_id).first()
+    if not row:
+        raise Skip("the invoice no longer exists")
+    if row["status"] not in ("open", "partially_paid"):
+        raise Skip(f"invoice {row['number']} is {row['status'].replace('_', ' ')}: nothing to ask for")
+    token = await paylinks.current_token(invoice_id)
+    link = paylinks.url_for(token) if token else None
+    ctx = await document_context.invoice_context(invoice_id, pay_link=link)
+    ctx["paybill"] = get_settings().daraja_shortcode
+    attachments = []
+    if message["channel"] == "email" and message["kind"] == "invoice":
+        attachments = [{"kind": "invoice", "subject": await document_store.invoice_subject(invoice_id)}]
+    return _content(message, "invoice", ctx, attachments, sms_name="invoice" if link else "invoice-nolink")
