@@ -30,6 +30,7 @@ def _text(form: Form, name: str) -> str:
 def member_form(form: Form, location_ids: set[int]) -> tuple[dict, dict]:
     values = {k: _text(form, k) for k in ("first_name", "last_name", "phone", "email", "notes", "home_location")}
     values["reminder_opt_out"] = form.get("reminder_opt_out") in ("on", "1", "true")
+    values["message_channel"] = _text(form, "message_channel") or "sms"
     errors: dict[str, str] = {}
     clean: dict = {"notes": values["notes"], "reminder_opt_out": values["reminder_opt_out"]}
 
@@ -60,9 +61,19 @@ def member_form(form: Form, location_ids: set[int]) -> tuple[dict, dict]:
     else:
         clean["home_location"] = None
 
+    if values["message_channel"] not in MESSAGE_CHANNELS:
+        errors["message_channel"] = "Choose SMS, email or both"
+    elif values["message_channel"] != "sms" and not clean["email"]:
+        errors["message_channel"] = "Add an email address to send by email"
+    else:
+        clean["message_channel"] = values["message_channel"]
+
     if len(values["notes"]) > 2000:
         errors["notes"] = "Notes are too long (2,000 characters at most)"
     return ({**values, "clean": clean} if not errors else values), errors
+
+
+MESSAGE_CHANNELS = {"sms": "SMS", "email": "Email", "both": "Email and SMS"}
 
 
 def plan_form(form: Form, currency: str) -> tuple[dict, dict]:

@@ -13,6 +13,7 @@ from portal import forms, members
 from portal.auth import staff_required
 from portal.clock import today
 from portal.errors import RuleBroken
+from portal.messages.queries import member_messages
 from portal.web.templating import is_htmx
 from tables.locations import Location
 from tables.billing import Invoice, Payment
@@ -62,8 +63,8 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
                       pay_errors: dict | None = None, plan_values: dict | None = None,
                       plan_errors: dict | None = None, mpesa_values: dict | None = None,
                       mpesa_errors: dict | None = None) -> Template:
-    """The member page: who, memberships, what they owe, invoices, payments, and the two forms
-    (record a payment, put on a plan). A fixed number of queries."""
+    """The member page: who, memberships, what they owe, invoices, payments, recent messages,
+    and the two forms (record a payment, put on a plan). A fixed number of queries."""
     from portal import ledger
     from portal.web.billing import new_idempotency_key
 
@@ -72,6 +73,7 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
     invoices = await Invoice.select().where(Invoice.member == member_id).order_by(Invoice.id, ascending=False).limit(50)
     payments = await Payment.select().where(Payment.member == member_id).order_by(Payment.id, ascending=False).limit(50)
     plans = await Plan.select().where(Plan.active == True).order_by(Plan.price)  # noqa: E712
+    recent_messages, message_failures = await member_messages(member_id)
     open_invoices = [inv for inv in invoices if inv["status"] in ("open", "partially_paid")]
     if pay_values is None:
         pay_values = {"method": "cash", "amount": f"{owed.amount:.2f}" if owed.amount > 0 else "",
@@ -83,7 +85,8 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
         "mpesa_values": mpesa_values, "mpesa_errors": mpesa_errors or {},
         "member": member, "memberships": await members.member_memberships(member_id), "plans": plans,
         "created": created, "owed": owed, "credit": credit, "invoices": invoices, "open_invoices": open_invoices,
-        "payments": payments, "pay_values": pay_values, "pay_errors": pay_errors or {},
+        "payments": payments, "member_messages": recent_messages, "member_failures": message_failures,
+        "pay_values": pay_values, "pay_errors": pay_errors or {},
         "plan_values": plan_values or {"start_date": today().isoformat()}, "plan_errors": plan_errors or {},
     })
 
@@ -100,6 +103,7 @@ async def member_edit(member_id: FromPath[int]) -> Template:
     values["phone"] = "0" + member["phone"][3:]
     values["home_location"] = str(member["home_location"] or "")
     values["reminder_opt_out"] = member["reminder_opt_out"]
+    values["message_channel"] = member["message_channel"]
     return await _form_page("members/form.html", values, {}, member=member)
 
 
