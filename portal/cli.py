@@ -109,13 +109,17 @@ def cmd_createuser(args) -> None:
 def cmd_demo_data(args) -> None:
     from portal import db
     from portal.demo import load_demo_data
+    from portal.demo_bulk import DemoDataRefused
 
     async def go():
         await migrate()
-        await load_demo_data(members=args.members, seed=args.seed)
+        await load_demo_data(members=args.members, seed=args.seed, payments=args.payments,
+                             force_append=args.force_append)
 
     try:
         asyncio.run(go())
+    except DemoDataRefused as e:
+        sys.exit(f"demo-data refused: {e}")
     finally:
         db.release_embedded()
 
@@ -178,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=cmd_createuser)
     p = sub.add_parser("demo-data", help="load a realistic demo gym (demo mode)")
     p.add_argument("--members", type=int, default=200)
+    p.add_argument("--payments", type=int, default=None,
+                   help="bulk-load years of history with exactly this many payments (e.g. --members 20000 --payments 500000)")
+    p.add_argument("--force-append", action="store_true", help="bulk-load even if the gym already has members")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo_data)
     p = sub.add_parser("mpesa", help="M-Pesa set-up")

@@ -1,6 +1,8 @@
 """Demo data: a realistic small gym in Nairobi. Only ever loaded in demo mode.
 
-Deterministic for a seed, inserted in bulk so larger sizes (benchmarks) load in seconds.
+Deterministic for a seed. The default small gym goes through the business functions one
+invoice and payment at a time; with `payments` given (benchmark sizes, 20,000 members and
+500,000 payments) the history is simulated and written in bulk by portal.demo_bulk.
 """
 
 from __future__ import annotations
@@ -48,20 +50,33 @@ async def ensure_demo_data() -> None:
         await load_demo_data()
 
 
-async def load_demo_data(members: int = 200, seed: int = 7) -> None:
+async def load_demo_data(members: int = 200, seed: int = 7, payments: int | None = None,
+                         force_append: bool = False) -> None:
     settings = get_settings()
     if not settings.demo:
         sys.exit("demo data is only loaded in demo mode (DEMO=1): it creates logins with known passwords")
+    if payments is not None:
+        from portal.demo_bulk import load_bulk
+
+        report = await load_bulk(members, payments, seed=seed, force_append=force_append)
+        print(f"demo data: {report.summary()}", flush=True)
+        return
     rng = random.Random(seed)
     async with db.transaction():
-        locations = await _locations()
-        plans = await _plans(settings.currency)
-        if not await Staff.exists():
-            for username, role, first, last, loc in DEMO_STAFF:
-                await _demo_login(username, role, first, last, locations[loc] if loc is not None else None)
+        locations, plans = await ensure_gym(settings.currency)
         await _members(rng, members, locations, plans, settings.member_prefix)
     await _billing(rng)
     print(f"demo data: {members} members, {len(plans)} plans, {len(locations)} locations", flush=True)
+
+
+async def ensure_gym(currency: str) -> tuple[list[int], list[dict]]:
+    """Locations, plans and the demo logins, each made once."""
+    locations = await _locations()
+    plans = await _plans(currency)
+    if not await Staff.exists():
+        for username, role, first, last, loc in DEMO_STAFF:
+            await _demo_login(username, role, first, last, locations[loc] if loc is not None else None)
+    return locations, plans
 
 
 DEMO_STAFF = [("frontdesk", "front_desk", "Faith", "Wanjiru", 0), ("manager", "manager", "Paul", "Otieno", 0),
