@@ -35,7 +35,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from portal.invoices import Line
@@ -70,6 +70,7 @@ STK_DESCRIPTIONS = {"1032": "Request cancelled by user", "1037": "DS timeout use
                     "2001": "The initiator information is invalid.", "1": "The balance is insufficient for the transaction.",
                     "1019": "Transaction has expired"}
 CARD_BRANDS = [("VISA", 6), ("MASTERCARD", 4)]
+CARD_FEE_RATE = Decimal("0.014")  # Flutterwave's local card fee, as its sandbox charges
 
 FIRST_NAMES_EXTRA = ["Moraa", "Kerubo", "Wairimu", "Muthoni", "Adhiambo", "Awino", "Jeptoo", "Chepkoech",
                      "Naliaka", "Makena", "Kioko", "Musyoka", "Ndirangu", "Kipkemboi", "Ruto", "Wafula",
@@ -560,6 +561,11 @@ class Life:
         flw = self.h.flutterwave_id()
         source = f"flutterwave:{flw}"
         self.complete(pay, "Card payment confirmed by Flutterwave", gateway_event=source)
+        # Flutterwave keeps its fee: card money held is what it settles (portal.payments.cards).
+        fee = (pay.amount * CARD_FEE_RATE).quantize(CENT, rounding=ROUND_HALF_UP)
+        if fee:
+            self.post("gateway_fee", [("gateway_fees", None, None, fee), ("card", None, pay.location, -fee)],
+                      f"Flutterwave fee on {pay.gateway_request}", payment=pay, gateway_event=source)
         pay.gateway_ref, pay.reference = str(flw), f"FLW {flw}"
         pay.card_brand = self.rng.choices([b for b, _ in CARD_BRANDS], [w for _, w in CARD_BRANDS])[0]
         pay.card_last4 = f"{self.rng.randrange(10**4):04d}"
