@@ -1,0 +1,113 @@
+"""Page timings at real size: for each data set (2,000 members / 50,000 payments and 20,000 /
+500,000), each page in PAGES is requested REQUESTS times by a logged-in manager; the table gives
+median and p95 server time and queries per request, and is written to test-artifacts/bench.md
+with the EXPLAIN of the slowest page's slowest query.
+
+    make bench                                  # both sizes, 30 requests a page
+    BENCH_SIZES=2000x50000 BENCH_REQUESTS=10 make bench
+    BENCH_RELOAD=1 make bench                   # load the data sets afresh
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.bench import datasets, pages
+from tests.support.client import PortalClient
+
+pytestmark = pytest.mark.bench
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORT = ROOT / "test-artifacts" / "bench.md"
+SIZES = [(2_000, 50_000), (20_000, 500_000)]
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "30"))
+
+# The pages to time. Placeholders are filled from the data set (see SAMPLES); a page that answers
+# 404 is reported as not built yet, so pages can be listed before they land.
+PAGES = [
+    ("members", "/members"),
+    ("members search", "/members?q={search}"),
+    ("member, most payments", "/members/{busiest_member}"),
+    ("payments", "/payments"),
+    ("invoice, part paid, most allocations", "/invoices/{busiest_invoice}"),
+    ("payments due", "/dues"),
+    ("renewals due", "/renewals"),
+    ("analytics", "/analytics"),
+    ("end-of-day close", "/close"),
+]
+SAMPLES = {
+    "search": "SELECT left(lower(last_name), 3) AS v FROM member GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+    "busiest_member": "SELECT member AS v FROM payment GROUP BY member ORDER BY count(*) DESC, member LIMIT 1",
+    # Part paid: an open invoice shows its pay link too, so every size times the same work.
+    "busiest_invoice": "SELECT a.invoice AS v FROM allocation a JOIN invoice i ON i.id = a.invoice "
+                       "WHERE i.status = 'partially_paid' GROUP BY a.invoice ORDER BY count(*) DESC, a.invoice DESC LIMIT 1",
+}
+
+
+def _sizes() -> list[tuple[int, int]]:
+    given = os.environ.get("BENCH_SIZES", "")
+    if not given:
+        return SIZES
+    return [tuple(int(n) for n in size.lower().split("x")) for size in given.split(",")]
+
+
+async def _samples() -> dict[str, object]:
+    from tables.members import Member
+
+    return {name: (await Member.raw(sql))[0]["v"] for name, sql in SAMPLES.items()}
+
+
+async def test_page_timings(app):
+    results: list[pages.PageResult] = []
+    loads: list[datasets.DataSet] = []
+    slowest_sql = ""
+    for members, payments in _sizes():
+        data = datasets.prepare(members, payments)
+        loads.append(data)
+        async with pages.engine_on(data.url) as log:
+            values = await _samples()
+            async with PortalClient(app) as manager:
+                await manager.login("manager", "manager")
+                size_results = [await pages.measure(manager, log, name, path.format(**values), data.label, REQUESTS)
+                                for name, path in PAGES]
+            results.extend(size_results)
+            timed = [r for r in size_results if r.status == "ok"]
+            if timed and (members, payments) == max(_sizes()):
+                worst = max(timed, key=lambda r: r.p50)  # the median: one GC pause should not pick it
+                query = worst.slowest_query()
+                slowest_sql = (f"Slowest page at {data.label}: {worst.name} ({worst.path}), p50 {worst.p50:.1f} ms; "
+                               f"its slowest query (median {query.ms:.1f} ms):\n\n```sql\n{query.sql.strip()}\n```\n"
+                               f"arguments: {list(query.args)}\n\n```\n{await pages.explain(query)}\n```\n")
+    report = _report(results, loads, slowest_sql)
+    print("\n" + report)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(report)
+    broken = [r for r in results if r.status.startswith("error")]
+    assert not broken, [(r.name, r.size, r.status) for r in broken]
+
+
+def _report(results: list[pages.PageResult], loads: list[datasets.DataSet], slowest_sql: str) -> str:
+    lines = [f"# Page benchmark, {datetime.now():%Y-%m-%d %H:%M}", "",
+             f"{os.cpu_count()} cores, Python {platform.python_version()}, {REQUESTS} requests a page after "
+             f"{pages.WARM_UP} warm-up requests, logged in as a manager; server time from the Server-Timing header.", ""]
+    for data in loads:
+        lines.append(f"- {data.label}: " + (f"loaded in {data.load_seconds:.0f} s" if data.load_seconds is not None
+                                            else f"kept ({data.note})"))
+    lines += ["", "| page | size | p50 ms | p95 ms | queries | db ms p50 |", "|---|---|---:|---:|---:|---:|"]
+    for r in results:
+        if r.status == "ok":
+            lines.append(f"| {r.name} | {r.size} | {r.p50:.1f} | {r.p95:.1f} | {r.query_count} | {r.db_ms:.1f} |")
+        else:
+            lines.append(f"| {r.name} | {r.size} | {r.status} | | | |")
+    changed = sorted({r.name for r in results if r.status == "ok"} - {
+        name for name in {r.name for r in results}
+        if len({r.query_count for r in results if r.name == name and r.status == "ok"}) == 1})
+    if changed:
+        lines += ["", "Query counts that differ between sizes: " + ", ".join(changed)]
+    lines += ["", slowest_sql or "(no page timed at the largest size: no EXPLAIN)"]
+    return "\n".join(lines) + "\n"
