@@ -25,7 +25,7 @@ from portal.clock import now
 from portal.errors import NotFound, RuleBroken
 from portal.gateways.africastalking import international
 from portal.settings import get_settings
-from tables.billing import Payment
+from tables.billing import Invoice, Payment
 from tables.members import Member
 from tables.messages import Message
 
@@ -178,6 +178,30 @@ async def payment_completed(payment_id: int) -> list[int]:
         return []
     return await send_to_member(payment["member"], "receipt", key=f"receipt:payment:{payment_id}",
                                 payment_id=payment_id)
+
+
+async def send_pay_link(invoice_id: int, staff_id: int | None) -> list[int]:
+    """Staff send an invoice's live pay link to the member, by their channel. Once per link: a
+    second click sends nothing and returns the messages already sent; a new link can be sent
+    too."""
+    from portal import paylinks
+
+    invoice = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
+    if not invoice:
+        raise NotFound("invoice")
+    if invoice["status"] not in ("open", "partially_paid"):
+        raise RuleBroken("Only an open invoice has a pay link to send")
+    link = await paylinks.live_link(invoice_id)
+    if not link:
+        raise RuleBroken("This invoice has no live pay link: make one first")
+    key = f"pay_link:invoice:{invoice_id}:link{link['id']}"
+    created = await send_to_member(invoice["member"], "pay_link", key=key, invoice_id=invoice_id)
+    if not created:
+        rows = await Message.select(Message.id).where(Message.dedupe_key.like(f"{key}:%")).order_by(Message.id)
+        return [r["id"] for r in rows]
+    await audit.record("paylink.sent", "invoice", invoice_id, staff_id=staff_id,
+                       details={"link": link["id"], "messages": created})
+    return created
 
 
 # --- the worker's side ----------------------------------------------------------------------

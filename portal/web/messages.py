@@ -57,4 +57,13 @@ async def message_resend(request: Request, message_id: FromPath[int]) -> Templat
     return Redirect(f"/messages/{message_id}?resent=1", status_code=303)
 
 
-routes = [message_list, message_show, message_html, message_resend]
+@post("/invoices/{invoice_id:int}/paylink/send", guards=[staff_required], status_code=200)
+async def pay_link_send(request: Request, invoice_id: FromPath[int]) -> Template | Redirect:
+    try:
+        created = await outbox.send_pay_link(invoice_id, request.scope["user"].staff_id)
+    except RuleBroken as e:
+        return Template("errors/error.html", status_code=409, context={"status": 409, "message": str(e)})
+    return Redirect(f"/messages/{created[0]}", status_code=303)
+
+
+routes = [message_list, message_show, message_html, message_resend, pay_link_send]

@@ -1,6 +1,8 @@
 """The messages page: every email and SMS, filtered; failures with a Resend button; a fixed
 number of queries however many messages there are."""
 
+import re
+
 import pytest
 
 from portal.messages import delivery
@@ -108,3 +110,33 @@ async def test_the_member_page_lists_their_messages_and_failures(alice, db):
 async def test_the_nav_links_to_messages(alice, db):
     r = await alice.get("/messages")
     assert '<a href="/messages" aria-current="page">Messages</a>' in r.text
+
+
+async def test_staff_send_a_pay_link_once_per_link(alice, worker):
+    member = await make_member(email="link@example.com", message_channel="email")
+    invoice = await invoice_for(member, 2200)
+    r = await alice.post(f"/invoices/{invoice['id']}/paylink")  # staff make a (new) link
+    assert r.status_code == 303
+    page = await alice.get(f"/invoices/{invoice['id']}")
+    assert 'data-testid="send-paylink"' in page.text
+
+    first = await alice.post(f"/invoices/{invoice['id']}/paylink/send")
+    again = await alice.post(f"/invoices/{invoice['id']}/paylink/send")
+
+    assert first.status_code == again.status_code == 303
+    assert first.headers["location"] == again.headers["location"]  # the second click shows the first
+    (sent,) = await messages_of(member=member, kind="pay_link")
+    sent = await wait_for_message(sent["id"], {"sent"})
+    shown = re.search(r'value="([^"]+)" data-testid="paylink-url"', (await alice.get(f"/invoices/{invoice['id']}")).text)
+    assert shown.group(1) in sent["body_text"]  # the link staff see is the link the member got
+    assert sent["subject"].startswith("Invoice INV-")
+
+
+async def test_a_paid_invoice_has_no_link_to_send(alice, db):
+    from tests.billing.helpers import pay
+
+    member = await make_member()
+    invoice = await invoice_for(member, 500)
+    await pay(member, 500)
+    r = await alice.post(f"/invoices/{invoice['id']}/paylink/send")
+    assert r.status_code == 409 and "Only an open invoice has a pay link to send" in r.text
