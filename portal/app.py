@@ -18,8 +18,8 @@ from piccolo.engine import engine_finder
 from portal import db, queue
 from portal.errors import NotFound
 from portal.settings import ROOT, Settings, get_settings
-from portal.web import (admin, alerts, auth, billing, brand, cards, health, hooks, members, messages, mpesa, pay, plans,
-                        staff, unmatched)
+from portal.web import (admin, alerts, auth, billing, brand, cards, closes, dashboards, health, hooks, members,
+                        messages, mpesa, pay, plans, staff, unmatched)
 from portal.web.middleware import PortalMiddleware
 from portal.web.templating import configure_jinja
 
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     )
     app = Litestar(
         route_handlers=[
-            *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes,
+            *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes,
             admin.mount,
             create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),
         ],
@@ -116,7 +116,8 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
             directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=configure_jinja(settings)
         ),
         csrf_config=csrf,
-        middleware=[DefineMiddleware(PortalMiddleware, hsts=settings.cookie_secure)],
+        middleware=[DefineMiddleware(PortalMiddleware, hsts=settings.cookie_secure,
+                                     extra_form_action=settings.card_checkout_origin)],
         exception_handlers={
             NotAuthorizedException: _not_logged_in,
             PermissionDeniedException: _error_page(403, "You do not have access to this page."),
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         on_startup=[_start] if manage_resources else [],
         on_shutdown=[_stop] if manage_resources else [],
         debug=False,
+        openapi_config=None,  # no public /schema: it would list every staff route to anyone
     )
     app.state.settings = settings
     return app

@@ -134,6 +134,7 @@ class Settings:
     prices_include_vat: bool
     renewal_days_before: int
     pay_link_days: int
+    hold_grace_days: int
     pay_rate_per_minute: int
     pay_bad_links_per_hour: int
     pay_attempts_per_hour: int
@@ -151,6 +152,15 @@ class Settings:
     @property
     def sandbox_url(self) -> str:
         return f"http://127.0.0.1:{self.sandbox_port}"
+
+    @property
+    def card_checkout_origin(self) -> str:
+        """Where card forms send the browser (the CSP's form-action must allow it): Flutterwave's
+        hosted checkout, or the sandbox's own checkout page next to its API."""
+        if self.flutterwave_base_url == FLUTTERWAVE_LIVE:
+            return "https://checkout.flutterwave.com"
+        parts = urlparse(self.flutterwave_base_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = ROOT / ".env") -> "Settings":
@@ -247,6 +257,7 @@ class Settings:
             prices_include_vat=env.bool("PRICES_INCLUDE_VAT", True),
             renewal_days_before=env.int("RENEWAL_DAYS_BEFORE", 7, 0, 90),
             pay_link_days=env.int("PAY_LINK_DAYS", 14, 1, 365),
+            hold_grace_days=env.int("HOLD_GRACE_DAYS", 14, 0, 365),
             pay_rate_per_minute=env.int("PAY_RATE_PER_MINUTE", 120, 1, 100_000),
             pay_bad_links_per_hour=env.int("PAY_BAD_LINKS_PER_HOUR", 30, 1, 100_000),
             pay_attempts_per_hour=env.int("PAY_ATTEMPTS_PER_HOUR", 10, 1, 100_000),

@@ -44,3 +44,15 @@ window.addEventListener('pageshow', function () {
     form.querySelectorAll('button[data-once]').forEach(function (b) { b.disabled = false; b.removeAttribute('aria-busy'); });
   });
 });
+
+// "Copy" buttons (pay links): the text to copy is in data-copy; the button says when it is done.
+document.addEventListener('click', function (e) {
+  var button = e.target.closest && e.target.closest('[data-copy]');
+  if (!button) return;
+  var text = button.getAttribute('data-copy');
+  var done = function () { var label = button.textContent; button.textContent = 'Copied'; setTimeout(function () { button.textContent = label; }, 1500); };
+  if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(text).then(done); return; }
+  var field = document.createElement('textarea');  // plain-http intranet: the old way
+  field.value = text; document.body.appendChild(field); field.select();
+  try { document.execCommand('copy'); done(); } finally { field.remove(); }
+});

@@ -4,7 +4,7 @@ or match, refused reversals. Each links to what it is about; a manager marks it 
 from __future__ import annotations
 
 from litestar import Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from portal import audit
@@ -32,7 +32,7 @@ async def open_count() -> int:
 
 
 @get("/alerts", guards=[staff_required])
-async def alert_list(resolved: bool = False) -> Template:
+async def alert_list(resolved: FromQuery[bool] = False) -> Template:
     rows = await StaffAlert.raw(ALERTS_SQL, resolved)
     return Template("alerts/index.html", context={"alerts": rows, "labels": KIND_LABELS, "resolved": resolved})
 

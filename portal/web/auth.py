@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 from litestar import Request, get, post
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 from typing import Annotated
 
@@ -27,7 +27,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @get("/login")
-async def login_page(request: Request, next: str | None = None) -> Template | Redirect:
+async def login_page(request: Request, next: FromQuery[str | None] = None) -> Template | Redirect:
     if request.scope.get("user"):
         return Redirect(_safe_next(next), status_code=303)
     return Template("login.html", context={"next": _safe_next(next), "values": {}, "error": None})

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
 
 from portal import document_store
@@ -236,7 +236,7 @@ def _allowed_subject(kind: str, subject: str) -> bool:
 
 
 @get("/documents/{kind:str}/{subject:str}/status", guards=[staff_required])
-async def document_status(kind: FromPath[str], subject: FromPath[str], label: str = "Download") -> Template:
+async def document_status(kind: FromPath[str], subject: FromPath[str], label: FromQuery[str] = "Download") -> Template:
     """The self-polling link: asks the worker for the PDF, polls until it is stored."""
     if not _allowed_subject(kind, subject):
         raise NotFound("document")
@@ -247,7 +247,7 @@ async def document_status(kind: FromPath[str], subject: FromPath[str], label: st
 
 
 @get("/documents/{kind:str}/{subject:str}", guards=[staff_required])
-async def document_download(kind: FromPath[str], subject: FromPath[str], download: bool = False) -> Response:
+async def document_download(kind: FromPath[str], subject: FromPath[str], download: FromQuery[bool] = False) -> Response:
     if not _allowed_subject(kind, subject):
         raise NotFound("document")
     found = await document_store.content(kind, subject)
@@ -261,7 +261,7 @@ async def document_download(kind: FromPath[str], subject: FromPath[str], downloa
 
 
 @get("/members/{member_id:int}/statement", guards=[staff_required])
-async def member_statement(member_id: FromPath[int], start: str = "", end: str = "") -> Template:
+async def member_statement(member_id: FromPath[int], start: FromQuery[str] = "", end: FromQuery[str] = "") -> Template:
     from portal.members import get_member
 
     member = await get_member(member_id)

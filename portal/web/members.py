@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, Parameter
+from litestar.params import Body, FromPath, FromQuery, Parameter
 from litestar.response import Redirect, Template
 
 from portal import forms, members
@@ -32,7 +32,7 @@ async def home() -> Redirect:
 
 
 @get("/members", guards=[staff_required])
-async def member_list(request: Request, q: str = "", page: Annotated[int, Parameter(ge=1)] = 1) -> Template:
+async def member_list(request: Request, q: FromQuery[str] = "", page: Annotated[int, Parameter(ge=1)] = 1) -> Template:
     result = await members.search_members(q, page)
     template = "members/_results.html" if is_htmx(request) else "members/index.html"
     return Template(template, context={"result": result})
@@ -92,7 +92,7 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
 
 
 @get("/members/{member_id:int}", guards=[staff_required])
-async def member_detail(member_id: FromPath[int], created: bool = False) -> Template:
+async def member_detail(member_id: FromPath[int], created: FromQuery[bool] = False) -> Template:
     return await member_page(member_id, created=created)
 
 

@@ -17,7 +17,7 @@ from typing import Annotated
 
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from portal.auth import staff_required
@@ -48,7 +48,7 @@ async def unmatched_list() -> Template:
 
 
 @get("/mpesa/unmatched/{callback_id:int}/members", guards=[staff_required])
-async def unmatched_member_search(request: Request, callback_id: FromPath[int], q: str = "") -> Template:
+async def unmatched_member_search(request: Request, callback_id: FromPath[int], q: FromQuery[str] = "") -> Template:
     """Members to match one payment to: the partial for htmx, the whole page without script."""
     if not is_htmx(request):
         return await _page(search_for=callback_id, query=q)
