@@ -78,10 +78,12 @@ def sms_text(name: str, ctx: dict) -> str:
     return fit_sms(env.get_template(f"sms/{name}.txt").render({"gym_name": get_settings().gym_name, **ctx}))
 
 
-def _content(message: dict, name: str, ctx: dict, attachments: list[dict], sms_name: str | None = None) -> Content:
+def content_for(message: dict, name: str, ctx: dict, attachments: list[dict] = (), sms_name: str | None = None) -> Content:
+    """The message's Content on its channel: templates/emails/<name>-* for email (with the
+    attachments), templates/sms/<sms_name or name>.txt for SMS."""
     if message["channel"] == "email":
         rendered = email.render(name, ctx)
-        return Content(rendered.subject, rendered.text, rendered.html, attachments)
+        return Content(rendered.subject, rendered.text, rendered.html, list(attachments))
     return Content("", sms_text(sms_name or name, ctx))
 
 
@@ -91,7 +93,7 @@ def _content(message: dict, name: str, ctx: dict, attachments: list[dict], sms_n
 async def receipt(message: dict) -> Content:
     payment_id = message["payment"]
     ctx = await document_context.receipt_context(payment_id)
-    return _content(message, "receipt", ctx, [{"kind": "receipt", "subject": f"payment:{payment_id}"}])
+    return content_for(message, "receipt", ctx, [{"kind": "receipt", "subject": f"payment:{payment_id}"}])
 
 
 @builder("invoice", "pay_link")
@@ -111,4 +113,4 @@ async def invoice(message: dict) -> Content:
     attachments = []
     if message["channel"] == "email" and message["kind"] == "invoice":
         attachments = [{"kind": "invoice", "subject": await document_store.invoice_subject(invoice_id)}]
-    return _content(message, "invoice", ctx, attachments, sms_name="invoice" if link else "invoice-nolink")
+    return content_for(message, "invoice", ctx, attachments, sms_name="invoice" if link else "invoice-nolink")

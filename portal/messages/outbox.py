@@ -15,6 +15,7 @@ them sooner call `nudge_invoice` after their commit).
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 
@@ -216,7 +217,13 @@ RETURNING *
 async def claim(message_id: int) -> dict | None:
     """Take a queued message for sending; None if another worker has it or it is done."""
     rows = await Message.raw(CLAIM, message_id)
-    return rows[0] if rows else None
+    if not rows:
+        return None
+    row = rows[0]
+    for name in ("params", "attachments"):  # jsonb arrives as text from a raw query
+        if isinstance(row[name], str):
+            row[name] = json.loads(row[name])
+    return row
 
 
 async def save_content(message_id: int, subject: str, text: str, html: str, attachments: list[dict]) -> None:

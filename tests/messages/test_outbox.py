@@ -69,3 +69,27 @@ async def test_the_sweeper_sends_a_message_whose_job_was_lost(worker):
 
     row = await wait_for_message(message["id"], {"sent"})
     assert row["subject"].startswith("Invoice INV-") and row["provider_id"] == "dev-mailbox"
+
+
+async def test_a_new_kind_brings_its_own_builder_and_params(db):
+    """How a reminder plugs in: a builder for its kind, and params saying which step it is."""
+    from portal.messages import delivery
+    from portal.messages.content import BUILDERS, Content, builder
+
+    member = await make_member(email="r@example.com")
+    message_id = await outbox.queue_message(member, "reminder_test", "email", dedupe_key="reminder:test:1",
+                                            params={"step": "due-3"})
+    seen = []
+
+    @builder("reminder_test")
+    async def reminder(message):
+        seen.append(message["params"])
+        return Content(f"Due in 3 days ({message['params']['step']})", "Please pay")
+
+    try:
+        assert await delivery.deliver(message_id) == "sent"
+    finally:
+        BUILDERS.pop("reminder_test")
+    assert seen == [{"step": "due-3"}]
+    (row,) = await messages_of(member=member)
+    assert (row["subject"], row["status"]) == ("Due in 3 days (due-3)", "sent")
