@@ -66,6 +66,7 @@ class Invoice(Table, tablename="invoice"):
     paid = Numeric(digits=MONEY, default=Decimal("0"))
     status = Varchar(length=16, choices=Status, default=Status.open, index=True)
     void_reason = Text(default="")
+    reminders_paused = Text(default="", help_text="Why reminders are paused for this invoice ('' = not paused)")
     created_by = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
     created_at = Timestamptz()
     # Room for KRA eTIMS: the control unit's invoice number and signature once transmitted.

@@ -37,6 +37,7 @@ class Member(Table, tablename="member"):
     status = Varchar(length=12, choices=Status, default=Status.active)
     notes = Text(default="")
     reminder_opt_out = Boolean(default=False)
+    reminders_paused = Text(default="", help_text="Why reminders are paused for this member ('' = not paused)")
     message_channel = Varchar(length=5, choices=Channel, default=Channel.sms,
                               help_text="How invoices, pay links and reminders reach them (receipts go by email when they have one)")
     home_location = ForeignKey(references=Location, on_delete=OnDelete.restrict, null=True)

@@ -23,6 +23,7 @@ class Staff(Table, tablename="staff"):
     user = ForeignKey(references=BaseUser, on_delete=OnDelete.restrict, unique=True, null=False)
     role = Varchar(length=20, choices=Role, default=Role.front_desk)
     location = ForeignKey(references=Location, on_delete=OnDelete.restrict, null=True)
+    daily_digest = Boolean(default=False, help_text="Managers and admins: the owner's digest email each morning")
     created_at = Timestamptz()
 
 
