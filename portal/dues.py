@@ -31,11 +31,25 @@ URGENCY_SQL = """CASE WHEN i.due_date < {today}::date THEN 'overdue'
      ELSE 'later' END"""
 
 
+def _hold_where(member: str) -> str:
+    # The one statement of the rule: an open invoice due before the cut-off (today - grace).
+    return (f"h.member = {member} "
+            "AND h.status IN ('open', 'partially_paid') AND h.due_date < {}::date")
+
+
 def hold_sql(member: str = "m.id") -> str:
     """SQL true when the member has an invoice more than the grace period overdue; one arg: the
     cut-off date (today - grace)."""
-    return (f"EXISTS (SELECT 1 FROM invoice h WHERE h.member = {member} "
-            "AND h.status IN ('open', 'partially_paid') AND h.due_date < {}::date)")
+    return f"EXISTS (SELECT 1 FROM invoice h WHERE {_hold_where(member)})"
+
+
+def hold_reason_sql(member: str = "m.id") -> str:
+    """A LATERAL subquery (join it `ON true`) naming why the member is on hold: the most overdue
+    invoice past the grace period (`number`, `due_date`) and how many there are (`n`); no row
+    when they are not on hold. One arg: the cut-off date, as for hold_sql."""
+    # count(*) OVER () is taken before the LIMIT: every invoice past the grace period.
+    return (f"SELECT h.number, h.due_date, count(*) OVER () AS n FROM invoice h WHERE {_hold_where(member)} "
+            "ORDER BY h.due_date, h.id LIMIT 1")
 
 
 def hold_cutoff(on: date | None = None) -> date:

@@ -90,7 +90,10 @@ SEARCH_WHERE = """
 
 
 async def search_members(query: str = "", page: int = 1) -> SearchResult:
-    """Name (first or last, or both in either order), member number or phone, as typed."""
+    """Name (first or last, or both in either order), member number or phone, as typed. Each
+    row says whether the member is on hold (a column of the same query: no query per row)."""
+    from portal.dues import hold_cutoff, hold_sql  # portal.dues imports this module
+
     q, phone, number = _search_terms(query)
     where = SEARCH_WHERE.format(q="{}", number="{}", phone="{}")
     # The same three values appear in the same order in both queries.
@@ -99,7 +102,7 @@ async def search_members(query: str = "", page: int = 1) -> SearchResult:
     rows = await Member.raw(
         f"""
         SELECT m.id, m.member_number, m.first_name, m.last_name, m.phone, m.email, m.status,
-               cur.plan_name, cur.end_date, cur.status AS membership_status
+               cur.plan_name, cur.end_date, cur.status AS membership_status, {hold_sql()} AS hold
         FROM member m
         LEFT JOIN LATERAL (
             SELECT p.name AS plan_name, ms.end_date, ms.status
@@ -112,7 +115,7 @@ async def search_members(query: str = "", page: int = 1) -> SearchResult:
         ORDER BY lower(m.last_name), lower(m.first_name), m.id
         LIMIT {PAGE_SIZE} OFFSET {(page - 1) * PAGE_SIZE}
         """,
-        *args,
+        hold_cutoff(), *args,
     )
     total = (await Member.raw(f"SELECT count(*) AS n FROM member m WHERE {where}", *args))[0]["n"]
     pages = max(1, -(-total // PAGE_SIZE))
@@ -126,6 +129,29 @@ async def get_member(member_id: int) -> dict:
     if not row:
         raise NotFound("member")
     return row
+
+
+MEMBER_PAGE_SQL = """
+SELECT m.*, l.name AS location_name,
+       hold.number AS hold_invoice, {{}}::date - hold.due_date AS hold_days, coalesce(hold.n, 0) AS hold_invoices
+FROM member m
+LEFT JOIN location l ON l.id = m.home_location
+LEFT JOIN LATERAL ({hold}) hold ON true
+WHERE m.id = {{}}
+"""
+
+
+async def member_with_hold(member_id: int, on: date | None = None) -> dict:
+    """`get_member`, with why the member is on hold in the same query (the member page keeps its
+    query count): `hold_invoice` (the most overdue invoice past the grace period, or None),
+    `hold_days` (how many days overdue it is) and `hold_invoices` (how many are past it)."""
+    from portal.dues import hold_cutoff, hold_reason_sql  # portal.dues imports this module
+
+    on = on or today()
+    rows = await Member.raw(MEMBER_PAGE_SQL.format(hold=hold_reason_sql()), on, hold_cutoff(on), member_id)
+    if not rows:
+        raise NotFound("member")
+    return rows[0]
 
 
 async def member_memberships(member_id: int) -> list[dict]:

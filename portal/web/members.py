@@ -68,7 +68,7 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
     from portal import ledger
     from portal.web.billing import new_idempotency_key
 
-    member = await members.get_member(member_id)
+    member = await members.member_with_hold(member_id)
     owed, credit = await ledger.member_balances(member_id)
     invoices = await Invoice.select().where(Invoice.member == member_id).order_by(Invoice.id, ascending=False).limit(50)
     payments = await Payment.select().where(Payment.member == member_id).order_by(Payment.id, ascending=False).limit(50)
