@@ -19,7 +19,7 @@ from portal import db, queue
 from portal.errors import NotFound
 from portal.settings import ROOT, Settings, get_settings
 from portal.web import (admin, alerts, auth, billing, brand, cards, closes, dashboards, health, hooks, members,
-                        messages, mpesa, pay, plans, staff, unmatched)
+                        messages, mpesa, pay, plans, reminders, staff, unmatched)
 from portal.web.middleware import PortalMiddleware
 from portal.web.templating import configure_jinja
 
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     )
     app = Litestar(
         route_handlers=[
-            *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes,
+            *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes,
             admin.mount,
             create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),
         ],

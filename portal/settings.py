@@ -56,6 +56,24 @@ class _Env:
             return False
         raise SettingsError(f"{name}={raw!r}: expected true/false (1/0, yes/no)")
 
+    def days(self, name: str, default: str, maximum: int = 365) -> tuple[int, ...]:
+        """A comma-separated list of day counts, e.g. REMINDER_DAYS_BEFORE=7,3,1 (empty: none)."""
+        raw = self.environ.get(name, default).strip()
+        try:
+            values = tuple(sorted({int(part) for part in raw.split(",") if part.strip()}, reverse=True))
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected whole numbers of days, e.g. 7,3,1") from None
+        if any(not 1 <= v <= maximum for v in values):
+            raise SettingsError(f"{name}={raw!r}: each must be between 1 and {maximum}")
+        return values
+
+    def clock(self, name: str, default: str) -> tuple[int, int]:
+        raw = self.environ.get(name, default).strip()
+        hour, _, minute = raw.partition(":")
+        if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+            raise SettingsError(f"{name}={raw!r}: expected a time of day like 09:00")
+        return int(hour), int(minute)
+
     def int(self, name: str, default: int, minimum: int = 0, maximum: int = 10**9) -> int:
         raw = self.environ.get(name)
         if raw is None or raw.strip() == "":
@@ -135,6 +153,10 @@ class Settings:
     renewal_days_before: int
     pay_link_days: int
     hold_grace_days: int
+    reminder_time: tuple[int, int]
+    reminder_days_before: tuple[int, ...]
+    reminder_days_overdue: tuple[int, ...]
+    reminder_final_day: int
     pay_rate_per_minute: int
     pay_bad_links_per_hour: int
     pay_attempts_per_hour: int
@@ -258,6 +280,10 @@ class Settings:
             renewal_days_before=env.int("RENEWAL_DAYS_BEFORE", 7, 0, 90),
             pay_link_days=env.int("PAY_LINK_DAYS", 14, 1, 365),
             hold_grace_days=env.int("HOLD_GRACE_DAYS", 14, 0, 365),
+            reminder_time=env.clock("REMINDER_TIME", "09:00"),
+            reminder_days_before=env.days("REMINDER_DAYS_BEFORE", "7,3,1"),
+            reminder_days_overdue=env.days("REMINDER_DAYS_OVERDUE", "1,7,14"),
+            reminder_final_day=env.int("REMINDER_FINAL_DAY", 21, 0, 365),
             pay_rate_per_minute=env.int("PAY_RATE_PER_MINUTE", 120, 1, 100_000),
             pay_bad_links_per_hour=env.int("PAY_BAD_LINKS_PER_HOUR", 30, 1, 100_000),
             pay_attempts_per_hour=env.int("PAY_ATTEMPTS_PER_HOUR", 10, 1, 100_000),

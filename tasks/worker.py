@@ -10,13 +10,14 @@ import logging
 from saq import CronJob, Queue, Worker
 
 from portal.settings import Settings
-from tasks import billing, cards, documents, memberships, mpesa, notifications
+from tasks import billing, cards, documents, memberships, mpesa, notifications, reminders
 
 log = logging.getLogger(__name__)
 
 FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documents.sweep_documents,
              billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal,
-             cards.send_card_refund, cards.sweep_card_refunds, notifications.send_message, notifications.sweep_messages]
+             cards.send_card_refund, cards.sweep_card_refunds, notifications.send_message, notifications.sweep_messages,
+             reminders.send_daily_reminders]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.
@@ -31,11 +32,17 @@ CRON_JOBS = [
 ]
 
 
+def cron_jobs(settings: Settings) -> list[CronJob]:
+    """The fixed schedule plus the jobs whose time is a setting."""
+    hour, minute = settings.reminder_time
+    return [*CRON_JOBS, CronJob(reminders.send_daily_reminders, cron=f"{minute} {hour} * * *", timeout=1800, retries=2)]
+
+
 def make_worker(settings: Settings, queue: Queue, *, in_process: bool) -> Worker:
     worker = Worker(
         queue,
         functions=FUNCTIONS,
-        cron_jobs=CRON_JOBS,
+        cron_jobs=cron_jobs(settings),
         cron_tz=settings.tz,
         concurrency=4,
         # SAQ's Postgres dequeue swallows CancelledError; with no timeout a cancelled waiter can

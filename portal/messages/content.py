@@ -96,10 +96,9 @@ async def receipt(message: dict) -> Content:
     return content_for(message, "receipt", ctx, [{"kind": "receipt", "subject": f"payment:{payment_id}"}])
 
 
-@builder("invoice", "pay_link")
-async def invoice(message: dict) -> Content:
-    """The invoice with what is still owed and its live pay link; the PDF (which prints the same
-    link as a QR code) attached to the email."""
+async def _open_invoice(message: dict) -> tuple[dict, str | None]:
+    """The invoice's render context with its live pay link (None: it has none), or Skip when
+    there is nothing to ask for any more."""
     invoice_id = message["invoice"]
     row = await Invoice.select(Invoice.number, Invoice.status).where(Invoice.id == invoice_id).first()
     if not row:
@@ -110,7 +109,31 @@ async def invoice(message: dict) -> Content:
     link = paylinks.url_for(token) if token else None
     ctx = await document_context.invoice_context(invoice_id, pay_link=link)
     ctx["paybill"] = get_settings().daraja_shortcode
+    return ctx, link
+
+
+@builder("invoice", "pay_link")
+async def invoice(message: dict) -> Content:
+    """The invoice with what is still owed and its live pay link; the PDF (which prints the same
+    link as a QR code) attached to the email."""
+    ctx, link = await _open_invoice(message)
     attachments = []
     if message["channel"] == "email" and message["kind"] == "invoice":
-        attachments = [{"kind": "invoice", "subject": await document_store.invoice_subject(invoice_id)}]
+        attachments = [{"kind": "invoice", "subject": await document_store.invoice_subject(message["invoice"])}]
     return content_for(message, "invoice", ctx, attachments, sms_name="invoice" if link else "invoice-nolink")
+
+
+@builder("reminder_before", "reminder_due", "reminder_overdue", "reminder_final")
+async def reminder(message: dict) -> Content:
+    """A reminder at one step of the schedule (portal/reminders.py): what is still owed today,
+    how the due date stands, the pay link; a paused or opted-out member's is skipped."""
+    ctx, link = await _open_invoice(message)
+    paused = await Invoice.select(Invoice.reminders_paused, Invoice.member.reminders_paused,
+                                  Invoice.member.reminder_opt_out).where(Invoice.id == message["invoice"]).first()
+    if paused["reminders_paused"] or paused["member.reminders_paused"] or paused["member.reminder_opt_out"]:
+        raise Skip("reminders were paused or the member opted out before it went")
+    params = message.get("params") or {}
+    offset = int(params.get("offset", 0))
+    ctx.update(stage=message["kind"].removeprefix("reminder_"), days=abs(offset),
+               hold_days=get_settings().hold_grace_days)
+    return content_for(message, "reminder", ctx, sms_name="reminder" if link else "reminder-nolink")

@@ -8,6 +8,7 @@ from decimal import Decimal
 from portal.money import Money
 from portal.phones import display_phone
 from portal.settings import Settings
+from portal.web.flash import NOTICES
 
 
 def configure_jinja(settings: Settings):
@@ -27,7 +28,7 @@ def configure_jinja(settings: Settings):
     def callback(engine) -> None:
         env = engine.engine
         env.filters.update(money=money, phone=display_phone, local_dt=local_dt, nice_date=nice_date)
-        env.globals.update(settings=settings, gym_name=settings.gym_name)
+        env.globals.update(settings=settings, gym_name=settings.gym_name, notices=NOTICES)
         env.autoescape = True
         env.trim_blocks = True
         env.lstrip_blocks = True

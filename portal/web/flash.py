@@ -1,0 +1,26 @@
+"""Short notices after a form posts and redirects back ("Reminder sent"). The redirect carries a
+code, never free text, so a crafted link cannot put words on our pages."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit
+
+from litestar.response import Redirect
+
+NOTICES = {
+    "reminder_sent": ("ok", "Reminder sent."),
+    "reminder_already": ("muted", "A reminder already went today."),
+    "reminder_refused": ("error", "No reminder sent: the member opted out, reminders are paused, or the invoice is settled."),
+    "reminders_paused": ("ok", "Reminders paused."),
+    "reminders_resumed": ("ok", "Reminders resumed."),
+    "reason_needed": ("error", "Give a reason for pausing reminders."),
+}
+
+
+def back_with(path: str, code: str) -> Redirect:
+    """Back to a page of ours (a relative path only: not an open redirect) with a notice."""
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc or not path.startswith("/"):
+        path, parts = "/", urlsplit("/")
+    query = "&".join(filter(None, [parts.query, urlencode({"notice": code})]))
+    return Redirect(f"{parts.path}?{query}", status_code=303)
