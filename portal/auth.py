@@ -109,17 +109,28 @@ async def user_for_session(token: str | None) -> StaffUser | None:
     return StaffUser(r["user_id"], r["staff_id"], r["username"], name, r["role"], r["location"])
 
 
+def placeholder_email(username: str) -> str:
+    """Piccolo's user email is required and unique: staff without an address get one on the
+    reserved .invalid domain (RFC 2606), which no mail server delivers to."""
+    return f"{username}@staff.invalid"
+
+
+def real_email(email: str | None) -> str:
+    """The staff member's address, or "" for none (empty or the placeholder)."""
+    return "" if not email or email.lower().endswith(".invalid") else email
+
+
 async def create_staff(username: str, password: str, role: str, *, first_name: str = "", last_name: str = "",
-                       email: str | None = None, location_id: int | None = None) -> int:
+                       email: str | None = None, location_id: int | None = None, daily_digest: bool = False) -> int:
     """Create a login with its staff profile; admins are also piccolo-admin admins."""
     if role not in ROLE_RANK:
         raise ValueError(f"unknown role {role!r}")
     user = await BaseUser.create_user(
-        username=username, password=password, email=email or f"{username}@staff.invalid",
+        username=username, password=password, email=email or placeholder_email(username),
         first_name=first_name, last_name=last_name, active=True,
         admin=role == "admin", superuser=role == "admin",
     )
-    staff = Staff(user=user.id, role=role, location=location_id)
+    staff = Staff(user=user.id, role=role, location=location_id, daily_digest=daily_digest)
     await staff.save()
     return staff.id
 

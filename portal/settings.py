@@ -154,6 +154,7 @@ class Settings:
     pay_link_days: int
     hold_grace_days: int
     reminder_time: tuple[int, int]
+    digest_time: tuple[int, int]
     reminder_days_before: tuple[int, ...]
     reminder_days_overdue: tuple[int, ...]
     reminder_final_day: int
@@ -281,6 +282,7 @@ class Settings:
             pay_link_days=env.int("PAY_LINK_DAYS", 14, 1, 365),
             hold_grace_days=env.int("HOLD_GRACE_DAYS", 14, 0, 365),
             reminder_time=env.clock("REMINDER_TIME", "09:00"),
+            digest_time=env.clock("DIGEST_TIME", "07:00"),
             reminder_days_before=env.days("REMINDER_DAYS_BEFORE", "7,3,1"),
             reminder_days_overdue=env.days("REMINDER_DAYS_OVERDUE", "1,7,14"),
             reminder_final_day=env.int("REMINDER_FINAL_DAY", 21, 0, 365),

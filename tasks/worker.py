@@ -10,14 +10,14 @@ import logging
 from saq import CronJob, Queue, Worker
 
 from portal.settings import Settings
-from tasks import billing, cards, documents, memberships, mpesa, notifications, reminders
+from tasks import billing, cards, digest, documents, memberships, mpesa, notifications, reminders
 
 log = logging.getLogger(__name__)
 
 FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documents.sweep_documents,
              billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal,
              cards.send_card_refund, cards.sweep_card_refunds, notifications.send_message, notifications.sweep_messages,
-             reminders.send_daily_reminders]
+             reminders.send_daily_reminders, digest.send_daily_digest]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.
@@ -35,7 +35,10 @@ CRON_JOBS = [
 def cron_jobs(settings: Settings) -> list[CronJob]:
     """The fixed schedule plus the jobs whose time is a setting."""
     hour, minute = settings.reminder_time
-    return [*CRON_JOBS, CronJob(reminders.send_daily_reminders, cron=f"{minute} {hour} * * *", timeout=1800, retries=2)]
+    digest_hour, digest_minute = settings.digest_time
+    return [*CRON_JOBS, CronJob(reminders.send_daily_reminders, cron=f"{minute} {hour} * * *", timeout=1800, retries=2),
+            # The owner's digest of yesterday (once per staff member per day, however often it runs).
+            CronJob(digest.send_daily_digest, cron=f"{digest_minute} {digest_hour} * * *", timeout=600, retries=2)]
 
 
 def make_worker(settings: Settings, queue: Queue, *, in_process: bool) -> Worker:

@@ -22,6 +22,7 @@ from portal.clock import now
 from portal.gateways.africastalking import AfricasTalkingClient, parse_delivery_report
 from portal.gateways.http import GatewayError
 from portal.messages import content as contents
+from portal.messages import digest as _digest  # noqa: F401  (registers the "digest" builder)
 from portal.messages import outbox
 from portal.settings import Settings, get_settings
 from tables.gateway import GatewayCallback

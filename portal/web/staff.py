@@ -1,4 +1,5 @@
-"""Staff accounts: admins add people, set roles and locations, deactivate and reset passwords."""
+"""Staff accounts: admins add people, set roles, locations and email addresses, opt managers and
+admins in to the daily digest, deactivate and reset passwords."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from litestar.response import Redirect, Template
 from piccolo.apps.user.tables import BaseUser
 
 from portal import audit, auth
-from portal.auth import ROLE_LABEL, admin_required
+from portal.auth import ROLE_LABEL, admin_required, real_email
+from portal.digest import opt_in_problem
 from portal.errors import NotFound
+from portal.forms import EMAIL_RE
 from tables.locations import Location
 from tables.staff import Staff
 
@@ -21,8 +24,8 @@ FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENC
 USERNAME_RE = re.compile(r"^[a-z0-9._-]{3,40}$")
 
 STAFF_SQL = """
-SELECT s.id, s.role, s.location, l.name AS location_name, u.id AS user_id, u.username, u.first_name,
-       u.last_name, u.active, u.last_login
+SELECT s.id, s.role, s.location, s.daily_digest, l.name AS location_name, u.id AS user_id, u.username,
+       u.first_name, u.last_name, u.email, u.active, u.last_login
 FROM staff s JOIN piccolo_user u ON u.id = s.user LEFT JOIN location l ON l.id = s.location
 {where} ORDER BY u.active DESC, lower(u.username)
 """
@@ -34,8 +37,11 @@ async def _context(values: dict, errors: dict, **extra) -> dict:
 
 
 def _validate(data: dict, new: bool) -> tuple[dict, dict]:
-    values = {k: (data.get(k) or "").strip() for k in ("username", "first_name", "last_name", "role", "location", "password")}
+    values = {k: (data.get(k) or "").strip() for k in ("username", "first_name", "last_name", "role", "location", "password",
+                                                       "email")}
+    values["email"] = values["email"].lower()
     values["active"] = data.get("active") in ("on", "1", "true") or (new and "active" not in data)
+    values["daily_digest"] = data.get("daily_digest") in ("on", "1", "true")
     errors = {}
     if new and not USERNAME_RE.match(values["username"]):
         errors["username"] = "3 to 40 lower-case letters, digits, dots, dashes or underscores"
@@ -47,7 +53,21 @@ def _validate(data: dict, new: bool) -> tuple[dict, dict]:
         errors["password"] = "At least 10 characters"
     if not values["first_name"]:
         errors["first_name"] = "First name is required"
+    if values["email"] and (len(values["email"]) > 255 or not EMAIL_RE.match(values["email"])
+                            or not real_email(values["email"])):
+        errors["email"] = "That does not look like an email address"
+    if values["daily_digest"] and "email" not in errors and (problem := opt_in_problem(values["role"], values["email"])):
+        errors["daily_digest"] = problem
     return values, errors
+
+
+async def _email_taken(email: str, user_id: int | None = None) -> bool:
+    if not email:
+        return False
+    query = BaseUser.exists().where(BaseUser.email == email)
+    if user_id is not None:
+        query = query.where(BaseUser.id != user_id)
+    return await query
 
 
 @get("/staff", guards=[admin_required])
@@ -66,14 +86,18 @@ async def staff_create(request: Request, data: FormData) -> Template | Redirect:
     values, errors = _validate(data, new=True)
     if not errors and await BaseUser.exists().where(BaseUser.username == values["username"]):
         errors["username"] = "That user name is taken"
+    if not errors and await _email_taken(values["email"]):
+        errors["email"] = "Another staff member has this address"
     if errors:
         values.pop("password", None)
         return Template("staff/form.html", status_code=422, context=await _context(values, errors))
     staff_id = await auth.create_staff(
         values["username"], values["password"], values["role"], first_name=values["first_name"],
-        last_name=values["last_name"], location_id=int(values["location"]) if values["location"] else None)
+        last_name=values["last_name"], email=values["email"] or None,
+        location_id=int(values["location"]) if values["location"] else None, daily_digest=values["daily_digest"])
     await audit.record("staff.created", "staff", staff_id, staff_id=request.scope["user"].staff_id,
-                       details={"username": values["username"], "role": values["role"]})
+                       details={"username": values["username"], "role": values["role"],
+                                "daily_digest": values["daily_digest"]})
     return Redirect("/staff", status_code=303)
 
 
@@ -87,7 +111,7 @@ async def _load(staff_id: FromPath[int]) -> dict:
 @get("/staff/{staff_id:int}/edit", guards=[admin_required])
 async def staff_edit(staff_id: FromPath[int]) -> Template:
     row = await _load(staff_id)
-    values = {**row, "location": str(row["location"] or "")}
+    values = {**row, "location": str(row["location"] or ""), "email": real_email(row["email"])}
     return Template("staff/form.html", context=await _context(values, {}, staff=row))
 
 
@@ -95,21 +119,29 @@ async def staff_edit(staff_id: FromPath[int]) -> Template:
 async def staff_update(request: Request, staff_id: FromPath[int], data: FormData) -> Template | Redirect:
     row = await _load(staff_id)
     me = request.scope["user"]
-    values, errors = _validate({**data, "username": row["username"]}, new=False)
+    # A post without the email field (a script, an old page) keeps the address rather than erasing it.
+    data = {"email": real_email(row["email"]), **data, "username": row["username"]}
+    values, errors = _validate(data, new=False)
     if staff_id == me.staff_id and (values["role"] != "admin" or not values["active"]):
         errors["role"] = "You cannot remove your own admin access"
+    if not errors and await _email_taken(values["email"], row["user_id"]):
+        errors["email"] = "Another staff member has this address"
     if errors:
         values.pop("password", None)
         return Template("staff/form.html", status_code=422, context=await _context({**values, "username": row["username"]}, errors, staff=row))
     role = values["role"]
-    await Staff.update({Staff.role: role, Staff.location: int(values["location"]) if values["location"] else None}).where(Staff.id == staff_id)
+    await Staff.update({Staff.role: role, Staff.location: int(values["location"]) if values["location"] else None,
+                        Staff.daily_digest: values["daily_digest"]}).where(Staff.id == staff_id)
     await BaseUser.update({BaseUser.first_name: values["first_name"], BaseUser.last_name: values["last_name"],
+                           BaseUser.email: values["email"] or auth.placeholder_email(row["username"]),
                            BaseUser.active: values["active"], BaseUser.admin: role == "admin",
                            BaseUser.superuser: role == "admin"}).where(BaseUser.id == row["user_id"])
     if values["password"]:
         await BaseUser.update_password(row["user_id"], values["password"])
     await audit.record("staff.updated", "staff", staff_id, staff_id=me.staff_id,
-                       details={"role": role, "active": values["active"], "password_reset": bool(values["password"])})
+                       details={"role": role, "active": values["active"], "password_reset": bool(values["password"]),
+                                "daily_digest": values["daily_digest"],
+                                "email_changed": values["email"] != real_email(row["email"])})
     return Redirect("/staff", status_code=303)
 
 
