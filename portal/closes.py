@@ -138,7 +138,6 @@ def parse_counts(form: dict, expected_cash: list[dict], currency: str) -> tuple[
 
 
 async def close_day(location_id: int, day: date, counts: list[CashCount], note: str, staff_id: int) -> dict:
-    currency = get_settings().currency
     if day > today():
         raise RuleBroken("A day can be closed once it has started, not before")
     async with db.transaction():

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 
 from tests.support.servers import free_port
 

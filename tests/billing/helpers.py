@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date
 from decimal import Decimal
 
 from piccolo.engine import engine_finder

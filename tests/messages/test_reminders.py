@@ -3,7 +3,6 @@ that none is sent twice, after payment, to a paused or opted-out member."""
 
 import asyncio
 from datetime import date, timedelta
-from decimal import Decimal
 
 from portal import reminders
 from portal.gateways.africastalking import sms_parts
@@ -135,3 +134,14 @@ async def test_staff_send_one_now_from_the_dues_page_once_a_day(db, alice):
     assert r.status_code == 200 and page.headers["location"].endswith("notice=reminder_already")
     shown = await alice.get(page.headers["location"])
     assert 'data-testid="notice">A reminder already went today.' in shown.text
+
+
+async def test_the_member_page_pauses_and_resumes_their_reminders(alice):
+    member = await make_member("Pause", "Me")
+    page = await alice.get(f"/members/{member}")
+    assert 'data-testid="pause-member-reminders"' in page.text
+    r = await alice.post(f"/members/{member}/reminders", {"reason": "Travelling until March"})
+    shown = await alice.get(r.headers["location"])
+    assert 'data-testid="notice">Reminders paused.' in shown.text and "Travelling until March" in shown.text
+    await alice.post(f"/members/{member}/reminders", {"action": "resume"})
+    assert 'data-testid="pause-member-reminders"' in (await alice.get(f"/members/{member}")).text

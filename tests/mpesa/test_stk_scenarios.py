@@ -7,8 +7,6 @@ import json
 import httpx
 import pytest
 
-from portal.payments import mpesa
-from tables.audit import AuditLog
 from tables.billing import Invoice, Payment, PaymentEvent
 from tables.gateway import GatewayCallback, StaffAlert
 from tests.billing.helpers import assert_ledger_balanced, invoice_for

@@ -2,7 +2,6 @@
 
 import csv
 import io
-from decimal import Decimal
 
 import pytest
 
