@@ -45,6 +45,9 @@ async def empty_tables(engine) -> None:
 
     async with engine.transaction():
         await engine.run_querystring(QueryString("SET LOCAL session_replication_role = replica"))
+        # A session left holding a lock (a leaked transaction) must fail this test loudly, not
+        # stall the whole run: TRUNCATE waits for every lock on the tables.
+        await engine.run_querystring(QueryString("SET LOCAL lock_timeout = '30s'"))
         await engine.run_querystring(QueryString(f"TRUNCATE {', '.join(TABLES_TO_EMPTY)} RESTART IDENTITY CASCADE"))
         await engine.run_querystring(QueryString("ALTER SEQUENCE member_number_seq RESTART WITH 1"))
 
