@@ -52,29 +52,36 @@ async def business_day_for(locations: set[int]) -> tuple[date, date | None]:
 
 
 EXPECTED_SQL = """
-SELECT l.account, e.staff, coalesce(nullif(trim(u.first_name || ' ' || u.last_name), ''), u.username) AS staff_name,
+SELECT l.account, l.location IS NULL AS online, e.staff,
+       coalesce(nullif(trim(u.first_name || ' ' || u.last_name), ''), u.username) AS staff_name,
        e.kind = 'gateway_fee' AS fee, (e.at AT TIME ZONE '{tz}')::date <> e.business_date AS moved,
        sum(l.amount) AS amount, count(DISTINCT e.payment) AS payments
 FROM ledger_entry e
 JOIN ledger_leg l ON l.entry = e.id
 LEFT JOIN staff s ON s.id = e.staff
 LEFT JOIN piccolo_user u ON u.id = s."user"
-WHERE e.business_date = {{}} AND l.location = {{}} AND l.account IN ('cash', 'bank', 'cheque', 'mpesa', 'card')
-GROUP BY 1, 2, 3, 4, 5
+WHERE e.business_date = {{}} AND (l.location = {{}} OR l.location IS NULL)
+  AND l.account IN ('cash', 'bank', 'cheque', 'mpesa', 'card')
+GROUP BY 1, 2, 3, 4, 5, 6
 """
 
 
 async def expected(location_id: int, day: date) -> dict:
     """What the ledger says the location took on the day: per method (card gross, fees and net),
-    cash per staff member who took it, and how much arrived after an earlier day's close. Amounts
-    as strings (the close keeps this as its JSON snapshot)."""
+    cash per staff member who took it, and how much arrived after an earlier day's close. Beside
+    it, for information, the day's money that reached no desk (Paybill, pay links): the gym's, but
+    nobody at a location counts it. Amounts as strings (the close keeps this as its snapshot)."""
     rows = await DayClose.raw(EXPECTED_SQL.format(tz=get_settings().tz), day, location_id)
     zero = Decimal("0")
     methods = {a: zero for a in METHOD_ACCOUNTS}
     payments = {a: 0 for a in METHOD_ACCOUNTS}
     fees, moved_in = zero, zero
     cash: dict = {}
+    online = {a: zero for a in METHOD_ACCOUNTS}
     for r in rows:
+        if r["online"]:
+            online[r["account"]] += r["amount"]
+            continue
         methods[r["account"]] += r["amount"]
         if r["fee"]:
             fees -= r["amount"]
@@ -92,6 +99,7 @@ async def expected(location_id: int, day: date) -> dict:
         "card": {"gross": str(methods["card"] + fees), "fees": str(fees), "net": str(methods["card"])},
         "cash_by_staff": [{**c, "expected": str(c["expected"])} for c in sorted(cash.values(), key=lambda c: c["name"])],
         "moved_in": str(moved_in), "total": str(sum(methods.values(), zero)),
+        "online": {a: str(v) for a, v in online.items() if v}, "online_total": str(sum(online.values(), zero)),
     }
 
 

@@ -72,7 +72,15 @@ async def test_what_the_ledger_expects_per_method_and_per_staff_member(db):
     assert e["methods"] == {"cash": "4000.00", "mpesa": "2000.00", "card": "1972.00", "bank": "1000.00", "cheque": "0"}
     assert e["card"] == {"gross": "2000.00", "fees": "28.00", "net": "1972.00"}
     assert [(c["name"], c["expected"]) for c in e["cash_by_staff"]] == [("Faith", "2500.00"), ("Juma", "1500.00")]
-    assert e["total"] == "8972.00" and e["moved_in"] == "0"
+    assert e["total"] == "8972.00" and e["moved_in"] == "0" and e["online"] == {}
+    # A Paybill payment reaches no desk: shown beside the close, in no location's totals.
+    paybill = await mpesa.start_stk_push(member_id=(await make_member("Online", "Payer")), phone="0712345679",
+                                         amount=Money(Decimal("1500")), idempotency_key="online-1")
+    async with db.transaction():
+        await lock_member(paybill.payment["member"])
+        await complete_payment(paybill.payment["id"], reason="M-Pesa QWE123RTY8")
+    e = await closes.expected(westlands, today())
+    assert e["online"] == {"mpesa": "1500.00"} and e["online_total"] == "1500.00" and e["total"] == "8972.00"
     assert (await closes.expected(karen, today()))["methods"]["cash"] == "700.00"
 
 
