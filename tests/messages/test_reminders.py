@@ -131,7 +131,7 @@ async def test_staff_send_one_now_from_the_dues_page_once_a_day(db, alice):
     assert "already went today" in again.text
     assert await Message.count().where(Message.kind.like("reminder_%")) == 1
     page = await alice.post(f"/invoices/{inv['id']}/remind", {})
-    assert r.status_code == 200 and page.headers["location"].endswith("notice=reminder_already")
+    assert page.status_code == 303 and page.headers["location"].endswith("notice=reminder_already")
     shown = await alice.get(page.headers["location"])
     assert 'data-testid="notice">A reminder already went today.' in shown.text
 
