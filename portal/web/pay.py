@@ -82,8 +82,21 @@ async def _link_invoice(token: str):
     return resolved, invoice, Money(invoice["total"] - invoice["paid"], invoice["currency"])
 
 
-PAY = {"before_request": limit_pay_requests}
 SLOW_DOWN = "You have started several payments in a short time. Please wait a while before trying again."
+
+
+async def _may_start(request: Request, token: str, **kept):
+    """(link, invoice, owed, None) when this link may start a payment now; otherwise the page to
+    answer with (an unusable link, or too many payments started from it lately)."""
+    resolved, invoice, owed = await _link_invoice(token)
+    if resolved.problem:
+        return resolved, None, None, await _page(request, token)
+    if not await _attempt_allowed(request, resolved.link["id"]):
+        return resolved, None, None, await _page(request, token, status=429, error=SLOW_DOWN, **kept)
+    return resolved, invoice, owed, None
+
+
+PAY = {"before_request": limit_pay_requests}
 
 
 @get("/pay/{token:str}", **PAY)
@@ -93,11 +106,9 @@ async def pay_page(request: Request, token: FromPath[str]) -> Template:
 
 @post("/pay/{token:str}/card", status_code=200, **PAY)
 async def pay_by_card(request: Request, token: FromPath[str], data: FormData) -> Template | Redirect:
-    resolved, invoice, owed = await _link_invoice(token)
-    if resolved.problem:
-        return await _page(request, token)
-    if not await _attempt_allowed(request, resolved.link["id"]):
-        return await _page(request, token, status=429, error=SLOW_DOWN)
+    resolved, invoice, owed, refusal = await _may_start(request, token)
+    if refusal:
+        return refusal
     try:
         recorded, link = await cards.start_card_checkout(
             member_id=invoice["member"], amount=owed, invoice_id=invoice["id"],
@@ -123,11 +134,9 @@ async def pay_card_return(request: Request, token: FromPath[str]) -> Template | 
 
 @post("/pay/{token:str}/mpesa", status_code=200, **PAY)
 async def pay_by_mpesa(request: Request, token: FromPath[str], data: FormData) -> Template | Redirect:
-    resolved, invoice, owed = await _link_invoice(token)
-    if resolved.problem:
-        return await _page(request, token)
-    if not await _attempt_allowed(request, resolved.link["id"]):
-        return await _page(request, token, status=429, error=SLOW_DOWN, typed_phone=data.get("phone", ""))
+    resolved, invoice, owed, refusal = await _may_start(request, token, typed_phone=data.get("phone", ""))
+    if refusal:
+        return refusal
     whole = Money(owed.amount.to_integral_value(rounding="ROUND_CEILING"), owed.currency)
     try:
         recorded = await mpesa.start_stk_push(
