@@ -175,7 +175,7 @@ class Document(Table, tablename="document"):
     """A rendered PDF, stored once per (kind, subject) and served from here."""
 
     kind = Varchar(length=20)
-    subject = Varchar(length=40, help_text="e.g. payment:12, invoice:5, credit_note:3")
+    subject = Varchar(length=120, help_text="e.g. payment:12, invoice:5:open:0.00:link9, credit_note:3, day_close:4:v2")
     filename = Varchar(length=80)
     content = Text(help_text="base64 of the PDF bytes")
     size = Integer()

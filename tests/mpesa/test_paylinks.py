@@ -9,7 +9,7 @@ from pypdf import PdfReader
 
 from portal import document_store
 from portal.settings import get_settings
-from tables.billing import PayLink, Payment
+from tables.billing import Invoice, PayLink, Payment
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member
 from tests.mpesa.conftest import PHONES, wait_for_status
@@ -178,3 +178,16 @@ async def test_the_member_pays_by_card_from_the_link(card_live, alice):
         assert back.status_code == 303 and f"/pay/{token}/payments/" in back.headers["location"]
         status = await phone.get(back.headers["location"])
         assert 'data-testid="thank-you"' in status.text and "KES 2,500" in status.text and "ending" in status.text
+
+
+async def test_a_big_gyms_invoice_pdf_is_stored_under_its_full_subject(alice):
+    # Found on the demo gym: invoice 14663's subject (with its link) overflowed the column.
+    await Invoice.raw("ALTER SEQUENCE invoice_id_seq RESTART WITH 9999990")
+    await PayLink.raw("ALTER SEQUENCE pay_link_id_seq RESTART WITH 9999990")
+    member = await make_member()
+    inv = await invoice_for(member, 1234567)
+    await pay(member, 1000000, invoice_id=inv["id"])
+    subject = await document_store.invoice_subject(inv["id"])
+    assert len(subject) > 40, subject  # the old column's width
+    stored = await document_store.render_and_store("invoice", subject)
+    assert stored["size"] > 1000 and (await document_store.content("invoice", subject))[1].startswith(b"%PDF")
