@@ -2,7 +2,7 @@
 
 from piccolo.conf.apps import AppRegistry
 
-from portal.db import PortalEngine, resolve_dsn
+from portal.lib.db import PortalEngine, resolve_dsn
 from portal.settings import get_settings
 
 DB = PortalEngine(config={"dsn": resolve_dsn(get_settings())})

@@ -7,19 +7,42 @@ import logging
 
 from litestar import Litestar, Request, Response
 from litestar.config.csrf import CSRFConfig
-from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
 from litestar.middleware import DefineMiddleware
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from piccolo.engine import engine_finder
 
-from portal import db, queue
-from portal.errors import NotFound
+from portal.lib import db, queue
+from portal.lib.errors import NotFound
 from portal.settings import ROOT, Settings, get_settings
-from portal.web import (admin, alerts, auth, billing, brand, cards, closes, dashboards, health, hooks, members,
-                        messages, mpesa, pay, plans, reminders, staff, unmatched)
+from portal.web import (
+    admin,
+    alerts,
+    auth,
+    billing,
+    brand,
+    cards,
+    closes,
+    dashboards,
+    health,
+    hooks,
+    members,
+    messages,
+    mpesa,
+    pay,
+    plans,
+    reminders,
+    staff,
+    unmatched,
+)
 from portal.web.middleware import PortalMiddleware
 from portal.web.templating import configure_jinja
 

@@ -17,7 +17,7 @@ from piccolo.apps.user.tables import BaseUser
 from piccolo_api.session_auth.tables import SessionsBase
 
 from portal import audit
-from portal.clock import now
+from portal.lib.clock import now
 from portal.settings import Settings
 from tables.staff import LoginAttempt, Staff
 

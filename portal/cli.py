@@ -36,14 +36,14 @@ def cmd_run(args) -> None:
         settings.check_for_serving()
     except SettingsError as e:
         sys.exit(f"configuration error: {e}")
-    from portal import db
+    from portal.lib import db
     from portal.runner import serve
 
     started = time.monotonic()
     try:
         asyncio.run(migrate())
         if settings.demo:
-            from portal.demo import ensure_demo_data
+            from demo.seed import ensure_demo_data
 
             asyncio.run(ensure_demo_data())
         print(f"\n  {settings.gym_name} portal: http://{settings.host}:{settings.port}/", flush=True)
@@ -62,7 +62,7 @@ def cmd_run(args) -> None:
 
 def cmd_worker(args) -> None:
     settings = _settings()
-    from portal import db
+    from portal.lib import db
     from portal.runner import work
 
     try:
@@ -76,7 +76,7 @@ def cmd_worker(args) -> None:
 
 
 def cmd_migrate(args) -> None:
-    from portal import db
+    from portal.lib import db
 
     try:
         asyncio.run(migrate())
@@ -86,8 +86,8 @@ def cmd_migrate(args) -> None:
 
 
 def cmd_createuser(args) -> None:
-    from portal import db
     from portal.auth import create_staff
+    from portal.lib import db
 
     password = args.password or getpass.getpass("Password (10+ characters): ")
     if len(password) < 10:
@@ -107,9 +107,9 @@ def cmd_createuser(args) -> None:
 
 
 def cmd_demo_data(args) -> None:
-    from portal import db
-    from portal.demo import load_demo_data
-    from portal.demo_bulk import DemoDataRefused
+    from demo.bulk import DemoDataRefused
+    from demo.seed import load_demo_data
+    from portal.lib import db
 
     async def go():
         await migrate()
@@ -125,15 +125,16 @@ def cmd_demo_data(args) -> None:
 
 
 def cmd_mpesa(args) -> None:
-    from portal import db
     from portal.gateways.http import GatewayError
-    from portal.payments.c2b import register_c2b_urls
+    from portal.lib import db
+    from portal.payments.mpesa.c2b import register_c2b_urls
 
     settings = _settings()
 
     async def go():
-        import piccolo_conf  # noqa: F401
         from piccolo.engine import engine_finder
+
+        import piccolo_conf  # noqa: F401
 
         await migrate()  # the Daraja token is kept in the database
         engine = engine_finder()
@@ -157,7 +158,7 @@ def cmd_mpesa(args) -> None:
 
 
 def cmd_db(args) -> None:
-    from portal import db
+    from portal.lib import db
 
     settings = _settings()
     if args.action == "stop":

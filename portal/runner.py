@@ -72,7 +72,7 @@ async def _register_sandbox_paybill(settings: Settings, servers: list[uvicorn.Se
         if any(s.should_exit for s in servers):
             return
         await asyncio.sleep(0.1)
-    from portal.payments.c2b import register_c2b_urls
+    from portal.payments.mpesa.c2b import register_c2b_urls
 
     try:
         log.info("sandbox Paybill URLs registered: %s", await register_c2b_urls(settings))
@@ -84,7 +84,7 @@ async def work(settings: Settings) -> None:
     """A separate worker process (production): the queue, the jobs, the cron."""
     from piccolo.engine import engine_finder
 
-    from portal import db, queue
+    from portal.lib import db, queue
     from tasks.worker import make_worker
 
     settings.check_for_serving()

@@ -298,10 +298,8 @@ class Settings:
         if not self.secret_key:
             raise SettingsError("SECRET_KEY is required outside demo mode (sessions and links are signed with it)")
         if self.gym_logo:
-            from portal import branding
-
             try:
-                branding.logo()
+                read_logo_file(self.gym_logo)
             except (OSError, ValueError) as e:
                 raise SettingsError(f"GYM_LOGO: {e}") from None
 
@@ -347,3 +345,19 @@ def _demo_secret(data_dir: Path) -> str:
 @functools.cache
 def get_settings() -> Settings:
     return Settings.from_env()
+
+
+LOGO_TYPES = {".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+LOGO_MAX_BYTES = 512 * 1024
+
+
+def read_logo_file(path: str) -> tuple[bytes, str]:
+    """GYM_LOGO's bytes and media type; ValueError says what is wrong with the file."""
+    file = Path(path)
+    kind = LOGO_TYPES.get(file.suffix.lower())
+    if kind is None:
+        raise ValueError(f"GYM_LOGO must be an .svg, .png or .jpg file, not {file.name}")
+    data = file.read_bytes()
+    if len(data) > LOGO_MAX_BYTES:
+        raise ValueError(f"GYM_LOGO is {len(data)} bytes; keep it under {LOGO_MAX_BYTES}")
+    return data, kind

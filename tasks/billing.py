@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from portal.renewals import raise_renewal_invoices as _raise
+from portal.members.renewals import raise_renewal_invoices as _raise
 
 
 async def raise_renewal_invoices(ctx, *, as_of: str | None = None) -> int:

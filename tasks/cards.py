@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from portal import queue
-from portal.payments import card_refunds
+from portal.payments.cards import refunds as card_refunds
+from portal.payments.cards.refunds import request_card_refund_job
 from tables.gateway import GatewayRequest
 
 
 async def send_card_refund(ctx, *, request_id: int) -> str:
     return await card_refunds.send_card_refund(request_id)
-
-
-async def request_card_refund_job(request_id: int) -> None:
-    await queue.enqueue("send_card_refund", key=f"card-refund:{request_id}", timeout=60, retries=4,
-                        request_id=request_id)
 
 
 async def sweep_card_refunds(ctx) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from portal.digest import send_digests
+from portal.reports.digest import send_digests
 
 
 async def send_daily_digest(ctx, *, on: str | None = None) -> dict:

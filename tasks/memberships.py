@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from portal.members import refresh_membership_statuses
+from portal.members.memberships import refresh_membership_statuses
 
 
 async def refresh_memberships(ctx, *, as_of: str | None = None) -> dict:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
-from portal import queue
+from portal.callbacks import dispatch
 from portal.callbacks import store as callbacks
-from portal.payments import mpesa, reversal
+from portal.payments.mpesa import reversal
+from portal.payments.mpesa import stk as mpesa
+from portal.payments.mpesa.stk import request_stk_push, schedule_check
 
 
 async def send_stk_push(ctx, *, payment_id: int) -> str:
     result = await mpesa.send_stk_push(payment_id)
     if result == "sent":
+        # A callback may have beaten the push's answer: act on it now, not a sweep later.
+        await dispatch.process_all(await mpesa.callbacks_waiting(payment_id))
         await schedule_check(payment_id, mpesa.CHECK_DELAYS[0], 0)
     return result
 
@@ -25,20 +27,10 @@ async def check_stk(ctx, *, payment_id: int, attempt: int = 0) -> str:
 
 
 async def send_reversal(ctx, *, request_id: int) -> str:
-    return await reversal.send_reversal(request_id)
-
-
-async def request_reversal_job(request_id: int) -> None:
-    await queue.enqueue("send_reversal", key=f"reversal:{request_id}", timeout=60, retries=4, request_id=request_id)
-
-
-async def request_stk_push(payment_id: int) -> None:
-    await queue.enqueue("send_stk_push", key=f"stk:{payment_id}", timeout=60, retries=4, payment_id=payment_id)
-
-
-async def schedule_check(payment_id: int, delay: float, attempt: int) -> None:
-    await queue.get_queue().enqueue("check_stk", key=f"stk-check:{payment_id}:{attempt}", timeout=60, retries=1,
-                                    scheduled=time.time() + delay, payment_id=payment_id, attempt=attempt)
+    result = await reversal.send_reversal(request_id)
+    if result == "sent":
+        await dispatch.process_all(await reversal.callbacks_waiting(request_id))
+    return result
 
 
 async def sweep_mpesa(ctx) -> dict:
@@ -50,7 +42,7 @@ async def sweep_mpesa(ctx) -> dict:
         checked += 1
     processed = 0
     for callback_id in await callbacks.unprocessed(older_than_seconds=5):
-        await callbacks.process(callback_id)
+        await dispatch.process(callback_id)
         processed += 1
     for payment_id in await mpesa.unsent_pushes():
         await request_stk_push(payment_id)

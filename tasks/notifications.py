@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from portal.callbacks import dispatch
 from portal.messages import delivery, outbox
 
 
 async def send_message(ctx, *, message_id: int) -> str:
     """Retried by SAQ with backoff when delivery raises RetryLater (the row is queued again)."""
-    return await delivery.deliver(message_id)
+    result = await delivery.deliver(message_id)
+    if result == "sent":
+        await dispatch.process_all(await delivery.reports_waiting(message_id))
+    return result
 
 
 async def sweep_messages(ctx) -> dict:

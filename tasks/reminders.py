@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from portal import reminders
+from portal.messages import reminders
 
 log = logging.getLogger(__name__)
 

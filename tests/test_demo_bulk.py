@@ -17,7 +17,7 @@ MEMBERS, PAYMENTS = 300, 3000
 
 @pytest_asyncio.fixture(scope="module")
 async def bulk(_database, _queue):
-    from portal.demo_bulk import load_bulk
+    from demo.bulk import load_bulk
 
     await empty_tables(_database)
     report = await load_bulk(MEMBERS, PAYMENTS, seed=11, show_progress=False)
@@ -38,7 +38,7 @@ async def none_of(query: str, *args) -> None:
 
 
 def today() -> date:
-    from portal.clock import today
+    from portal.lib.clock import today
 
     return today()
 
@@ -66,17 +66,17 @@ async def test_counts_are_as_asked(bulk):
 async def test_members_are_numbered_from_the_sequence_with_kenyan_phones(bulk, settings):
     rows = await sql("SELECT member_number, phone FROM member ORDER BY id")
     assert [r["member_number"] for r in rows] == [f"{settings.member_prefix}{n:04d}" for n in range(1, MEMBERS + 1)]
-    from portal.phones import normalise_phone
+    from portal.lib.phones import normalise_phone
 
     assert all(normalise_phone(r["phone"]) == r["phone"] for r in rows)
     assert len({r["phone"] for r in rows}) == MEMBERS
-    from portal.members import next_member_number
+    from portal.members.members import next_member_number
 
     assert await next_member_number() == f"{settings.member_prefix}{MEMBERS + 1:04d}"
 
 
 async def test_every_ledger_entry_balances_and_so_does_the_ledger(bulk):
-    from portal.ledger import trial_balance
+    from portal.billing.ledger import trial_balance
 
     await none_of("SELECT entry, currency FROM ledger_leg GROUP BY entry, currency HAVING sum(amount) <> 0")
     await none_of("SELECT e.id FROM ledger_entry e WHERE NOT EXISTS (SELECT 1 FROM ledger_leg l WHERE l.entry = e.id)")
@@ -203,7 +203,7 @@ async def test_member_balances_agree_with_open_invoices(bulk):
                    GROUP BY member) i ON i.member = m.id
         WHERE coalesce(r.owed, 0) <> coalesce(i.open, 0)""")
     await none_of("""SELECT member FROM ledger_leg WHERE account = 'member_credit' GROUP BY member HAVING sum(amount) > 0""")
-    from portal.ledger import member_balances
+    from portal.billing.ledger import member_balances
 
     busy = (await sql("SELECT member, sum(total - paid) AS open FROM invoice WHERE status IN ('open', 'partially_paid') "
                       "GROUP BY member ORDER BY 2 DESC LIMIT 1"))[0]
@@ -212,7 +212,7 @@ async def test_member_balances_agree_with_open_invoices(bulk):
 
 
 async def test_memberships_follow_their_invoices(bulk):
-    from portal.members import status_on
+    from portal.members.memberships import status_on
 
     day = today()
     for ms in await sql("SELECT id, start_date, end_date, status FROM membership WHERE status NOT IN ('unpaid', 'cancelled')"):
@@ -235,9 +235,9 @@ async def test_memberships_follow_their_invoices(bulk):
 
 
 async def test_the_app_carries_on_after_the_bulk_rows(bulk):
-    from portal import db
-    from portal.invoices import issue_invoice, lock_member, plan_line
-    from portal.money import Money
+    from portal.billing.invoices import issue_invoice, lock_member, plan_line
+    from portal.lib import db
+    from portal.lib.money import Money
     from portal.payments.service import record_desk_payment
     from tables.members import Plan
 
@@ -271,7 +271,7 @@ async def test_the_pages_work_on_bulk_data(bulk, app):
 
 
 async def test_a_second_bulk_load_is_refused_unless_appending(bulk):
-    from portal.demo_bulk import DemoDataRefused, load_bulk
+    from demo.bulk import DemoDataRefused, load_bulk
 
     with pytest.raises(DemoDataRefused, match="already has"):
         await load_bulk(10, 50, show_progress=False)
@@ -282,6 +282,6 @@ async def test_a_second_bulk_load_is_refused_unless_appending(bulk):
     await none_of("SELECT entry FROM ledger_leg GROUP BY entry, currency HAVING sum(amount) <> 0")
     await none_of("SELECT number FROM invoice GROUP BY number HAVING count(*) > 1")
     await none_of("SELECT member_number FROM member GROUP BY member_number HAVING count(*) > 1")
-    from portal.ledger import trial_balance
+    from portal.billing.ledger import trial_balance
 
     assert sum((await trial_balance()).values()) == Decimal(0)

@@ -1,6 +1,6 @@
 """GET /healthz tells a monitor whether the database and the queue answer."""
 
-from portal import queue as queue_module
+from portal.lib import queue as queue_module
 
 
 async def test_it_is_ok_when_database_and_queue_answer(anon):

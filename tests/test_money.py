@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from portal.money import LossyMoneyError, Money, MoneyParseError
+from portal.lib.money import LossyMoneyError, Money, MoneyParseError
 
 
 def test_multiplying_money_by_a_float_fails():

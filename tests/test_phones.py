@@ -1,6 +1,6 @@
 import pytest
 
-from portal.phones import PhoneError, display_phone, normalise_phone
+from portal.lib.phones import PhoneError, display_phone, normalise_phone
 
 
 @pytest.mark.parametrize("typed, normalised", [

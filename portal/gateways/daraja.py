@@ -34,10 +34,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from portal.db import transaction
 from portal.gateways.http import GatewayError, error_from_response, make_http_client, send
-from portal.money import Money
-from portal.phones import PhoneError, normalise_phone
+from portal.lib.db import transaction
+from portal.lib.money import Money
+from portal.lib.phones import PhoneError, normalise_phone
 from portal.settings import Settings
 from tables.gateway_tokens import GatewayToken
 

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from portal.gateways.http import GatewayError, error_from_response, make_http_client, send
-from portal.money import Money
+from portal.lib.money import Money
 
 GATEWAY = "flutterwave"
 NOT_FOUND_MESSAGE = "no transaction was found"

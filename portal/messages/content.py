@@ -17,8 +17,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from portal import document_context, document_store, email, paylinks
+from portal.billing import paylinks
+from portal.documents import context as document_context
+from portal.documents import store as document_store
 from portal.gateways.africastalking import gsm7_safe, sms_parts
+from portal.messages import email
 from portal.settings import get_settings
 from tables.billing import Invoice
 

@@ -15,17 +15,15 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from portal import document_store, email
-from portal.callbacks import store as callbacks
-from portal.callbacks.store import processor
-from portal.clock import now
-from portal.gateways.africastalking import AfricasTalkingClient, parse_delivery_report
+from portal.callbacks.store import waiting
+from portal.documents import store as document_store
+from portal.gateways.africastalking import AfricasTalkingClient
 from portal.gateways.http import GatewayError
+from portal.lib.clock import now
 from portal.messages import content as contents
 from portal.messages import digest as _digest  # noqa: F401  (registers the "digest" builder)
-from portal.messages import outbox
+from portal.messages import email, outbox
 from portal.settings import Settings, get_settings
-from tables.gateway import GatewayCallback
 from tables.messages import Message
 
 log = logging.getLogger(__name__)
@@ -117,7 +115,6 @@ async def _send_sms(message: dict, built: contents.Content, settings: Settings) 
     result = results[0]
     if result.accepted:
         await outbox.mark_sent(message["id"], result.message_id, result.status)
-        await apply_waiting_reports(result.message_id)
         return "sent"
     refusal = f"Africa's Talking refused it: {result.status or 'no status'} ({result.status_code})"
     if result.retryable:
@@ -128,27 +125,19 @@ async def _send_sms(message: dict, built: contents.Content, settings: Settings) 
 
 # --- delivery reports -----------------------------------------------------------------------
 
-async def apply_waiting_reports(provider_id: str | None) -> None:
-    """Reports that arrived before we recorded the messageId (the sandbox answers at once)."""
-    if not provider_id:
-        return
-    rows = await GatewayCallback.select(GatewayCallback.id).where(
-        (GatewayCallback.gateway == "africastalking") & (GatewayCallback.kind == "delivery")
-        & (GatewayCallback.external_id == provider_id) & GatewayCallback.processed_at.is_null()
-    ).order_by(GatewayCallback.id)
-    for row in rows:
-        await callbacks.process(row["id"])
+async def reports_waiting(message_id: int) -> list[int]:
+    """Reports that arrived before we recorded the messageId (the sandbox answers at once): the
+    send job has them processed once the id is written."""
+    message = await Message.select(Message.provider_id).where(Message.id == message_id).first()
+    if not message or not message["provider_id"]:
+        return []
+    return await waiting("africastalking", ["delivery"], external_id=message["provider_id"])
 
 
-@processor("africastalking", "delivery")
-async def apply_delivery_report(callback: dict) -> tuple[str, str]:
+async def apply_delivery_report(callback: dict, report) -> tuple[str, str]:
     """Move the SMS on by what AT reports: Success -> delivered, Failed/Rejected -> failed (with
     the reason), Sent/Submitted/Buffered noted on a sent message. Reports only move a message
     forward: one arriving after a final report changes nothing."""
-    try:
-        report = parse_delivery_report(callback["body"])
-    except ValueError as e:
-        return "malformed", str(e)[:300]
     message = await Message.select().where(
         (Message.provider_id == report.message_id) & (Message.channel == "sms")).lock_rows().first()
     if message is None:

@@ -15,7 +15,7 @@ from portal.settings import get_settings
 async def digest(message: dict) -> Content:
     # Imported here: portal.digest pulls in the payment modules, which every worker process
     # importing delivery.py need not load at start.
-    from portal import digest as figures
+    from portal.reports import digest as figures
 
     if message["channel"] != "email":
         raise Skip("the daily digest goes by email only")

@@ -21,10 +21,12 @@ from datetime import timedelta
 
 from piccolo.engine import engine_finder
 
-from portal import audit, db, queue
-from portal.clock import now
-from portal.errors import NotFound, RuleBroken
+from portal import audit
+from portal.billing import paylinks
 from portal.gateways.africastalking import international
+from portal.lib import db, queue
+from portal.lib.clock import now
+from portal.lib.errors import NotFound, RuleBroken
 from portal.settings import get_settings
 from tables.billing import Invoice, Payment
 from tables.members import Member
@@ -185,8 +187,6 @@ async def send_pay_link(invoice_id: int, staff_id: int | None) -> list[int]:
     """Staff send an invoice's live pay link to the member, by their channel. Once per link: a
     second click sends nothing and returns the messages already sent; a new link can be sent
     too."""
-    from portal import paylinks
-
     invoice = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
     if not invoice:
         raise NotFound("invoice")

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from portal.errors import NotFound
+from portal.lib.errors import NotFound
 from tables.messages import Message
 
 PAGE_SIZE = 50

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-from portal import audit, db, ledger
-from portal.clock import today
-from portal.errors import NotFound, RuleBroken
-from portal.invoices import apply_credit, create_credit_note, lock_member, settle
-from portal.ledger import credit, debit
-from portal.money import Money
-from portal.numbering import next_number
+from portal import audit
+from portal.billing import ledger
+from portal.billing.invoices import allocate, apply_credit, create_credit_note, lock_member, settle
+from portal.billing.ledger import credit, debit
+from portal.billing.numbering import next_number
+from portal.lib import db
+from portal.lib.clock import today
+from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.money import Money
 from portal.payments import state
 from tables.billing import Allocation, Invoice, Payment, PaymentEvent
 
@@ -155,8 +156,6 @@ async def refund_payment(payment_id: int, amount: Money, reason: str, staff_id: 
 async def _take_back_allocations(payment_id: int, member_id: int, amount: Money, entry: int) -> None:
     """Reopen invoices for `amount`: those this payment settled first (newest first), then, for
     money of this payment that reached other invoices as credit, the member's other paid invoices."""
-    from portal.invoices import allocate
-
     own = await Allocation.raw(
         "SELECT invoice, sum(amount) AS amount FROM allocation WHERE payment = {} GROUP BY invoice "
         "HAVING sum(amount) > 0 ORDER BY max(id) DESC", payment_id)

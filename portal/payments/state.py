@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from portal.clock import now
+from portal.lib.clock import now
 from tables.billing import Payment, PaymentEvent
 
 PENDING, PROCESSING, COMPLETED = "pending", "processing", "completed"

@@ -7,6 +7,7 @@ from litestar import asgi
 from litestar.types import Receive, Scope, Send
 from piccolo_admin.endpoints import create_admin
 
+from portal.settings import get_settings
 from tables.piccolo_app import APP_CONFIG
 
 _admin_app = None
@@ -15,8 +16,6 @@ _admin_app = None
 def _app():
     global _admin_app
     if _admin_app is None:
-        from portal.settings import get_settings
-
         settings = get_settings()
         _admin_app = create_admin(
             tables=APP_CONFIG.table_classes,

@@ -9,8 +9,8 @@ from litestar.response import Redirect, Template
 
 from portal import audit
 from portal.auth import manager_required, staff_required
-from portal.clock import now
-from portal.errors import NotFound
+from portal.lib.clock import now
+from portal.lib.errors import NotFound
 from tables.gateway import StaffAlert
 
 ALERTS_SQL = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import urlparse
 
 from litestar import Request, get, post
@@ -9,7 +10,6 @@ from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
-from typing import Annotated
 
 from portal import auth
 from portal.auth import SESSION_COOKIE

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import secrets
 from datetime import date
-from decimal import Decimal
 from typing import Annotated
 
 from litestar import Request, Response, get, post
@@ -16,28 +13,44 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
 
-from portal import document_store
 from portal.auth import manager_required, staff_required
-from portal.clock import today
-from portal.errors import NotFound, RuleBroken
-from portal.forms import parse_date
-from portal.invoices import void_invoice
-from portal.money import Money, MoneyParseError
-from portal.payment_queries import CSV_COLUMNS, METHODS, STATUSES, PaymentFilters, payment_page, stream_rows
-from portal.payments.service import DESK_METHODS, METHOD_LABELS, payment_history, record_desk_payment, refund_payment
+from portal.billing import paylinks
+from portal.billing.invoices import void_invoice
+from portal.documents import store as document_store
+from portal.documents.requests import request_document, request_receipts
+from portal.lib.clock import today
+from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.forms import parse_date
+from portal.lib.money import Money, MoneyParseError
+from portal.members.members import get_member
+from portal.payments.cards.refunds import request_card_refund, request_card_refund_job
+from portal.payments.queries import (
+    CSV_COLUMNS,
+    METHODS,
+    STATUSES,
+    PaymentFilters,
+    payment_page,
+    stream_rows,
+)
+from portal.payments.service import (
+    DESK_METHODS,
+    METHOD_LABELS,
+    record_desk_payment,
+    refund_payment,
+)
+from portal.web.pages import (
+    member_page,
+    new_idempotency_key,
+    payment_or_404,
+    payment_page_response,
+    qr_svg,
+)
 from portal.web.templating import is_htmx
-from tables.billing import Allocation, CreditNote, Invoice, InvoiceLine, Payment
+from tables.billing import Allocation, CreditNote, Invoice, InvoiceLine
 from tables.locations import Location
 from tables.staff import Staff
-from portal.payments.card_refunds import request_card_refund
-from tasks.cards import request_card_refund_job
-from tasks.documents import request_document, request_receipts
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
-
-
-def new_idempotency_key() -> str:
-    return secrets.token_urlsafe(18)
 
 
 # --- recording a payment at the desk -----------------------------------------------------------
@@ -65,8 +78,6 @@ def parse_payment_form(data: dict, currency: str) -> tuple[dict, dict]:
 
 @post("/members/{member_id:int}/payments", guards=[staff_required], status_code=200)
 async def record_payment(request: Request, member_id: FromPath[int], data: FormData) -> Template | Redirect:
-    from portal.web.members import member_page
-
     settings = request.app.state.settings
     values, errors = parse_payment_form(data, settings.currency)
     user = request.scope["user"]
@@ -89,61 +100,6 @@ async def record_payment(request: Request, member_id: FromPath[int], data: FormD
 
 # --- a payment and its receipts -----------------------------------------------------------------
 
-def _settled(events: list[dict]) -> dict | None:
-    """What the payment settled and the balances right after, from its `settled` event."""
-    for event in events:
-        if event["reason"] == "settled":
-            facts = event["details"]
-            facts = json.loads(facts) if isinstance(facts, str) else dict(facts)
-            for key in ("credit_added", "balance_owed", "credit_balance"):
-                facts[key] = Decimal(facts.get(key, "0"))
-            for item in facts.get("settled", []):
-                item["amount"] = Decimal(item["amount"])
-            return facts
-    return None
-
-
-async def _payment_or_404(payment_id: int) -> dict:
-    rows = await Payment.raw(
-        "SELECT p.*, m.first_name || ' ' || m.last_name AS member_name, m.member_number, u.username AS staff_username "
-        "FROM payment p LEFT JOIN member m ON m.id = p.member LEFT JOIN staff s ON s.id = p.staff "
-        "LEFT JOIN piccolo_user u ON u.id = s.user WHERE p.id = {}", payment_id)
-    if not rows:
-        raise NotFound("payment")
-    return rows[0]
-
-
-async def _documents_for_payment(payment: dict) -> list[dict]:
-    subject = f"payment:{payment['id']}"
-    docs = []
-    for kind, label in (("receipt", "Receipt (A4)"), ("receipt_80mm", "Receipt (80 mm printer)")):
-        docs.append({"kind": kind, "subject": subject, "label": label, "ready": await document_store.find(kind, subject)})
-    return docs
-
-
-async def payment_page_response(payment_id: int, *, status: int = 200, refund_values: dict | None = None,
-                                refund_errors: dict | None = None) -> Template:
-    payment = await _payment_or_404(payment_id)
-    events = await payment_history(payment_id)
-    notes = await CreditNote.select().where(CreditNote.payment == payment_id).order_by(CreditNote.id)
-    live = {}
-    if payment["method"] == "mpesa":
-        from portal.payments.reversal import open_reversal
-        from portal.web.mpesa import stk_context
-
-        live = await stk_context(payment_id)
-        live.pop("payment")
-        live["reversal"] = await open_reversal(payment_id)
-    if payment["method"] == "card":
-        from portal.payments.card_refunds import refunds_of
-
-        live["card_refunds"] = await refunds_of(payment_id)
-    return Template("payments/detail.html", status_code=status, context={
-        "payment": payment, "events": events, "settled": _settled(events), "method_label": METHOD_LABELS[payment["method"]],
-        "documents": await _documents_for_payment(payment) if payment["receipt_number"] else [],
-        "credit_notes": notes, "refund_values": refund_values or {}, "refund_errors": refund_errors or {}, **live,
-    })
-
 
 @get("/payments/{payment_id:int}", guards=[staff_required])
 async def payment_detail(payment_id: FromPath[int]) -> Template:
@@ -152,7 +108,7 @@ async def payment_detail(payment_id: FromPath[int]) -> Template:
 
 @post("/payments/{payment_id:int}/refund", guards=[manager_required], status_code=200)
 async def payment_refund(request: Request, payment_id: FromPath[int], data: FormData) -> Template | Redirect:
-    payment = await _payment_or_404(payment_id)
+    payment = await payment_or_404(payment_id)
     values = {"amount": (data.get("amount") or "").strip(), "reason": (data.get("reason") or "").strip()}
     errors = {}
     try:
@@ -186,9 +142,6 @@ async def invoice_detail(invoice_id: FromPath[int]) -> Template:
 
 async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | None = None,
                         void_errors: dict | None = None) -> Template:
-    from portal import paylinks
-    from portal.web.pay import qr_svg
-
     rows = await Invoice.raw(
         "SELECT i.*, m.first_name || ' ' || m.last_name AS member_name, m.member_number FROM invoice i "
         "JOIN member m ON m.id = i.member WHERE i.id = {}", invoice_id)
@@ -262,8 +215,6 @@ async def document_download(kind: FromPath[str], subject: FromPath[str], downloa
 
 @get("/members/{member_id:int}/statement", guards=[staff_required])
 async def member_statement(member_id: FromPath[int], start: FromQuery[str] = "", end: FromQuery[str] = "") -> Template:
-    from portal.members import get_member
-
     member = await get_member(member_id)
     end_date = parse_date(end) or today()
     start_date = parse_date(start) or date(end_date.year, 1, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import get
 from litestar.response import Response
 
-from portal import branding
+from portal.documents import branding
 
 
 @get("/brand/logo")

@@ -11,11 +11,13 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
 from portal.auth import staff_required
+from portal.callbacks import dispatch
 from portal.callbacks import store as callbacks
-from portal.errors import RuleBroken
-from portal.money import Money, MoneyParseError
-from portal.payments import cards
+from portal.lib.errors import RuleBroken
+from portal.lib.money import Money, MoneyParseError
+from portal.payments.cards import checkout as cards
 from portal.web.client import client_ip
+from portal.web.pages import member_page
 from tables.billing import Payment
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -24,8 +26,6 @@ RETURN_PATH = "/pay/card/return"
 
 @post("/members/{member_id:int}/card", guards=[staff_required], status_code=200)
 async def desk_card(request: Request, member_id: FromPath[int], data: FormData) -> Template | Redirect:
-    from portal.web.members import member_page
-
     settings = request.app.state.settings
     values = {"amount": (data.get("amount") or "").strip(), "idempotency_key": (data.get("idempotency_key") or "").strip()}
     try:
@@ -49,7 +49,7 @@ async def receive_card_redirect(request: Request) -> dict | None:
     stored = await callbacks.store("flutterwave", "redirect", raw, headers=dict(request.headers),
                                    source_ip=client_ip(request),
                                    external_id=f"{ident}:{params.get('status', '')}"[:110] if ident else None)
-    await callbacks.process(stored.id)
+    await dispatch.process(stored.id, dispatch.read_redirect(raw.decode()))
     if not tx_ref:
         return None
     return await Payment.select().where((Payment.method == "card") & (Payment.gateway_request == tx_ref)).first()

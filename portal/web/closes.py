@@ -11,13 +11,15 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
-from portal import closes, document_store
 from portal.auth import admin_required, manager_required
-from portal.clock import today
-from portal.errors import RuleBroken
-from portal.forms import parse_date
+from portal.billing import closes
+from portal.documents import store as document_store
+from portal.documents.requests import request_document
+from portal.lib.clock import today
+from portal.lib.errors import RuleBroken
+from portal.lib.forms import parse_date
+from tables.closes import DayClose
 from tables.locations import Location
-from tasks.documents import request_document
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -79,8 +81,6 @@ async def close_reopen(request: Request, close_id: FromPath[int], data: FormData
     try:
         row = await closes.reopen_day(close_id, data.get("reason", ""), request.scope["user"].staff_id)
     except RuleBroken as e:
-        from tables.closes import DayClose
-
         row = await DayClose.select().where(DayClose.id == close_id).first()
         return await _page(request, row["location"], row["business_date"], status=422,
                            values={"reason": data.get("reason", "")}, errors={"reason": str(e)})

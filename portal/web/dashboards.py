@@ -7,10 +7,11 @@ from litestar import Request, Response, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from portal import analytics, dues, paylinks
-from portal.errors import NotFound
 from portal.auth import manager_required, staff_required
-from portal.web.billing import new_idempotency_key
+from portal.billing import paylinks
+from portal.lib.errors import NotFound
+from portal.reports import analytics, dues
+from portal.web.pages import new_idempotency_key
 
 
 def _decorate(rows: list[dict]) -> None:

@@ -9,7 +9,7 @@ from litestar.response import Response
 from piccolo.engine import engine_finder
 from piccolo.querystring import QueryString
 
-from portal import queue
+from portal.lib import queue
 
 
 async def _check(coro) -> str:

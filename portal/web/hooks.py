@@ -15,8 +15,12 @@ import logging
 from litestar import Request, Response, post
 from litestar.params import FromPath
 
+from portal.callbacks import dispatch
 from portal.callbacks import store as callbacks
 from portal.callbacks.store import MAX_BODY, loads
+from portal.gateways.africastalking import parse_delivery_report
+from portal.gateways.flutterwave import parse_webhook, webhook_authentic
+from portal.payments.mpesa import c2b
 from portal.web.client import client_ip
 
 log = logging.getLogger(__name__)
@@ -110,7 +114,7 @@ async def receive_daraja(request: Request, kind: str, token: str) -> tuple[int, 
         if outcome == "rejected":
             log.warning("rejected Daraja %s callback from %s: %s", kind, client_ip(request), refused)
         return stored.id, outcome, data
-    return stored.id, await callbacks.process(stored.id), data
+    return stored.id, await dispatch.process(stored.id, data), data
 
 
 @post("/hooks/daraja/stk/{token:str}", status_code=200)
@@ -128,8 +132,6 @@ async def daraja_c2b_confirmation(request: Request, token: FromPath[str]) -> Res
 @post("/hooks/daraja/c2b/validation/{token:str}", status_code=200)
 async def daraja_c2b_validation(request: Request, token: FromPath[str]) -> Response:
     """Accept or reject a Paybill payment before M-Pesa takes the money (answer within ~8 s)."""
-    from portal.payments import c2b
-
     callback_id, outcome, data = await receive_daraja(request, "c2b_validation", token)
     if outcome in ("rejected", "malformed") or not isinstance(data, dict):
         return Response({"ResultCode": "C2B00016", "ResultDesc": "Rejected"})
@@ -153,11 +155,9 @@ async def daraja_timeout(request: Request, token: FromPath[str]) -> Response:
 async def flutterwave_webhook(request: Request) -> Response:
     """Accepted only with the right verif-hash (constant-time); even then nothing is credited
     until Flutterwave's verify endpoint confirms it (portal.payments.cards)."""
-    from portal.gateways.flutterwave import parse_webhook, webhook_authentic
-
     raw, cut = await read_body(request)
     settings = request.app.state.settings
-    outcome, note, external_id = "stored", "", None
+    outcome, note, external_id, claim = "stored", "", None, None
     if cut:
         outcome, note = "malformed", f"body over {MAX_BODY} bytes, cut"
     elif not webhook_authentic(request.headers, raw, settings.flutterwave_secret_hash):
@@ -171,7 +171,7 @@ async def flutterwave_webhook(request: Request) -> Response:
     stored = await callbacks.store("flutterwave", "webhook", raw, headers=dict(request.headers),
                                    source_ip=client_ip(request), external_id=external_id, outcome=outcome, note=note)
     if outcome == "stored":
-        await callbacks.process(stored.id)
+        await dispatch.process(stored.id, claim)
     elif outcome == "malformed" and stored.new:
         await callbacks.alert("malformed", f"Flutterwave webhook could not be read: {note}", callback_id=stored.id)
     elif outcome == "rejected":
@@ -183,11 +183,9 @@ async def flutterwave_webhook(request: Request) -> Response:
 async def sms_delivery_report(request: Request, token: FromPath[str]) -> Response:
     """An Africa's Talking delivery report (form-encoded, gateways.md §3.2). Always answered 200
     once stored: a refusal would only make AT send it again."""
-    from portal.gateways.africastalking import parse_delivery_report
-
     raw, cut = await read_body(request)
     expected = request.app.state.settings.at_callback_token
-    outcome, note, external_id, status = "stored", "", None, ""
+    outcome, note, external_id, status, report = "stored", "", None, "", None
     if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
         outcome, note = "rejected", "wrong callback token"
     elif cut:
@@ -204,7 +202,7 @@ async def sms_delivery_report(request: Request, token: FromPath[str]) -> Respons
                                    source_ip=client_ip(request), external_id=external_id, outcome=outcome, note=note,
                                    dedupe_extra=status)
     if outcome == "stored":
-        await callbacks.process(stored.id)  # a repeat of a processed report is a no-op there
+        await dispatch.process(stored.id, report)  # a repeat of a processed report is a no-op there
     elif outcome == "malformed" and stored.new:
         await callbacks.alert("malformed", f"SMS delivery report could not be read: {note}", callback_id=stored.id)
     elif outcome == "rejected":

@@ -8,9 +8,16 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from portal.auth import staff_required
-from portal.errors import RuleBroken
+from portal.lib.errors import RuleBroken
 from portal.messages import outbox
-from portal.messages.queries import CHANNELS, KIND_LABELS, STATUSES, MessageFilters, message_detail, message_page
+from portal.messages.queries import (
+    CHANNELS,
+    KIND_LABELS,
+    STATUSES,
+    MessageFilters,
+    message_detail,
+    message_page,
+)
 from portal.web.templating import is_htmx
 
 # The email's own HTML, shown in a sandboxed frame of the detail page: no scripts, no forms, no

@@ -6,7 +6,7 @@ import time
 from http.cookies import SimpleCookie
 
 from portal.auth import SESSION_COOKIE, user_for_session
-from portal.db import count_queries
+from portal.lib.db import count_queries
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

@@ -9,25 +9,20 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
-from portal import document_store
 from portal.auth import manager_required, staff_required
-from portal.errors import RuleBroken
-from portal.money import Money, MoneyParseError
-from portal.payments import mpesa, state
-from portal.phones import display_phone
-from tables.billing import Payment
-from tasks.mpesa import request_stk_push
+from portal.lib.errors import RuleBroken
+from portal.lib.money import Money, MoneyParseError
+from portal.payments.mpesa import reversal
+from portal.payments.mpesa import stk as mpesa
+from portal.payments.mpesa.reversal import request_reversal_job
+from portal.payments.mpesa.stk import request_stk_push
+from portal.web.pages import member_page, new_idempotency_key, payment_page_response, stk_context
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
-
-IN_FLIGHT = (state.PENDING, state.PROCESSING)
 
 
 @post("/members/{member_id:int}/mpesa", guards=[staff_required], status_code=200)
 async def request_mpesa(request: Request, member_id: FromPath[int], data: FormData) -> Template | Redirect:
-    from portal.web.billing import new_idempotency_key
-    from portal.web.members import member_page
-
     values = {k: (data.get(k) or "").strip() for k in ("phone", "amount", "invoice", "idempotency_key")}
     values["idempotency_key"] = values["idempotency_key"] or new_idempotency_key()
     errors: dict[str, str] = {}
@@ -53,26 +48,6 @@ async def request_mpesa(request: Request, member_id: FromPath[int], data: FormDa
     return await member_page(member_id, status=422, mpesa_values=values, mpesa_errors=errors)
 
 
-async def stk_context(payment_id: int) -> dict:
-    payment = await Payment.select().where(Payment.id == payment_id).first()
-    events = await mpesa_events(payment_id)
-    documents = []
-    if payment["receipt_number"]:
-        for kind, label in (("receipt", "Receipt (A4)"), ("receipt_80mm", "Receipt (80 mm printer)")):
-            subject = f"payment:{payment_id}"
-            documents.append({"kind": kind, "subject": subject, "label": label,
-                              "ready": await document_store.find(kind, subject)})
-    last_reason = events[-1]["reason"] if events else ""
-    return {"payment": payment, "in_flight": payment["status"] in IN_FLIGHT, "phone": display_phone(payment["phone"]),
-            "reason": last_reason, "documents": documents}
-
-
-async def mpesa_events(payment_id: int) -> list[dict]:
-    from portal.payments.service import payment_history
-
-    return [e for e in await payment_history(payment_id) if e["reason"] != "settled"]
-
-
 @get("/payments/{payment_id:int}/status", guards=[staff_required])
 async def payment_status(request: Request, payment_id: FromPath[int]) -> Template:
     """The live status partial: polls itself while the prompt is in flight. When it becomes
@@ -95,14 +70,9 @@ async def retry_mpesa(request: Request, payment_id: FromPath[int]) -> Redirect:
 @post("/payments/{payment_id:int}/reverse", guards=[manager_required], status_code=200)
 async def reverse_mpesa(request: Request, payment_id: FromPath[int], data: FormData) -> Template | Redirect:
     """A manager refunds an M-Pesa payment: Daraja reverses it; the result arrives later."""
-    from portal.payments import reversal
-    from tasks.mpesa import request_reversal_job
-
     try:
         req = await reversal.request_reversal(payment_id, data.get("reason", ""), request.scope["user"].staff_id)
     except RuleBroken as e:
-        from portal.web.billing import payment_page_response
-
         return await payment_page_response(payment_id, status=422, refund_values={"reason": data.get("reason", "")},
                                            refund_errors={"reason": str(e)})
     if req["status"] == "requested":

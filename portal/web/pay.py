@@ -5,28 +5,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import segno
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
-from portal import document_store, paylinks, ratelimit
 from portal.auth import staff_required
-from portal.errors import RuleBroken
-from portal.money import Money
-from portal.payments import cards, mpesa
-from portal.phones import display_phone
+from portal.billing import paylinks
+from portal.documents import store as document_store
+from portal.lib import ratelimit
+from portal.lib.errors import RuleBroken
+from portal.lib.money import Money
+from portal.lib.phones import display_phone
+from portal.payments.cards import checkout as cards
+from portal.payments.mpesa import stk as mpesa
+from portal.payments.mpesa.stk import request_stk_push
+from portal.web.cards import receive_card_redirect
 from portal.web.client import client_ip
 from tables.billing import Invoice, Payment
 from tables.members import Member
-from tasks.mpesa import request_stk_push
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
-
-
-def qr_svg(url: str) -> str:
-    return segno.make(url, error="m").svg_inline(scale=4, dark="#111", light="#fff")
 
 
 # --- rate limits ----------------------------------------------------------------------------------
@@ -123,8 +122,6 @@ async def pay_by_card(request: Request, token: FromPath[str], data: FormData) ->
 async def pay_card_return(request: Request, token: FromPath[str]) -> Template | Redirect:
     """Flutterwave brings the member back here from a pay link's checkout: the redirect is
     stored and verified like any other, then the member sees the payment's status page."""
-    from portal.web.cards import receive_card_redirect
-
     payment = await receive_card_redirect(request)
     resolved = await paylinks.resolve(token)
     if payment and not resolved.problem and payment["invoice"] == resolved.link["invoice"]:

@@ -9,9 +9,10 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
-from portal import audit, forms
+from portal import audit
 from portal.auth import manager_required
-from portal.errors import NotFound
+from portal.lib import forms
+from portal.lib.errors import NotFound
 from tables.members import Plan
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]

@@ -10,9 +10,9 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect
 
-from portal import reminders
 from portal.auth import staff_required
-from portal.errors import RuleBroken
+from portal.lib.errors import RuleBroken
+from portal.messages import reminders
 from portal.web.flash import NOTICES, back_with
 from portal.web.templating import is_htmx
 

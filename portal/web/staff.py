@@ -14,9 +14,9 @@ from piccolo.apps.user.tables import BaseUser
 
 from portal import audit, auth
 from portal.auth import ROLE_LABEL, admin_required, real_email
-from portal.digest import opt_in_problem
-from portal.errors import NotFound
-from portal.forms import EMAIL_RE
+from portal.lib.errors import NotFound
+from portal.lib.forms import EMAIL_RE
+from portal.reports.digest import opt_in_problem
 from tables.locations import Location
 from tables.staff import Staff
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from portal.money import Money
-from portal.phones import display_phone
+from portal.lib.money import Money
+from portal.lib.phones import display_phone
 from portal.settings import Settings
 from portal.web.flash import NOTICES
 

@@ -21,10 +21,10 @@ from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from portal.auth import staff_required
-from portal.errors import NotFound, RuleBroken
-from portal.members import search_members
-from portal.payments import c2b
-from portal.payments.c2b import unmatched_count  # noqa: F401  (the badge: portal.web.unmatched.unmatched_count)
+from portal.lib.errors import NotFound, RuleBroken
+from portal.members.members import search_members
+from portal.payments.mpesa import c2b
+from portal.payments.mpesa.c2b import unmatched_count  # noqa: F401  (the badge: portal.web.unmatched.unmatched_count)
 from portal.web.templating import is_htmx
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]

@@ -48,7 +48,7 @@ def _portal(*args: str, url: str) -> None:
 def prepare(members: int, payments: int) -> DataSet:
     import psycopg
 
-    from portal.clock import today
+    from portal.lib.clock import today
 
     name = f"portal_{_short(members)}_{_short(payments)}_bench".lower()
     url = _database_url(name)

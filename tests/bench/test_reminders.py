@@ -20,8 +20,8 @@ pytestmark = pytest.mark.bench
 
 
 async def test_reminder_job_timings():
-    from portal import reminders
-    from portal.clock import today
+    from portal.lib.clock import today
+    from portal.messages import reminders
     from tables.messages import Message
 
     lines = ["", "## Daily reminder job", "", "| size | day | invoices at a step | messages written | seconds | "

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 from piccolo.engine import engine_finder
 
-from portal import ledger
 from portal.auth import create_staff
-from portal.invoices import Line, issue_invoice, lock_member
-from portal.money import Money
+from portal.billing import ledger
+from portal.billing.invoices import Line, issue_invoice, lock_member
+from portal.lib.money import Money
 from portal.payments.service import record_desk_payment
 from tables.billing import Invoice
 

@@ -2,8 +2,8 @@
 
 import asyncio
 
-from portal import db as portal_db
-from portal.invoices import Line, issue_invoice, lock_member
+from portal.billing.invoices import Line, issue_invoice, lock_member
+from portal.lib import db as portal_db
 from tables.billing import Invoice, Payment, PaymentEvent
 from tests.billing.helpers import assert_ledger_balanced, balances, invoice_for, kes, pay
 from tests.factories import make_member

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from portal import db as portal_db
+from portal.lib import db as portal_db
 from portal.payments import state
 from tables.billing import Payment, PaymentEvent
 from tests.factories import make_member

@@ -5,11 +5,19 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from portal.invoices import void_invoice
+from portal.billing.invoices import void_invoice
 from portal.payments.service import refund_payment
 from tables.billing import Allocation, CreditNote, Payment
 from tables.ledger import LedgerLeg
-from tests.billing.helpers import assert_ledger_balanced, balances, desk_staff, invoice, invoice_for, kes, pay
+from tests.billing.helpers import (
+    assert_ledger_balanced,
+    balances,
+    desk_staff,
+    invoice,
+    invoice_for,
+    kes,
+    pay,
+)
 from tests.factories import make_member
 
 D = Decimal
@@ -120,7 +128,7 @@ async def test_the_database_refuses_an_unbalanced_entry_typed_by_hand(db):
     from piccolo.engine import engine_finder
     from piccolo.querystring import QueryString
 
-    from portal import db as portal_db
+    from portal.lib import db as portal_db
 
     engine = engine_finder()
     with pytest.raises(asyncpg.exceptions.CheckViolationError, match="does not balance"):
@@ -145,7 +153,7 @@ async def test_the_ledger_refuses_edits(db):
 
 
 async def test_code_refuses_an_unbalanced_entry_before_the_database_sees_it(db):
-    from portal import ledger
+    from portal.billing import ledger
 
     with pytest.raises(ledger.UnbalancedEntry):
         await ledger.post("manual", [ledger.debit("cash", kes(100)), ledger.credit("revenue", kes(99))])

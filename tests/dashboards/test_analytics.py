@@ -6,12 +6,13 @@ import io
 from datetime import timedelta
 from decimal import Decimal
 
-from portal import analytics, db
-from portal.clock import today
-from portal.invoices import lock_member, void_invoice
-from portal.money import Money
-from portal.payments import mpesa
+from portal.billing.invoices import lock_member, void_invoice
+from portal.lib import db
+from portal.lib.clock import today
+from portal.lib.money import Money
+from portal.payments.mpesa import stk as mpesa
 from portal.payments.service import complete_payment, refund_payment
+from portal.reports import analytics
 from tables.billing import Invoice, Payment
 from tests.billing.helpers import desk_staff, invoice_for, pay
 from tests.factories import make_member, make_members, make_membership, make_plan

@@ -9,13 +9,16 @@ from decimal import Decimal
 
 from pypdf import PdfReader
 
-from portal import closes, db, document_store
 from portal.auth import create_staff
-from portal.clock import today
+from portal.billing import closes
+from portal.billing.invoices import lock_member
+from portal.documents import store as document_store
 from portal.gateways.flutterwave import Verified
-from portal.invoices import lock_member
-from portal.money import Money
-from portal.payments import cards, mpesa
+from portal.lib import db
+from portal.lib.clock import today
+from portal.lib.money import Money
+from portal.payments.cards import checkout as cards
+from portal.payments.mpesa import stk as mpesa
 from portal.payments.service import complete_payment, record_desk_payment, refund_payment
 from tables.audit import AuditLog
 from tables.billing import Payment

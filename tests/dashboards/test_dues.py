@@ -4,9 +4,9 @@ is known, and with their query counts pinned (two per list, plus the session).""
 from datetime import timedelta
 from decimal import Decimal
 
-from portal import dues
-from portal.clock import today
-from portal.invoices import void_invoice
+from portal.billing.invoices import void_invoice
+from portal.lib.clock import today
+from portal.reports import dues
 from tables.billing import Invoice
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member, make_members, make_membership, make_plan

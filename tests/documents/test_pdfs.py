@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from portal.documents import render_html, render_pdf, render_pdf_sync
+from portal.documents.render import render_html, render_pdf, render_pdf_sync
 from tests.conftest import ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -368,7 +368,7 @@ def test_a_missing_key_fails_loudly():
 
 
 def test_documents_cannot_fetch_from_the_network_or_outside_static():
-    from portal.documents import _url_fetcher
+    from portal.documents.render import _url_fetcher
 
     fetcher = _url_fetcher()
     with pytest.raises(ValueError):
@@ -438,7 +438,7 @@ def test_warm_render_timings(capsys):
 
 
 def test_a_missing_stylesheet_is_an_ordinary_error(monkeypatch, tmp_path):
-    import portal.documents as documents
+    import portal.documents.render as documents
 
     monkeypatch.setattr(documents, "STATIC", tmp_path)  # no pdf.css here
     with pytest.raises(RuntimeError, match="pdf.css"):

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from portal.auth import create_staff
-from portal.clock import today
-from portal.money import Money
+from portal.lib.clock import today
+from portal.lib.money import Money
 from portal.payments.service import record_desk_payment
 from tables.billing import Invoice
 from tests.billing.helpers import invoice_for

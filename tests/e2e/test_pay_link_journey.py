@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from portal import paylinks
+from portal.billing import paylinks
 from tests.billing.helpers import invoice_for, pay
 from tests.e2e.conftest import screenshot
 from tests.factories import make_member

@@ -12,7 +12,7 @@ import pytest
 from portal.gateways import callback_urls
 from portal.gateways.daraja import DarajaClient, DarajaFieldError
 from portal.gateways.http import GatewayError
-from portal.money import Money
+from portal.lib.money import Money
 from tests.gateways.conftest import CALLBACK_TOKEN
 
 SUCCESS = "254708374149"  # Safaricom's documented test MSISDN: pays at once

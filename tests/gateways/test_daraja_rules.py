@@ -22,7 +22,7 @@ from portal.gateways.daraja import (
     stk_password,
     validate_stk_request,
 )
-from portal.money import Money
+from portal.lib.money import Money
 from portal.settings import SettingsError, get_settings
 from tests.gateways.conftest import SANDBOX_PASSKEY
 

@@ -22,7 +22,7 @@ from portal.gateways.flutterwave import (
     webhook_authentic,
 )
 from portal.gateways.http import GatewayError
-from portal.money import Money
+from portal.lib.money import Money
 from portal.settings import get_settings
 from tests.support.flutterwave_helpers import SECRET_HASH, SECRET_KEY, hooks
 from tests.support.servers import free_port

@@ -14,15 +14,17 @@ from decimal import Decimal
 
 from piccolo.apps.user.tables import BaseUser
 
-from portal import digest
 from portal.auth import create_staff
-from portal.callbacks.store import process, store
-from portal.clock import now, today
-from portal.db import count_queries, transaction
-from portal.invoices import void_invoice
-from portal.money import Money
-from portal.payments import mpesa, state
+from portal.billing.invoices import void_invoice
+from portal.callbacks.dispatch import process
+from portal.callbacks.store import store
+from portal.lib.clock import now, today
+from portal.lib.db import count_queries, transaction
+from portal.lib.money import Money
+from portal.payments import state
+from portal.payments.mpesa import stk as mpesa
 from portal.payments.service import refund_payment
+from portal.reports import digest
 from tables.billing import Invoice, Payment
 from tables.staff import Staff
 from tasks.digest import send_daily_digest

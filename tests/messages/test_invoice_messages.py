@@ -101,7 +101,7 @@ async def test_an_invoice_paid_before_its_message_goes_is_not_sent(db):
 async def test_an_invoice_rolled_back_leaves_no_message(db):
     from piccolo.engine import engine_finder
 
-    from portal.invoices import Line, issue_invoice, lock_member
+    from portal.billing.invoices import Line, issue_invoice, lock_member
     from tests.billing.helpers import kes
 
     member = await make_member()

@@ -5,7 +5,7 @@ import json
 
 from pypdf import PdfReader
 
-from tasks.documents import request_receipts
+from portal.documents.requests import request_receipts
 from tests.billing.helpers import invoice_for
 from tests.factories import make_member
 from tests.messages.conftest import SMTP_PASSWORD, SMTP_USER, messages_of, wait_for_message

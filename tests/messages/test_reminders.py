@@ -4,9 +4,8 @@ that none is sent twice, after payment, to a paused or opted-out member."""
 import asyncio
 from datetime import date, timedelta
 
-from portal import reminders
 from portal.gateways.africastalking import sms_parts
-from portal.messages import content
+from portal.messages import content, reminders
 from portal.messages.delivery import deliver
 from tables.billing import Invoice
 from tables.messages import Message

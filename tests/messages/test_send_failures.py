@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from portal.clock import now
+from portal.lib.clock import now
 from portal.messages import delivery, outbox
 from tables.messages import Message
 from tests.billing.helpers import invoice_for

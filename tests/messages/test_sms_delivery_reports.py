@@ -2,6 +2,7 @@
 
 import httpx
 
+from portal.callbacks import dispatch
 from portal.messages import delivery
 from tables.gateway import GatewayCallback, StaffAlert
 from tables.messages import Message
@@ -117,7 +118,7 @@ async def test_a_report_that_beats_the_send_is_applied_once_the_id_is_known(at_l
     message_id = (await Message.insert(Message(
         member=member, channel="sms", kind="invoice", to_address="+254711000555", dedupe_key="early:1", status="sent",
         provider_id="ATXid_early0000000000000000000000001")).returning(Message.id))[0]["id"]
-    await delivery.apply_waiting_reports("ATXid_early0000000000000000000000001")
+    await dispatch.process_all(await delivery.reports_waiting(message_id))
 
     assert (await Message.select(Message.status).where(Message.id == message_id).first())["status"] == "delivered"
     (early,) = await _reports("ATXid_early0000000000000000000000001")

@@ -12,13 +12,14 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from portal import db, ledger
-from portal.callbacks.store import process
-from portal.clock import today
+from portal.billing import ledger
+from portal.billing.invoices import Line, issue_invoice, lock_member
+from portal.callbacks.dispatch import process
 from portal.gateways.daraja import DarajaClient
-from portal.invoices import Line, issue_invoice, lock_member
-from portal.members import put_on_plan
-from portal.payments.c2b import register_c2b_urls, unmatched_count
+from portal.lib import db
+from portal.lib.clock import today
+from portal.members.enrol import put_on_plan
+from portal.payments.mpesa.c2b import register_c2b_urls, unmatched_count
 from portal.settings import get_settings
 from tables.audit import AuditLog
 from tables.billing import Invoice, Payment, PaymentEvent

@@ -8,10 +8,11 @@ import time
 import httpx
 import pytest
 
-from portal import db as portal_db
 from portal.callbacks import store as callbacks
-from portal.money import Money
-from portal.payments import mpesa, state
+from portal.lib import db as portal_db
+from portal.lib.money import Money
+from portal.payments import state
+from portal.payments.mpesa import stk as mpesa
 from tables.billing import Payment, PaymentEvent
 from tables.gateway import GatewayCallback, StaffAlert
 from tables.ledger import LedgerLeg

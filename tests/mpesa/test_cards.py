@@ -176,8 +176,8 @@ async def test_a_manager_refunds_part_of_a_card_payment_then_the_rest(card_live,
 
 
 async def test_a_card_refund_is_sent_once_however_often_its_job_runs(card_live, alice, bob):
-    from portal.payments.card_refunds import request_card_refund, send_card_refund
-    from portal.money import Money
+    from portal.lib.money import Money
+    from portal.payments.cards.refunds import request_card_refund, send_card_refund
 
     pid = await _paid_by_card(card_live, alice)
     staff = (await Payment.select(Payment.staff).where(Payment.id == pid).first())["staff"]

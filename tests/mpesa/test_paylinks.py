@@ -7,7 +7,7 @@ import httpx
 import pytest
 from pypdf import PdfReader
 
-from portal import document_store
+from portal.documents import store as document_store
 from portal.settings import get_settings
 from tables.billing import Invoice, PayLink, Payment
 from tests.billing.helpers import invoice_for, pay

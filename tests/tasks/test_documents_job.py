@@ -5,7 +5,7 @@ import io
 
 from pypdf import PdfReader
 
-from portal import document_store
+from portal.documents import store as document_store
 from tables.billing import Document
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member
@@ -87,7 +87,7 @@ async def test_invoice_and_statement_pdfs(alice, worker):
 
     statement = await alice.get(f"/members/{member}/statement")
     assert statement.status_code == 200
-    from portal.clock import today
+    from portal.lib.clock import today
 
     day = today()
     st_subject = document_store.statement_subject(member, day.replace(month=1, day=1), day)

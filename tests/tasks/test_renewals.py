@@ -33,8 +33,8 @@ async def test_renewals_are_invoiced_once_and_paying_extends_from_the_old_end(wo
 
 
 async def test_a_lapsed_renewal_starts_on_the_payment_day(db):
-    from portal.renewals import raise_renewal_invoices
-    from portal.clock import today
+    from portal.lib.clock import today
+    from portal.members.renewals import raise_renewal_invoices
 
     plan = await make_plan("Monthly", "3000", 1)
     member = await make_member()

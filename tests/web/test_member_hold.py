@@ -5,8 +5,8 @@ paying clears it, and an invoice still inside the grace period flags nothing."""
 import re
 from datetime import timedelta
 
-from portal import members
-from portal.clock import today
+from portal.lib.clock import today
+from portal.members import members
 from tables.billing import Invoice
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member

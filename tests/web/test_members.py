@@ -2,7 +2,7 @@
 
 from datetime import date, timedelta
 
-from portal.clock import today
+from portal.lib.clock import today
 from tables.audit import AuditLog
 from tables.billing import Invoice
 from tables.members import Member, Membership

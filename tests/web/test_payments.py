@@ -140,8 +140,8 @@ async def test_csv_export_streams_the_filtered_payments(bob, alice):
 
 async def _bulk_payments(n: int) -> None:
     """n completed cash payments spread over members, inserted in SQL (a size test, not a story)."""
-    from piccolo.querystring import QueryString
     from piccolo.engine import engine_finder
+    from piccolo.querystring import QueryString
 
     from tests.factories import make_members
 

@@ -1,0 +1,78 @@
+"""The demo gym itself: its locations, plans and demo logins, and the names its members are
+given. Shared by the small demo (demo.seed) and the bulk history (demo.bulk)."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from piccolo.apps.user.tables import BaseUser
+
+from portal.auth import create_staff
+from tables.locations import Location
+from tables.members import Plan
+from tables.staff import Staff
+
+FIRST_NAMES = [
+    "Wanjiku", "Achieng", "Njeri", "Akinyi", "Wambui", "Atieno", "Nyambura", "Chebet", "Jepkosgei", "Mwende",
+    "Kemunto", "Nafula", "Zawadi", "Amani", "Faith", "Mercy", "Grace", "Esther", "Purity", "Joy",
+    "Kamau", "Otieno", "Mwangi", "Odhiambo", "Kiprono", "Kipchoge", "Mutua", "Onyango", "Wekesa", "Barasa",
+    "Kariuki", "Ochieng", "Njoroge", "Kibet", "Omondi", "Muriuki", "Juma", "Baraka", "Brian", "Kevin",
+    "Dennis", "Collins", "Victor", "Ian", "Hassan", "Abdi", "Salim", "Fatuma", "Halima", "Aisha",
+]
+LAST_NAMES = [
+    "Kamau", "Otieno", "Mwangi", "Odhiambo", "Kiprono", "Wanjiru", "Mutua", "Onyango", "Wekesa", "Barasa",
+    "Kariuki", "Ochieng", "Njoroge", "Kibet", "Omondi", "Muriuki", "Maina", "Gitau", "Chege", "Koech",
+    "Rotich", "Langat", "Cheruiyot", "Kiplagat", "Nyaga", "Mugo", "Ndungu", "Owino", "Were", "Simiyu",
+    "Wafula", "Makokha", "Okoth", "Ouma", "Kimani", "Njuguna", "Mohamed", "Ali", "Hussein", "Shah",
+]
+PREFIXES = ["70", "71", "72", "74", "79", "11", "10", "75", "76"]
+
+PLANS = [("Monthly", Decimal("3000"), 1), ("Quarterly", Decimal("8000"), 3), ("Annual", Decimal("30000"), 12)]
+LOCATIONS = [("WST", "Westlands", "Sarit Centre, 2nd floor, Westlands", "0711 000 111"),
+             ("KLM", "Kilimani", "Argwings Kodhek Rd, Kilimani", "0722 000 222")]
+
+
+async def ensure_gym(currency: str) -> tuple[list[int], list[dict]]:
+    """Locations, plans and the demo logins, each made once."""
+    locations = await _locations()
+    plans = await _plans(currency)
+    if not await Staff.exists():
+        for username, role, first, last, loc in DEMO_STAFF:
+            await _demo_login(username, role, first, last, locations[loc] if loc is not None else None)
+    return locations, plans
+
+
+DEMO_STAFF = [("frontdesk", "front_desk", "Faith", "Wanjiru", 0), ("manager", "manager", "Paul", "Otieno", 0),
+              ("admin", "admin", "Grace", "Akinyi", None)]
+
+
+async def _demo_login(username: str, role: str, first: str, last: str, location_id: int | None) -> None:
+    """Demo logins use password = user name, shorter than Piccolo allows for real accounts, so the
+    hash is written directly. Real accounts go through create_staff's validation."""
+    await create_staff(username, secrets.token_urlsafe(16), role, first_name=first, last_name=last, location_id=location_id)
+    await BaseUser.update({BaseUser.password: BaseUser.hash_password(username)}).where(BaseUser.username == username)
+
+
+async def _locations() -> list[int]:
+    ids = []
+    for code, name, address, phone in LOCATIONS:
+        row = await Location.select(Location.id).where(Location.code == code).first()
+        if not row:
+            loc = Location(code=code, name=name, address=address, phone=phone)
+            await loc.save()
+            ids.append(loc.id)
+        else:
+            ids.append(row["id"])
+    return ids
+
+
+async def _plans(currency: str) -> list[dict]:
+    out = []
+    for name, price, months in PLANS:
+        row = await Plan.select().where(Plan.name == name).first()
+        if not row:
+            await Plan.insert(Plan(name=name, price=price, currency=currency, duration_months=months))
+            row = await Plan.select().where(Plan.name == name).first()
+        out.append(row)
+    return out

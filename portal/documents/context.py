@@ -1,0 +1,171 @@
+"""Build the context of each PDF from the database (a fixed handful of queries per document).
+
+What a receipt says about balances is what was true when the payment completed: it is read from
+the payment's `settled` event, not recomputed later.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from portal.documents import branding
+from portal.lib.clock import now
+from portal.lib.errors import NotFound
+from portal.payments.service import METHOD_LABELS
+from portal.settings import get_settings
+from tables.billing import CreditNote, Invoice, InvoiceLine, Payment, PaymentEvent
+from tables.closes import DayClose
+from tables.ledger import LedgerLeg
+from tables.locations import Location
+from tables.members import Member, Membership
+from tables.staff import Staff
+
+
+def _base() -> dict:
+    s = get_settings()
+    return {"gym": {"name": s.gym_name, "address": s.gym_address, "phone": s.gym_phone, "email": s.gym_email,
+                    "kra_pin": s.gym_kra_pin, "logo": branding.logo_data_uri()}, "generated_at": now(), "timezone": s.timezone}
+
+
+async def _member(member_id: int) -> dict:
+    m = await Member.select().where(Member.id == member_id).first()
+    if not m:
+        raise NotFound("member")
+    return {"name": f"{m['first_name']} {m['last_name']}", "number": m["member_number"], "phone": m["phone"],
+            "email": m["email"] or ""}
+
+
+async def _staff_name(staff_id: int | None) -> str:
+    if not staff_id:
+        return ""
+    row = await Staff.select(Staff.user.first_name, Staff.user.last_name, Staff.user.username).where(Staff.id == staff_id).first()
+    if not row:
+        return ""
+    return " ".join(filter(None, [row["user.first_name"], row["user.last_name"]])) or row["user.username"]
+
+
+async def invoice_context(invoice_id: int, pay_link: str | None = None) -> dict:
+    inv = await Invoice.select().where(Invoice.id == invoice_id).first()
+    if not inv:
+        raise NotFound("invoice")
+    lines = await InvoiceLine.select().where(InvoiceLine.invoice == invoice_id).order_by(InvoiceLine.id)
+    period = ""
+    if inv["membership"] and inv["kind"] == "new":
+        ms = await Membership.select(Membership.start_date, Membership.end_date).where(Membership.id == inv["membership"]).first()
+        period = f"{ms['start_date']:%d %b %Y} – {ms['end_date']:%d %b %Y}"
+    return {**_base(), "invoice": {
+        "number": inv["number"], "issue_date": inv["issue_date"], "due_date": inv["due_date"], "status": inv["status"],
+        "currency": inv["currency"], "member": await _member(inv["member"]),
+        "lines": [{k: line[k] for k in ("description", "quantity", "unit_price", "vat_rate", "vat_inclusive", "net", "vat", "total")}
+                  for line in lines],
+        "subtotal": inv["subtotal"], "tax_total": inv["tax_total"], "total": inv["total"], "paid": inv["paid"],
+        "balance": inv["total"] - inv["paid"] if inv["status"] != "void" else Decimal("0"),
+        "pay_link": pay_link if inv["status"] in ("open", "partially_paid") else None, "period": period,
+    }}
+
+
+async def receipt_context(payment_id: int) -> dict:
+    p = await Payment.select().where(Payment.id == payment_id).first()
+    if not p or not p["receipt_number"]:
+        raise NotFound("receipt")
+    settled_event = await PaymentEvent.select().where(
+        (PaymentEvent.payment == payment_id) & (PaymentEvent.reason == "settled")).first()
+    facts = settled_event["details"] if settled_event else {}
+    if isinstance(facts, str):
+        import json
+
+        facts = json.loads(facts)
+    numbers = [s["number"] for s in facts.get("settled", [])]
+    descriptions = {}
+    if numbers:
+        rows = await InvoiceLine.select(InvoiceLine.invoice.number, InvoiceLine.description).where(
+            InvoiceLine.invoice.number.is_in(numbers))
+        for row in rows:
+            descriptions.setdefault(row["invoice.number"], row["description"])
+    return {**_base(), "receipt": {
+        "number": p["receipt_number"], "paid_at": p["completed_at"] or p["created_at"],
+        "method_label": METHOD_LABELS[p["method"]], "reference": p["reference"], "amount": p["amount"],
+        "currency": p["currency"], "member": await _member(p["member"]), "staff_name": await _staff_name(p["staff"]),
+        "settled": [{"invoice_number": s["number"], "description": descriptions.get(s["number"], ""),
+                     "amount": Decimal(s["amount"])} for s in facts.get("settled", [])],
+        "credit_added": Decimal(facts.get("credit_added", "0")),
+        "balance_owed": Decimal(facts.get("balance_owed", "0")),
+        "credit_balance": Decimal(facts.get("credit_balance", "0")),
+    }}
+
+
+async def credit_note_context(note_id: int) -> dict:
+    n = await CreditNote.select().where(CreditNote.id == note_id).first()
+    if not n:
+        raise NotFound("credit note")
+    if n["invoice"]:
+        inv = await Invoice.select(Invoice.number, Invoice.total).where(Invoice.id == n["invoice"]).first()
+        original = {"label": f"Invoice {inv['number']}", "amount": inv["total"]}
+        method = ""
+    else:
+        pay = await Payment.select(Payment.receipt_number, Payment.amount, Payment.method).where(Payment.id == n["payment"]).first()
+        original = {"label": f"Receipt {pay['receipt_number']}", "amount": pay["amount"]}
+        method = METHOD_LABELS[pay["method"]]
+    return {**_base(), "credit_note": {
+        "number": n["number"], "date": n["created_at"].astimezone(get_settings().tz).date(), "kind": n["kind"],
+        "reason": n["reason"], "currency": n["currency"], "amount": n["amount"], "member": await _member(n["member"]),
+        "original": original, "staff_name": await _staff_name(n["staff"]), "method_label": method,
+    }}
+
+
+STATEMENT_SQL = """
+SELECT e.id, e.at, e.kind, e.memo, sum(l.amount) AS amount
+FROM ledger_leg l JOIN ledger_entry e ON e.id = l.entry
+WHERE l.member = {} AND l.account IN ('receivable', 'member_credit')
+  AND (e.at AT TIME ZONE {})::date BETWEEN {} AND {}
+GROUP BY e.id, e.at, e.kind, e.memo
+HAVING sum(l.amount) <> 0
+ORDER BY e.at, e.id
+"""
+
+OPENING_SQL = """
+SELECT coalesce(sum(l.amount), 0) AS amount
+FROM ledger_leg l JOIN ledger_entry e ON e.id = l.entry
+WHERE l.member = {} AND l.account IN ('receivable', 'member_credit') AND (e.at AT TIME ZONE {})::date < {}
+"""
+
+KIND_LABEL = {"invoice_issued": "Invoice", "payment_received": "Payment", "void": "Invoice voided",
+              "refund": "Refund", "credit_applied": "Credit applied", "credit_held": "Credit held"}
+
+
+async def statement_context(member_id: int, start: date, end: date) -> dict:
+    """Opening balance, every movement in the period, closing balance (positive = owes)."""
+    tz = get_settings().timezone
+    opening = (await LedgerLeg.raw(OPENING_SQL, member_id, tz, start))[0]["amount"]
+    rows = await LedgerLeg.raw(STATEMENT_SQL, member_id, tz, start, end)
+    balance = opening
+    entries = []
+    debits = credits = Decimal("0")
+    for r in rows:
+        balance += r["amount"]
+        debit_amt = r["amount"] if r["amount"] > 0 else Decimal("0")
+        credit_amt = -r["amount"] if r["amount"] < 0 else Decimal("0")
+        debits += debit_amt
+        credits += credit_amt
+        entries.append({"date": r["at"].astimezone(get_settings().tz).date(), "description": KIND_LABEL.get(r["kind"], r["kind"]),
+                        "reference": r["memo"], "debit": debit_amt, "credit": credit_amt, "balance": balance})
+    return {**_base(), "statement": {
+        "member": await _member(member_id), "period_start": start, "period_end": end, "currency": get_settings().currency,
+        "opening_balance": opening, "entries": entries, "closing_balance": balance,
+        "total_debits": debits, "total_credits": credits,
+    }}
+
+
+async def day_close_context(close_id: int) -> dict:
+    row = await DayClose.select().where(DayClose.id == close_id).output(load_json=True).first()
+    if not row:
+        raise NotFound("close")
+    location = await Location.select(Location.name).where(Location.id == row["location"]).first()
+    return {**_base(), "close": {
+        "id": row["id"], "location": location["name"], "business_date": row["business_date"], "status": row["status"],
+        "version": row["version"], "expected": row["expected"], "counted": row["counted"],
+        "cash_expected": row["cash_expected"], "cash_counted": row["cash_counted"], "variance": row["variance"],
+        "note": row["note"], "closed_at": row["closed_at"], "closed_by": await _staff_name(row["closed_by"]),
+        "currency": get_settings().currency,
+    }}

@@ -1,0 +1,112 @@
+"""Form parsing: text in, domain values or per-field errors out. No framework here.
+
+Each parser returns (values, errors): `values` keeps what was typed (so a form re-shown after an
+error loses nothing) with the clean domain value where parsing succeeded; `errors` maps a field
+name to a message written for the person at the desk.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Mapping
+
+from portal.lib.money import Money, MoneyParseError
+from portal.lib.phones import PhoneError, normalise_phone
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+Form = Mapping[str, str]
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:]
+
+
+def _text(form: Form, name: str) -> str:
+    return (form.get(name) or "").strip()
+
+
+def member_form(form: Form, location_ids: set[int]) -> tuple[dict, dict]:
+    values = {k: _text(form, k) for k in ("first_name", "last_name", "phone", "email", "notes", "home_location")}
+    values["reminder_opt_out"] = form.get("reminder_opt_out") in ("on", "1", "true")
+    values["message_channel"] = _text(form, "message_channel") or "sms"
+    errors: dict[str, str] = {}
+    clean: dict = {"notes": values["notes"], "reminder_opt_out": values["reminder_opt_out"]}
+
+    for name, label in (("first_name", "First name"), ("last_name", "Last name")):
+        if not values[name]:
+            errors[name] = f"{label} is required"
+        elif len(values[name]) > 60:
+            errors[name] = f"{label} is too long (60 characters at most)"
+        else:
+            clean[name] = values[name]
+
+    try:
+        clean["phone"] = normalise_phone(values["phone"])
+    except PhoneError as e:
+        errors["phone"] = _sentence(str(e))
+
+    email = values["email"]
+    if email and (len(email) > 255 or not EMAIL_RE.match(email)):
+        errors["email"] = "That does not look like an email address"
+    clean["email"] = email.lower() or None
+
+    loc = values["home_location"]
+    if loc:
+        if not loc.isdigit() or int(loc) not in location_ids:
+            errors["home_location"] = "Choose a location from the list"
+        else:
+            clean["home_location"] = int(loc)
+    else:
+        clean["home_location"] = None
+
+    if values["message_channel"] not in MESSAGE_CHANNELS:
+        errors["message_channel"] = "Choose SMS, email or both"
+    elif values["message_channel"] != "sms" and not clean["email"]:
+        errors["message_channel"] = "Add an email address to send by email"
+    else:
+        clean["message_channel"] = values["message_channel"]
+
+    if len(values["notes"]) > 2000:
+        errors["notes"] = "Notes are too long (2,000 characters at most)"
+    return ({**values, "clean": clean} if not errors else values), errors
+
+
+MESSAGE_CHANNELS = {"sms": "SMS", "email": "Email", "both": "Email and SMS"}
+
+
+def plan_form(form: Form, currency: str) -> tuple[dict, dict]:
+    values = {k: _text(form, k) for k in ("name", "price", "duration_months", "duration_days")}
+    values["active"] = form.get("active") in ("on", "1", "true")
+    errors: dict[str, str] = {}
+    clean: dict = {"active": values["active"]}
+    if not values["name"]:
+        errors["name"] = "Name is required"
+    elif len(values["name"]) > 60:
+        errors["name"] = "Name is too long (60 characters at most)"
+    else:
+        clean["name"] = values["name"]
+    try:
+        price = Money.parse(values["price"], currency)
+        if price.amount < 0:
+            errors["price"] = "Price cannot be negative"
+        clean["price"] = price
+    except MoneyParseError as e:
+        errors["price"] = _sentence(str(e))
+    for name in ("duration_months", "duration_days"):
+        raw = values[name] or "0"
+        if not raw.isdigit() or int(raw) > 120 * (30 if name == "duration_days" else 1):
+            errors[name] = "Use a whole number"
+        else:
+            clean[name] = int(raw)
+    if "duration_months" in clean and "duration_days" in clean and clean["duration_months"] + clean["duration_days"] == 0:
+        errors["duration_months"] = "A plan must last at least one day"
+    return ({**values, "clean": clean} if not errors else values), errors
+
+
+def parse_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip())
+    except (ValueError, AttributeError):
+        return None

@@ -1,0 +1,139 @@
+"""Members and their memberships: the rules, as plain functions tests call directly.
+
+Search and the member page each run a fixed number of queries whatever the number of members:
+the list is one query for the page of rows (with each member's current membership, through a
+LATERAL join) and one for the total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from portal import audit
+from portal.lib.clock import now, today
+from portal.lib.errors import NotFound
+from portal.members.holds import hold_cutoff, hold_reason_sql, hold_sql
+from portal.settings import get_settings
+from tables.members import Member
+
+PAGE_SIZE = 25
+
+
+async def next_member_number() -> str:
+    rows = await Member.raw("SELECT nextval('member_number_seq') AS n")
+    return f"{get_settings().member_prefix}{rows[0]['n']:04d}"
+
+
+async def create_member(clean: dict, staff_id: int | None) -> Member:
+    number = await next_member_number()
+    member = Member(member_number=number, created_by=staff_id, **clean)
+    await member.save()
+    await audit.record("member.created", "member", member.id, staff_id=staff_id,
+                       details={"member_number": number})
+    return member
+
+
+async def update_member(member_id: int, clean: dict, staff_id: int | None) -> None:
+    changed = await Member.update({**clean, Member.updated_at: now()}).where(Member.id == member_id).returning(Member.id)
+    if not changed:
+        raise NotFound("member")
+    await audit.record("member.updated", "member", member_id, staff_id=staff_id,
+                       details={k: v for k, v in clean.items() if k != "notes"})
+
+
+@dataclass
+class SearchResult:
+    rows: list[dict]
+    total: int
+    page: int
+    pages: int
+    query: str
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _search_terms(query: str) -> tuple[str, str, str]:
+    q = _like_escape(" ".join(query.split()).lower())
+    digits = "".join(ch for ch in q if ch.isdigit())
+    # 0712... and 712... both find 254712...
+    phone = digits[1:] if digits.startswith("0") else digits
+    return q, phone, q.replace(" ", "").upper()
+
+
+SEARCH_WHERE = """
+    (
+      {q} = ''
+      OR lower(m.first_name) LIKE {q} || '%'
+      OR lower(m.last_name) LIKE {q} || '%'
+      OR lower(m.first_name || ' ' || m.last_name) LIKE {q} || '%'
+      OR lower(m.last_name || ' ' || m.first_name) LIKE {q} || '%'
+      OR upper(m.member_number) LIKE {number} || '%'
+      OR (length({phone}) >= 3 AND m.phone LIKE '%' || {phone} || '%')
+    )
+"""
+
+
+async def search_members(query: str = "", page: int = 1) -> SearchResult:
+    """Name (first or last, or both in either order), member number or phone, as typed. Each
+    row says whether the member is on hold (a column of the same query: no query per row)."""
+    q, phone, number = _search_terms(query)
+    where = SEARCH_WHERE.format(q="{}", number="{}", phone="{}")
+    # The same three values appear in the same order in both queries.
+    args = [q, q, q, q, q, number, phone, phone]
+    page = max(page, 1)
+    rows = await Member.raw(
+        f"""
+        SELECT m.id, m.member_number, m.first_name, m.last_name, m.phone, m.email, m.status,
+               cur.plan_name, cur.end_date, cur.status AS membership_status, {hold_sql()} AS hold
+        FROM member m
+        LEFT JOIN LATERAL (
+            SELECT p.name AS plan_name, ms.end_date, ms.status
+            FROM membership ms JOIN plan p ON p.id = ms.plan
+            WHERE ms.member = m.id AND ms.status IN ('active', 'pending', 'unpaid', 'expired')
+            ORDER BY (ms.status = 'active') DESC, ms.end_date DESC
+            LIMIT 1
+        ) cur ON true
+        WHERE {where}
+        ORDER BY lower(m.last_name), lower(m.first_name), m.id
+        LIMIT {PAGE_SIZE} OFFSET {(page - 1) * PAGE_SIZE}
+        """,
+        hold_cutoff(), *args,
+    )
+    total = (await Member.raw(f"SELECT count(*) AS n FROM member m WHERE {where}", *args))[0]["n"]
+    pages = max(1, -(-total // PAGE_SIZE))
+    return SearchResult(rows=rows, total=total, page=page, pages=pages, query=query)
+
+
+async def get_member(member_id: int) -> dict:
+    row = await Member.select(
+        Member.all_columns(), Member.home_location.name.as_alias("location_name")
+    ).where(Member.id == member_id).first()
+    if not row:
+        raise NotFound("member")
+    return row
+
+
+MEMBER_PAGE_SQL = """
+SELECT m.*, l.name AS location_name,
+       hold.number AS hold_invoice, {{}}::date - hold.due_date AS hold_days, coalesce(hold.n, 0) AS hold_invoices
+FROM member m
+LEFT JOIN location l ON l.id = m.home_location
+LEFT JOIN LATERAL ({hold}) hold ON true
+WHERE m.id = {{}}
+"""
+
+
+async def member_with_hold(member_id: int, on: date | None = None) -> dict:
+    """`get_member`, with why the member is on hold in the same query (the member page keeps its
+    query count): `hold_invoice` (the most overdue invoice past the grace period, or None),
+    `hold_days` (how many days overdue it is) and `hold_invoices` (how many are past it)."""
+    on = on or today()
+    rows = await Member.raw(MEMBER_PAGE_SQL.format(hold=hold_reason_sql()), on, hold_cutoff(on), member_id)
+    if not rows:
+        raise NotFound("member")
+    return rows[0]
+
+

@@ -1,0 +1,170 @@
+"""Card payments through Flutterwave's hosted checkout. No card data ever reaches us.
+
+    start_card_checkout -> Payment(pending, tx_ref) -> Flutterwave link -> processing
+    the browser comes back (redirect)  \\  each stored raw, then: verify with Flutterwave by id
+    Flutterwave posts a webhook         /  (status, tx_ref, currency, amount) and only then credit
+
+Neither the redirect nor the webhook is trusted by itself: what verify confirms is what is
+credited. Whichever arrives first credits; the other finds the payment completed and changes
+nothing. Less money than asked is credited as received and flagged; another currency, or a
+failed verify, credits nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from portal.billing import ledger
+from portal.billing.invoices import lock_member
+from portal.billing.ledger import credit, debit
+from portal.callbacks.store import alert
+from portal.gateways.flutterwave import FlutterwaveClient, check_verified
+from portal.lib import db
+from portal.lib.errors import RuleBroken
+from portal.lib.money import Money
+from portal.payments import state
+from portal.payments.service import Recorded, complete_payment
+from portal.settings import get_settings
+from tables.billing import Payment, PaymentEvent
+from tables.gateway import GatewayCallback
+from tables.members import Member
+
+log = logging.getLogger(__name__)
+
+INSERT_ONCE = """
+INSERT INTO payment (member, invoice, method, amount, currency, refunded, status, reference, idempotency_key,
+                     staff, location, note, created_at, phone, checks, flag, card_brand, card_last4, gateway_request)
+VALUES ({}, {}, 'card', {}, {}, 0, 'pending', '', {}, {}, {}, '', now(), '', 0, '', '', '', {})
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+"""
+
+
+def new_tx_ref() -> str:
+    return "PTF-" + secrets.token_hex(8).upper()
+
+
+async def start_card_checkout(*, member_id: int, amount: Money, idempotency_key: str, redirect_url: str,
+                              invoice_id: int | None = None, staff_id: int | None = None,
+                              location_id: int | None = None, client=None) -> tuple[Recorded, str | None]:
+    """Record the payment, then ask Flutterwave for a hosted checkout link (the browser goes there)."""
+    if amount.amount <= 0:
+        raise RuleBroken("The amount must be more than zero")
+    async with db.transaction():
+        await lock_member(member_id)
+        rows = await Payment.raw(INSERT_ONCE, member_id, invoice_id, amount.amount, amount.currency, idempotency_key,
+                                 staff_id, location_id, new_tx_ref())
+        if not rows:
+            existing = await Payment.select().where(Payment.idempotency_key == idempotency_key).first()
+            return Recorded(existing, False), None
+        payment_id = rows[0]["id"]
+        await PaymentEvent.insert(PaymentEvent(payment=payment_id, old_status="", new_status="pending", staff=staff_id,
+                                               reason="Card checkout requested"))
+    payment = await Payment.select().where(Payment.id == payment_id).first()
+    member = await Member.select().where(Member.id == member_id).first()
+    settings = get_settings()
+    own = client is None
+    client = client or FlutterwaveClient(settings)
+    try:
+        link = await client.create_payment(
+            payment["gateway_request"], amount, redirect_url,
+            {"email": member["email"] or f"{member['member_number'].lower()}@members.invalid",
+             "phonenumber": member["phone"], "name": f"{member['first_name']} {member['last_name']}"},
+            settings.gym_name, f"Membership payment {member['member_number']}", meta={"payment": payment_id})
+    except Exception as e:
+        async with db.transaction():
+            await state.transition(payment_id, state.FAILED, reason=f"Card checkout could not start: {e}"[:300])
+        raise RuleBroken("The card payment page could not be opened; try again in a moment") from e
+    finally:
+        if own:
+            await client.aclose()
+    async with db.transaction():
+        await state.transition(payment_id, state.PROCESSING, reason="Sent to Flutterwave's card page")
+    return Recorded(await Payment.select().where(Payment.id == payment_id).first(), True), link
+
+
+async def apply_verified(payment: dict, verified, *, source: str) -> tuple[str, str]:
+    """Credit what Flutterwave confirms (caller holds the transaction). Idempotent."""
+    await lock_member(payment["member"])
+    current = await state.lock(payment["id"])
+    if current["status"] in (state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED):
+        return "duplicate", "payment already completed"
+    asked = Money(current["amount"], current["currency"])
+    verdict = check_verified(verified, current["gateway_request"], asked)
+    if not verified.successful:
+        new = state.CANCELLED if verified.status == "cancelled" else state.FAILED
+        if current["status"] in (state.PENDING, state.PROCESSING):
+            await state.transition(current["id"], new, reason=f"Card payment {verified.status}", gateway_event=source)
+            return "applied", f"card payment {verified.status}"
+        return "duplicate", f"payment already {current['status']}"
+    if not verdict.ok:
+        await alert("card_not_credited", f"Card payment {current['gateway_request']} not credited: "
+                    f"{'; '.join(verdict.problems)}", payment_id=current["id"])
+        if current["status"] in (state.PENDING, state.PROCESSING):
+            await state.transition(current["id"], state.FAILED, gateway_event=source,
+                                   reason="Flutterwave's confirmation does not match this payment: " + "; ".join(verdict.problems))
+        return "applied", "not credited: " + "; ".join(verdict.problems)
+    received = verified.amount if verified.amount.currency == asked.currency else asked
+    await complete_payment(current["id"], reason="Card payment confirmed by Flutterwave", gateway_event=source,
+                           amount=received)
+    fee = verified.app_fee
+    if fee.amount > 0 and fee.currency == received.currency:
+        # Flutterwave keeps its fee: card money held is what it settles to us (the close shows it net).
+        await ledger.post("gateway_fee", [debit("gateway_fees", fee), credit("card", fee, location=current["location"])],
+                          memo=f"Flutterwave fee on {current['gateway_request']}", payment_id=current["id"],
+                          gateway_event=source)
+    flag = "" if verdict.full else "amount_mismatch"
+    if flag:
+        await alert("amount_mismatch", f"Card {current['gateway_request']}: asked {asked}, Flutterwave confirms "
+                    f"{received}; {received} credited", payment_id=current["id"])
+    await Payment.update({Payment.gateway_ref: str(verified.id), Payment.reference: f"FLW {verified.id}",
+                          Payment.card_brand: (verified.card_brand or "")[:20], Payment.card_last4: (verified.card_last4 or "")[-4:],
+                          Payment.flag: flag}).where(Payment.id == current["id"])
+    return "applied", f"completed {received}" + (" (less than asked)" if flag else "")
+
+
+async def _verify_and_apply(row: dict, transaction_id, tx_ref: str | None) -> tuple[str, str]:
+    payment = None
+    if tx_ref:
+        payment = await Payment.select().where((Payment.method == "card") & (Payment.gateway_request == tx_ref)).first()
+    if payment is None:
+        return "unmatched", f"no card payment with tx_ref {tx_ref}"
+
+    if payment["status"] in (state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED):
+        outcome = ("duplicate", "payment already completed")
+    else:
+        async with FlutterwaveClient(get_settings()) as client:
+            verified = await client.verify(transaction_id) if transaction_id else await client.verify_by_reference(tx_ref)
+        if verified is None:
+            return "stored", "Flutterwave has no transaction for it yet"
+        outcome = await apply_verified(payment, verified, source=f"callback:{row['id']}")
+    # Linked last: the foreign key would take a share lock on the payment row before the member
+    # lock, the opposite order to apply_verified's, and two callbacks could deadlock.
+    await GatewayCallback.update({GatewayCallback.payment: payment["id"]}).where(GatewayCallback.id == row["id"])
+    return outcome
+
+
+async def process_redirect(row: dict, params: dict[str, str]) -> tuple[str, str]:
+    tx_ref, status, transaction_id = params.get("tx_ref"), params.get("status"), params.get("transaction_id")
+    if not tx_ref:
+        return "malformed", "redirect without tx_ref"
+    if status == "cancelled" and not transaction_id:
+        payment = await Payment.select().where((Payment.method == "card") & (Payment.gateway_request == tx_ref)).first()
+        if payment is None:
+            return "unmatched", f"no card payment with tx_ref {tx_ref}"
+        current = await state.lock(payment["id"])
+        if current["status"] in (state.PENDING, state.PROCESSING):
+            await state.transition(payment["id"], state.CANCELLED, reason="Card payment cancelled on the card page",
+                                   gateway_event=f"callback:{row['id']}")
+            return "applied", "cancelled"
+        return "duplicate", f"payment already {current['status']}"
+    if transaction_id and not transaction_id.isdigit():
+        return "malformed", "transaction_id is not a number"
+    return await _verify_and_apply(row, int(transaction_id) if transaction_id else None, tx_ref)
+
+
+async def process_webhook(row: dict, claim) -> tuple[str, str]:
+    if claim.shape == "refund":
+        return "duplicate", "refund notification (refunds are recorded when we ask for them)"
+    return await _verify_and_apply(row, claim.transaction_id, claim.tx_ref)

@@ -1,0 +1,352 @@
+"""M-Pesa STK Push: ask a phone for money and follow the request until it is final.
+
+    start_stk_push  -> Payment(pending) + job send_stk_push        (request, idempotent by key)
+    send_stk_push   -> Daraja; payment processing with its CheckoutRequestID
+    STK callback    -> stored raw, then apply_stk_result()         (portal.web.hooks)
+    check_stk       -> STK query with back-off until final or expired (a lost callback costs a
+                       little time, never the payment)
+
+Every outcome goes through the one state machine; money goes through complete_payment. Amounts
+are whole shillings. The money actually received (callback metadata) is what is credited; if it
+differs from what was asked, the payment is flagged for staff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from portal.billing.invoices import lock_member
+from portal.callbacks.store import alert, waiting
+from portal.documents.requests import request_receipts
+from portal.gateways.callback_urls import stk_callback_url
+from portal.gateways.daraja import DarajaClient, DarajaFieldError
+from portal.gateways.http import GatewayError
+from portal.lib import db, queue
+from portal.lib.clock import now
+from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.money import Money
+from portal.lib.phones import PhoneError, display_phone, normalise_phone
+from portal.payments import state
+from portal.payments.service import Recorded, complete_payment
+from portal.settings import get_settings
+from tables.billing import Invoice, Payment, PaymentEvent
+from tables.gateway import GatewayCallback
+from tables.members import Member
+
+log = logging.getLogger(__name__)
+
+# ResultCode -> (final status, words for the front desk). Anything else: failed + Daraja's text.
+RESULTS = {
+    "1032": (state.CANCELLED, "Cancelled by the member on the phone"),
+    "1037": (state.FAILED, "No answer on the phone in time"),
+    "1036": (state.FAILED, "No answer on the phone in time"),
+    "2001": (state.FAILED, "Wrong M-Pesa PIN entered"),
+    "1": (state.FAILED, "Not enough money in the member's M-Pesa"),
+    "1019": (state.EXPIRED, "The M-Pesa request expired"),
+    "1001": (state.FAILED, "The phone is busy with another M-Pesa request; try again in a minute"),
+    "1025": (state.FAILED, "M-Pesa could not show the prompt; try again"),
+    "17": (state.FAILED, "Same amount requested from this phone moments ago; wait 2 minutes"),
+}
+# Back-off for STK queries while a prompt is in flight (seconds after the push).
+CHECK_DELAYS = [15, 25, 40, 60, 90, 120, 180, 300]
+
+
+@dataclass(frozen=True)
+class StkOutcome:
+    code: str
+    description: str
+    amount: Decimal | None = None
+    receipt: str = ""
+    phone: str = ""
+
+
+def parse_stk_callback(data) -> tuple[str, StkOutcome]:
+    """(CheckoutRequestID, outcome) from a callback body; ValueError for anything else."""
+    try:
+        cb = data["Body"]["stkCallback"]
+        checkout = cb["CheckoutRequestID"]
+        code = cb["ResultCode"]
+    except (KeyError, TypeError):
+        raise ValueError("not an STK callback (Body.stkCallback.CheckoutRequestID/ResultCode missing)") from None
+    if not isinstance(checkout, str) or not checkout:
+        raise ValueError("CheckoutRequestID is not a string")
+    if isinstance(code, bool) or not isinstance(code, (int, str, Decimal)):
+        raise ValueError(f"ResultCode has an unexpected type: {type(code).__name__}")
+    code = str(int(code)) if isinstance(code, (int, Decimal)) else code.strip()
+    desc = str(cb.get("ResultDesc", ""))
+    items = {}
+    metadata = cb.get("CallbackMetadata") or {}
+    for item in (metadata.get("Item") or []) if isinstance(metadata, dict) else []:
+        if isinstance(item, dict) and "Name" in item and "Value" in item:
+            items[item["Name"]] = item["Value"]
+    amount = None
+    if code == "0":
+        raw_amount = items.get("Amount")
+        if isinstance(raw_amount, bool) or not isinstance(raw_amount, (int, Decimal, str)):
+            raise ValueError("successful callback without a usable Amount")
+        try:
+            amount = Decimal(str(raw_amount))
+        except ArithmeticError:
+            raise ValueError(f"Amount {raw_amount!r} is not a number") from None
+        if not amount.is_finite() or amount <= 0:
+            raise ValueError(f"Amount {raw_amount!r} is not a positive amount")
+    return checkout, StkOutcome(code=code, description=desc, amount=amount,
+                                receipt=str(items.get("MpesaReceiptNumber", ""))[:30],
+                                phone=str(items.get("PhoneNumber", ""))[:15])
+
+
+# --- starting a push ----------------------------------------------------------------------------
+
+INSERT_ONCE = """
+INSERT INTO payment (member, invoice, method, amount, currency, refunded, status, reference, idempotency_key,
+                     staff, location, note, created_at, phone, expires_at, checks, flag, card_brand, card_last4)
+VALUES ({}, {}, 'mpesa', {}, {}, 0, 'pending', '', {}, {}, {}, '', now(), {}, {}, 0, '', '', '')
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+"""
+
+
+async def start_stk_push(*, member_id: int, phone: str, amount: Money, idempotency_key: str,
+                         invoice_id: int | None = None, staff_id: int | None = None,
+                         location_id: int | None = None) -> Recorded:
+    """Record the request; the worker sends it (after commit, so a callback always finds it)."""
+    try:
+        msisdn = normalise_phone(phone)
+    except PhoneError as e:
+        raise RuleBroken(str(e)[:1].upper() + str(e)[1:]) from None
+    if amount.amount < 1 or not amount.is_whole:
+        raise RuleBroken("M-Pesa takes whole shillings of at least 1")
+    settings = get_settings()
+    async with db.transaction():
+        await lock_member(member_id)
+        if invoice_id is not None:
+            inv = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
+            if not inv or inv["member"] != member_id or inv["status"] not in ("open", "partially_paid"):
+                raise RuleBroken("That invoice is not open")
+        rows = await Payment.raw(INSERT_ONCE, member_id, invoice_id, amount.amount, amount.currency, idempotency_key,
+                                 staff_id, location_id, msisdn, now() + timedelta(seconds=settings.stk_timeout_seconds))
+        if not rows:
+            return Recorded(await Payment.select().where(Payment.idempotency_key == idempotency_key).first(), False)
+        payment_id = rows[0]["id"]
+        await PaymentEvent.insert(PaymentEvent(payment=payment_id, old_status="", new_status="pending", staff=staff_id,
+                                               reason=f"M-Pesa prompt requested for {display_phone(msisdn)}"))
+    return Recorded(await Payment.select().where(Payment.id == payment_id).first(), True)
+
+
+async def send_stk_push(payment_id: int, client=None) -> str:
+    """Worker: send the prompt. Called again after a crash, it does nothing twice."""
+    payment = await Payment.select().where(Payment.id == payment_id).first()
+    if not payment or payment["status"] != state.PENDING or payment["gateway_ref"]:
+        return "nothing to do"
+    member = await Member.select(Member.member_number).where(Member.id == payment["member"]).first()
+    settings = get_settings()
+    own_client = client is None
+    client = client or DarajaClient(settings)
+    try:
+        accepted = await client.stk_push(payment["phone"], Money(payment["amount"], payment["currency"]),
+                                         member["member_number"][:12], "Gym payment", stk_callback_url(settings))
+    except DarajaFieldError as e:
+        await _fail(payment_id, f"M-Pesa refused the request: {e}")
+        return "refused"
+    except GatewayError as e:
+        if e.retryable and not e.maybe_delivered:
+            raise  # nothing reached the phone: SAQ retries the job
+        reason = ("No answer from M-Pesa; the prompt may still reach the phone. Check with the member before retrying"
+                  if e.retryable else f"M-Pesa refused the request: {e}")
+        await _fail(payment_id, reason)
+        return "failed"
+    finally:
+        if own_client:
+            await client.aclose()
+    async with db.transaction():
+        await state.transition(payment_id, state.PROCESSING, reason=f"Prompt sent to {display_phone(payment['phone'])}",
+                               gateway_event=f"daraja:{accepted.checkout_request_id}", values={
+                                   Payment.gateway_ref: accepted.checkout_request_id,
+                                   Payment.gateway_request: accepted.merchant_request_id,
+                                   Payment.next_check_at: now() + timedelta(seconds=CHECK_DELAYS[0])})
+    return "sent"
+
+
+async def callbacks_waiting(payment_id: int) -> list[int]:
+    """Callbacks for this push that beat our record of its CheckoutRequestID ("callback before
+    the push response"): the send job has them processed as soon as the push is recorded."""
+    payment = await Payment.select(Payment.gateway_ref).where(Payment.id == payment_id).first()
+    if not payment or not payment["gateway_ref"]:
+        return []
+    return await waiting("daraja", ["stk"], external_id=payment["gateway_ref"])
+
+
+async def _fail(payment_id: int, reason: str) -> None:
+    async with db.transaction():
+        payment = await state.lock(payment_id)
+        if payment["status"] in (state.PENDING, state.PROCESSING):
+            await state.transition(payment_id, state.FAILED, reason=reason)
+
+
+# --- results: callbacks and queries -------------------------------------------------------------
+
+async def _receipt_already_recorded(receipt: str, payment_id: int) -> dict | None:
+    """Daraja sends an STK payment to a Paybill twice: as the STK callback and as a C2B
+    confirmation with the same receipt. Whichever comes second finds the first here."""
+    if not receipt:
+        return None
+    await Payment.raw("SELECT pg_advisory_xact_lock(hashtext({}))", f"mpesa-receipt:{receipt}")
+    return await Payment.select(Payment.id).where(
+        (Payment.method == "mpesa") & (Payment.reference == receipt) & (Payment.id != payment_id)
+        & Payment.status.is_in([state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED])).first()
+
+
+async def apply_stk_result(payment: dict, outcome: StkOutcome, *, source: str) -> tuple[str, str]:
+    """Apply a final STK result to a payment (caller holds the transaction). Idempotent: a repeat
+    finds the payment already in that state and changes nothing; a success is never undone."""
+    payment_id = payment["id"]
+    if outcome.code == "0":
+        await lock_member(payment["member"])
+        current = await state.lock(payment_id)
+        if current["status"] in (state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED):
+            return "duplicate", "payment already completed"
+        other = await _receipt_already_recorded(outcome.receipt, payment_id)
+        if other:
+            # The money is already in, through the Paybill notification. Close the request if it
+            # is still open; a request already given up on stays as it is (the money is counted).
+            if current["status"] in (state.PENDING, state.PROCESSING):
+                await state.transition(payment_id, state.CANCELLED, gateway_event=source,
+                                       reason=f"Paid: already recorded from the Paybill notification {outcome.receipt}")
+            return "duplicate", f"receipt {outcome.receipt} already recorded as payment {other['id']}"
+        asked = Money(current["amount"], current["currency"])
+        received = Money(outcome.amount, current["currency"]) if outcome.amount is not None else asked
+        late = current["status"] in state.LATE_SUCCESS_FROM
+        completed = await complete_payment(payment_id, reason="M-Pesa payment confirmed", gateway_event=source,
+                                           amount=received)
+        flags = []
+        if received != asked:
+            flags.append("amount_mismatch")
+            await alert("amount_mismatch", f"M-Pesa {outcome.receipt}: asked {asked}, received {received}; "
+                        f"{received} credited", payment_id=payment_id)
+        if late:
+            flags.append("late_success")
+            await alert("late_success", f"M-Pesa {outcome.receipt}: {received} arrived after the request was "
+                        f"marked {current['status']}; it has been credited", payment_id=payment_id)
+        await Payment.update({Payment.reference: outcome.receipt or completed["reference"],
+                              Payment.flag: ",".join(flags), Payment.next_check_at: None}).where(Payment.id == payment_id)
+        return "applied", f"completed {received}" + (f" ({', '.join(flags)})" if flags else "")
+    new, words = RESULTS.get(outcome.code, (state.FAILED, outcome.description or f"M-Pesa result {outcome.code}"))
+    current = await state.lock(payment_id)
+    if current["status"] not in (state.PENDING, state.PROCESSING):
+        return "duplicate", f"payment already {current['status']}; result {outcome.code} changes nothing"
+    await state.transition(payment_id, new, reason=words, gateway_event=source,
+                           details={"result_code": outcome.code, "result_desc": outcome.description},
+                           values={Payment.next_check_at: None})
+    return "applied", f"{new}: {words}"
+
+
+async def process_stk_callback(row: dict, data) -> tuple[str, str]:
+    try:
+        checkout, outcome = parse_stk_callback(data)
+    except ValueError as e:
+        return "malformed", str(e)
+    payment = await Payment.select().where((Payment.method == "mpesa") & (Payment.gateway_ref == checkout)).first()
+    if payment is None:
+        age = (now() - row["received_at"]).total_seconds()
+        if age < 600:
+            # Possibly faster than our own record of the push: keep it for send_stk_push/the sweeper.
+            return "stored", f"no payment with CheckoutRequestID {checkout} yet"
+        return "unmatched", f"no payment with CheckoutRequestID {checkout}"
+    result = await apply_stk_result(payment, outcome, source=f"callback:{row['id']}")
+    # Linked after the money moved: the foreign key takes a share lock on the payment row, which
+    # before the member lock would invert apply_stk_result's lock order (deadlock).
+    await GatewayCallback.update({GatewayCallback.payment: payment["id"],
+                                  GatewayCallback.amount: str(outcome.amount or "")}).where(GatewayCallback.id == row["id"])
+    return result
+
+
+async def check_stk(payment_id: int, client=None) -> str:
+    """Worker: ask Daraja how an in-flight prompt went; expire it when its time is up."""
+    payment = await Payment.select().where(Payment.id == payment_id).first()
+    if not payment or payment["status"] not in (state.PENDING, state.PROCESSING):
+        return "final"
+    if payment["status"] == state.PENDING:
+        if payment["expires_at"] and payment["expires_at"] <= now():
+            await _expire(payment_id, "The prompt was never sent (M-Pesa did not answer)")
+            return "expired"
+        return "pending"
+    own = client is None
+    client = client or DarajaClient(get_settings())
+    try:
+        result = await client.stk_query(payment["gateway_ref"])
+    except Exception as e:  # a failed query is just no news; the next check tries again
+        log.warning("STK query for payment %s failed: %s", payment_id, e)
+        result = None
+    finally:
+        if own:
+            await client.aclose()
+    if result is not None and result.status == "final":
+        async with db.transaction():
+            fresh = await Payment.select().where(Payment.id == payment_id).first()
+            outcome, _ = await apply_stk_result(
+                fresh, StkOutcome(code=result.result_code or "", description=result.result_desc or ""),
+                source=f"stk_query:{payment['gateway_ref']}")
+        if outcome == "applied" and result.result_code == "0":
+            await request_receipts(payment_id)
+        return "final"
+    if payment["expires_at"] and payment["expires_at"] <= now():
+        await _expire(payment_id, "No answer from the phone in time")
+        return "expired"
+    checks = payment["checks"] + 1
+    delay = CHECK_DELAYS[min(checks, len(CHECK_DELAYS) - 1)]
+    await Payment.update({Payment.checks: checks, Payment.next_check_at: now() + timedelta(seconds=delay)}).where(
+        Payment.id == payment_id)
+    return "pending"
+
+
+async def _expire(payment_id: int, reason: str) -> None:
+    async with db.transaction():
+        payment = await state.lock(payment_id)
+        if payment["status"] in (state.PENDING, state.PROCESSING):
+            await state.transition(payment_id, state.EXPIRED, reason=reason, values={Payment.next_check_at: None})
+
+
+async def due_checks(limit: int = 200) -> list[int]:
+    rows = await Payment.raw(
+        "SELECT id FROM payment WHERE status IN ('pending', 'processing') AND method = 'mpesa' "
+        "AND (next_check_at <= now() OR expires_at <= now()) ORDER BY id LIMIT {}", limit)
+    return [r["id"] for r in rows]
+
+
+async def unsent_pushes(limit: int = 100) -> list[int]:
+    """Requests still pending without a CheckoutRequestID a while after they were made (their
+    send job was lost)."""
+    rows = await Payment.raw(
+        "SELECT id FROM payment WHERE method = 'mpesa' AND status = 'pending' AND gateway_ref IS NULL "
+        "AND created_at < now() - interval '30 seconds' AND expires_at > now() ORDER BY id LIMIT {}", limit)
+    return [r["id"] for r in rows]
+
+
+def retry_key(payment_id: int) -> str:
+    """The retry of a failed request has a key derived from it: pressing Retry twice asks once."""
+    return "retry-of-" + hashlib.sha256(f"payment:{payment_id}".encode()).hexdigest()[:24]
+
+
+async def retry_stk_push(payment_id: int, staff_id: int | None) -> Recorded:
+    payment = await Payment.select().where(Payment.id == payment_id).first()
+    if not payment or payment["method"] != "mpesa":
+        raise NotFound("payment")
+    if payment["status"] not in (state.FAILED, state.CANCELLED, state.EXPIRED):
+        raise RuleBroken("Only a failed, cancelled or expired request can be retried")
+    return await start_stk_push(member_id=payment["member"], phone=payment["phone"],
+                                amount=Money(payment["amount"], payment["currency"]), idempotency_key=retry_key(payment_id),
+                                invoice_id=payment["invoice"], staff_id=staff_id, location_id=payment["location"])
+
+
+async def request_stk_push(payment_id: int) -> None:
+    await queue.enqueue("send_stk_push", key=f"stk:{payment_id}", timeout=60, retries=4, payment_id=payment_id)
+
+
+async def schedule_check(payment_id: int, delay: float, attempt: int) -> None:
+    await queue.get_queue().enqueue("check_stk", key=f"stk-check:{payment_id}:{attempt}", timeout=60, retries=1,
+                                    scheduled=time.time() + delay, payment_id=payment_id, attempt=attempt)

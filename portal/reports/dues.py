@@ -1,0 +1,207 @@
+"""What members owe and whose memberships are ending: the payments-due and renewals-due lists.
+
+Each list is two queries whatever the data size (one for the page of rows, one for the summary),
+computed in SQL over partial indexes on open invoices and ending memberships.
+
+A member is on **hold** while any invoice of theirs is more than HOLD_GRACE_DAYS past due: the
+front desk sees it on the member page and in search results and acts on it. It is computed, not
+stored, so paying clears it at once and nothing can forget to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from portal.lib.clock import today
+from portal.members.holds import hold_cutoff, hold_sql
+from portal.members.members import SEARCH_WHERE, _search_terms
+from tables.billing import Invoice
+
+PAGE_SIZE = 50
+URGENCIES = [("overdue", "Overdue"), ("d3", "Due in 3 days"), ("d7", "Due in 7 days"), ("d14", "Due in 14 days"),
+             ("later", "Later")]
+WINDOWS = [("7", "Next 7 days"), ("14", "Next 14 days"), ("30", "Next 30 days"), ("expired", "Expired (last 30 days)")]
+
+URGENCY_SQL = """CASE WHEN i.due_date < {today}::date THEN 'overdue'
+     WHEN i.due_date <= {today}::date + 3 THEN 'd3'
+     WHEN i.due_date <= {today}::date + 7 THEN 'd7'
+     WHEN i.due_date <= {today}::date + 14 THEN 'd14'
+     ELSE 'later' END"""
+
+
+@dataclass
+class DueFilters:
+    q: str = ""
+    urgency: str = ""
+    page: int = 1
+
+    @classmethod
+    def parse(cls, params) -> "DueFilters":
+        get = lambda k: (params.get(k) or "").strip()  # noqa: E731
+        urgency = get("urgency")
+        page = get("page")
+        return cls(q=get("q")[:80], urgency=urgency if urgency in dict(URGENCIES) else "",
+                   page=max(1, int(page)) if page.isdigit() else 1)
+
+    def query_string(self, **override) -> str:
+        from urllib.parse import urlencode
+
+        values = {"q": self.q, "urgency": self.urgency, **override}
+        return urlencode({k: v for k, v in values.items() if v not in ("", None, 1)})
+
+
+@dataclass
+class DuePage:
+    rows: list[dict]
+    summary: dict  # urgency -> {"n": count, "owed": Decimal}
+    total_owed: Decimal
+    count: int  # rows matching the filters
+    page: int
+    pages: int
+    filters: DueFilters = field(default_factory=DueFilters)
+
+
+def _due_where(f: DueFilters, on: date) -> tuple[str, list]:
+    clauses, args = ["i.status IN ('open', 'partially_paid')"], []
+    if f.q:
+        q, phone, number = _search_terms(f.q)
+        clauses.append(SEARCH_WHERE.format(q="{}", number="{}", phone="{}"))
+        args += [q, q, q, q, q, number, phone, phone]
+    return " AND ".join(clauses), args
+
+
+DUE_ROWS = """
+SELECT i.id, i.number, i.due_date, i.total, i.paid, i.total - i.paid AS owed, i.currency, i.status,
+       {urgency} AS urgency, {today}::date - i.due_date AS days_overdue,
+       m.id AS member_id, m.member_number, m.first_name, m.last_name, m.phone, m.email,
+       last_paid.at AS last_paid_at,
+       EXISTS (SELECT 1 FROM payment f WHERE f.member = m.id AND f.status IN ('pending', 'processing')) AS in_flight,
+       {hold} AS hold, link.id AS link_id, link.nonce AS link_nonce
+FROM invoice i
+JOIN member m ON m.id = i.member
+LEFT JOIN LATERAL (
+    SELECT l.id, l.nonce FROM pay_link l
+    WHERE l.invoice = i.id AND l.revoked_at IS NULL AND l.expires_at > now()
+    ORDER BY l.id DESC LIMIT 1
+) link ON true
+LEFT JOIN LATERAL (
+    SELECT p.completed_at AS at FROM payment p
+    WHERE p.member = m.id AND p.completed_at IS NOT NULL
+    ORDER BY p.completed_at DESC LIMIT 1
+) last_paid ON true
+WHERE {where} {urgency_filter}
+ORDER BY i.due_date, i.id
+LIMIT {limit} OFFSET {offset}
+"""
+
+DUE_SUMMARY = """
+SELECT {urgency} AS urgency, count(*) AS n, coalesce(sum(i.total - i.paid), 0) AS owed,
+       count(*) FILTER (WHERE {matches}) AS matching
+FROM invoice i
+JOIN member m ON m.id = i.member
+WHERE i.status IN ('open', 'partially_paid')
+GROUP BY 1
+"""
+
+
+async def payments_due(f: DueFilters, on: date | None = None) -> DuePage:
+    """Open invoices, most urgent first, with what is still owed on each. Two queries."""
+    on = on or today()
+    where, args = _due_where(f, on)
+    urgency = URGENCY_SQL.replace("{today}", "{}")
+    urgency_args = [on] * 4
+    urgency_filter = f"AND {urgency} = {{}}" if f.urgency else ""
+    row_args = [*urgency_args, on, hold_cutoff(on), *args, *(urgency_args + [f.urgency] if f.urgency else [])]
+    rows = await Invoice.raw(DUE_ROWS.format(
+        urgency=urgency, today="{}", hold=hold_sql(), where=where, urgency_filter=urgency_filter,
+        limit=PAGE_SIZE, offset=(f.page - 1) * PAGE_SIZE), *row_args)
+    # The summary covers every open invoice (the cards at the top), and counts what the filters match.
+    matches = where.replace("i.status IN ('open', 'partially_paid') AND ", "").replace(
+        "i.status IN ('open', 'partially_paid')", "TRUE")
+    summary_rows = await Invoice.raw(DUE_SUMMARY.format(urgency=urgency, matches=matches), *urgency_args, *args)
+    summary = {key: {"n": 0, "owed": Decimal("0")} for key, _ in URGENCIES}
+    count = 0
+    for r in summary_rows:
+        summary[r["urgency"]] = {"n": r["n"], "owed": r["owed"]}
+        if not f.urgency or r["urgency"] == f.urgency:
+            count += r["matching"]
+    total = sum((s["owed"] for s in summary.values()), Decimal("0"))
+    return DuePage(rows, summary, total, count, f.page, max(1, -(-count // PAGE_SIZE)), f)
+
+
+# --- renewals ---------------------------------------------------------------------------------
+
+# A later membership of the member's (a paid renewal, or a new plan) means this one is renewed.
+RENEWED_SQL = """EXISTS (SELECT 1 FROM membership nxt WHERE nxt.member = ms.member AND nxt.start_date > ms.end_date
+        AND nxt.status IN ('pending', 'active'))"""
+
+RENEWAL_ROWS = """
+SELECT ms.id AS membership_id, ms.end_date, ms.status, ms.price, ms.currency, ms.end_date - {today}::date AS days_left,
+       p.name AS plan_name, p.price AS plan_price, p.active AS plan_active,
+       m.id AS member_id, m.member_number, m.first_name, m.last_name, m.phone,
+       r.id AS renewal_invoice, r.number AS renewal_number, r.status AS renewal_status, r.total - r.paid AS renewal_owed,
+       {renewed} AS renewed
+FROM membership ms
+JOIN member m ON m.id = ms.member
+JOIN plan p ON p.id = ms.plan
+LEFT JOIN LATERAL (
+    SELECT i.id, i.number, i.status, i.total, i.paid FROM invoice i
+    WHERE i.membership = ms.id AND i.kind = 'renewal' AND i.status <> 'void'
+    ORDER BY i.id DESC LIMIT 1
+) r ON true
+WHERE {where}
+ORDER BY ms.end_date, ms.id
+LIMIT {limit} OFFSET {offset}
+"""
+
+RENEWAL_SUMMARY = """
+SELECT count(*) AS n,
+       coalesce(sum(coalesce(r.total, p.price)), 0) AS expected,
+       count(r.id) AS invoiced,
+       count(r.id) FILTER (WHERE r.status = 'paid') AS paid,
+       coalesce(sum(r.paid), 0) AS collected,
+       count(*) FILTER (WHERE {renewed}) AS renewed
+FROM membership ms
+JOIN plan p ON p.id = ms.plan
+LEFT JOIN LATERAL (
+    SELECT i.id, i.status, i.total, i.paid FROM invoice i
+    WHERE i.membership = ms.id AND i.kind = 'renewal' AND i.status <> 'void'
+    ORDER BY i.id DESC LIMIT 1
+) r ON true
+WHERE {where}
+"""
+
+
+@dataclass
+class RenewalPage:
+    rows: list[dict]
+    window: str
+    count: int
+    expected: Decimal  # what renewing them all would bring in (the renewal invoice, else the plan price)
+    invoiced: int
+    paid: int
+    collected: Decimal
+    renewed: int
+    page: int
+    pages: int
+
+
+def _renewal_where(window: str) -> str:
+    if window == "expired":
+        return "ms.status = 'expired' AND ms.end_date >= {}::date - 30 AND ms.end_date < {}::date"
+    return "ms.status IN ('active', 'pending') AND ms.end_date >= {}::date AND ms.end_date <= {}::date + " + str(int(window))
+
+
+async def renewals_due(window: str = "7", page: int = 1, on: date | None = None) -> RenewalPage:
+    """Memberships ending in the window (or expired in the last 30 days), with their renewal
+    invoice if it exists and whether a later membership already follows. Two queries."""
+    on = on or today()
+    window = window if window in dict(WINDOWS) else "7"
+    where = _renewal_where(window)
+    rows = await Invoice.raw(RENEWAL_ROWS.format(today="{}", where=where, renewed=RENEWED_SQL, limit=PAGE_SIZE,
+                                                 offset=(max(page, 1) - 1) * PAGE_SIZE), on, on, on)
+    s = (await Invoice.raw(RENEWAL_SUMMARY.format(where=where, renewed=RENEWED_SQL), on, on))[0]
+    return RenewalPage(rows, window, s["n"], s["expected"], s["invoiced"], s["paid"], s["collected"], s["renewed"],
+                       page, max(1, -(-s["n"] // PAGE_SIZE)))
