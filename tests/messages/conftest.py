@@ -19,7 +19,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from portal.settings import get_settings
 from tables.messages import Message
-from tests.mpesa.conftest import live  # noqa: F401  (the portal over HTTP, settings on the sandbox)
+from tests.support.live import live  # noqa: F401  (the portal over HTTP, settings on the sandbox)
 from tests.support.servers import free_port
 
 SMTP_USER, SMTP_PASSWORD = "receipts@gym.example", "p@ss/word"

@@ -56,7 +56,7 @@ async def _day(location: int, other: int) -> dict:
         await lock_member(member)
         await complete_payment(prompt.payment["id"], reason="M-Pesa QWE123RTY7")
     # A card payment whose hosted checkout was opened (the Flutterwave round trip is tested over
-    # HTTP in tests/mpesa/test_cards.py); here Flutterwave's verified answer is applied.
+    # HTTP in tests/payments/cards/test_cards.py); here Flutterwave's verified answer is applied.
     card = (await Payment.insert(Payment(member=member, method="card", amount=Decimal("2000"), status="processing",
                                          idempotency_key="card-1", staff=juma, location=location,
                                          gateway_request="ptf-card-1")).returning(*Payment.all_columns()))[0]

@@ -1,5 +1,6 @@
-"""M-Pesa tests run the real chain over HTTP: portal (uvicorn, on the test's event loop) ->
-worker -> Daraja sandbox -> callbacks back to the portal's hook URLs."""
+"""The portal over HTTP for the tests that run the real chain: portal (uvicorn, on the test's event
+loop) -> worker -> gateway sandbox -> callbacks back to the portal's hook URLs. Shared by the M-Pesa,
+card, pay-link and message tests (their conftest files import these fixtures)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from portal.settings import get_settings
 from tables.billing import Invoice, PayLink, Payment
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member
-from tests.mpesa.conftest import PHONES, wait_for_status
+from tests.support.live import PHONES, wait_for_status
 from tests.support.client import PortalClient
 
 

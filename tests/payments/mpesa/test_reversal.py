@@ -6,7 +6,7 @@ from tables.billing import CreditNote, Invoice, Payment
 from tables.gateway import GatewayRequest, StaffAlert
 from tests.billing.helpers import assert_ledger_balanced, invoice_for
 from tests.factories import make_member
-from tests.mpesa.conftest import PHONES, wait_for_status
+from tests.support.live import PHONES, wait_for_status
 
 
 async def _paid_by_mpesa(alice, phone=PHONES["success"]) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from tables.billing import CreditNote, Payment
 from tables.gateway import GatewayCallback, GatewayRequest, StaffAlert
 from tests.billing.helpers import assert_ledger_balanced, invoice_for
 from tests.factories import make_member
-from tests.mpesa.conftest import wait_for_status
+from tests.support.live import wait_for_status
 
 
 async def _checkout(alice, member: int, amount: str = "3000") -> tuple[int, str, str]:

@@ -11,7 +11,7 @@ from tables.billing import Invoice, Payment, PaymentEvent
 from tables.gateway import GatewayCallback, StaffAlert
 from tests.billing.helpers import assert_ledger_balanced, invoice_for
 from tests.factories import make_member
-from tests.mpesa.conftest import PHONES, wait_for_status
+from tests.support.live import PHONES, wait_for_status
 
 
 async def _ask(alice, member: int, phone: str, amount: str = "3000") -> int:

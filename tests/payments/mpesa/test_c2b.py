@@ -27,7 +27,7 @@ from tables.gateway import GatewayCallback, StaffAlert
 from tables.members import Member, Membership
 from tests.billing.helpers import assert_ledger_balanced, invoice_for, kes
 from tests.factories import make_member, make_membership, make_plan
-from tests.mpesa.conftest import PHONES, wait_for_status
+from tests.support.live import PHONES, wait_for_status
 
 CUSTOMER = 254708374149  # Safaricom's documented test MSISDN; v2 masks it as "2547 ***** 149"
 

@@ -1,0 +1,111 @@
+"""From a stored callback to what acts on it: one table, read top to bottom.
+
+A callback is read once: the hook that receives it reads the body (to find the gateway's id and to
+refuse what cannot be read) and hands what it read to `process`; the sweeper, coming back to a row
+later, reads the stored body with the same reader. Each processor gets the locked row and what was
+read from it, runs inside the callback's transaction, and returns (outcome, note).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qs
+
+from portal.callbacks.store import alert, loads
+from portal.documents.requests import request_receipts
+from portal.gateways.africastalking import parse_delivery_report
+from portal.gateways.flutterwave import parse_webhook
+from portal.lib import db
+from portal.lib.clock import now
+from portal.messages import delivery
+from portal.payments.cards import checkout
+from portal.payments.mpesa import c2b, reversal, stk
+from tables.gateway import GatewayCallback
+
+log = logging.getLogger(__name__)
+
+
+def read_redirect(body: str) -> dict[str, str]:
+    """Flutterwave's redirect, stored as its query string."""
+    return {k: v[0] for k, v in parse_qs(body).items()}
+
+
+@dataclass(frozen=True)
+class Route:
+    read: Callable[[str], Any]  # the stored body -> what `act` works on; ValueError: malformed
+    act: Callable[[dict, Any], Awaitable[tuple[str, str]]]
+
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("daraja", "stk"): Route(loads, stk.process_stk_callback),
+    ("daraja", "c2b_validation"): Route(loads, c2b.process_c2b_validation),
+    ("daraja", "c2b_confirmation"): Route(loads, c2b.process_c2b_confirmation),
+    ("daraja", "result"): Route(loads, reversal.process_result),
+    ("daraja", "timeout"): Route(loads, reversal.process_timeout),
+    ("flutterwave", "webhook"): Route(parse_webhook, checkout.process_webhook),
+    ("flutterwave", "redirect"): Route(read_redirect, checkout.process_redirect),
+    ("africastalking", "delivery"): Route(parse_delivery_report, delivery.apply_delivery_report),
+}
+
+_UNREAD = object()
+
+
+async def _act(row: dict, parsed: Any) -> tuple[str, str]:
+    route = ROUTES.get((row["gateway"], row["kind"]))
+    if route is None:
+        return "rejected", f"no processor for {row['gateway']}/{row['kind']}"
+    if parsed is _UNREAD:
+        try:
+            parsed = route.read(row["body"])
+        except ValueError as e:
+            return "malformed", f"could not be read: {e}"[:300]
+    return await route.act(row, parsed)
+
+
+async def process(callback_id: int, parsed: Any = _UNREAD) -> str:
+    """Act on a stored callback once. Returns its outcome; 'stored' means not yet (e.g. the
+    payment it is for has not been told its gateway id yet): the sweeper comes back to it.
+    `parsed`: what the receiving hook already read from this callback's body."""
+    try:
+        async with db.transaction():
+            row = await GatewayCallback.select().where(GatewayCallback.id == callback_id).lock_rows().first()
+            if row is None or row["processed_at"] is not None:
+                return row["outcome"] if row else "missing"
+            outcome, note = await _act(row, parsed)
+            done = outcome != "stored"
+            await GatewayCallback.update({
+                GatewayCallback.outcome: outcome, GatewayCallback.note: note[:2000],
+                GatewayCallback.attempts: row["attempts"] + 1,
+                GatewayCallback.processed_at: now() if done else None,
+            }).where(GatewayCallback.id == callback_id)
+            if outcome in ("unmatched", "malformed"):
+                await alert(outcome, f"{row['gateway']} {row['kind']}: {note}", callback_id=callback_id)
+        if outcome == "applied":
+            await after_money_moved(callback_id)
+        return outcome
+    except Exception as e:  # the raw row is safe; record the failure and let the sweeper retry
+        log.exception("processing callback %s failed", callback_id)
+        await GatewayCallback.update({GatewayCallback.outcome: "error", GatewayCallback.note: f"{type(e).__name__}: {e}"[:2000],
+                                      GatewayCallback.attempts: GatewayCallback.attempts + 1}).where(
+            GatewayCallback.id == callback_id)
+        return "error"
+
+
+async def process_all(callback_ids: list[int]) -> int:
+    for callback_id in callback_ids:
+        await process(callback_id)
+    return len(callback_ids)
+
+
+async def after_money_moved(callback_id: int) -> None:
+    """After commit: a completed payment gets its receipts (the job keys make repeats no-ops)."""
+    rows = await GatewayCallback.raw(
+        "SELECT p.id FROM gateway_callback c JOIN payment p ON p.id = c.payment "
+        "WHERE c.id = {} AND p.receipt_number IS NOT NULL", callback_id)
+    for row in rows:
+        try:
+            await request_receipts(row["id"])
+        except RuntimeError:  # no queue in this process (e.g. a one-off script): the sweeper will
+            pass

@@ -1,0 +1,24 @@
+"""Asking the worker for documents: each request is a queued job with a dedupe key, so asking
+twice while one is queued is a no-op; the sweeper in tasks.documents asks again for anything missed."""
+
+from __future__ import annotations
+
+from portal.lib import queue
+from portal.messages import outbox
+
+
+def job_key(kind: str, subject: str) -> str:
+    return f"doc:{kind}:{subject}"
+
+
+async def request_document(kind: str, subject: str) -> None:
+    """Ask the worker for a document (a repeat while it is queued is a no-op)."""
+    await queue.enqueue("render_document", key=job_key(kind, subject), timeout=120, retries=3, kind=kind, subject=subject)
+
+
+async def request_receipts(payment_id: int) -> None:
+    """A completed payment's receipts: the PDFs, and the message to the member (queued first: it
+    needs no queue, and the sweeper sends it if this process has none)."""
+    await outbox.payment_completed(payment_id)
+    for kind in ("receipt", "receipt_80mm"):
+        await request_document(kind, f"payment:{payment_id}")

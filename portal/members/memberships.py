@@ -1,0 +1,84 @@
+"""Memberships: their dates, their status on a day, the nightly refresh, and what paying a
+membership invoice in full does (a new membership starts, a renewal extends)."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, timedelta
+
+from portal import audit
+from portal.lib import db
+from portal.lib.clock import today
+from tables.members import Membership, Plan
+
+
+def add_months(start: date, months: int) -> date:
+    """Same day `months` later, clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def membership_end(start: date, duration_months: int, duration_days: int) -> date:
+    """The last day covered: a monthly plan from 1 March covers up to 31 March."""
+    return add_months(start, duration_months) + timedelta(days=duration_days) - timedelta(days=1)
+
+
+async def member_memberships(member_id: int) -> list[dict]:
+    return await Membership.select(
+        Membership.all_columns(), Membership.plan.name.as_alias("plan_name")
+    ).where(Membership.member == member_id).order_by(Membership.start_date, ascending=False)
+
+
+def status_on(start: date, end: date, day: date) -> str:
+    if day < start:
+        return Membership.Status.pending.value
+    if day > end:
+        return Membership.Status.expired.value
+    return Membership.Status.active.value
+
+
+async def refresh_membership_statuses(as_of: date | None = None) -> dict[str, int]:
+    """The nightly job: expire what has ended, start what begins today. Idempotent."""
+    day = as_of or today()
+    async with db.transaction():
+        expired = await Membership.update({Membership.status: "expired"}).where(
+            Membership.status.is_in(["active", "pending"]) & (Membership.end_date < day)
+        ).returning(Membership.id)
+        started = await Membership.update({Membership.status: "active"}).where(
+            (Membership.status == "pending") & (Membership.start_date <= day) & (Membership.end_date >= day)
+        ).returning(Membership.id)
+        if expired or started:
+            await audit.record("membership.nightly", "membership", "*", reason=f"status refresh for {day}",
+                               details={"expired": [r["id"] for r in expired], "started": [r["id"] for r in started]})
+    return {"expired": len(expired), "started": len(started)}
+
+
+async def on_invoice_paid(invoice: dict, paid_on: date, staff_id: int | None) -> None:
+    """Paying a membership invoice in full starts or extends the membership.
+
+    New: the membership waiting on this invoice starts on its planned day, or today if that has
+    passed. Renewal: continues from the old end date when it has not lapsed, from the payment day
+    when it has."""
+    if invoice["kind"] == "new" and invoice["membership"]:
+        ms = await Membership.select().where(Membership.id == invoice["membership"]).first()
+        if ms and ms["status"] == "unpaid":
+            plan = await Plan.select().where(Plan.id == ms["plan"]).first()
+            start = max(ms["start_date"], paid_on)
+            end = membership_end(start, plan["duration_months"], plan["duration_days"])
+            await Membership.update({Membership.start_date: start, Membership.end_date: end,
+                                     Membership.status: status_on(start, end, paid_on)}).where(Membership.id == ms["id"])
+            await audit.record("membership.activated", "membership", ms["id"], staff_id=staff_id,
+                               details={"invoice": invoice["number"], "start": str(start), "end": str(end)})
+    elif invoice["kind"] == "renewal" and invoice["membership"]:
+        old = await Membership.select().where(Membership.id == invoice["membership"]).first()
+        plan = await Plan.select().where(Plan.id == (invoice["plan"] or old["plan"])).first()
+        start = old["end_date"] + timedelta(days=1) if old["end_date"] >= paid_on else paid_on
+        end = membership_end(start, plan["duration_months"], plan["duration_days"])
+        new_id = (await Membership.insert(Membership(
+            member=invoice["member"], plan=plan["id"], start_date=start, end_date=end,
+            status=status_on(start, end, paid_on), price=invoice["total"], currency=invoice["currency"],
+            created_by=staff_id,
+        )).returning(Membership.id))[0]["id"]
+        await audit.record("membership.renewed", "membership", new_id, staff_id=staff_id,
+                           details={"invoice": invoice["number"], "from": old["id"], "start": str(start), "end": str(end)})
