@@ -122,7 +122,7 @@ class PaymentRow(Row):
 
 
 class EventRow(Row):
-    __slots__ = ("payment", "old", "new", "reason", "staff", "gateway_event", "details")
+    __slots__ = ("payment", "old", "new", "reason", "staff", "gateway_event", "details", "kind")
 
 
 class EntryRow(Row):
@@ -446,10 +446,11 @@ class Life:
         self.payments.append(pay)
         return pay
 
-    def event(self, pay: PaymentRow, old: str, new: str, reason, *, staff=None, gateway_event=None, details=None):
+    def event(self, pay: PaymentRow, old: str, new: str, reason, *, staff=None, gateway_event=None, details=None,
+              kind: str = "status"):
         row = self._row(EventRow)
         row.payment, row.old, row.new, row.reason, row.staff = pay, old, new, reason, staff
-        row.gateway_event, row.details = gateway_event, details
+        row.gateway_event, row.details, row.kind = gateway_event, details, kind
         self.events.append(row)
 
     def transition(self, pay: PaymentRow, new: str, reason, *, staff=None, gateway_event=None, details=None):
@@ -470,7 +471,7 @@ class Life:
                                       ("member_credit", self.member, None, -left)],
                       lazy("Credit from {}", pay), staff=staff, payment=pay)
         self.event(pay, "completed", "completed", "settled", staff=staff, gateway_event=gateway_event,
-                   details=(settled, left, self.receivable, self.credit))
+                   details=(settled, left, self.receivable, self.credit), kind="settlement")
         self.last_payment_day = self.day()
 
     def refund(self, pay: PaymentRow, amount: Decimal, reason: str, staff) -> None:
@@ -1013,9 +1014,10 @@ class History:
                       when(r.next_check_us) if r.next_check_us else None, 0, "", r.card_brand, r.card_last4)
                      for r in self.payments))
         if table == "payment_event":
-            return (["id", "payment", "at", "old_status", "new_status", "reason", "staff", "gateway_event", "details"],
+            return (["id", "payment", "at", "old_status", "new_status", "reason", "staff", "gateway_event", "details",
+                     "kind"],
                     ((r.id, r.payment.id, when(r.us), r.old, r.new, text(r.reason), r.staff, r.gateway_event,
-                      _details(r.details)) for r in self.events))
+                      _details(r.details), r.kind) for r in self.events))
         if table == "ledger_entry":
             columns = ["id", "at", "kind", "memo", "staff", "invoice", "payment", "gateway_event"]
             rows = ((r.id, when(r.us), r.kind, text(r.memo), r.staff, r.invoice.id if r.invoice else None,

@@ -145,6 +145,9 @@ class PaymentEvent(Table, tablename="payment_event"):
     staff = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
     gateway_event = Varchar(length=80, null=True, default=None, help_text="Id of the stored gateway callback that caused it")
     details = JSONB(default={})
+    kind = Varchar(length=20, default="status",
+                   help_text="status: a move of the state machine (or the payment's birth); settlement: what a "
+                             "completed payment settled, and the balances right after")
 
 
 class Allocation(Table, tablename="allocation"):

@@ -142,6 +142,18 @@ def test_imports_point_down():
     assert rule_breaks(import_graph()) == []
 
 
+def test_only_the_state_machine_writes_payments_and_their_events():
+    """portal/payments/state.py is the one writer: no other module inserts a payment or an event."""
+    writers = []
+    for path in (ROOT / "portal").rglob("*.py"):
+        if path == ROOT / "portal" / "payments" / "state.py" or "sandbox" in path.parts:
+            continue
+        text = path.read_text()
+        if "PaymentEvent(" in text or "INSERT INTO payment " in text or "Payment.insert(" in text:
+            writers.append(str(path.relative_to(ROOT)))
+    assert writers == []
+
+
 def test_a_planted_cycle_is_found():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]

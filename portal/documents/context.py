@@ -12,9 +12,10 @@ from decimal import Decimal
 from portal.documents import branding
 from portal.lib.clock import now
 from portal.lib.errors import NotFound
+from portal.payments import state
 from portal.payments.service import METHOD_LABELS
 from portal.settings import get_settings
-from tables.billing import CreditNote, Invoice, InvoiceLine, Payment, PaymentEvent
+from tables.billing import CreditNote, Invoice, InvoiceLine, Payment
 from tables.closes import DayClose
 from tables.ledger import LedgerLeg
 from tables.locations import Location
@@ -69,13 +70,7 @@ async def receipt_context(payment_id: int) -> dict:
     p = await Payment.select().where(Payment.id == payment_id).first()
     if not p or not p["receipt_number"]:
         raise NotFound("receipt")
-    settled_event = await PaymentEvent.select().where(
-        (PaymentEvent.payment == payment_id) & (PaymentEvent.reason == "settled")).first()
-    facts = settled_event["details"] if settled_event else {}
-    if isinstance(facts, str):
-        import json
-
-        facts = json.loads(facts)
+    facts = await state.settlement_of(payment_id)
     numbers = [s["number"] for s in facts.get("settled", [])]
     descriptions = {}
     if numbers:

@@ -34,15 +34,6 @@ class Recorded:
     created: bool  # False: the idempotency key had been used; this is the earlier payment
 
 
-INSERT_ONCE = """
-INSERT INTO payment (member, invoice, method, amount, currency, refunded, status, reference, idempotency_key,
-                     staff, location, note, created_at)
-VALUES ({}, {}, {}, {}, {}, 0, 'pending', {}, {}, {}, {}, {}, now())
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id
-"""
-
-
 async def record_desk_payment(*, member_id: int, method: str, amount: Money, reference: str = "",
                               invoice_id: int | None = None, idempotency_key: str, staff_id: int,
                               location_id: int | None, note: str = "") -> Recorded:
@@ -61,14 +52,13 @@ async def record_desk_payment(*, member_id: int, method: str, amount: Money, ref
                 raise NotFound("invoice")
             if inv["status"] not in ("open", "partially_paid"):
                 raise RuleBroken("That invoice is not open")
-        rows = await Payment.raw(INSERT_ONCE, member_id, invoice_id, method, amount.amount, amount.currency,
-                                 reference.strip(), idempotency_key, staff_id, location_id, note)
-        if not rows:
-            existing = await Payment.select().where(Payment.idempotency_key == idempotency_key).first()
-            return Recorded(existing, created=False)
-        payment_id = rows[0]["id"]
-        await PaymentEvent.insert(PaymentEvent(payment=payment_id, old_status="", new_status="pending",
-                                               reason=f"{DESK_METHODS[method]} recorded at the desk", staff=staff_id))
+        payment_id, created = await state.open_payment(
+            {"member": member_id, "invoice": invoice_id, "method": method, "amount": amount.amount,
+             "currency": amount.currency, "reference": reference.strip(), "idempotency_key": idempotency_key,
+             "staff": staff_id, "location": location_id, "note": note},
+            reason=f"{DESK_METHODS[method]} recorded at the desk", staff_id=staff_id)
+        if not created:
+            return Recorded(await Payment.select().where(Payment.id == payment_id).first(), created=False)
         payment = await complete_payment(payment_id, reason=f"{DESK_METHODS[method]} received", staff_id=staff_id)
     return Recorded(payment, created=True)
 
@@ -100,13 +90,10 @@ async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None
             credit("member_credit", left, member=member_id),
         ], memo=f"Credit from {receipt}", staff_id=staff_id, payment_id=payment_id)
     owed, held = await ledger.member_balances(member_id, received.currency)
-    await PaymentEvent.insert(PaymentEvent(
-        payment=payment_id, old_status=state.COMPLETED, new_status=state.COMPLETED, reason="settled", staff=staff_id,
-        gateway_event=gateway_event, details={
-            "settled": [{"invoice": inv["id"], "number": inv["number"], "amount": str(part.amount)} for inv, part in settled],
-            "credit_added": str(left.amount), "balance_owed": str(owed.amount), "credit_balance": str(held.amount),
-        },
-    ))
+    await state.record_settlement(payment_id, {
+        "settled": [{"invoice": inv["id"], "number": inv["number"], "amount": str(part.amount)} for inv, part in settled],
+        "credit_added": str(left.amount), "balance_owed": str(owed.amount), "credit_balance": str(held.amount),
+    }, staff_id=staff_id, gateway_event=gateway_event)
     await audit.record("payment.completed", "payment", payment_id, staff_id=staff_id,
                        details={"receipt": receipt, "amount": str(received.amount), "method": payment["method"],
                                 "late": change.late_success})

@@ -3,9 +3,11 @@
     pending -> processing -> completed | failed | cancelled | expired
     completed -> partially_refunded -> refunded
 
-Every change goes through `transition`, which locks the payment row, checks the move against
-TRANSITIONS, writes the new status and records a PaymentEvent (old, new, reason, who or which
-gateway event). Asking for the status a payment already has is a no-op, so applying the same
+This module is the only writer of payments and their events. A payment is born `pending` by
+`open_payment` (once per idempotency key, with its first event); every change after that goes
+through `transition`, which locks the payment row, checks the move against TRANSITIONS, writes the
+new status and records a PaymentEvent (old, new, reason, who or which gateway event). What a
+completed payment settled is recorded once by `record_settlement`, as an event of its own kind. Asking for the status a payment already has is a no-op, so applying the same
 gateway event twice changes nothing. A success that arrives after `failed`/`expired`/`cancelled`
 is still money received: it is allowed, and the caller alerts staff.
 """
@@ -36,6 +38,13 @@ FINAL = {COMPLETED, FAILED, CANCELLED, EXPIRED, REFUNDED, PARTIALLY_REFUNDED}
 LATE_SUCCESS_FROM = {FAILED, CANCELLED, EXPIRED}
 # Moves that may repeat with new effect (each partial refund is its own event).
 REPEATABLE = {(PARTIALLY_REFUNDED, PARTIALLY_REFUNDED)}
+
+
+STATUS, SETTLEMENT = "status", "settlement"  # PaymentEvent.kind
+
+# What a new payment may be opened with (column names go into SQL: only these, never input).
+OPENING_COLUMNS = frozenset({"member", "invoice", "method", "amount", "currency", "reference", "idempotency_key",
+                             "staff", "location", "note", "phone", "expires_at", "gateway_ref", "gateway_request"})
 
 
 class InvalidTransition(ValueError):
@@ -81,3 +90,43 @@ async def transition(payment_id: int, new: str, *, reason: str, staff_id: int | 
     ))
     payment = await Payment.select().where(Payment.id == payment_id).first()
     return Change(payment, old, new, changed=True)
+
+
+async def open_payment(columns: dict, *, reason: str, staff_id: int | None = None, gateway_event: str | None = None,
+                       details: dict | None = None) -> tuple[int, bool]:
+    """Record a new payment, born `pending`, once per idempotency key, with its first event.
+
+    Returns (payment id, created); created is False when the key had been used: the id is then the
+    earlier payment's, and nothing is written. Must run inside a transaction."""
+    unknown = set(columns) - OPENING_COLUMNS
+    if unknown:
+        raise ValueError(f"not a column a payment is opened with: {sorted(unknown)}")
+    names = list(columns)
+    rows = await Payment.raw(
+        f"INSERT INTO payment ({', '.join(names)}, refunded, status, created_at) "
+        f"VALUES ({', '.join('{}' for _ in names)}, 0, '{PENDING}', now()) "
+        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id", *columns.values())
+    if not rows:
+        existing = await Payment.select(Payment.id).where(Payment.idempotency_key == columns["idempotency_key"]).first()
+        return existing["id"], False
+    payment_id = rows[0]["id"]
+    await PaymentEvent.insert(PaymentEvent(
+        payment=payment_id, old_status="", new_status=PENDING, reason=reason, staff=staff_id,
+        gateway_event=gateway_event, details=details or {}, kind=STATUS))
+    return payment_id, True
+
+
+async def record_settlement(payment_id: int, facts: dict, *, staff_id: int | None = None,
+                            gateway_event: str | None = None) -> None:
+    """What a payment that just completed settled (invoices and amounts, credit added, balances
+    right after): written once, beside the event that completed it, and read back by receipts."""
+    await PaymentEvent.insert(PaymentEvent(
+        payment=payment_id, old_status=COMPLETED, new_status=COMPLETED, reason="settled",
+        staff=staff_id, gateway_event=gateway_event, details=facts, kind=SETTLEMENT))
+
+
+async def settlement_of(payment_id: int) -> dict:
+    """The facts `record_settlement` wrote for this payment ({} before it completed)."""
+    event = await PaymentEvent.select(PaymentEvent.details).where(
+        (PaymentEvent.payment == payment_id) & (PaymentEvent.kind == SETTLEMENT)).output(load_json=True).first()
+    return (event or {}).get("details") or {}

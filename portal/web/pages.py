@@ -30,9 +30,9 @@ def new_idempotency_key() -> str:
 
 
 def _settled(events: list[dict]) -> dict | None:
-    """What the payment settled and the balances right after, from its `settled` event."""
+    """What the payment settled and the balances right after, from its settlement event."""
     for event in events:
-        if event["reason"] == "settled":
+        if event["kind"] == state.SETTLEMENT:
             facts = event["details"]
             facts = json.loads(facts) if isinstance(facts, str) else dict(facts)
             for key in ("credit_added", "balance_owed", "credit_balance"):
@@ -127,7 +127,7 @@ async def stk_context(payment_id: int) -> dict:
 
 
 async def mpesa_events(payment_id: int) -> list[dict]:
-    return [e for e in await payment_history(payment_id) if e["reason"] != "settled"]
+    return [e for e in await payment_history(payment_id) if e["kind"] == state.STATUS]
 
 
 def qr_svg(url: str) -> str:

@@ -65,3 +65,41 @@ async def test_concurrent_identical_moves_record_one_event(db):
     changes = await asyncio.gather(*[_move(p, state.CANCELLED) for _ in range(10)])
     assert sum(c.changed for c in changes) == 1
     assert await PaymentEvent.count().where(PaymentEvent.payment == p) == 1
+
+
+async def test_a_payment_is_opened_once_per_key_with_its_birth_event(db):
+    member = await make_member()
+    columns = {"member": member, "invoice": None, "method": "cash", "amount": 1500, "currency": "KES",
+               "idempotency_key": "open-once", "staff": None, "location": None, "reference": "", "note": ""}
+
+    async def open_it():
+        async with portal_db.transaction():
+            return await state.open_payment(columns, reason="Cash recorded at the desk")
+
+    results = await asyncio.gather(*(open_it() for _ in range(5)))
+    ids = {payment_id for payment_id, _ in results}
+    assert len(ids) == 1 and sum(created for _, created in results) == 1
+    (payment_id,) = ids
+    payment = await Payment.select().where(Payment.id == payment_id).first()
+    assert (payment["status"], payment["amount"], payment["method"]) == ("pending", 1500, "cash")
+    events = await PaymentEvent.select().where(PaymentEvent.payment == payment_id)
+    assert [(e["old_status"], e["new_status"], e["reason"], e["kind"]) for e in events] == [
+        ("", "pending", "Cash recorded at the desk", state.STATUS)]
+
+
+async def test_only_known_columns_open_a_payment(db):
+    with pytest.raises(ValueError, match="status"):
+        await state.open_payment({"idempotency_key": "x", "status": "completed"}, reason="no")
+
+
+async def test_the_settlement_is_its_own_kind_of_event_and_is_read_back(db):
+    p = await _payment()
+    facts = {"settled": [{"invoice": 1, "number": "INV-2026-000001", "amount": "1000.00"}], "credit_added": "0.00",
+             "balance_owed": "0.00", "credit_balance": "0.00"}
+    assert await state.settlement_of(p) == {}
+    async with portal_db.transaction():
+        await state.transition(p, state.COMPLETED, reason="Cash received")
+        await state.record_settlement(p, facts)
+    assert await state.settlement_of(p) == facts
+    kinds = [e["kind"] for e in await PaymentEvent.select().where(PaymentEvent.payment == p).order_by(PaymentEvent.id)]
+    assert kinds == [state.STATUS, state.SETTLEMENT]

@@ -26,20 +26,11 @@ from portal.lib.money import Money
 from portal.payments import state
 from portal.payments.service import Recorded, complete_payment
 from portal.settings import get_settings
-from tables.billing import Payment, PaymentEvent
+from tables.billing import Payment
 from tables.gateway import GatewayCallback
 from tables.members import Member
 
 log = logging.getLogger(__name__)
-
-INSERT_ONCE = """
-INSERT INTO payment (member, invoice, method, amount, currency, refunded, status, reference, idempotency_key,
-                     staff, location, note, created_at, phone, checks, flag, card_brand, card_last4, gateway_request)
-VALUES ({}, {}, 'card', {}, {}, 0, 'pending', '', {}, {}, {}, '', now(), '', 0, '', '', '', {})
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id
-"""
-
 
 def new_tx_ref() -> str:
     return "PTF-" + secrets.token_hex(8).upper()
@@ -53,14 +44,13 @@ async def start_card_checkout(*, member_id: int, amount: Money, idempotency_key:
         raise RuleBroken("The amount must be more than zero")
     async with db.transaction():
         await lock_member(member_id)
-        rows = await Payment.raw(INSERT_ONCE, member_id, invoice_id, amount.amount, amount.currency, idempotency_key,
-                                 staff_id, location_id, new_tx_ref())
-        if not rows:
-            existing = await Payment.select().where(Payment.idempotency_key == idempotency_key).first()
-            return Recorded(existing, False), None
-        payment_id = rows[0]["id"]
-        await PaymentEvent.insert(PaymentEvent(payment=payment_id, old_status="", new_status="pending", staff=staff_id,
-                                               reason="Card checkout requested"))
+        payment_id, created = await state.open_payment(
+            {"member": member_id, "invoice": invoice_id, "method": "card", "amount": amount.amount,
+             "currency": amount.currency, "idempotency_key": idempotency_key, "staff": staff_id,
+             "location": location_id, "gateway_request": new_tx_ref()},
+            reason="Card checkout requested", staff_id=staff_id)
+        if not created:
+            return Recorded(await Payment.select().where(Payment.id == payment_id).first(), False), None
     payment = await Payment.select().where(Payment.id == payment_id).first()
     member = await Member.select().where(Member.id == member_id).first()
     settings = get_settings()

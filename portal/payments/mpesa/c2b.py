@@ -38,7 +38,7 @@ from portal.payments import state
 from portal.payments.mpesa.stk import _receipt_already_recorded
 from portal.payments.service import Recorded, complete_payment
 from portal.settings import get_settings
-from tables.billing import Payment, PaymentEvent
+from tables.billing import Payment
 from tables.gateway import GatewayCallback, StaffAlert
 from tables.members import Member
 
@@ -223,15 +223,6 @@ async def find_member(c2b: C2BConfirmation) -> Match | None:
 
 # --- recording --------------------------------------------------------------------------------
 
-INSERT_ONCE = """
-INSERT INTO payment (member, invoice, method, amount, currency, refunded, status, reference, idempotency_key,
-                     staff, location, note, created_at, phone, gateway_ref, checks, flag, card_brand, card_last4)
-VALUES ({}, {}, 'mpesa', {}, {}, 0, 'pending', {}, {}, {}, NULL, {}, now(), {}, {}, 0, '', '', '')
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id
-"""
-
-
 def idempotency_key(trans_id: str) -> str:
     return f"c2b:{trans_id}"
 
@@ -271,18 +262,17 @@ async def _record(c2b: C2BConfirmation, match: Match, *, staff_id: int | None, g
     """Create the payment for this M-Pesa code (once) and complete it: settles the named
     invoice, then the oldest open ones, keeps any excess as credit, numbers the receipt.
     Caller holds the member lock and the receipt lock."""
-    rows = await Payment.raw(INSERT_ONCE, match.member_id, match.invoice_id, c2b.amount, get_settings().currency,
-                             c2b.trans_id, idempotency_key(c2b.trans_id), staff_id,
-                             f"M-Pesa Paybill, account {c2b.account or '(none)'}"[:500], c2b.phone, c2b.trans_id)
-    if not rows:
-        return Recorded(await Payment.select().where(Payment.idempotency_key == idempotency_key(c2b.trans_id)).first(),
-                        False)
-    payment_id = rows[0]["id"]
     who = f" from {c2b.masked_phone}" if c2b.masked_phone else ""
-    await PaymentEvent.insert(PaymentEvent(
-        payment=payment_id, old_status="", new_status=state.PENDING, staff=staff_id, gateway_event=gateway_event,
+    payment_id, created = await state.open_payment(
+        {"member": match.member_id, "invoice": match.invoice_id, "method": "mpesa", "amount": c2b.amount,
+         "currency": get_settings().currency, "reference": c2b.trans_id, "idempotency_key": idempotency_key(c2b.trans_id),
+         "staff": staff_id, "location": None, "note": f"M-Pesa Paybill, account {c2b.account or '(none)'}"[:500],
+         "phone": c2b.phone, "gateway_ref": c2b.trans_id},
         reason=f"M-Pesa Paybill payment {c2b.trans_id}{who}, account {c2b.account or '(none)'}"[:500],
-        details={"matched_by": match.how, "trans_time": c2b.trans_time, "short_code": c2b.short_code}))
+        staff_id=staff_id, gateway_event=gateway_event,
+        details={"matched_by": match.how, "trans_time": c2b.trans_time, "short_code": c2b.short_code})
+    if not created:
+        return Recorded(await Payment.select().where(Payment.id == payment_id).first(), False)
     payment = await complete_payment(payment_id, reason=reason, staff_id=staff_id, gateway_event=gateway_event)
     return Recorded(payment, True)
 

@@ -34,7 +34,7 @@ from portal.lib.phones import PhoneError, display_phone, normalise_phone
 from portal.payments import state
 from portal.payments.service import Recorded, complete_payment
 from portal.settings import get_settings
-from tables.billing import Invoice, Payment, PaymentEvent
+from tables.billing import Invoice, Payment
 from tables.gateway import GatewayCallback
 from tables.members import Member
 
@@ -102,15 +102,6 @@ def parse_stk_callback(data) -> tuple[str, StkOutcome]:
 
 # --- starting a push ----------------------------------------------------------------------------
 
-INSERT_ONCE = """
-INSERT INTO payment (member, invoice, method, amount, currency, refunded, status, reference, idempotency_key,
-                     staff, location, note, created_at, phone, expires_at, checks, flag, card_brand, card_last4)
-VALUES ({}, {}, 'mpesa', {}, {}, 0, 'pending', '', {}, {}, {}, '', now(), {}, {}, 0, '', '', '')
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id
-"""
-
-
 async def start_stk_push(*, member_id: int, phone: str, amount: Money, idempotency_key: str,
                          invoice_id: int | None = None, staff_id: int | None = None,
                          location_id: int | None = None) -> Recorded:
@@ -128,14 +119,13 @@ async def start_stk_push(*, member_id: int, phone: str, amount: Money, idempoten
             inv = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
             if not inv or inv["member"] != member_id or inv["status"] not in ("open", "partially_paid"):
                 raise RuleBroken("That invoice is not open")
-        rows = await Payment.raw(INSERT_ONCE, member_id, invoice_id, amount.amount, amount.currency, idempotency_key,
-                                 staff_id, location_id, msisdn, now() + timedelta(seconds=settings.stk_timeout_seconds))
-        if not rows:
-            return Recorded(await Payment.select().where(Payment.idempotency_key == idempotency_key).first(), False)
-        payment_id = rows[0]["id"]
-        await PaymentEvent.insert(PaymentEvent(payment=payment_id, old_status="", new_status="pending", staff=staff_id,
-                                               reason=f"M-Pesa prompt requested for {display_phone(msisdn)}"))
-    return Recorded(await Payment.select().where(Payment.id == payment_id).first(), True)
+        payment_id, created = await state.open_payment(
+            {"member": member_id, "invoice": invoice_id, "method": "mpesa", "amount": amount.amount,
+             "currency": amount.currency, "idempotency_key": idempotency_key, "staff": staff_id,
+             "location": location_id, "phone": msisdn,
+             "expires_at": now() + timedelta(seconds=settings.stk_timeout_seconds)},
+            reason=f"M-Pesa prompt requested for {display_phone(msisdn)}", staff_id=staff_id)
+    return Recorded(await Payment.select().where(Payment.id == payment_id).first(), created)
 
 
 async def send_stk_push(payment_id: int, client=None) -> str:
