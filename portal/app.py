@@ -87,12 +87,7 @@ def _server_error(request: Request, exc: Exception) -> Response:
 
 async def _start(app: Litestar) -> None:
     settings: Settings = app.state.settings
-    settings.check_for_serving()
-    engine = engine_finder()
-    await engine.start_connection_pool(min_size=1, max_size=10)
-    q = queue.make_queue(settings, engine.config["dsn"])
-    await q.connect()
-    queue.set_queue(q)
+    q = await queue.start(settings, pool_size=10)
     if settings.worker_in_process:
         from tasks.worker import make_worker
 

@@ -87,12 +87,8 @@ async def work(settings: Settings) -> None:
     from portal.lib import db, queue
     from tasks.worker import make_worker
 
-    settings.check_for_serving()
+    q = await queue.start(settings, pool_size=5)
     engine = engine_finder()
-    await engine.start_connection_pool(min_size=1, max_size=5)
-    q = queue.make_queue(settings, engine.config["dsn"])
-    await q.connect()
-    queue.set_queue(q)
     worker = make_worker(settings, q, in_process=True)
     task = asyncio.create_task(worker.start())
     try:

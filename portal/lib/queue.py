@@ -6,6 +6,7 @@ with a dedupe key, and let a sweeper re-enqueue anything left pending.
 
 from __future__ import annotations
 
+from piccolo.engine import engine_finder
 from saq import Queue
 
 from portal.settings import Settings
@@ -23,6 +24,18 @@ def make_queue(settings: Settings, database_dsn: str) -> Queue:
     if url.startswith(("redis://", "rediss://")):
         return Queue.from_url(url, name=QUEUE_NAME)
     return Queue.from_url(url.replace("postgres://", "postgresql://", 1), name=QUEUE_NAME, min_size=1, max_size=5)
+
+
+async def start(settings: Settings, *, pool_size: int) -> Queue:
+    """What a serving process opens first (the web app and a worker alike): the database pool,
+    then the queue, which becomes this process's queue."""
+    settings.check_for_serving()
+    engine = engine_finder()
+    await engine.start_connection_pool(min_size=1, max_size=pool_size)
+    queue = make_queue(settings, engine.config["dsn"])
+    await queue.connect()
+    set_queue(queue)
+    return queue
 
 
 def set_queue(queue: Queue | None) -> None:
