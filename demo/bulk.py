@@ -1,6 +1,6 @@
 """Bulk demo data: `portal demo-data --members 20000 --payments 500000` in a few minutes.
 
-The gym's history is simulated in memory (portal.demo_history) and written with COPY, in one
+The gym's history is simulated in memory (demo.history) and written with COPY, in one
 transaction, so a failed or interrupted load leaves nothing behind. Ids come from each table's
 own sequence (a reserved range), member numbers from member_number_seq and invoice, receipt and
 credit-note numbers from document_counter, so the app carries on numbering after the bulk rows.

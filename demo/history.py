@@ -1,18 +1,18 @@
-"""Years of a gym's money, simulated in memory for the bulk demo loader (portal.demo_bulk).
+"""Years of a gym's money, simulated in memory for the bulk demo loader (demo.bulk).
 
 Each member's history is replayed with the rules the app applies one request at a time, so the
 rows are the ones the app would have written:
 
 - put on a plan: a membership waiting `unpaid` and a `new` invoice (portal.members.enrol.put_on_plan);
 - renewal invoices raised by the nightly job `RENEWAL_DAYS_BEFORE` days before a membership ends
-  (portal.renewals);
+  (portal.members.renewals);
 - an invoice posts receivable / revenue + VAT, then any credit held is applied at once
-  (portal.invoices.issue_invoice, apply_credit);
+  (portal.billing.invoices.issue_invoice, apply_credit);
 - money received posts to the method's account and settles the chosen invoice, then the oldest
   due; any excess is kept as credit (portal.payments.service.complete_payment); an invoice paid
   in full starts or extends the membership (portal.members.memberships.on_invoice_paid);
 - refunds come out of credit first (refund_payment); M-Pesa refunds are Daraja reversals
-  (portal.payments.reversal); voids reverse the invoice (void_invoice); both leave credit notes;
+  (portal.payments.mpesa.reversal); voids reverse the invoice (void_invoice); both leave credit notes;
 - every payment moves through the state machine with the texts each rail writes (desk, STK
   Push, Paybill, card checkout).
 
@@ -331,7 +331,7 @@ class Life:
         self.entries.append(entry)
         return entry
 
-    # invoices (portal.invoices) -------------------------------------------------------------------
+    # invoices (portal.billing.invoices) -------------------------------------------------------------------
 
     def issue(self, kind: str, membership: MembershipRow, period_start: date, due: date, staff) -> InvoiceRow:
         p = self.plan
@@ -562,7 +562,7 @@ class Life:
         flw = self.h.flutterwave_id()
         source = f"flutterwave:{flw}"
         self.complete(pay, "Card payment confirmed by Flutterwave", gateway_event=source)
-        # Flutterwave keeps its fee: card money held is what it settles (portal.payments.cards).
+        # Flutterwave keeps its fee: card money held is what it settles (portal.payments.cards.checkout).
         fee = (pay.amount * CARD_FEE_RATE).quantize(CENT, rounding=ROUND_HALF_UP)
         if fee:
             self.post("gateway_fee", [("gateway_fees", None, None, fee), ("card", None, pay.location, -fee)],

@@ -1,4 +1,4 @@
-"""The owner's daily digest job: a thin wrapper around portal.digest."""
+"""The owner's daily digest job: a thin wrapper around portal.reports.digest."""
 
 from __future__ import annotations
 

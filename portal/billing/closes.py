@@ -4,7 +4,7 @@ member), against the cash counted; closing locks the day.
 Locking: posting money at a location takes a shared advisory lock on it for the transaction;
 closing takes it exclusively. So a close never misses a payment that was being written while it
 added up the day, and money posted after a close sees the day closed and counts toward the
-location's next open day instead, with the reason in the ledger entry's memo (portal/ledger.py).
+location's next open day instead, with the reason in the ledger entry's memo (portal/billing/ledger.py).
 """
 
 from __future__ import annotations

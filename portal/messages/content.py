@@ -128,7 +128,7 @@ async def invoice(message: dict) -> Content:
 
 @builder("reminder_before", "reminder_due", "reminder_overdue", "reminder_final")
 async def reminder(message: dict) -> Content:
-    """A reminder at one step of the schedule (portal/reminders.py): what is still owed today,
+    """A reminder at one step of the schedule (portal/messages/reminders.py): what is still owed today,
     how the due date stands, the pay link; a paused or opted-out member's is skipped."""
     ctx, link = await _open_invoice(message)
     paused = await Invoice.select(Invoice.reminders_paused, Invoice.member.reminders_paused,

@@ -1,4 +1,4 @@
-"""The daily digest's builder: renders the figures its message carries (portal/digest.py).
+"""The daily digest's builder: renders the figures its message carries (portal/reports/digest.py).
 
 Unlike a receipt or a reminder, a digest is not rebuilt from the state of things at sending
 time: it is the snapshot taken when the morning job ran, kept in the message's params, so every
@@ -13,7 +13,7 @@ from portal.settings import get_settings
 
 @builder("digest")
 async def digest(message: dict) -> Content:
-    # Imported here: portal.digest pulls in the payment modules, which every worker process
+    # Imported here: portal.reports.digest pulls in the payment modules, which every worker process
     # importing delivery.py need not load at start.
     from portal.reports import digest as figures
 

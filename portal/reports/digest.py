@@ -3,13 +3,13 @@
 What it says, for the digest sent on day D (in the gym's time zone) about day D-1, "yesterday":
 - collections: payments completed yesterday by method (count, amount as received), less the
   refunds paid back yesterday from that method's money account; net per method and in total
-  (the analytics page's definitions, portal/analytics.py).
+  (the analytics page's definitions, portal/reports/analytics.py).
 - due this week: open invoices due from D to D+7 (the dues page's "due in 3" and "due in 7"
   cards together), what is still owed on them; and everything overdue (due before D).
 - failed and expired payments: those that became failed or expired yesterday (their status
   now: one that later succeeded is money received, not a failure), the count and the latest ten.
 - unmatched M-Pesa: Paybill payments waiting for staff to match them now, and their amount
-  (portal.payments.c2b.UNMATCHED_WHERE, the navigation badge's number).
+  (portal.payments.mpesa.c2b.UNMATCHED_WHERE, the navigation badge's number).
 - on hold: members with an invoice more than HOLD_GRACE_DAYS overdue (portal.members.holds.hold_sql).
 
 Three queries whatever the data size (`figures`), computed once per run and stored in each

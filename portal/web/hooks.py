@@ -154,7 +154,7 @@ async def daraja_timeout(request: Request, token: FromPath[str]) -> Response:
 @post("/hooks/flutterwave", status_code=200)
 async def flutterwave_webhook(request: Request) -> Response:
     """Accepted only with the right verif-hash (constant-time); even then nothing is credited
-    until Flutterwave's verify endpoint confirms it (portal.payments.cards)."""
+    until Flutterwave's verify endpoint confirms it (portal.payments.cards.checkout)."""
     raw, cut = await read_body(request)
     settings = request.app.state.settings
     outcome, note, external_id, claim = "stored", "", None, None

@@ -1,4 +1,4 @@
-"""Bulk demo data (portal.demo_bulk) is what the app would have written: every rule the business
+"""Bulk demo data (demo.bulk) is what the app would have written: every rule the business
 code keeps, checked with SQL over a small bulk load (300 members, 3,000 payments)."""
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ async def test_payments_agree_with_their_ledger_allocations_and_refunds(bulk):
           + coalesce((SELECT -sum(l.amount) FROM ledger_entry e JOIN ledger_leg l ON l.entry = e.id
                       WHERE e.payment = p.id AND e.kind = 'credit_held' AND l.account = 'member_credit'), 0)""")
     await none_of("SELECT id FROM payment WHERE method = 'mpesa' AND amount <> trunc(amount)")
-    # Flutterwave's fee comes out of the card money held (portal.payments.cards).
+    # Flutterwave's fee comes out of the card money held (portal.payments.cards.checkout).
     await none_of("""
         SELECT p.id FROM payment p WHERE p.method = 'card' AND p.status = 'completed' AND NOT EXISTS (
             SELECT 1 FROM ledger_entry e JOIN ledger_leg l ON l.entry = e.id

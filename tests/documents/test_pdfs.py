@@ -1,7 +1,7 @@
 """PDF documents render from plain contexts: the numbers people read are on the page, the paper
 sizes are right, and rendering never blocks the event loop.
 
-The contexts below are the contract the callers build from the database (see portal/documents.py).
+The contexts below are the contract the callers build from the database (see portal/documents/render.py).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from portal.auth import admin_required, manager_required, staff_required
 
 PUBLIC = {
     "/login", "/logout", "/healthz", "/brand/logo",
-    # the member's side of pay links: the signed token is the credential (portal/paylinks.py)
+    # the member's side of pay links: the signed token is the credential (portal/billing/paylinks.py)
     "/pay/{token:str}", "/pay/{token:str}/card", "/pay/{token:str}/mpesa", "/pay/{token:str}/card/return",
     "/pay/{token:str}/payments/{payment_id:int}", "/pay/{token:str}/payments/{payment_id:int}/receipt.pdf",
     "/pay/card/return",  # Flutterwave sends the browser back here; verified server-side

@@ -116,7 +116,7 @@ async def _number(member: int) -> str:
 # --- paying by account number -------------------------------------------------------------------
 
 async def test_paid_by_member_number_settles_activates_and_numbers_the_receipt(live, worker):
-    from tests.tasks.test_documents_job import _wait_for
+    from tests.documents.test_documents_job import _wait_for
 
     await _register(live)
     member = await make_member(first_name="Achieng", last_name="Otieno")

@@ -149,7 +149,7 @@ async def test_the_money_received_is_what_is_credited_and_a_difference_is_flagge
 
 
 async def test_receipts_follow_an_mpesa_payment(live, worker, alice):
-    from tests.tasks.test_documents_job import _wait_for
+    from tests.documents.test_documents_job import _wait_for
 
     member = await make_member()
     await invoice_for(member, 3000)
