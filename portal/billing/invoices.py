@@ -23,8 +23,7 @@ from portal.messages import outbox
 from portal.settings import get_settings
 from tables.billing import Allocation, CreditNote, Invoice, InvoiceLine
 from tables.members import Member, Membership
-
-OPEN = ("open", "partially_paid")
+from tables.statuses import OPEN_INVOICE
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ async def issue_invoice(member_id: int, lines: list[Line], *, kind: str = "other
 
 
 async def open_invoices(member_id: int, lock: bool = False) -> list[dict]:
-    query = Invoice.select().where((Invoice.member == member_id) & Invoice.status.is_in(list(OPEN))).order_by(
+    query = Invoice.select().where((Invoice.member == member_id) & Invoice.status.is_in(list(OPEN_INVOICE))).order_by(
         Invoice.due_date).order_by(Invoice.id)
     return await (query.lock_rows() if lock else query)
 

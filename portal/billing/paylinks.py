@@ -22,6 +22,7 @@ from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
 from portal.settings import get_settings
 from tables.billing import Invoice, PayLink
+from tables.statuses import OPEN_INVOICE
 
 
 def _hash(secret: str) -> str:
@@ -58,7 +59,7 @@ async def create_link(invoice_id: int, staff_id: int | None) -> str:
         invoice = await Invoice.select(Invoice.status).where(Invoice.id == invoice_id).lock_rows().first()
         if not invoice:
             raise NotFound("invoice")
-        if invoice["status"] not in ("open", "partially_paid"):
+        if invoice["status"] not in OPEN_INVOICE:
             raise RuleBroken("Only an open invoice can have a pay link")
         await PayLink.update({PayLink.revoked_at: now()}).where(
             (PayLink.invoice == invoice_id) & PayLink.revoked_at.is_null())

@@ -21,6 +21,7 @@ from tables.ledger import LedgerLeg
 from tables.locations import Location
 from tables.members import Member, Membership
 from tables.staff import Staff
+from tables.statuses import OPEN_INVOICE
 
 
 def _base() -> dict:
@@ -62,7 +63,7 @@ async def invoice_context(invoice_id: int, pay_link: str | None = None) -> dict:
                   for line in lines],
         "subtotal": inv["subtotal"], "tax_total": inv["tax_total"], "total": inv["total"], "paid": inv["paid"],
         "balance": inv["total"] - inv["paid"] if inv["status"] != "void" else Decimal("0"),
-        "pay_link": pay_link if inv["status"] in ("open", "partially_paid") else None, "period": period,
+        "pay_link": pay_link if inv["status"] in OPEN_INVOICE else None, "period": period,
     }}
 
 

@@ -31,8 +31,6 @@ each are in tests/documents/test_pdfs.py.
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -41,13 +39,13 @@ from zoneinfo import ZoneInfo
 import jinja2
 import segno
 
-from portal.lib.money import Money
-from portal.lib.phones import display_phone
+from portal.lib import formatting
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
 STATIC = ROOT / "static"
 DEFAULT_TIMEZONE = "Africa/Nairobi"
+DEFAULT_CURRENCY = "KES"
 
 KINDS = frozenset({"invoice", "receipt", "receipt_80mm", "statement", "credit_note", "day_close"})
 # Thermal-roll documents: laid out on one very long page, which is then cut to the content.
@@ -56,69 +54,7 @@ ROLL_END_ANCHOR = "roll-end"
 ROLL_BOTTOM_MARGIN_PX = 3 * 96 / 25.4  # the 3 mm @page margin, in CSS px
 
 
-# --- filters: formatting happens here, at the edge ---------------------------------------------
-
-def money(value, currency: str = "KES") -> str:
-    """Decimal -> 'KES 3,000' / 'KES 2,500.50' (None -> '')."""
-    if value is None:
-        return ""
-    if isinstance(value, Money):
-        return value.format()
-    return Money(value, currency).format()
-
-
-def money_plain(value, currency: str = "KES") -> str:
-    """Decimal -> '3,000' (no currency), for narrow columns whose header names the currency."""
-    if value is None:
-        return ""
-    return Money(value, currency).format(symbol=False)
-
-
-def balance(value, currency: str = "KES") -> str:
-    """A member balance: owed is positive ('KES 1,500'), credit negative ('KES 1,500 in credit')."""
-    if value is None:
-        return ""
-    amount = Decimal(value)
-    if amount < 0:
-        return f"{money(-amount, currency)} in credit"
-    return money(amount, currency)
-
-
-def percent(value) -> str:
-    """Decimal('16') / Decimal('16.00') -> '16%'; Decimal('12.5') -> '12.5%'."""
-    if value is None:
-        return ""
-    text = format(Decimal(value).normalize(), "f")
-    return f"{text}%"
-
-
-def quantity(value) -> str:
-    """Decimal('2.00') -> '2'; Decimal('1.5') -> '1.5'."""
-    return "" if value is None else format(Decimal(value).normalize(), "f")
-
-
-def nice_date(value: date | datetime | None, tz: ZoneInfo | None = None) -> str:
-    """date -> '5 Jan 2026' (a datetime is first moved to the gym's time zone)."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        value = value.astimezone(tz or ZoneInfo(DEFAULT_TIMEZONE)).date()
-    return f"{value.day} {value:%b %Y}"
-
-
-def nice_datetime(value: datetime | None, tz: ZoneInfo | None = None) -> str:
-    """aware datetime -> '5 Jan 2026, 14:03 EAT' in the gym's time zone."""
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        raise ValueError("refusing a naive datetime on a document: times are stored in UTC")
-    local = value.astimezone(tz or ZoneInfo(DEFAULT_TIMEZONE))
-    return f"{local.day} {local:%b %Y, %H:%M %Z}"
-
-
-def phone(value: str | None) -> str:
-    return display_phone(value) if value else ""
-
+# --- filters: formatting happens at the edge, in portal/lib/formatting.py --------------------------
 
 def qr_data_uri(link: str) -> str:
     """An SVG QR code for `link`, as a data: URI WeasyPrint draws as vector (sharp when printed)."""
@@ -127,16 +63,6 @@ def qr_data_uri(link: str) -> str:
 
 def _context_tz(ctx) -> ZoneInfo:
     return ZoneInfo(ctx.get("timezone") or DEFAULT_TIMEZONE)
-
-
-@jinja2.pass_context
-def date_filter(ctx, value) -> str:
-    return nice_date(value, _context_tz(ctx))
-
-
-@jinja2.pass_context
-def datetime_filter(ctx, value) -> str:
-    return nice_datetime(value, _context_tz(ctx))
 
 
 @lru_cache(maxsize=1)
@@ -148,9 +74,9 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(money=money, money_plain=money_plain, balance=balance, percent=percent,
-                       quantity=quantity, phone=phone, qr_data_uri=qr_data_uri,
-                       date=date_filter, datetime=datetime_filter)
+    # Documents say their currency on every amount; a document's times are shown in its own time zone.
+    formatting.register(env, currency=lambda: DEFAULT_CURRENCY, tz=_context_tz)
+    env.filters["qr_data_uri"] = qr_data_uri
     return env
 
 

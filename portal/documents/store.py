@@ -15,6 +15,7 @@ from portal.documents import context as document_context
 from portal.documents.render import render_pdf
 from portal.lib.errors import NotFound
 from tables.billing import CreditNote, Document, Invoice, PayLink, Payment
+from tables.statuses import OPEN_INVOICE
 
 KIND_SOURCES = {"receipt": "payment", "receipt_80mm": "payment", "invoice": "invoice",
                 "credit_note": "credit_note", "statement": "statement", "day_close": "day_close"}
@@ -27,7 +28,7 @@ async def invoice_subject(invoice_id: int) -> str:
     if not inv:
         raise NotFound("invoice")
     subject = f"invoice:{invoice_id}:{inv['status']}:{inv['paid']}"
-    if inv["status"] in ("open", "partially_paid"):
+    if inv["status"] in OPEN_INVOICE:
         token = await paylinks.current_token(invoice_id)
         if token:
             subject += f":link{token.split('.', 1)[0]}"

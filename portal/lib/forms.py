@@ -105,6 +105,42 @@ def plan_form(form: Form, currency: str) -> tuple[dict, dict]:
     return ({**values, "clean": clean} if not errors else values), errors
 
 
+def _money(text: str, currency: str) -> tuple[Money | None, str | None]:
+    """(amount, None), or (None, why what was typed is not an amount)."""
+    try:
+        return Money.parse(text, currency), None
+    except MoneyParseError as e:
+        return None, _sentence(str(e))
+
+
+def desk_payment_form(form: Form, currency: str) -> tuple[dict, dict]:
+    """Cash, bank or cheque taken at the desk. Only what cannot be read is an error here; whether
+    the values make a payment is for the payment rules (desk_payment_problems) to say. `clean` is
+    there even when something could not be read, so those rules can be shown beside it."""
+    values = {k: _text(form, k) for k in ("method", "amount", "reference", "invoice", "idempotency_key", "note")}
+    errors: dict[str, str] = {}
+    amount, problem = _money(values["amount"], currency)
+    if problem:
+        errors["amount"] = problem
+    if values["invoice"] and not values["invoice"].isdigit():
+        errors["invoice"] = "Choose an invoice"
+    clean = {"method": values["method"], "amount": amount, "reference": values["reference"], "note": values["note"],
+             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None}
+    return {**values, "clean": clean}, errors
+
+
+def stk_form(form: Form, currency: str) -> tuple[dict, dict]:
+    """An M-Pesa prompt from the desk. The phone stays text: start_stk_push reads it, since it is
+    also given numbers that never came through a form."""
+    values = {k: _text(form, k) for k in ("phone", "amount", "invoice", "idempotency_key")}
+    amount, problem = _money(values["amount"], currency)
+    errors = {"amount": problem} if problem else {}
+    # A stray invoice value asks for no particular invoice, as it always has on this form.
+    clean = {"phone": values["phone"], "amount": amount,
+             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None}
+    return ({**values, "clean": clean} if not errors else values), errors
+
+
 def parse_date(text: str) -> date | None:
     try:
         return date.fromisoformat(text.strip())

@@ -9,12 +9,13 @@ from datetime import date, timedelta
 
 from portal.lib.clock import today
 from portal.settings import get_settings
+from tables.statuses import OPEN_INVOICE_SQL
 
 
 def _hold_where(member: str) -> str:
     # The one statement of the rule: an open invoice due before the cut-off (today - grace).
     return (f"h.member = {member} "
-            "AND h.status IN ('open', 'partially_paid') AND h.due_date < {}::date")
+            f"AND h.status IN {OPEN_INVOICE_SQL} AND h.due_date < {{}}::date")
 
 
 def hold_sql(member: str = "m.id") -> str:

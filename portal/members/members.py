@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from portal import audit
+from portal.lib import paging
 from portal.lib.clock import now, today
 from portal.lib.errors import NotFound
 from portal.members.holds import hold_cutoff, hold_reason_sql, hold_sql
@@ -42,13 +43,13 @@ async def update_member(member_id: int, clean: dict, staff_id: int | None) -> No
                        details={k: v for k, v in clean.items() if k != "notes"})
 
 
-@dataclass
-class SearchResult:
-    rows: list[dict]
-    total: int
-    page: int
-    pages: int
+@dataclass(kw_only=True)
+class SearchResult(paging.Page):
     query: str
+
+    @property
+    def total(self) -> int:  # the members found: the templates' word for the count
+        return self.count
 
 
 def _like_escape(text: str) -> str:
@@ -83,8 +84,8 @@ async def search_members(query: str = "", page: int = 1) -> SearchResult:
     where = SEARCH_WHERE.format(q="{}", number="{}", phone="{}")
     # The same three values appear in the same order in both queries.
     args = [q, q, q, q, q, number, phone, phone]
-    page = max(page, 1)
-    rows = await Member.raw(
+    result = SearchResult(page=max(page, 1), size=PAGE_SIZE, query=query)
+    result.rows = await Member.raw(
         f"""
         SELECT m.id, m.member_number, m.first_name, m.last_name, m.phone, m.email, m.status,
                cur.plan_name, cur.end_date, cur.status AS membership_status, {hold_sql()} AS hold
@@ -98,13 +99,12 @@ async def search_members(query: str = "", page: int = 1) -> SearchResult:
         ) cur ON true
         WHERE {where}
         ORDER BY lower(m.last_name), lower(m.first_name), m.id
-        LIMIT {PAGE_SIZE} OFFSET {(page - 1) * PAGE_SIZE}
+        LIMIT {result.size} OFFSET {result.offset}
         """,
         hold_cutoff(), *args,
     )
-    total = (await Member.raw(f"SELECT count(*) AS n FROM member m WHERE {where}", *args))[0]["n"]
-    pages = max(1, -(-total // PAGE_SIZE))
-    return SearchResult(rows=rows, total=total, page=page, pages=pages, query=query)
+    result.count = (await Member.raw(f"SELECT count(*) AS n FROM member m WHERE {where}", *args))[0]["n"]
+    return result
 
 
 async def get_member(member_id: int) -> dict:

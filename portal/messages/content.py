@@ -24,6 +24,7 @@ from portal.gateways.africastalking import gsm7_safe, sms_parts
 from portal.messages import email
 from portal.settings import get_settings
 from tables.billing import Invoice
+from tables.statuses import OPEN_INVOICE
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ async def _open_invoice(message: dict) -> tuple[dict, str | None]:
     row = await Invoice.select(Invoice.number, Invoice.status).where(Invoice.id == invoice_id).first()
     if not row:
         raise Skip("the invoice no longer exists")
-    if row["status"] not in ("open", "partially_paid"):
+    if row["status"] not in OPEN_INVOICE:
         raise Skip(f"invoice {row['number']} is {row['status'].replace('_', ' ')}: nothing to ask for")
     token = await paylinks.current_token(invoice_id)
     link = paylinks.url_for(token) if token else None

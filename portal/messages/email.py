@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 import jinja2
 
-from portal.lib.money import Money
+from portal.lib import formatting
 from portal.settings import ROOT, get_settings
 
 SMTP_TIMEOUT = 30  # seconds per SMTP step; well inside the send job's timeout
@@ -56,22 +56,6 @@ class EmailError(Exception):
 
 # --- rendering ------------------------------------------------------------------------------
 
-def _money(value, currency: str | None = None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Money):
-        return value.format()
-    return Money(value, currency or get_settings().currency).format()
-
-
-def _nice_date(value) -> str:
-    return value.strftime("%d %b %Y") if value else ""
-
-
-def _local_dt(value, fmt: str = "%d %b %Y %H:%M") -> str:
-    return value.astimezone(get_settings().tz).strftime(fmt) if value else ""
-
-
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """Templates for messages (emails and SMS). HTML is escaped, text is not; a missing value
@@ -84,7 +68,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(money=_money, nice_date=_nice_date, local_dt=_local_dt)
+    # Read at each use, not once: this environment is cached for the whole process.
+    formatting.register(env, currency=lambda: get_settings().currency, tz=lambda ctx: get_settings().tz)
     return env
 
 

@@ -31,6 +31,7 @@ from portal.settings import get_settings
 from tables.billing import Invoice, Payment
 from tables.members import Member
 from tables.messages import Message
+from tables.statuses import OPEN_INVOICE
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ async def send_pay_link(invoice_id: int, staff_id: int | None) -> list[int]:
     invoice = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
     if not invoice:
         raise NotFound("invoice")
-    if invoice["status"] not in ("open", "partially_paid"):
+    if invoice["status"] not in OPEN_INVOICE:
         raise RuleBroken("Only an open invoice has a pay link to send")
     link = await paylinks.live_link(invoice_id)
     if not link:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from dataclasses import dataclass
+from functools import partial
 
+from portal.lib import paging
 from portal.lib.errors import NotFound
 from tables.messages import Message
 
@@ -23,58 +24,39 @@ FAILED = ("failed", "bounced")
 
 
 @dataclass
-class MessageFilters:
+class MessageFilters(paging.Filters):
     channel: str = ""
     status: str = ""
     kind: str = ""
-    member: int | None = None
-    page: int = 1
-    errors: dict = field(default_factory=dict)
 
-    @classmethod
-    def parse(cls, params) -> MessageFilters:
-        f = cls()
-        get = lambda k: (params.get(k) or "").strip()  # noqa: E731
+    def read(self, params) -> None:
+        get = partial(paging.param, params)
         for name, allowed in (("channel", CHANNELS), ("status", STATUSES + ["problem"])):
             value = get(name)
             if value and value not in allowed:
-                f.errors[name] = f"Unknown {name} {value[:20]!r}"
+                self.errors[name] = f"Unknown {name} {value[:20]!r}"
             elif value:
-                setattr(f, name, value)
+                setattr(self, name, value)
         kind = get("kind")
         if kind and not _KIND.match(kind):
-            f.errors["kind"] = "A kind is a word like receipt or invoice"
+            self.errors["kind"] = "A kind is a word like receipt or invoice"
         elif kind:
-            f.kind = kind
-        member = get("member")
-        f.member = int(member) if member.isdigit() else None
-        page = get("page")
-        f.page = max(1, int(page)) if page.isdigit() and len(page) < 7 else 1
-        return f
+            self.kind = kind
 
-    def query_string(self, **override) -> str:
-        values = {"channel": self.channel, "status": self.status, "kind": self.kind, "member": self.member or "",
-                  **override}
-        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
+    def values(self) -> dict:
+        return {"channel": self.channel, "status": self.status, "kind": self.kind}
 
 
 def _where(f: MessageFilters) -> tuple[str, list]:
-    clauses, args = ["TRUE"], []
-    if f.channel:
-        clauses.append("m.channel = {}")
-        args.append(f.channel)
+    where = paging.Where()
+    where.equal("m.channel", f.channel)
     if f.status == "problem":  # failed or bounced: what staff act on
-        clauses.append("m.status IN ('failed', 'bounced')")
-    elif f.status:
-        clauses.append("m.status = {}")
-        args.append(f.status)
-    if f.kind:
-        clauses.append("m.kind = {}")
-        args.append(f.kind)
-    if f.member:
-        clauses.append("m.member = {}")
-        args.append(f.member)
-    return " AND ".join(clauses), args
+        where.add("m.status IN ('failed', 'bounced')")
+    else:
+        where.equal("m.status", f.status)
+    where.equal("m.kind", f.kind)
+    where.equal("m.member", f.member)
+    return where.sql()
 
 
 ROWS = """
@@ -88,19 +70,12 @@ LIMIT {limit} OFFSET {offset}
 """
 
 
-@dataclass
-class MessagePage:
-    rows: list[dict]
-    count: int
-    page: int
-    pages: int
-
-
-async def message_page(f: MessageFilters) -> MessagePage:
+async def message_page(f: MessageFilters) -> paging.Page:
     where, args = _where(f)
-    count = (await Message.raw(f"SELECT count(*) AS n FROM message m WHERE {where}", *args))[0]["n"]
-    rows = await Message.raw(ROWS.format(where=where, limit=PAGE_SIZE, offset=(f.page - 1) * PAGE_SIZE), *args)
-    return MessagePage(rows, count, f.page, max(1, -(-count // PAGE_SIZE)))
+    page = paging.Page(page=f.page, size=PAGE_SIZE)
+    page.count = (await Message.raw(f"SELECT count(*) AS n FROM message m WHERE {where}", *args))[0]["n"]
+    page.rows = await Message.raw(ROWS.format(where=where, limit=page.size, offset=page.offset), *args)
+    return page
 
 
 DETAIL = """

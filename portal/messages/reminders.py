@@ -29,6 +29,7 @@ from portal.settings import Settings, get_settings
 from tables.billing import Invoice
 from tables.members import Member
 from tables.messages import Message
+from tables.statuses import OPEN_INVOICE, OPEN_INVOICE_SQL
 
 KINDS = {"before": "reminder_before", "due": "reminder_due", "overdue": "reminder_overdue", "final": "reminder_final"}
 LABELS = {"reminder_before": "Reminder: due soon", "reminder_due": "Reminder: due today",
@@ -61,13 +62,13 @@ def step_for(offset: int, settings: Settings | None = None) -> Step | None:
     return next((s for s in schedule(settings) if s.offset == offset), None)
 
 
-CANDIDATES_SQL = """
-SELECT i.id AS invoice, i.member, i.due_date, {}::date - i.due_date AS offset_days,
+CANDIDATES_SQL = f"""
+SELECT i.id AS invoice, i.member, i.due_date, {{}}::date - i.due_date AS offset_days,
        m.id, m.email, m.phone, m.message_channel
 FROM invoice i
 JOIN member m ON m.id = i.member
-WHERE i.status IN ('open', 'partially_paid') AND i.total > i.paid
-  AND i.due_date = ANY({}::date[])
+WHERE i.status IN {OPEN_INVOICE_SQL} AND i.total > i.paid
+  AND i.due_date = ANY({{}}::date[])
   AND i.reminders_paused = '' AND m.reminders_paused = '' AND NOT m.reminder_opt_out
 ORDER BY i.id
 """
@@ -155,7 +156,7 @@ async def remind_now(invoice_id: int, staff_id: int | None, on: date | None = No
     if not row:
         raise NotFound("invoice")
     row = row[0]
-    if row["status"] not in ("open", "partially_paid"):
+    if row["status"] not in OPEN_INVOICE:
         raise RuleBroken("Only an open invoice can be reminded about")
     if row["reminder_opt_out"]:
         raise RuleBroken("This member opted out of reminders")

@@ -3,12 +3,14 @@ server-side cursor for CSV exports of any size."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 
 from piccolo.engine import engine_finder
 
+from portal.lib import paging
 from portal.lib.forms import parse_date
 from portal.settings import get_settings
 from tables.billing import Payment
@@ -19,7 +21,7 @@ METHODS = [m.value for m in Payment.Method]
 
 
 @dataclass
-class PaymentFilters:
+class PaymentFilters(paging.Filters):
     q: str = ""
     status: str = ""
     method: str = ""
@@ -27,73 +29,49 @@ class PaymentFilters:
     date_to: date | None = None
     staff: int | None = None
     location: int | None = None
-    member: int | None = None
-    page: int = 1
-    errors: dict = field(default_factory=dict)
 
-    @classmethod
-    def parse(cls, params) -> "PaymentFilters":
-        f = cls()
-        get = lambda k: (params.get(k) or "").strip()  # noqa: E731
-        f.q = get("q")[:80]
-        f.status = get("status") if get("status") in STATUSES else ""
-        f.method = get("method") if get("method") in METHODS else ""
+    def read(self, params) -> None:
+        get = partial(paging.param, params)
+        self.q = get("q")[:80]
+        self.status = get("status") if get("status") in STATUSES else ""
+        self.method = get("method") if get("method") in METHODS else ""
         for name in ("date_from", "date_to"):
             raw = get(name)
             if raw:
                 value = parse_date(raw)
                 if value is None:
-                    f.errors[name] = "Use a date like 2026-11-30"
-                setattr(f, name, value)
-        for name in ("staff", "location", "member"):
-            raw = get(name)
-            setattr(f, name, int(raw) if raw.isdigit() else None)
-        page = get("page")
-        f.page = max(1, int(page)) if page.isdigit() else 1
-        return f
+                    self.errors[name] = "Use a date like 2026-11-30"
+                setattr(self, name, value)
+        self.staff = paging.whole_number(params, "staff")
+        self.location = paging.whole_number(params, "location")
 
-    def query_string(self, **override) -> str:
-        from urllib.parse import urlencode
-
-        values = {"q": self.q, "status": self.status, "method": self.method,
-                  "date_from": self.date_from.isoformat() if self.date_from else "",
-                  "date_to": self.date_to.isoformat() if self.date_to else "",
-                  "staff": self.staff or "", "location": self.location or "", "member": self.member or "", **override}
-        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
+    def values(self) -> dict:
+        return {"q": self.q, "status": self.status, "method": self.method,
+                "date_from": self.date_from.isoformat() if self.date_from else "",
+                "date_to": self.date_to.isoformat() if self.date_to else "",
+                "staff": self.staff or "", "location": self.location or ""}
 
 
 def where_clause(f: PaymentFilters) -> tuple[str, list]:
     tz = get_settings().tz
-    clauses, args = ["TRUE"], []
-    if f.status:
-        clauses.append("p.status = {}")
-        args.append(f.status)
-    if f.method:
-        clauses.append("p.method = {}")
-        args.append(f.method)
+    where = paging.Where()
+    where.equal("p.status", f.status)
+    where.equal("p.method", f.method)
     if f.date_from:
-        clauses.append("p.created_at >= {}")
-        args.append(datetime.combine(f.date_from, time.min, tz))
+        where.add("p.created_at >= {}", datetime.combine(f.date_from, time.min, tz))
     if f.date_to:
-        clauses.append("p.created_at < {}")
-        args.append(datetime.combine(f.date_to + timedelta(days=1), time.min, tz))
-    if f.staff:
-        clauses.append("p.staff = {}")
-        args.append(f.staff)
-    if f.location:
-        clauses.append("p.location = {}")
-        args.append(f.location)
-    if f.member:
-        clauses.append("p.member = {}")
-        args.append(f.member)
+        where.add("p.created_at < {}", datetime.combine(f.date_to + timedelta(days=1), time.min, tz))
+    where.equal("p.staff", f.staff)
+    where.equal("p.location", f.location)
+    where.equal("p.member", f.member)
     if f.q:
         text = f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         upper = text.upper().replace(" ", "")
-        clauses.append("(upper(p.receipt_number) LIKE {} || '%' OR upper(p.reference) LIKE {} || '%' "
-                       "OR upper(m.member_number) LIKE {} || '%' "
-                       "OR lower(m.first_name || ' ' || m.last_name) LIKE {} || '%' OR lower(m.last_name) LIKE {} || '%')")
-        args.extend([upper, upper, upper, text.lower(), text.lower()])
-    return " AND ".join(clauses), args
+        where.add("(upper(p.receipt_number) LIKE {} || '%' OR upper(p.reference) LIKE {} || '%' "
+                  "OR upper(m.member_number) LIKE {} || '%' "
+                  "OR lower(m.first_name || ' ' || m.last_name) LIKE {} || '%' OR lower(m.last_name) LIKE {} || '%')",
+                  upper, upper, upper, text.lower(), text.lower())
+    return where.sql()
 
 
 SELECT_ROWS = """
@@ -117,23 +95,20 @@ WHERE {where}
 """
 
 
-@dataclass
-class PaymentPage:
-    rows: list[dict]
-    count: int
+@dataclass(kw_only=True)
+class PaymentPage(paging.Page):
     amount: Decimal
     refunded: Decimal
     net: Decimal
-    page: int
-    pages: int
 
 
 async def payment_page(f: PaymentFilters) -> PaymentPage:
     where, args = where_clause(f)
     totals = (await Payment.raw(TOTALS.format(where=where), *args))[0]
-    rows = await Payment.raw(SELECT_ROWS.format(where=where) + f" LIMIT {PAGE_SIZE} OFFSET {(f.page - 1) * PAGE_SIZE}", *args)
-    pages = max(1, -(-totals["n"] // PAGE_SIZE))
-    return PaymentPage(rows, totals["n"], totals["amount"], totals["refunded"], totals["net"], f.page, pages)
+    page = PaymentPage(page=f.page, size=PAGE_SIZE, count=totals["n"], amount=totals["amount"],
+                       refunded=totals["refunded"], net=totals["net"])
+    page.rows = await Payment.raw(SELECT_ROWS.format(where=where) + f" LIMIT {page.size} OFFSET {page.offset}", *args)
+    return page
 
 
 def _positional(sql: str) -> str:

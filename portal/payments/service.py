@@ -21,6 +21,7 @@ from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
 from portal.payments import state
 from tables.billing import Allocation, Invoice, Payment, PaymentEvent
+from tables.statuses import OPEN_INVOICE
 
 DESK_METHODS = {"cash": "Cash", "bank": "Bank transfer", "cheque": "Cheque"}
 METHOD_LABELS = {**DESK_METHODS, "mpesa": "M-Pesa", "card": "Card"}
@@ -34,24 +35,36 @@ class Recorded:
     created: bool  # False: the idempotency key had been used; this is the earlier payment
 
 
+def desk_payment_problems(*, method: str, amount: Money | None, reference: str) -> list[RuleBroken]:
+    """Every rule a desk payment breaks before it reaches the database, each naming its field: a
+    form shows them all at once, record_desk_payment raises the first. `amount` is None when it
+    could not be read (that is the form's to say)."""
+    problems = []
+    if method not in DESK_METHODS:
+        problems.append(RuleBroken("Choose cash, bank transfer or cheque", field="method"))
+    if amount is not None and amount.amount <= 0:
+        problems.append(RuleBroken("Enter an amount above zero", field="amount"))
+    if method in ("bank", "cheque") and not reference.strip():
+        problems.append(RuleBroken("Enter the cheque number" if method == "cheque" else "Enter the bank reference",
+                                   field="reference"))
+    return problems
+
+
 async def record_desk_payment(*, member_id: int, method: str, amount: Money, reference: str = "",
                               invoice_id: int | None = None, idempotency_key: str, staff_id: int,
                               location_id: int | None, note: str = "") -> Recorded:
     """Cash, bank transfer or cheque taken at the desk: recorded and completed in one go."""
-    if method not in DESK_METHODS:
-        raise RuleBroken("Choose cash, bank transfer or cheque")
-    if amount.amount <= 0:
-        raise RuleBroken("The amount must be more than zero")
-    if method in ("bank", "cheque") and not reference.strip():
-        raise RuleBroken("Enter the cheque number or bank reference")
+    problems = desk_payment_problems(method=method, amount=amount, reference=reference)
+    if problems:
+        raise problems[0]
     async with db.transaction():
         await lock_member(member_id)
         if invoice_id is not None:
             inv = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
             if not inv or inv["member"] != member_id:
                 raise NotFound("invoice")
-            if inv["status"] not in ("open", "partially_paid"):
-                raise RuleBroken("That invoice is not open")
+            if inv["status"] not in OPEN_INVOICE:
+                raise RuleBroken("That invoice is not open", field="invoice")
         payment_id, created = await state.open_payment(
             {"member": member_id, "invoice": invoice_id, "method": method, "amount": amount.amount,
              "currency": amount.currency, "reference": reference.strip(), "idempotency_key": idempotency_key,

@@ -27,6 +27,7 @@ from portal.lib.clock import today
 from portal.lib.forms import parse_date
 from portal.settings import get_settings
 from tables.billing import Payment
+from tables.statuses import OPEN_INVOICE_SQL
 
 GRAINS = ("day", "week", "month")
 PRESETS = [("7d", "Last 7 days"), ("30d", "Last 30 days"), ("month", "This month"), ("last_month", "Last month"),
@@ -181,15 +182,15 @@ FROM (
 ) paid
 """
 
-AGING_SQL = """
-WITH d AS (SELECT {}::date AS today)
+AGING_SQL = f"""
+WITH d AS (SELECT {{}}::date AS today)
 SELECT CASE WHEN i.due_date >= d.today THEN 'current'
             WHEN d.today - i.due_date <= 30 THEN '0-30'
             WHEN d.today - i.due_date <= 60 THEN '31-60'
             WHEN d.today - i.due_date <= 90 THEN '61-90'
             ELSE '90+' END AS bucket,
        count(*) AS n, sum(i.total - i.paid) AS owed
-FROM invoice i, d WHERE i.status IN ('open', 'partially_paid')
+FROM invoice i, d WHERE i.status IN {OPEN_INVOICE_SQL}
 GROUP BY 1
 """
 

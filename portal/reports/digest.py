@@ -35,6 +35,7 @@ from portal.payments.service import METHOD_LABELS
 from portal.settings import get_settings
 from tables.billing import Payment
 from tables.messages import Message
+from tables.statuses import OPEN_INVOICE_SQL
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ SELECT count(*) FILTER (WHERE i.due_date BETWEEN {{}}::date AND {{}}::date + {DU
        (SELECT coalesce(sum(CASE WHEN amount ~ '^[0-9]+([.][0-9]+)?$' THEN amount::numeric END), 0)
         FROM gateway_callback WHERE {UNMATCHED_WHERE}) AS unmatched_amount
 FROM invoice i
-WHERE i.status IN ('open', 'partially_paid')
+WHERE i.status IN {OPEN_INVOICE_SQL}
 """
 
 # A failed or expired payment reached that status once (the only way out is a late success,

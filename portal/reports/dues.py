@@ -13,11 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import partial
 
+from portal.lib import paging
 from portal.lib.clock import today
 from portal.members.holds import hold_cutoff, hold_sql
 from portal.members.members import SEARCH_WHERE, _search_terms
 from tables.billing import Invoice
+from tables.statuses import IN_FLIGHT_SQL, OPEN_INVOICE_SQL
 
 PAGE_SIZE = 50
 URGENCIES = [("overdue", "Overdue"), ("d3", "Due in 3 days"), ("d7", "Due in 7 days"), ("d14", "Due in 14 days"),
@@ -29,6 +32,7 @@ URGENCY_SQL = """CASE WHEN i.due_date < {today}::date THEN 'overdue'
      WHEN i.due_date <= {today}::date + 7 THEN 'd7'
      WHEN i.due_date <= {today}::date + 14 THEN 'd14'
      ELSE 'later' END"""
+OPEN_WHERE = f"i.status IN {OPEN_INVOICE_SQL}"
 
 
 @dataclass
@@ -39,37 +43,29 @@ class DueFilters:
 
     @classmethod
     def parse(cls, params) -> "DueFilters":
-        get = lambda k: (params.get(k) or "").strip()  # noqa: E731
+        get = partial(paging.param, params)
         urgency = get("urgency")
-        page = get("page")
         return cls(q=get("q")[:80], urgency=urgency if urgency in dict(URGENCIES) else "",
-                   page=max(1, int(page)) if page.isdigit() else 1)
+                   page=paging.page_number(params))
 
     def query_string(self, **override) -> str:
-        from urllib.parse import urlencode
-
-        values = {"q": self.q, "urgency": self.urgency, **override}
-        return urlencode({k: v for k, v in values.items() if v not in ("", None, 1)})
+        # Page 1 goes unsaid too: the first page's link is the list's plain address.
+        return paging.query_string({"q": self.q, "urgency": self.urgency, **override}, omit=("", None, 1))
 
 
-@dataclass
-class DuePage:
-    rows: list[dict]
-    summary: dict  # urgency -> {"n": count, "owed": Decimal}
-    total_owed: Decimal
-    count: int  # rows matching the filters
-    page: int
-    pages: int
+@dataclass(kw_only=True)
+class DuePage(paging.Page):
+    summary: dict = field(default_factory=dict)  # urgency -> {"n": count, "owed": Decimal}
+    total_owed: Decimal = Decimal("0")
     filters: DueFilters = field(default_factory=DueFilters)
 
 
-def _due_where(f: DueFilters, on: date) -> tuple[str, list]:
-    clauses, args = ["i.status IN ('open', 'partially_paid')"], []
+def _due_where(f: DueFilters, on: date) -> paging.Where:
+    where = paging.Where(OPEN_WHERE)
     if f.q:
         q, phone, number = _search_terms(f.q)
-        clauses.append(SEARCH_WHERE.format(q="{}", number="{}", phone="{}"))
-        args += [q, q, q, q, q, number, phone, phone]
-    return " AND ".join(clauses), args
+        where.add(SEARCH_WHERE.format(q="{}", number="{}", phone="{}"), q, q, q, q, q, number, phone, phone)
+    return where
 
 
 DUE_ROWS = """
@@ -77,7 +73,7 @@ SELECT i.id, i.number, i.due_date, i.total, i.paid, i.total - i.paid AS owed, i.
        {urgency} AS urgency, {today}::date - i.due_date AS days_overdue,
        m.id AS member_id, m.member_number, m.first_name, m.last_name, m.phone, m.email,
        last_paid.at AS last_paid_at,
-       EXISTS (SELECT 1 FROM payment f WHERE f.member = m.id AND f.status IN ('pending', 'processing')) AS in_flight,
+       EXISTS (SELECT 1 FROM payment f WHERE f.member = m.id AND f.status IN {in_flight}) AS in_flight,
        {hold} AS hold, link.id AS link_id, link.nonce AS link_nonce
 FROM invoice i
 JOIN member m ON m.id = i.member
@@ -101,7 +97,7 @@ SELECT {urgency} AS urgency, count(*) AS n, coalesce(sum(i.total - i.paid), 0) A
        count(*) FILTER (WHERE {matches}) AS matching
 FROM invoice i
 JOIN member m ON m.id = i.member
-WHERE i.status IN ('open', 'partially_paid')
+WHERE {open}
 GROUP BY 1
 """
 
@@ -109,26 +105,29 @@ GROUP BY 1
 async def payments_due(f: DueFilters, on: date | None = None) -> DuePage:
     """Open invoices, most urgent first, with what is still owed on each. Two queries."""
     on = on or today()
-    where, args = _due_where(f, on)
+    due_where = _due_where(f, on)
+    where, args = due_where.sql()
+    page = DuePage(page=f.page, size=PAGE_SIZE, filters=f)
     urgency = URGENCY_SQL.replace("{today}", "{}")
     urgency_args = [on] * 4
     urgency_filter = f"AND {urgency} = {{}}" if f.urgency else ""
     row_args = [*urgency_args, on, hold_cutoff(on), *args, *(urgency_args + [f.urgency] if f.urgency else [])]
-    rows = await Invoice.raw(DUE_ROWS.format(
-        urgency=urgency, today="{}", hold=hold_sql(), where=where, urgency_filter=urgency_filter,
-        limit=PAGE_SIZE, offset=(f.page - 1) * PAGE_SIZE), *row_args)
+    page.rows = await Invoice.raw(DUE_ROWS.format(
+        urgency=urgency, today="{}", hold=hold_sql(), in_flight=IN_FLIGHT_SQL, where=where,
+        urgency_filter=urgency_filter, limit=page.size, offset=page.offset), *row_args)
     # The summary covers every open invoice (the cards at the top), and counts what the filters match.
-    matches = where.replace("i.status IN ('open', 'partially_paid') AND ", "").replace(
-        "i.status IN ('open', 'partially_paid')", "TRUE")
-    summary_rows = await Invoice.raw(DUE_SUMMARY.format(urgency=urgency, matches=matches), *urgency_args, *args)
+    matches = " AND ".join(due_where.clauses[1:]) or "TRUE"  # the filters alone, without OPEN_WHERE
+    summary_rows = await Invoice.raw(DUE_SUMMARY.format(urgency=urgency, matches=matches, open=OPEN_WHERE),
+                                     *urgency_args, *args)
     summary = {key: {"n": 0, "owed": Decimal("0")} for key, _ in URGENCIES}
     count = 0
     for r in summary_rows:
         summary[r["urgency"]] = {"n": r["n"], "owed": r["owed"]}
         if not f.urgency or r["urgency"] == f.urgency:
             count += r["matching"]
-    total = sum((s["owed"] for s in summary.values()), Decimal("0"))
-    return DuePage(rows, summary, total, count, f.page, max(1, -(-count // PAGE_SIZE)), f)
+    page.summary, page.count = summary, count
+    page.total_owed = sum((s["owed"] for s in summary.values()), Decimal("0"))
+    return page
 
 
 # --- renewals ---------------------------------------------------------------------------------
@@ -174,18 +173,14 @@ WHERE {where}
 """
 
 
-@dataclass
-class RenewalPage:
-    rows: list[dict]
+@dataclass(kw_only=True)
+class RenewalPage(paging.Page):
     window: str
-    count: int
-    expected: Decimal  # what renewing them all would bring in (the renewal invoice, else the plan price)
-    invoiced: int
-    paid: int
-    collected: Decimal
-    renewed: int
-    page: int
-    pages: int
+    expected: Decimal = Decimal("0")  # what renewing them all would bring in (the renewal invoice, else the plan price)
+    invoiced: int = 0
+    paid: int = 0
+    collected: Decimal = Decimal("0")
+    renewed: int = 0
 
 
 def _renewal_where(window: str) -> str:
@@ -200,8 +195,10 @@ async def renewals_due(window: str = "7", page: int = 1, on: date | None = None)
     on = on or today()
     window = window if window in dict(WINDOWS) else "7"
     where = _renewal_where(window)
-    rows = await Invoice.raw(RENEWAL_ROWS.format(today="{}", where=where, renewed=RENEWED_SQL, limit=PAGE_SIZE,
-                                                 offset=(max(page, 1) - 1) * PAGE_SIZE), on, on, on)
+    result = RenewalPage(page=page, size=PAGE_SIZE, window=window)
+    result.rows = await Invoice.raw(RENEWAL_ROWS.format(today="{}", where=where, renewed=RENEWED_SQL,
+                                                        limit=result.size, offset=result.offset), on, on, on)
     s = (await Invoice.raw(RENEWAL_SUMMARY.format(where=where, renewed=RENEWED_SQL), on, on))[0]
-    return RenewalPage(rows, window, s["n"], s["expected"], s["invoiced"], s["paid"], s["collected"], s["renewed"],
-                       page, max(1, -(-s["n"] // PAGE_SIZE)))
+    result.count, result.expected, result.invoiced = s["n"], s["expected"], s["invoiced"]
+    result.paid, result.collected, result.renewed = s["paid"], s["collected"], s["renewed"]
+    return result

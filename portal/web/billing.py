@@ -20,7 +20,7 @@ from portal.documents import store as document_store
 from portal.documents.requests import request_document, request_receipts
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
-from portal.lib.forms import parse_date
+from portal.lib.forms import desk_payment_form, parse_date
 from portal.lib.money import Money, MoneyParseError
 from portal.members.members import get_member
 from portal.payments.cards.refunds import request_card_refund, request_card_refund_job
@@ -33,8 +33,8 @@ from portal.payments.queries import (
     stream_rows,
 )
 from portal.payments.service import (
-    DESK_METHODS,
     METHOD_LABELS,
+    desk_payment_problems,
     record_desk_payment,
     refund_payment,
 )
@@ -55,46 +55,32 @@ FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENC
 
 # --- recording a payment at the desk -----------------------------------------------------------
 
-def parse_payment_form(data: dict, currency: str) -> tuple[dict, dict]:
-    values = {k: (data.get(k) or "").strip() for k in ("method", "amount", "reference", "invoice", "idempotency_key", "note")}
-    errors: dict[str, str] = {}
-    if values["method"] not in DESK_METHODS:
-        errors["method"] = "Choose cash, bank transfer or cheque"
-    try:
-        amount = Money.parse(values["amount"], currency)
-        if amount.amount <= 0:
-            errors["amount"] = "Enter an amount above zero"
-        values["money"] = amount
-    except MoneyParseError as e:
-        errors["amount"] = str(e)[:1].upper() + str(e)[1:]
-    if values["method"] in ("bank", "cheque") and not values["reference"]:
-        errors["reference"] = "Enter the cheque number" if values["method"] == "cheque" else "Enter the bank reference"
-    if values["invoice"] and not values["invoice"].isdigit():
-        errors["invoice"] = "Choose an invoice"
-    if not values["idempotency_key"]:
-        values["idempotency_key"] = new_idempotency_key()
-    return values, errors
+def _desk_field(error: RuleBroken) -> str:
+    # The form has no place of its own for the invoice: its problems show under the amount.
+    return error.field if error.field in ("method", "amount", "reference") else "amount"
 
 
 @post("/members/{member_id:int}/payments", guards=[staff_required], status_code=200)
 async def record_payment(request: Request, member_id: FromPath[int], data: FormData) -> Template | Redirect:
-    settings = request.app.state.settings
-    values, errors = parse_payment_form(data, settings.currency)
-    user = request.scope["user"]
+    values, errors = desk_payment_form(data, request.app.state.settings.currency)
+    values["idempotency_key"] = values["idempotency_key"] or new_idempotency_key()
+    clean = values.pop("clean")
+    # The rules are asked even when something could not be read, so the desk sees every problem at once.
+    for problem in desk_payment_problems(method=clean["method"], amount=clean["amount"], reference=clean["reference"]):
+        errors.setdefault(_desk_field(problem), str(problem))
     if not errors:
+        user = request.scope["user"]
         try:
             recorded = await record_desk_payment(
-                member_id=member_id, method=values["method"], amount=values["money"], reference=values["reference"],
-                invoice_id=int(values["invoice"]) if values["invoice"] else None,
-                idempotency_key=values["idempotency_key"], staff_id=user.staff_id, location_id=user.location_id,
-                note=values["note"])
+                member_id=member_id, method=clean["method"], amount=clean["amount"], reference=clean["reference"],
+                invoice_id=clean["invoice_id"], idempotency_key=values["idempotency_key"], staff_id=user.staff_id,
+                location_id=user.location_id, note=clean["note"])
         except RuleBroken as e:
-            errors["amount"] = str(e)
+            errors[_desk_field(e)] = str(e)
         else:
             if recorded.created:
                 await request_receipts(recorded.payment["id"])
             return Redirect(f"/payments/{recorded.payment['id']}", status_code=303)
-    values.pop("money", None)
     return await member_page(member_id, status=422, pay_values=values, pay_errors=errors)
 
 

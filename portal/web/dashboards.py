@@ -12,6 +12,7 @@ from portal.billing import paylinks
 from portal.lib.errors import NotFound
 from portal.reports import analytics, dues
 from portal.web.pages import new_idempotency_key
+from portal.web.templating import is_htmx
 
 
 def _decorate(rows: list[dict]) -> None:
@@ -27,7 +28,7 @@ async def payments_due(request: Request) -> Template:
     f = dues.DueFilters.parse(request.query_params)
     page = await dues.payments_due(f)
     _decorate(page.rows)
-    template = "dues/_table.html" if request.headers.get("hx-request") == "true" else "dues/index.html"
+    template = "dues/_table.html" if is_htmx(request) else "dues/index.html"
     return Template(template, context={"page": page, "f": f, "urgencies": dues.URGENCIES,
                                        "idempotency_key": new_idempotency_key()})
 

@@ -11,41 +11,38 @@ from litestar.response import Redirect, Template
 
 from portal.auth import manager_required, staff_required
 from portal.lib.errors import RuleBroken
-from portal.lib.money import Money, MoneyParseError
+from portal.lib.forms import stk_form
 from portal.payments.mpesa import reversal
 from portal.payments.mpesa import stk as mpesa
 from portal.payments.mpesa.reversal import request_reversal_job
 from portal.payments.mpesa.stk import request_stk_push
 from portal.web.pages import member_page, new_idempotency_key, payment_page_response, stk_context
+from portal.web.templating import is_htmx
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
 @post("/members/{member_id:int}/mpesa", guards=[staff_required], status_code=200)
 async def request_mpesa(request: Request, member_id: FromPath[int], data: FormData) -> Template | Redirect:
-    values = {k: (data.get(k) or "").strip() for k in ("phone", "amount", "invoice", "idempotency_key")}
+    values, errors = stk_form(data, request.app.state.settings.currency)
     values["idempotency_key"] = values["idempotency_key"] or new_idempotency_key()
-    errors: dict[str, str] = {}
-    try:
-        amount = Money.parse(values["amount"], request.app.state.settings.currency)
-        if amount.amount < 1 or not amount.is_whole:
-            errors["mpesa_amount"] = "M-Pesa takes whole shillings (at least 1)"
-    except MoneyParseError as e:
-        errors["mpesa_amount"] = str(e)[:1].upper() + str(e)[1:]
     if not errors:
-        user = request.scope["user"]
+        clean, user = values.pop("clean"), request.scope["user"]
         try:
             recorded = await mpesa.start_stk_push(
-                member_id=member_id, phone=values["phone"], amount=amount, idempotency_key=values["idempotency_key"],
-                invoice_id=int(values["invoice"]) if values["invoice"].isdigit() else None,
+                member_id=member_id, phone=clean["phone"], amount=clean["amount"],
+                idempotency_key=values["idempotency_key"], invoice_id=clean["invoice_id"],
                 staff_id=user.staff_id, location_id=user.location_id)
         except RuleBroken as e:
-            errors["mpesa_phone" if "phone" in str(e).lower() or "mobile" in str(e).lower() else "mpesa_amount"] = str(e)
+            # The form has no place of its own for the invoice: its problems show under the amount.
+            errors["phone" if e.field == "phone" else "amount"] = str(e)
         else:
             if recorded.created:
                 await request_stk_push(recorded.payment["id"])
             return Redirect(f"/payments/{recorded.payment['id']}", status_code=303)
-    return await member_page(member_id, status=422, mpesa_values=values, mpesa_errors=errors)
+    # This form shares its page with the desk payment form, so its errors carry a prefix there.
+    return await member_page(member_id, status=422, mpesa_values=values,
+                             mpesa_errors={f"mpesa_{field}": message for field, message in errors.items()})
 
 
 @get("/payments/{payment_id:int}/status", guards=[staff_required])
@@ -54,7 +51,7 @@ async def payment_status(request: Request, payment_id: FromPath[int]) -> Templat
     final, the whole payment page is refreshed (receipt number, history, receipts)."""
     ctx = await stk_context(payment_id)
     headers = {}
-    if not ctx["in_flight"] and request.headers.get("hx-request") == "true" and request.query_params.get("live") == "1":
+    if not ctx["in_flight"] and is_htmx(request) and request.query_params.get("live") == "1":
         headers["HX-Refresh"] = "true"
     return Template("payments/_stk_status.html", context=ctx, headers=headers)
 

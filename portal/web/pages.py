@@ -23,6 +23,7 @@ from portal.payments.mpesa.reversal import open_reversal
 from portal.payments.service import METHOD_LABELS, payment_history
 from tables.billing import CreditNote, Invoice, Payment
 from tables.members import Plan
+from tables.statuses import IN_FLIGHT, OPEN_INVOICE
 
 
 def new_idempotency_key() -> str:
@@ -92,7 +93,7 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
     payments = await Payment.select().where(Payment.member == member_id).order_by(Payment.id, ascending=False).limit(50)
     plans = await Plan.select().where(Plan.active == True).order_by(Plan.price)  # noqa: E712
     recent_messages, message_failures = await member_messages(member_id)
-    open_invoices = [inv for inv in invoices if inv["status"] in ("open", "partially_paid")]
+    open_invoices = [inv for inv in invoices if inv["status"] in OPEN_INVOICE]
     if pay_values is None:
         pay_values = {"method": "cash", "amount": f"{owed.amount:.2f}" if owed.amount > 0 else "",
                       "idempotency_key": new_idempotency_key()}
@@ -107,9 +108,6 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
         "pay_values": pay_values, "pay_errors": pay_errors or {},
         "plan_values": plan_values or {"start_date": today().isoformat()}, "plan_errors": plan_errors or {},
     })
-
-
-IN_FLIGHT = (state.PENDING, state.PROCESSING)
 
 
 async def stk_context(payment_id: int) -> dict:

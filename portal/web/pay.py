@@ -22,8 +22,10 @@ from portal.payments.mpesa import stk as mpesa
 from portal.payments.mpesa.stk import request_stk_push
 from portal.web.cards import receive_card_redirect
 from portal.web.client import client_ip
+from portal.web.templating import is_htmx
 from tables.billing import Invoice, Payment
 from tables.members import Member
+from tables.statuses import IN_FLIGHT
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -163,9 +165,9 @@ async def pay_status(request: Request, token: FromPath[str], payment_id: FromPat
     payment, refusal = await _link_payment(request, token, payment_id)
     if refusal:
         return refusal
-    template = "pay/_status.html" if request.headers.get("hx-request") == "true" else "pay/status.html"
+    template = "pay/_status.html" if is_htmx(request) else "pay/status.html"
     return Template(template, context={"token": token, "payment": payment, "phone": display_phone(payment["phone"]),
-                                       "in_flight": payment["status"] in ("pending", "processing")})
+                                       "in_flight": payment["status"] in IN_FLIGHT})
 
 
 @get("/pay/{token:str}/payments/{payment_id:int}/receipt.pdf", **PAY)

@@ -111,3 +111,15 @@ async def test_renewals_due_by_window_with_their_renewal_invoices(bob):
     page = await bob.get("/renewals?window=7")
     assert page.status_code == 200 and page.headers["x-query-count"] == "3"
     assert 'data-testid="renewal-expected">KES 12,000<' in page.text
+
+
+async def test_a_history_restore_of_the_due_page_gets_the_whole_page(bob):
+    # /dues pushes its URL (hx-push-url): going back to it when htmx's history cache has lost it
+    # asks with both headers, and htmx puts what comes back in place of the whole page.
+    await _gym()
+    restore = await bob.http.get("/dues?urgency=d7", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert restore.status_code == 200
+    assert "<html" in restore.text and 'data-testid="dues-filters"' in restore.text and 'id="dues-table"' in restore.text
+    partial = await bob.http.get("/dues?urgency=d7", headers={"HX-Request": "true"})
+    assert partial.status_code == 200 and 'data-testid="total-due"' in partial.text
+    assert "<html" not in partial.text and 'data-testid="dues-filters"' not in partial.text

@@ -25,7 +25,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from portal import audit
-from portal.billing.invoices import OPEN, lock_member
+from portal.billing.invoices import lock_member
 from portal.callbacks.store import alert, loads
 from portal.documents.requests import request_receipts
 from portal.gateways.callback_urls import c2b_confirmation_url, c2b_validation_url
@@ -41,6 +41,7 @@ from portal.settings import get_settings
 from tables.billing import Payment
 from tables.gateway import GatewayCallback, StaffAlert
 from tables.members import Member
+from tables.statuses import OPEN_INVOICE, OPEN_INVOICE_SQL
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +146,9 @@ def invoice_number(normalised: str) -> str:
 
 # --- validation -------------------------------------------------------------------------------
 
-KNOWN_ACCOUNT_SQL = """
-SELECT EXISTS (SELECT 1 FROM member WHERE upper(member_number) = {})
-    OR EXISTS (SELECT 1 FROM invoice WHERE number = {} AND status IN ('open', 'partially_paid')) AS known
+KNOWN_ACCOUNT_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM member WHERE upper(member_number) = {{}})
+    OR EXISTS (SELECT 1 FROM invoice WHERE number = {{}} AND status IN {OPEN_INVOICE_SQL}) AS known
 """
 
 
@@ -212,7 +213,7 @@ async def find_member(c2b: C2BConfirmation) -> Match | None:
         rows = await GatewayCallback.raw(MATCH_SQL, account, invoice_number(account))
         if rows:
             r = rows[0]
-            invoice = r["invoice"] if r["status"] in OPEN else None
+            invoice = r["invoice"] if r["status"] in OPEN_INVOICE else None
             return Match(r["member"], r["member_number"], invoice, r["how"])
     if c2b.phone:
         rows = await GatewayCallback.raw("SELECT id, member_number FROM member WHERE phone = {} LIMIT 2", c2b.phone)
@@ -386,7 +387,7 @@ async def match_unmatched(callback_id: int, member_id: int, staff_id: int, invoi
         if invoice_id is not None:
             rows = await GatewayCallback.raw("SELECT status FROM invoice WHERE id = {} AND member = {}", invoice_id,
                                              member_id)
-            if not rows or rows[0]["status"] not in OPEN:
+            if not rows or rows[0]["status"] not in OPEN_INVOICE:
                 raise RuleBroken("That invoice is not open")
         name = await _staff_name(staff_id)
         done, why = await _already_recorded(c2b)

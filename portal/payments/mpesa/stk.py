@@ -37,6 +37,7 @@ from portal.settings import get_settings
 from tables.billing import Invoice, Payment
 from tables.gateway import GatewayCallback
 from tables.members import Member
+from tables.statuses import IN_FLIGHT_SQL, OPEN_INVOICE
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +106,21 @@ def parse_stk_callback(data) -> tuple[str, StkOutcome]:
 async def start_stk_push(*, member_id: int, phone: str, amount: Money, idempotency_key: str,
                          invoice_id: int | None = None, staff_id: int | None = None,
                          location_id: int | None = None) -> Recorded:
-    """Record the request; the worker sends it (after commit, so a callback always finds it)."""
+    """Record the request; the worker sends it (after commit, so a callback always finds it).
+    The amount is checked before the phone: the desk form has always shown an amount problem alone."""
+    if amount.amount < 1 or not amount.is_whole:
+        raise RuleBroken("M-Pesa takes whole shillings (at least 1)", field="amount")
     try:
         msisdn = normalise_phone(phone)
     except PhoneError as e:
-        raise RuleBroken(str(e)[:1].upper() + str(e)[1:]) from None
-    if amount.amount < 1 or not amount.is_whole:
-        raise RuleBroken("M-Pesa takes whole shillings of at least 1")
+        raise RuleBroken(str(e)[:1].upper() + str(e)[1:], field="phone") from None
     settings = get_settings()
     async with db.transaction():
         await lock_member(member_id)
         if invoice_id is not None:
             inv = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
-            if not inv or inv["member"] != member_id or inv["status"] not in ("open", "partially_paid"):
-                raise RuleBroken("That invoice is not open")
+            if not inv or inv["member"] != member_id or inv["status"] not in OPEN_INVOICE:
+                raise RuleBroken("That invoice is not open", field="invoice")
         payment_id, created = await state.open_payment(
             {"member": member_id, "invoice": invoice_id, "method": "mpesa", "amount": amount.amount,
              "currency": amount.currency, "idempotency_key": idempotency_key, "staff": staff_id,
@@ -303,7 +305,7 @@ async def _expire(payment_id: int, reason: str) -> None:
 
 async def due_checks(limit: int = 200) -> list[int]:
     rows = await Payment.raw(
-        "SELECT id FROM payment WHERE status IN ('pending', 'processing') AND method = 'mpesa' "
+        f"SELECT id FROM payment WHERE status IN {IN_FLIGHT_SQL} AND method = 'mpesa' "
         "AND (next_check_at <= now() OR expires_at <= now()) ORDER BY id LIMIT {}", limit)
     return [r["id"] for r in rows]
 

@@ -1,0 +1,73 @@
+"""Asking a phone for money, refused before anything is recorded: each refusal names its field."""
+
+from decimal import Decimal
+
+import pytest
+
+from portal.lib.errors import RuleBroken
+from portal.lib.money import Money
+from portal.payments.mpesa import stk as mpesa
+from tables.billing import Payment
+from tests.billing.helpers import invoice_for, pay
+from tests.factories import make_member
+from tests.support.client import field_error
+
+
+async def _push(member: int, phone: str = "0712 345 678", amount: str = "1000", **kw):
+    return await mpesa.start_stk_push(member_id=member, phone=phone, amount=Money(Decimal(amount)),
+                                      idempotency_key=f"rules-{member}-{phone}-{amount}", **kw)
+
+
+@pytest.mark.parametrize("phone, message", [("", "Enter a phone number"),
+                                            ("020 123 4567", "Use a mobile number (M-Pesa needs one)")])
+async def test_a_phone_m_pesa_cannot_reach_is_refused(db, phone, message):
+    member = await make_member()
+    with pytest.raises(RuleBroken) as refused:
+        await _push(member, phone=phone)
+    assert (refused.value.field, str(refused.value)) == ("phone", message)
+    assert await Payment.count() == 0
+
+
+@pytest.mark.parametrize("amount", ["0", "-5", "999.50"])
+async def test_m_pesa_takes_whole_shillings_of_at_least_one(db, amount):
+    member = await make_member()
+    with pytest.raises(RuleBroken) as refused:
+        await _push(member, amount=amount)
+    assert (refused.value.field, str(refused.value)) == ("amount", "M-Pesa takes whole shillings (at least 1)")
+    assert await Payment.count() == 0
+
+
+async def test_the_amount_is_judged_before_the_phone(db):
+    member = await make_member()
+    with pytest.raises(RuleBroken) as refused:
+        await _push(member, phone="020 123 4567", amount="0.50")
+    assert refused.value.field == "amount"
+
+
+async def test_a_paid_invoice_is_not_asked_for_again(db):
+    member = await make_member()
+    inv = await invoice_for(member, 1000)
+    await pay(member, 1000, invoice_id=inv["id"])
+    with pytest.raises(RuleBroken) as refused:
+        await _push(member, invoice_id=inv["id"])
+    assert (refused.value.field, str(refused.value)) == ("invoice", "That invoice is not open")
+
+
+async def test_the_desk_form_shows_each_refusal_under_its_field(alice):
+    member = await make_member()
+    inv = await invoice_for(member, 1000)
+    await pay(member, 1000, invoice_id=inv["id"])
+
+    async def ask(phone: str, amount: str, invoice: str = ""):
+        r = await alice.post(f"/members/{member}/mpesa", {"phone": phone, "amount": amount, "invoice": invoice,
+                                                          "idempotency_key": "desk-rules"})
+        assert r.status_code == 422
+        return field_error(r.text, "mpesa_phone"), field_error(r.text, "mpesa_amount"), r.text
+
+    phone, amount, page = await ask("020 123 4567", "1000")
+    assert (phone, amount) == ("Use a mobile number (M-Pesa needs one)", None)
+    assert 'value="020 123 4567" data-testid="mpesa-phone"' in page
+    assert (await ask("0712 345 678", "12.50"))[:2] == (None, "M-Pesa takes whole shillings (at least 1)")
+    assert (await ask("020 123 4567", ""))[:2] == (None, "Enter an amount")
+    assert (await ask("0712 345 678", "1000", str(inv["id"])))[:2] == (None, "That invoice is not open")
+    assert await Payment.count() == 1
