@@ -23,7 +23,6 @@ from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import desk_payment_form, parse_date
 from portal.lib.money import Money, MoneyParseError
 from portal.members.members import get_member
-from portal.payments.cards.refunds import request_card_refund, request_card_refund_job
 from portal.payments.queries import (
     CSV_COLUMNS,
     METHODS,
@@ -32,11 +31,11 @@ from portal.payments.queries import (
     payment_page,
     stream_rows,
 )
+from portal.payments.refunds import refund_reason, start_refund
 from portal.payments.service import (
     METHOD_LABELS,
     desk_payment_problems,
     record_desk_payment,
-    refund_payment,
 )
 from portal.web.pages import (
     member_page,
@@ -94,28 +93,26 @@ async def payment_detail(payment_id: FromPath[int]) -> Template:
 
 @post("/payments/{payment_id:int}/refund", guards=[manager_required], status_code=200)
 async def payment_refund(request: Request, payment_id: FromPath[int], data: FormData) -> Template | Redirect:
+    """Refund all or part of a payment by the rail it came in on (M-Pesa's Reverse posts here too)."""
     payment = await payment_or_404(payment_id)
     values = {"amount": (data.get("amount") or "").strip(), "reason": (data.get("reason") or "").strip()}
     errors = {}
+    amount = None  # no amount field (the Reverse form): all that is left
+    if "amount" in data:
+        try:
+            amount = Money.parse(values["amount"], payment["currency"])
+        except MoneyParseError as e:
+            errors["refund_amount"] = str(e)[:1].upper() + str(e)[1:]
     try:
-        amount = Money.parse(values["amount"], payment["currency"])
-    except MoneyParseError as e:
-        errors["refund_amount"] = str(e)[:1].upper() + str(e)[1:]
-    if not values["reason"]:
-        errors["reason"] = "Give a reason for the refund"
-    if payment["method"] == "mpesa":
-        errors["refund_amount"] = "Money paid by M-Pesa goes back through Safaricom: use Reverse"
+        refund_reason(values["reason"])
+    except RuleBroken as e:
+        errors["reason"] = str(e)
     if not errors:
         try:
-            if payment["method"] == "card":  # through Flutterwave: the worker sends it and posts it
-                req = await request_card_refund(payment_id, amount, values["reason"], request.scope["user"].staff_id)
-                await request_card_refund_job(req["id"])
-            else:
-                note = await refund_payment(payment_id, amount, values["reason"], request.scope["user"].staff_id)
-                await request_document("credit_note", f"credit_note:{note['id']}")
+            await start_refund(payment_id, amount, values["reason"], request.scope["user"].staff_id)
             return Redirect(f"/payments/{payment_id}", status_code=303)
         except RuleBroken as e:
-            errors["refund_amount"] = str(e)
+            errors["reason" if e.field == "reason" else "refund_amount"] = str(e)
     return await payment_page_response(payment_id, status=422, refund_values=values, refund_errors=errors)
 
 

@@ -9,14 +9,12 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
-from portal.auth import manager_required, staff_required
+from portal.auth import staff_required
 from portal.lib.errors import RuleBroken
 from portal.lib.forms import stk_form
-from portal.payments.mpesa import reversal
 from portal.payments.mpesa import stk as mpesa
-from portal.payments.mpesa.reversal import request_reversal_job
 from portal.payments.mpesa.stk import request_stk_push
-from portal.web.pages import member_page, new_idempotency_key, payment_page_response, stk_context
+from portal.web.pages import member_page, new_idempotency_key, stk_context
 from portal.web.templating import is_htmx
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -64,17 +62,4 @@ async def retry_mpesa(request: Request, payment_id: FromPath[int]) -> Redirect:
     return Redirect(f"/payments/{recorded.payment['id']}", status_code=303)
 
 
-@post("/payments/{payment_id:int}/reverse", guards=[manager_required], status_code=200)
-async def reverse_mpesa(request: Request, payment_id: FromPath[int], data: FormData) -> Template | Redirect:
-    """A manager refunds an M-Pesa payment: Daraja reverses it; the result arrives later."""
-    try:
-        req = await reversal.request_reversal(payment_id, data.get("reason", ""), request.scope["user"].staff_id)
-    except RuleBroken as e:
-        return await payment_page_response(payment_id, status=422, refund_values={"reason": data.get("reason", "")},
-                                           refund_errors={"reason": str(e)})
-    if req["status"] == "requested":
-        await request_reversal_job(req["id"])
-    return Redirect(f"/payments/{payment_id}", status_code=303)
-
-
-routes = [request_mpesa, payment_status, retry_mpesa, reverse_mpesa]
+routes = [request_mpesa, payment_status, retry_mpesa]

@@ -38,9 +38,7 @@ async def open_reversal(payment_id: int) -> dict | None:
 
 
 async def request_reversal(payment_id: int, reason: str, staff_id: int) -> dict:
-    reason = reason.strip()
-    if not reason:
-        raise RuleBroken("Give a reason for the refund")
+    """Ask Daraja to reverse a payment (payments.refunds.start_refund has checked the reason)."""
     async with db.transaction():
         payment = await state.lock(payment_id)
         if payment["method"] != "mpesa":

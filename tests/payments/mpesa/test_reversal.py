@@ -6,6 +6,7 @@ from tables.billing import CreditNote, Invoice, Payment
 from tables.gateway import GatewayRequest, StaffAlert
 from tests.billing.helpers import assert_ledger_balanced, invoice_for
 from tests.factories import make_member
+from tests.support.client import field_error
 from tests.support.live import PHONES, wait_for_status
 
 
@@ -29,14 +30,16 @@ async def _request(pid: int, statuses: set[str], timeout: float = 15) -> dict:
 
 async def test_a_manager_reverses_an_mpesa_payment(live, worker, alice, bob):
     pid, invoice_id = await _paid_by_mpesa(alice)
-    assert (await alice.post(f"/payments/{pid}/reverse", {"reason": "x"})).status_code == 403
-    cash_refund = await bob.post(f"/payments/{pid}/refund", {"amount": "3000", "reason": "wrong way"})
-    assert cash_refund.status_code == 422 and "use Reverse" in cash_refund.text
-    no_reason = await bob.post(f"/payments/{pid}/reverse", {"reason": ""})
-    assert no_reason.status_code == 422
-    r = await bob.post(f"/payments/{pid}/reverse", {"reason": "Member paid twice"})
+    assert (await alice.post(f"/payments/{pid}/refund", {"reason": "x"})).status_code == 403
+    part = await bob.post(f"/payments/{pid}/refund", {"amount": "1000", "reason": "Half back"})
+    assert part.status_code == 422
+    assert field_error(part.text, "refund_amount") == "M-Pesa reverses the whole payment: use Reverse"
+    no_reason = await bob.post(f"/payments/{pid}/refund", {"reason": ""})
+    assert no_reason.status_code == 422 and field_error(no_reason.text, "reason") == "Give a reason for the refund"
+    assert await GatewayRequest.count() == 0
+    r = await bob.post(f"/payments/{pid}/refund", {"reason": "Member paid twice"})
     assert r.status_code == 303
-    again = await bob.post(f"/payments/{pid}/reverse", {"reason": "Member paid twice"})
+    again = await bob.post(f"/payments/{pid}/refund", {"reason": "Member paid twice"})
     assert again.status_code == 303 and await GatewayRequest.count() == 1
     req = await _request(pid, {"succeeded", "failed"})
     assert req["status"] == "succeeded", req
@@ -53,7 +56,7 @@ async def test_a_refused_reversal_alerts_staff_and_changes_no_money(live, worker
     pid, _ = await _paid_by_mpesa(alice)
     # Daraja does not know this M-Pesa code: its result callback refuses the reversal.
     await Payment.update({Payment.reference: "QQQ0000000"}).where(Payment.id == pid)
-    await bob.post(f"/payments/{pid}/reverse", {"reason": "Testing a refusal"})
+    await bob.post(f"/payments/{pid}/refund", {"reason": "Testing a refusal"})
     req = await _request(pid, {"succeeded", "failed"})
     assert req["status"] == "failed" and req["result_code"]
     assert (await Payment.select(Payment.status).where(Payment.id == pid).first())["status"] == "completed"
