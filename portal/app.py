@@ -44,18 +44,18 @@ from portal.web import (
     unmatched,
 )
 from portal.web.middleware import PortalMiddleware
-from portal.web.templating import configure_jinja
+from portal.web.templating import configure_jinja, sent_by_htmx
 
 log = logging.getLogger(__name__)
 
 
 def _wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "") or request.headers.get("hx-request") == "true"
+    return "text/html" in request.headers.get("accept", "") or sent_by_htmx(request)
 
 
 def _not_logged_in(request: Request, exc: Exception) -> Response:
     target = f"/login?next={request.url.path}"
-    if request.headers.get("hx-request") == "true":
+    if sent_by_htmx(request):
         return Response(content="", status_code=401, headers={"HX-Redirect": target})
     return Redirect(target, status_code=303)
 

@@ -43,6 +43,16 @@ def money_plain(value, currency: str) -> str:
     return Money(value, currency).format(symbol=False)
 
 
+def amount_input(value) -> str:
+    """Decimal -> '2500.00': an amount as a form field holds it (no currency, no separators)."""
+    return "" if value is None else f"{Decimal(value):.2f}"
+
+
+def nonzero(value) -> bool:
+    """An amount (Decimal or its text, None as zero) that is not zero, compared exactly."""
+    return Decimal(value or 0) != 0
+
+
 def balance(value, currency: str) -> str:
     """A member balance: owed is positive ('KES 1,500'), credit negative ('KES 1,500 in credit')."""
     if value is None:
@@ -127,7 +137,8 @@ def register(env: jinja2.Environment, *, currency: Callable[[], str],
         return print_datetime(value, tz(ctx))
 
     env.filters.update(
-        money=money_filter, money_plain=money_plain_filter, balance=balance_filter, percent=percent,
+        money=money_filter, money_plain=money_plain_filter, amount_input=amount_input, nonzero=nonzero,
+        balance=balance_filter, percent=percent,
         quantity=quantity, phone=phone, nice_date=nice_date, local_dt=local_dt_filter,
         print_date=print_date_filter, print_datetime=print_datetime_filter,
     )

@@ -19,7 +19,13 @@ def configure_jinja(settings: Settings):
     return callback
 
 
+def sent_by_htmx(request) -> bool:
+    """Any request htmx made (a partial, a poll, a history restore): it cannot follow a redirect
+    itself, so it is told where to go with HX-Redirect, and it reads errors as HTML."""
+    return request.headers.get("hx-request") == "true"
+
+
 def is_htmx(request) -> bool:
     """An htmx request that wants a partial. A history restore (back to a URL a list pushed, not
     in htmx's cache) also says hx-request, but replaces the whole page: it gets the whole page."""
-    return request.headers.get("hx-request") == "true" and request.headers.get("hx-history-restore-request") != "true"
+    return sent_by_htmx(request) and request.headers.get("hx-history-restore-request") != "true"
