@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from portal.lib.clock import now
+from portal.lib.errors import RuleBroken
+from portal.lib.money import Money
 from tables.billing import Payment, PaymentEvent
 
 PENDING, PROCESSING, COMPLETED = "pending", "processing", "completed"
@@ -45,6 +47,23 @@ STATUS, SETTLEMENT = "status", "settlement"  # PaymentEvent.kind
 # What a new payment may be opened with (column names go into SQL: only these, never input).
 OPENING_COLUMNS = frozenset({"member", "invoice", "method", "amount", "currency", "reference", "idempotency_key",
                              "staff", "location", "note", "phone", "expires_at", "gateway_ref", "gateway_request"})
+
+
+# What a payment is: the same idempotency key with any of these different is another payment, not
+# a repeat (a form sent again after Back and changed). Gateways' keys are their own transaction
+# ids, whose matching may legitimately differ between deliveries: they do not ask for this check.
+WHAT_WAS_ASKED = ("member", "invoice", "method", "amount", "currency", "reference", "phone")
+
+
+class KeyReused(RuleBroken):
+    """The idempotency key already recorded a different payment: nothing new was recorded."""
+
+    def __init__(self, earlier: dict):
+        amount = Money(earlier["amount"], earlier["currency"]).format()
+        what = earlier["receipt_number"] or f"payment #{earlier['id']}"
+        super().__init__(f"This form had already been sent: it recorded {amount} ({what}). Nothing new was "
+                         "recorded. Check the details below and send them again to record another payment.")
+        self.earlier = earlier
 
 
 class InvalidTransition(ValueError):
@@ -93,11 +112,13 @@ async def transition(payment_id: int, new: str, *, reason: str, staff_id: int | 
 
 
 async def open_payment(columns: dict, *, reason: str, staff_id: int | None = None, gateway_event: str | None = None,
-                       details: dict | None = None) -> tuple[int, bool]:
+                       details: dict | None = None, same_request: bool = True) -> tuple[int, bool]:
     """Record a new payment, born `pending`, once per idempotency key, with its first event.
 
-    Returns (payment id, created); created is False when the key had been used: the id is then the
-    earlier payment's, and nothing is written. Must run inside a transaction."""
+    Returns (payment id, created); created is False when the key had been used for the same
+    payment: the id is then the earlier payment's, and nothing is written. With `same_request`, a
+    used key that asked for something else (WHAT_WAS_ASKED) raises KeyReused. Must run inside a
+    transaction."""
     unknown = set(columns) - OPENING_COLUMNS
     if unknown:
         raise ValueError(f"not a column a payment is opened with: {sorted(unknown)}")
@@ -107,13 +128,21 @@ async def open_payment(columns: dict, *, reason: str, staff_id: int | None = Non
         f"VALUES ({', '.join('{}' for _ in names)}, 0, '{PENDING}', now()) "
         "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id", *columns.values())
     if not rows:
-        existing = await Payment.select(Payment.id).where(Payment.idempotency_key == columns["idempotency_key"]).first()
+        existing = await Payment.select().where(Payment.idempotency_key == columns["idempotency_key"]).first()
+        if same_request and any(_differs(existing[k], columns[k]) for k in WHAT_WAS_ASKED if k in columns):
+            raise KeyReused(existing)
         return existing["id"], False
     payment_id = rows[0]["id"]
     await PaymentEvent.insert(PaymentEvent(
         payment=payment_id, old_status="", new_status=PENDING, reason=reason, staff=staff_id,
         gateway_event=gateway_event, details=details or {}, kind=STATUS))
     return payment_id, True
+
+
+def _differs(stored, asked) -> bool:
+    if isinstance(asked, str) and isinstance(stored, str):
+        return stored.strip() != asked.strip()
+    return stored != asked
 
 
 async def record_settlement(payment_id: int, facts: dict, *, staff_id: int | None = None,

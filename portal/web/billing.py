@@ -37,6 +37,7 @@ from portal.payments.service import (
     desk_payment_problems,
     record_desk_payment,
 )
+from portal.payments.state import KeyReused
 from portal.web.pages import (
     member_page,
     new_idempotency_key,
@@ -74,6 +75,11 @@ async def record_payment(request: Request, member_id: FromPath[int], data: FormD
                 member_id=member_id, method=clean["method"], amount=clean["amount"], reference=clean["reference"],
                 invoice_id=clean["invoice_id"], idempotency_key=values["idempotency_key"], staff_id=user.staff_id,
                 location_id=user.location_id, note=clean["note"])
+        except KeyReused as e:
+            # Sent again after Back, and changed: never the first payment in its place, never silently.
+            values["idempotency_key"] = new_idempotency_key()
+            return await member_page(member_id, status=409, pay_values=values, pay_errors={"form": str(e)},
+                                     reused=e.earlier)
         except RuleBroken as e:
             errors[_desk_field(e)] = str(e)
         else:

@@ -14,6 +14,7 @@ from portal.lib.errors import RuleBroken
 from portal.lib.forms import stk_form
 from portal.payments.mpesa import stk as mpesa
 from portal.payments.mpesa.stk import request_stk_push
+from portal.payments.state import KeyReused
 from portal.web.pages import member_page, new_idempotency_key, stk_context
 from portal.web.templating import is_htmx
 
@@ -31,6 +32,10 @@ async def request_mpesa(request: Request, member_id: FromPath[int], data: FormDa
                 member_id=member_id, phone=clean["phone"], amount=clean["amount"],
                 idempotency_key=values["idempotency_key"], invoice_id=clean["invoice_id"],
                 staff_id=user.staff_id, location_id=user.location_id)
+        except KeyReused as e:
+            values["idempotency_key"] = new_idempotency_key()
+            return await member_page(member_id, status=409, mpesa_values=values,
+                                     mpesa_errors={"mpesa_form": str(e)}, reused=e.earlier)
         except RuleBroken as e:
             # The form has no place of its own for the invoice: its problems show under the amount.
             errors["phone" if e.field == "phone" else "amount"] = str(e)

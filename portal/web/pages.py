@@ -84,7 +84,7 @@ async def payment_page_response(payment_id: int, *, status: int = 200, refund_va
 async def member_page(member_id: int, *, status: int = 200, created: bool = False, pay_values: dict | None = None,
                       pay_errors: dict | None = None, plan_values: dict | None = None,
                       plan_errors: dict | None = None, mpesa_values: dict | None = None,
-                      mpesa_errors: dict | None = None) -> Template:
+                      mpesa_errors: dict | None = None, reused: dict | None = None) -> Template:
     """The member page: who, memberships, what they owe, invoices, payments, recent messages,
     and the two forms (record a payment, put on a plan). A fixed number of queries."""
     member = await members.member_with_hold(member_id)
@@ -101,7 +101,7 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
         whole = owed.amount.to_integral_value(rounding="ROUND_CEILING") if owed.amount > 0 else ""
         mpesa_values = {"phone": "0" + member["phone"][3:], "amount": str(whole), "idempotency_key": new_idempotency_key()}
     return Template("members/detail.html", status_code=status, context={
-        "mpesa_values": mpesa_values, "mpesa_errors": mpesa_errors or {},
+        "mpesa_values": mpesa_values, "mpesa_errors": mpesa_errors or {}, "reused": reused,
         "member": member, "memberships": await memberships.member_memberships(member_id), "plans": plans,
         "created": created, "owed": owed, "credit": credit, "invoices": invoices, "open_invoices": open_invoices,
         "payments": payments, "member_messages": recent_messages, "member_failures": message_failures,

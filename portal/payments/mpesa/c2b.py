@@ -271,7 +271,8 @@ async def _record(c2b: C2BConfirmation, match: Match, *, staff_id: int | None, g
          "phone": c2b.phone, "gateway_ref": c2b.trans_id},
         reason=f"M-Pesa Paybill payment {c2b.trans_id}{who}, account {c2b.account or '(none)'}"[:500],
         staff_id=staff_id, gateway_event=gateway_event,
-        details={"matched_by": match.how, "trans_time": c2b.trans_time, "short_code": c2b.short_code})
+        details={"matched_by": match.how, "trans_time": c2b.trans_time, "short_code": c2b.short_code},
+        same_request=False)
     if not created:
         return Recorded(await Payment.select().where(Payment.id == payment_id).first(), False)
     payment = await complete_payment(payment_id, reason=reason, staff_id=staff_id, gateway_event=gateway_event)
