@@ -3,6 +3,7 @@ side of pay links (create, copy, QR, revoke)."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from litestar import Request, Response, get, post
@@ -68,8 +69,10 @@ async def _page(request: Request, token: str, status: int = 200, **extra) -> Tem
     invoice = await Invoice.select().where(Invoice.id == resolved.link["invoice"]).first()
     member = await Member.select(Member.first_name, Member.phone).where(Member.id == invoice["member"]).first()
     owed = Money(invoice["total"] - invoice["paid"], invoice["currency"]) if invoice["status"] != "void" else Money.zero(invoice["currency"])
+    # Each showing of the page is one attempt: sending its form twice starts one payment, and
+    # coming back to the link after a cancelled prompt or checkout starts a new one.
     return Template("pay/page.html", status_code=status, context={
-        "token": token, "first_name": member["first_name"], "phone": display_phone(member["phone"]), "owed": owed,
+        "token": token, "attempt": secrets.token_urlsafe(12), "first_name": member["first_name"], "phone": display_phone(member["phone"]), "owed": owed,
         "number": invoice["number"], "settled": invoice["status"] in ("paid", "void"), **extra})
 
 

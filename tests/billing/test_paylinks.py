@@ -191,3 +191,30 @@ async def test_a_big_gyms_invoice_pdf_is_stored_under_its_full_subject(alice):
     assert len(subject) > 40, subject  # the old column's width
     stored = await document_store.render_and_store("invoice", subject)
     assert stored["size"] > 1000 and (await document_store.content("invoice", subject))[1].startswith(b"%PDF")
+
+
+def _attempt(page: str) -> str:
+    return re.search(r'name="attempt" value="([^"]+)"', page).group(1)
+
+
+async def test_a_cancelled_prompt_leaves_the_link_usable(live, worker, alice):
+    member = await make_member("Achieng", "Odhiambo", phone=PHONES["success"])
+    inv = await invoice_for(member, 3000)
+    token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
+    async with httpx.AsyncClient(base_url=live.portal) as phone:
+        page = (await phone.get(f"/pay/{token}")).text
+        form = {"phone": "0700 000 002", "attempt": _attempt(page), "_csrf_token": phone.cookies["portal_csrf"]}
+        first, double = [await phone.post(f"/pay/{token}/mpesa", data=form) for _ in range(2)]
+        assert first.headers["location"] == double.headers["location"]  # one page, one payment
+        cancelled = int(first.headers["location"].rsplit("/", 1)[1])
+        await wait_for_status(cancelled, {"cancelled"})
+        assert 'href="/pay/' in (await phone.get(first.headers["location"])).text  # "Try again"
+
+        page = (await phone.get(f"/pay/{token}")).text  # the member opens the link again
+        again = await phone.post(f"/pay/{token}/mpesa", data={**form, "phone": "0700 000 001",
+                                                               "attempt": _attempt(page)})
+        paid = int(again.headers["location"].rsplit("/", 1)[1])
+        assert paid != cancelled
+        await wait_for_status(paid, {"completed"})
+    statuses = await Payment.select(Payment.status).where(Payment.invoice == inv["id"]).order_by(Payment.id)
+    assert [s["status"] for s in statuses] == ["cancelled", "completed"]
