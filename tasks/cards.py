@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from portal.payments.cards import checkout
 from portal.payments.cards import refunds as card_refunds
 from portal.payments.cards.refunds import request_card_refund_job
 from tables.gateway import GatewayRequest
@@ -27,3 +28,10 @@ async def sweep_card_refunds(ctx) -> dict:
         else:
             await request_card_refund_job(row["id"])
     return {"refunds": len(rows)}
+
+
+async def sweep_card_checkouts(ctx) -> dict:
+    """Every minute: card payments left in flight (the member closed the checkout, the redirect
+    and webhook never came) are asked of Flutterwave, and settled or expired."""
+    results = [await checkout.check_card_payment(pid) for pid in await checkout.card_payments_to_check()]
+    return {"checked": len(results)}

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documents.sweep_documents,
              billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal,
-             cards.send_card_refund, cards.sweep_card_refunds, notifications.send_message, notifications.sweep_messages,
+             cards.send_card_refund, cards.sweep_card_refunds, cards.sweep_card_checkouts, notifications.send_message, notifications.sweep_messages,
              reminders.send_daily_reminders, digest.send_daily_digest]
 
 CRON_JOBS = [
@@ -28,6 +28,7 @@ CRON_JOBS = [
     CronJob(documents.sweep_documents, cron="* * * * *", timeout=120, retries=1),
     CronJob(mpesa.sweep_mpesa, cron="* * * * *", timeout=120, retries=1),
     CronJob(cards.sweep_card_refunds, cron="* * * * *", timeout=120, retries=1),
+    CronJob(cards.sweep_card_checkouts, cron="* * * * *", timeout=120, retries=1),
     CronJob(notifications.sweep_messages, cron="* * * * *", timeout=120, retries=1),
 ]
 

@@ -179,6 +179,9 @@ SCENARIOS: dict[str, str] = {
     "verify reports another (NGN, or USD when NGN was asked).",
     "verify_503": "The first verify_503_count verify calls for this transaction wait delay_503 s, "
     "then answer 503.",
+    "pending_first": "The first verify_pending_count verify calls say status 'pending' (the charge "
+    "is still settling); later ones tell the truth. Resend the webhook to play Flutterwave's repeat.",
+    "overpaid": "Verify reports a sixth more than was asked (3,500 for 3,000): the customer paid more.",
 }
 
 _SCENARIO_SPLIT = re.compile(r"[\s,+\-]+")
@@ -248,6 +251,7 @@ class Settings:
     late_webhook_delay: float
     delay_503: float
     verify_503_count: int
+    verify_pending_count: int
     create_503_next: int
     duplicate_tx_ref: str  # allow | reject_paid | reject
     failed_card: str  # redirect | retry
@@ -269,6 +273,7 @@ class Settings:
             late_webhook_delay=c.flutterwave_late_webhook_delay,
             delay_503=c.flutterwave_503_delay,
             verify_503_count=1,
+            verify_pending_count=1,
             create_503_next=0,
             duplicate_tx_ref=c.flutterwave_duplicate_tx_ref,
             failed_card=c.flutterwave_failed_card,
@@ -396,6 +401,7 @@ class Transaction:
     card_token: str
     created_at: str
     verify_503_left: int = 0
+    verify_pending_left: int = 0
     refunds: list[Refund] = field(default_factory=list)
 
     @property
@@ -640,6 +646,8 @@ class FlutterwaveState:
         paid_amount, paid_currency = checkout.amount, checkout.currency
         if "tampered" in scenario:
             paid_amount = max((checkout.amount / 10).quantize(CENTS, ROUND_DOWN), CENTS)
+        if "overpaid" in scenario:
+            paid_amount = checkout.amount + (checkout.amount / 6).quantize(CENTS, ROUND_DOWN)
         if "wrong_currency" in scenario:
             paid_currency = "USD" if checkout.currency == "NGN" else "NGN"
         tx = Transaction(
@@ -662,6 +670,7 @@ class FlutterwaveState:
             card_token=f"flw-t1nf-{hex_id(32)}-m03k",
             created_at=now_iso(),
             verify_503_left=self.settings.verify_503_count if "verify_503" in scenario else 0,
+            verify_pending_left=self.settings.verify_pending_count if "pending_first" in scenario else 0,
         )
         self.transactions[tx.id] = tx
         checkout.transaction_ids.append(tx.id)

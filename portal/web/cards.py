@@ -17,6 +17,7 @@ from portal.lib.errors import RuleBroken
 from portal.lib.money import Money, MoneyParseError
 from portal.payments.cards import checkout as cards
 from portal.web.client import client_ip
+from portal.web.flash import back_with
 from portal.web.pages import member_page
 from tables.billing import Payment
 
@@ -64,4 +65,21 @@ async def card_return(request: Request) -> Template | Redirect:
     return Template("payments/card_return.html", context={"payment": payment})
 
 
-routes = [desk_card, card_return]
+@post("/payments/{payment_id:int}/card-check", guards=[staff_required], status_code=200)
+async def card_check(request: Request, payment_id: FromPath[int]) -> Redirect:
+    """Staff ask Flutterwave now what became of a card payment in flight."""
+    result = await cards.check_card_payment(payment_id, staff_id=request.scope["user"].staff_id)
+    waiting = result in ("pending at Flutterwave", "no transaction at Flutterwave yet")
+    return back_with(f"/payments/{payment_id}", "card_waiting" if waiting else "card_settled")
+
+
+@post("/payments/{payment_id:int}/card-cancel", guards=[staff_required], status_code=200)
+async def card_cancel(request: Request, payment_id: FromPath[int]) -> Redirect:
+    try:
+        await cards.cancel_card_payment(payment_id, request.scope["user"].staff_id)
+    except RuleBroken:
+        return back_with(f"/payments/{payment_id}", "card_not_in_flight")
+    return back_with(f"/payments/{payment_id}", "card_cancelled")
+
+
+routes = [desk_card, card_return, card_check, card_cancel]

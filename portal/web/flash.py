@@ -14,6 +14,10 @@ NOTICES = {
     "reminders_paused": ("ok", "Reminders paused."),
     "reminders_resumed": ("ok", "Reminders resumed."),
     "reason_needed": ("error", "Give a reason for pausing reminders."),
+    "card_settled": ("ok", "Flutterwave answered: the status below is what it said."),
+    "card_waiting": ("muted", "Flutterwave has no finished payment for it yet. Check again later, or cancel it."),
+    "card_cancelled": ("ok", "Card payment cancelled. If Flutterwave confirms it later, it is still credited."),
+    "card_not_in_flight": ("error", "This card payment is no longer waiting."),
 }
 
 

@@ -130,6 +130,10 @@ async def pay_card_return(request: Request, token: FromPath[str]) -> Template | 
     payment = await receive_card_redirect(request)
     resolved = await paylinks.resolve(token)
     if payment and not resolved.problem and payment["invoice"] == resolved.link["invoice"]:
+        if payment["status"] in IN_FLIGHT and request.query_params.get("status") == "cancelled":
+            # The member left the card page. Their word moves no money (the card check settles
+            # the payment with Flutterwave), but it is enough to offer the page again.
+            return await _page(request, token, error="The card payment was not completed. You can try again.")
         return Redirect(f"/pay/{token}/payments/{payment['id']}", status_code=303)
     return Template("payments/card_return.html", context={"payment": payment})
 

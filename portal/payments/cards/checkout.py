@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 
 from portal.billing import ledger
 from portal.billing.invoices import lock_member
@@ -21,6 +22,7 @@ from portal.billing.ledger import credit, debit
 from portal.callbacks.store import alert
 from portal.gateways.flutterwave import FlutterwaveClient, check_verified
 from portal.lib import db
+from portal.lib.clock import now
 from portal.lib.errors import RuleBroken
 from portal.lib.money import Money
 from portal.payments import state
@@ -47,7 +49,8 @@ async def start_card_checkout(*, member_id: int, amount: Money, idempotency_key:
         payment_id, created = await state.open_payment(
             {"member": member_id, "invoice": invoice_id, "method": "card", "amount": amount.amount,
              "currency": amount.currency, "idempotency_key": idempotency_key, "staff": staff_id,
-             "location": location_id, "gateway_request": new_tx_ref()},
+             "location": location_id, "gateway_request": new_tx_ref(),
+             "expires_at": now() + timedelta(minutes=get_settings().card_checkout_minutes)},
             reason="Card checkout requested", staff_id=staff_id)
         if not created:
             return Recorded(await Payment.select().where(Payment.id == payment_id).first(), False), None
@@ -80,6 +83,14 @@ async def apply_verified(payment: dict, verified, *, source: str) -> tuple[str, 
     current = await state.lock(payment["id"])
     if current["status"] in (state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED):
         return "duplicate", "payment already completed"
+    if verified.tx_ref != current["gateway_request"]:
+        # Another payment's transaction (a hand-made return URL names someone else's): it says
+        # nothing about this payment, which is left as it was.
+        return "rejected", f"Flutterwave transaction {verified.id} is {verified.tx_ref!r}, not this payment's"
+    if verified.status not in ("successful", "failed", "cancelled"):
+        # Pending (or anything not final) is not failed: the row stays unprocessed, so the
+        # sweeper and any repeat of this callback verify it again.
+        return "stored", f"Flutterwave says {verified.status!r}: verified again later"
     asked = Money(current["amount"], current["currency"])
     verdict = check_verified(verified, current["gateway_request"], asked)
     if not verified.successful:
@@ -104,14 +115,16 @@ async def apply_verified(payment: dict, verified, *, source: str) -> tuple[str, 
         await ledger.post("gateway_fee", [debit("gateway_fees", fee), credit("card", fee, location=current["location"])],
                           memo=f"Flutterwave fee on {current['gateway_request']}", payment_id=current["id"],
                           gateway_event=source)
-    flag = "" if verdict.full else "amount_mismatch"
+    # More or less than asked is credited as received (more is kept as the member's credit), and
+    # flagged for staff either way, as M-Pesa's are.
+    flag = "" if verdict.full and not verdict.excess else "amount_mismatch"
     if flag:
         await alert("amount_mismatch", f"Card {current['gateway_request']}: asked {asked}, Flutterwave confirms "
                     f"{received}; {received} credited", payment_id=current["id"])
     await Payment.update({Payment.gateway_ref: str(verified.id), Payment.reference: f"FLW {verified.id}",
                           Payment.card_brand: (verified.card_brand or "")[:20], Payment.card_last4: (verified.card_last4 or "")[-4:],
                           Payment.flag: flag}).where(Payment.id == current["id"])
-    return "applied", f"completed {received}" + (" (less than asked)" if flag else "")
+    return "applied", f"completed {received}" + (f" ({'more' if verdict.excess else 'less'} than asked)" if flag else "")
 
 
 async def _verify_and_apply(row: dict, transaction_id, tx_ref: str | None) -> tuple[str, str]:
@@ -127,6 +140,8 @@ async def _verify_and_apply(row: dict, transaction_id, tx_ref: str | None) -> tu
         async with FlutterwaveClient(get_settings()) as client:
             verified = await client.verify(transaction_id) if transaction_id else await client.verify_by_reference(tx_ref)
         if verified is None:
+            if row["kind"] == "redirect":  # the member came back without paying: the card check decides
+                return "duplicate", "Flutterwave has no transaction for it: left to the card check"
             return "stored", "Flutterwave has no transaction for it yet"
         outcome = await apply_verified(payment, verified, source=f"callback:{row['id']}")
     # Linked last: the foreign key would take a share lock on the payment row before the member
@@ -136,19 +151,11 @@ async def _verify_and_apply(row: dict, transaction_id, tx_ref: str | None) -> tu
 
 
 async def process_redirect(row: dict, params: dict[str, str]) -> tuple[str, str]:
-    tx_ref, status, transaction_id = params.get("tx_ref"), params.get("status"), params.get("transaction_id")
+    tx_ref, transaction_id = params.get("tx_ref"), params.get("transaction_id")
     if not tx_ref:
         return "malformed", "redirect without tx_ref"
-    if status == "cancelled" and not transaction_id:
-        payment = await Payment.select().where((Payment.method == "card") & (Payment.gateway_request == tx_ref)).first()
-        if payment is None:
-            return "unmatched", f"no card payment with tx_ref {tx_ref}"
-        current = await state.lock(payment["id"])
-        if current["status"] in (state.PENDING, state.PROCESSING):
-            await state.transition(payment["id"], state.CANCELLED, reason="Card payment cancelled on the card page",
-                                   gateway_event=f"callback:{row['id']}")
-            return "applied", "cancelled"
-        return "duplicate", f"payment already {current['status']}"
+    # The redirect's words (status=cancelled, successful…) are anyone's to type: only what
+    # Flutterwave's verify answers moves a payment; with no transaction id, verify by reference.
     if transaction_id and not transaction_id.isdigit():
         return "malformed", "transaction_id is not a number"
     return await _verify_and_apply(row, int(transaction_id) if transaction_id else None, tx_ref)
@@ -158,3 +165,53 @@ async def process_webhook(row: dict, claim) -> tuple[str, str]:
     if claim.shape == "refund":
         return "duplicate", "refund notification (refunds are recorded when we ask for them)"
     return await _verify_and_apply(row, claim.transaction_id, claim.tx_ref)
+
+
+# --- the card check: a checkout nobody came back from ---------------------------------------------
+
+async def check_card_payment(payment_id: int, *, staff_id: int | None = None) -> str:
+    """Ask Flutterwave (by reference) what became of a card payment still in flight, and settle
+    it: credited, failed or cancelled as verify says; expired once past its checkout time with no
+    transaction at Flutterwave; left as it is while Flutterwave says pending. Run by the card
+    sweep on a schedule and by staff from the payment page; repeating it changes nothing."""
+    payment = await Payment.select().where((Payment.id == payment_id) & (Payment.method == "card")).first()
+    if payment is None or payment["status"] not in (state.PENDING, state.PROCESSING):
+        return "nothing to do"
+    async with FlutterwaveClient(get_settings()) as client:
+        verified = await client.verify_by_reference(payment["gateway_request"])
+    source = "card check" + (" by staff" if staff_id else "")
+    async with db.transaction():
+        if verified is not None:
+            outcome, note = await apply_verified(payment, verified, source=source)
+            return note if outcome != "stored" else "pending at Flutterwave"
+        current = await state.lock(payment_id)
+        if current["status"] not in (state.PENDING, state.PROCESSING):
+            return "nothing to do"
+        if current["expires_at"] and current["expires_at"] <= now():
+            await state.transition(payment_id, state.EXPIRED, staff_id=staff_id, gateway_event=source,
+                                   reason="No card payment at Flutterwave by the end of the checkout time")
+            return "expired"
+    return "no transaction at Flutterwave yet"
+
+
+async def card_payments_to_check(limit: int = 100) -> list[int]:
+    """Card payments in flight for more than five minutes (the member had time to pay), the
+    longest unchecked first; each check moves the payment's next_check_at on."""
+    rows = await Payment.raw(
+        "UPDATE payment SET next_check_at = now() + interval '5 minutes' WHERE id IN ("
+        " SELECT id FROM payment WHERE method = 'card' AND status IN ('pending', 'processing')"
+        " AND created_at < now() - interval '5 minutes' AND (next_check_at IS NULL OR next_check_at <= now())"
+        " ORDER BY next_check_at NULLS FIRST, id LIMIT {} FOR UPDATE SKIP LOCKED) RETURNING id", limit)
+    return [r["id"] for r in rows]
+
+
+async def cancel_card_payment(payment_id: int, staff_id: int) -> None:
+    """Staff give up on a card payment still in flight (the member left the desk). Money that
+    Flutterwave confirms later is still credited, as a late success."""
+    async with db.transaction():
+        current = await state.lock(payment_id)
+        if current is None or current["method"] != "card":
+            raise RuleBroken("Not a card payment")
+        if current["status"] not in (state.PENDING, state.PROCESSING):
+            raise RuleBroken(f"This payment is already {current['status']}")
+        await state.transition(payment_id, state.CANCELLED, staff_id=staff_id, reason="Cancelled by staff")
