@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs
 
-from portal.callbacks.store import alert, loads
+from portal.callbacks.store import MAX_ATTEMPTS, alert, loads
 from portal.documents.requests import request_receipts
 from portal.gateways.africastalking import parse_delivery_report
 from portal.gateways.flutterwave import parse_webhook
@@ -82,15 +82,26 @@ async def process(callback_id: int, parsed: Any = _UNREAD) -> str:
             }).where(GatewayCallback.id == callback_id)
             if outcome in ("unmatched", "malformed"):
                 await alert(outcome, f"{row['gateway']} {row['kind']}: {note}", callback_id=callback_id)
+            elif not done and row["attempts"] + 1 >= MAX_ATTEMPTS:
+                await _given_up(row, note)
         if outcome == "applied":
             await after_money_moved(callback_id)
         return outcome
     except Exception as e:  # the raw row is safe; record the failure and let the sweeper retry
         log.exception("processing callback %s failed", callback_id)
-        await GatewayCallback.update({GatewayCallback.outcome: "error", GatewayCallback.note: f"{type(e).__name__}: {e}"[:2000],
-                                      GatewayCallback.attempts: GatewayCallback.attempts + 1}).where(
-            GatewayCallback.id == callback_id)
+        note = f"{type(e).__name__}: {e}"[:2000]
+        rows = await GatewayCallback.raw(
+            "UPDATE gateway_callback SET outcome = 'error', note = {}, attempts = attempts + 1 WHERE id = {} "
+            "RETURNING id, gateway, kind, attempts, body", note, callback_id)
+        if rows and rows[0]["attempts"] >= MAX_ATTEMPTS:
+            await _given_up({**rows[0], "attempts": rows[0]["attempts"] - 1}, note)
         return "error"
+
+
+async def _given_up(row: dict, note: str) -> None:
+    """The last try: staff are told, with what was sent, and the sweeper stops coming back."""
+    await alert("callback_stuck", f"{row['gateway']} {row['kind']} #{row['id']} could not be processed after "
+                f"{row['attempts'] + 1} tries ({note}). It said: {row['body'][:500]}", callback_id=row["id"])
 
 
 async def process_all(callback_ids: list[int]) -> int:

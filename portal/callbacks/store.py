@@ -64,10 +64,18 @@ async def alert(kind: str, message: str, *, payment_id: int | None = None, callb
     await StaffAlert.insert(StaffAlert(kind=kind, message=message[:2000], payment=payment_id, callback=callback_id))
 
 
+# A row that keeps failing is tried again 1, 3, 7, 15… minutes after it arrived (doubling), and
+# given up after MAX_ATTEMPTS (about four hours) with a staff alert (dispatch.process).
+MAX_ATTEMPTS = 8
+
+
 async def unprocessed(older_than_seconds: int = 0, limit: int = 500) -> list[int]:
+    """Rows to process again: fewest attempts first, so rows that keep failing never stand in
+    front of new ones, however many there are."""
     rows = await GatewayCallback.raw(
         "SELECT id FROM gateway_callback WHERE processed_at IS NULL AND outcome IN ('stored', 'error') "
-        "AND received_at < now() - make_interval(secs => {}) ORDER BY id LIMIT {}", older_than_seconds, limit)
+        "AND attempts < {} AND received_at < now() - make_interval(secs => greatest({}, 60 * (power(2, attempts) - 1))) "
+        "ORDER BY attempts, id LIMIT {}", MAX_ATTEMPTS, older_than_seconds, limit)
     return [r["id"] for r in rows]
 
 
