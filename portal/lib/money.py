@@ -6,10 +6,13 @@ Amounts are kept to the currency's minor unit (2 places for KES); formatting hap
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
+PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?|-?\.[0-9]+")
+LARGEST = Decimal(10) ** 10  # amounts are stored as numeric(12, 2)
 
 
 class LossyMoneyError(TypeError):
@@ -58,12 +61,12 @@ class Money:
         cleaned = cleaned.replace(",", "").replace(" ", "").replace("\u00a0", "")
         if not cleaned:
             raise MoneyParseError("enter an amount")
-        try:
-            value = Decimal(cleaned)
-        except InvalidOperation:
-            raise MoneyParseError(f"{text!r} is not an amount") from None
-        if not value.is_finite():
+        # Only plain decimal numbers: Decimal itself would also read '1e3', 'Infinity' or '٣'.
+        if not PLAIN_NUMBER.fullmatch(cleaned):
             raise MoneyParseError(f"{text!r} is not an amount")
+        value = Decimal(cleaned)
+        if abs(value) >= LARGEST:
+            raise MoneyParseError(f"{text!r} is more than any amount the portal keeps")
         if value != value.quantize(CENT):
             raise MoneyParseError("at most 2 decimal places")
         return cls(value, currency)

@@ -41,7 +41,8 @@ def test_parse_what_people_type(text, amount):
     assert Money.parse(text) == Money(amount)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "12.345", "1e5x", "NaN"])
+@pytest.mark.parametrize("text", ["", "abc", "12.345", "1e5x", "NaN", "1e3", "1E3", "Infinity", "0x10", "١٠٠",
+                                  "10000000000", "1.", "--5"])
 def test_parse_refuses_what_is_not_an_amount(text):
     with pytest.raises(MoneyParseError):
         Money.parse(text)
