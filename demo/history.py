@@ -239,14 +239,11 @@ class Future(Exception):
         self.days = days
 
 
-# --- one member's life ----------------------------------------------------------------------------
+class Rows:
+    """The rows a history writes, table by table: one member's life keeps its own until the life
+    fits before now, then the whole gym takes them (`take`)."""
 
-class Life:
-    """One member's history through the app's rules, into row lists of its own (kept only once
-    the whole history fits before now)."""
-
-    def __init__(self, history: History, member: MemberRow, plan: PlanTerms, rng: random.Random):
-        self.h, self.gym, self.member, self.plan, self.rng = history, history.gym, member, plan, rng
+    def __init__(self):
         self.memberships: list[MembershipRow] = []
         self.invoices: list[InvoiceRow] = []
         self.payments: list[PaymentRow] = []
@@ -255,6 +252,21 @@ class Life:
         self.allocations: list[AllocationRow] = []
         self.notes: list[CreditNoteRow] = []
         self.reversals: list[ReversalRow] = []
+
+    def take(self, other: Rows) -> None:
+        for rows in ("memberships", "invoices", "payments", "events", "entries", "allocations", "notes", "reversals"):
+            getattr(self, rows).extend(getattr(other, rows))
+
+
+# --- one member's life ----------------------------------------------------------------------------
+
+class Life(Rows):
+    """One member's history through the app's rules, into row lists of its own (kept only once
+    the whole history fits before now)."""
+
+    def __init__(self, history: History, member: MemberRow, plan: PlanTerms, rng: random.Random):
+        super().__init__()
+        self.h, self.gym, self.member, self.plan, self.rng = history, history.gym, member, plan, rng
         self.receivable = ZERO
         self.credit = ZERO
         self.open: list[InvoiceRow] = []
@@ -736,10 +748,11 @@ def _split(due: Decimal, parts: int, rng: random.Random, partial: bool) -> list[
 
 # --- the whole gym ----------------------------------------------------------------------------------
 
-class History:
+class History(Rows):
     """Every row of the simulated gym, in memory, and the numbering of them."""
 
     def __init__(self, gym: Gym, seed: int):
+        super().__init__()
         self.gym = gym
         self.seed = seed
         self.rng = random.Random(seed)
@@ -749,14 +762,6 @@ class History:
         self._codes = 0
         self._lines: dict[tuple, str] = {}
         self.members: list[MemberRow] = []
-        self.memberships: list[MembershipRow] = []
-        self.invoices: list[InvoiceRow] = []
-        self.payments: list[PaymentRow] = []
-        self.events: list[EventRow] = []
-        self.entries: list[EntryRow] = []
-        self.allocations: list[AllocationRow] = []
-        self.notes: list[CreditNoteRow] = []
-        self.reversals: list[ReversalRow] = []
 
     # small helpers ---------------------------------------------------------------------------------
 
@@ -875,8 +880,7 @@ class History:
         else:
             raise RuntimeError(f"could not lay out a history for member {member.first} {member.last}")
         self.members.append(member)
-        for name in ("memberships", "invoices", "payments", "events", "entries", "allocations", "notes", "reversals"):
-            getattr(self, name).extend(getattr(life, name))
+        self.take(life)
         self._lives_with_open = getattr(self, "_lives_with_open", [])
         if life.open and life.open[-1].status in ("open", "partially_paid"):
             self._lives_with_open.append(life)

@@ -20,6 +20,7 @@ from portal.web.client import client_ip
 from portal.web.flash import back_with
 from portal.web.pages import member_page
 from tables.billing import Payment
+from tables.statuses import IN_FLIGHT
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 RETURN_PATH = "/pay/card/return"
@@ -68,8 +69,9 @@ async def card_return(request: Request) -> Template | Redirect:
 @post("/payments/{payment_id:int}/card-check", guards=[staff_required], status_code=200)
 async def card_check(request: Request, payment_id: FromPath[int]) -> Redirect:
     """Staff ask Flutterwave now what became of a card payment in flight."""
-    result = await cards.check_card_payment(payment_id, staff_id=request.scope["user"].staff_id)
-    waiting = result in ("pending at Flutterwave", "no transaction at Flutterwave yet")
+    await cards.check_card_payment(payment_id, staff_id=request.scope["user"].staff_id)
+    still = await Payment.select(Payment.status).where(Payment.id == payment_id).first()
+    waiting = still is not None and still["status"] in IN_FLIGHT
     return back_with(f"/payments/{payment_id}", "card_waiting" if waiting else "card_settled")
 
 

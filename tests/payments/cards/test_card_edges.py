@@ -13,21 +13,15 @@ from tables.gateway import GatewayCallback, StaffAlert
 from tasks.cards import sweep_card_checkouts
 from tests.billing.helpers import assert_ledger_balanced, invoice_for
 from tests.factories import make_member
+from tests.payments.cards.test_cards import _checkout, _pay
 from tests.support.live import wait_for_status
 
 
-async def _checkout(alice, member: int, amount: str = "3000") -> tuple[int, str]:
-    r = await alice.post(f"/members/{member}/card", {"amount": amount, "idempotency_key": f"card-{member}"})
-    assert r.status_code == 303, r.text
-    payment = await Payment.select().where((Payment.method == "card") & (Payment.member == member)).first()
-    return payment["id"], payment["gateway_request"]
-
-
-async def _sandbox(live, path: str, body: dict) -> dict:
+async def _resend_webhook(live, transaction_id) -> None:
     async with httpx.AsyncClient() as http:
-        r = await http.post(f"{live.sandbox}/_sandbox/flutterwave/{path}", json=body)
+        r = await http.post(f"{live.sandbox}/_sandbox/flutterwave/transactions/{transaction_id}/webhook",
+                            json={"times": 1})
         assert r.status_code < 300, r.text
-        return r.json()
 
 
 async def _status(pid: int) -> str:
@@ -43,13 +37,13 @@ async def _as_if_minutes_passed(pid: int, minutes: int) -> None:
 async def test_a_return_url_saying_cancelled_moves_nothing(card_live, alice):
     member = await make_member()
     await invoice_for(member, 3000)
-    pid, tx_ref = await _checkout(alice, member)
+    pid, tx_ref, _ = await _checkout(alice, member)
     async with httpx.AsyncClient(base_url=card_live.portal) as anyone:
         r = await anyone.get("/pay/card/return", params={"tx_ref": tx_ref, "status": "cancelled"})
         assert r.status_code == 200
     assert await _status(pid) == "processing"
     # Then the member does pay on the page they still have open: it is credited.
-    done = await _sandbox(card_live, "complete", {"tx_ref": tx_ref, "card": "success", "scenario": "none"})
+    done = await _pay(card_live, tx_ref, card="success", scenario="none")
     async with httpx.AsyncClient() as phone:
         await phone.get(done["redirect_url"])
     await wait_for_status(pid, {"completed"})
@@ -59,9 +53,9 @@ async def test_another_payments_transaction_id_fails_nobody(card_live, alice):
     victim, other = await make_member(), await make_member()
     await invoice_for(victim, 3000)
     await invoice_for(other, 500)
-    victim_pid, victim_ref = await _checkout(alice, victim)
-    other_pid, other_ref = await _checkout(alice, other, "500")
-    paid = await _sandbox(card_live, "complete", {"tx_ref": other_ref, "card": "success", "scenario": "none"})
+    victim_pid, victim_ref, _ = await _checkout(alice, victim)
+    _, other_ref, _ = await _checkout(alice, other, "500")
+    paid = await _pay(card_live, other_ref, card="success", scenario="none")
     async with httpx.AsyncClient(base_url=card_live.portal) as anyone:
         await anyone.get("/pay/card/return", params={"status": "successful", "tx_ref": victim_ref,
                                                       "transaction_id": paid["transaction_id"]})
@@ -74,8 +68,8 @@ async def test_another_payments_transaction_id_fails_nobody(card_live, alice):
 async def test_an_abandoned_checkout_is_checked_then_expired_and_staff_can_check_it(card_live, alice, worker):
     member = await make_member()
     await invoice_for(member, 3000)
-    pid, tx_ref = await _checkout(alice, member)
-    cancelled = await _sandbox(card_live, "complete", {"tx_ref": tx_ref, "card": "cancel"})
+    pid, tx_ref, _ = await _checkout(alice, member)
+    cancelled = await _pay(card_live, tx_ref, card="cancel")
     async with httpx.AsyncClient() as phone:
         await phone.get(cancelled["redirect_url"])
     assert await _status(pid) == "processing"  # the redirect's word alone moves nothing
@@ -95,8 +89,8 @@ async def test_an_abandoned_checkout_is_checked_then_expired_and_staff_can_check
 async def test_a_paid_checkout_nobody_came_back_from_is_credited_by_the_card_check(card_live, alice):
     member = await make_member()
     await invoice_for(member, 3000)
-    pid, tx_ref = await _checkout(alice, member)
-    await _sandbox(card_live, "complete", {"tx_ref": tx_ref, "card": "success", "scenario": "none"})
+    pid, tx_ref, _ = await _checkout(alice, member)
+    await _pay(card_live, tx_ref, card="success", scenario="none")
     await asyncio.sleep(0.3)
     assert await _status(pid) == "processing"  # no redirect, no webhook
     await _as_if_minutes_passed(pid, 6)
@@ -110,13 +104,13 @@ async def test_a_paid_checkout_nobody_came_back_from_is_credited_by_the_card_che
 async def test_staff_cancel_a_card_payment_and_a_later_success_is_still_credited(card_live, alice):
     member = await make_member()
     await invoice_for(member, 3000)
-    pid, tx_ref = await _checkout(alice, member)
+    pid, tx_ref, _ = await _checkout(alice, member)
     r = await alice.post(f"/payments/{pid}/card-cancel")
     assert r.headers["location"].endswith("notice=card_cancelled")
     assert await _status(pid) == "cancelled"
     again = await alice.post(f"/payments/{pid}/card-cancel")
     assert again.headers["location"].endswith("notice=card_not_in_flight")
-    await _sandbox(card_live, "complete", {"tx_ref": tx_ref, "card": "success"})  # the webhook comes
+    await _pay(card_live, tx_ref, card="success")  # the webhook comes
     await wait_for_status(pid, {"completed"})
     await assert_ledger_balanced()
 
@@ -124,8 +118,8 @@ async def test_staff_cancel_a_card_payment_and_a_later_success_is_still_credited
 async def test_a_webhook_while_verify_says_pending_is_verified_again_when_repeated(card_live, alice):
     member = await make_member()
     await invoice_for(member, 3000)
-    pid, tx_ref = await _checkout(alice, member)
-    done = await _sandbox(card_live, "complete", {"tx_ref": tx_ref, "card": "success", "scenario": "pending_first"})
+    pid, tx_ref, _ = await _checkout(alice, member)
+    done = await _pay(card_live, tx_ref, card="success", scenario="pending_first")
     for _ in range(100):
         row = await GatewayCallback.select().where(GatewayCallback.kind == "webhook").first()
         if row and row["attempts"]:
@@ -133,7 +127,7 @@ async def test_a_webhook_while_verify_says_pending_is_verified_again_when_repeat
         await asyncio.sleep(0.05)
     assert (row["outcome"], row["processed_at"]) == ("stored", None) and "pending" in row["note"]
     assert await _status(pid) == "processing"  # pending is not failed
-    await _sandbox(card_live, f"transactions/{done['transaction_id']}/webhook", {"times": 1})  # settled: sent again
+    await _resend_webhook(card_live, done["transaction_id"])  # settled: sent again
     await wait_for_status(pid, {"completed"})
     row = await GatewayCallback.select().where(GatewayCallback.kind == "webhook").first()
     assert (row["outcome"], row["deliveries"]) == ("applied", 2)
@@ -143,8 +137,8 @@ async def test_a_webhook_while_verify_says_pending_is_verified_again_when_repeat
 async def test_a_card_overpayment_is_credited_and_flagged(card_live, alice):
     member = await make_member()
     await invoice_for(member, 3000)
-    pid, tx_ref = await _checkout(alice, member)
-    await _sandbox(card_live, "complete", {"tx_ref": tx_ref, "card": "success", "scenario": "overpaid"})
+    pid, tx_ref, _ = await _checkout(alice, member)
+    await _pay(card_live, tx_ref, card="success", scenario="overpaid")
     paid = await wait_for_status(pid, {"completed"})
     assert (paid["amount"], paid["flag"]) == (3500, "amount_mismatch")
     alert = await StaffAlert.select().where(StaffAlert.kind == "amount_mismatch").first()

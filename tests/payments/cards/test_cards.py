@@ -15,7 +15,7 @@ from tests.support.live import wait_for_status
 async def _checkout(alice, member: int, amount: str = "3000") -> tuple[int, str, str]:
     r = await alice.post(f"/members/{member}/card", {"amount": amount, "idempotency_key": f"card-{member}"})
     assert r.status_code == 303, r.text
-    payment = await Payment.select().where(Payment.method == "card").first()
+    payment = await Payment.select().where((Payment.method == "card") & (Payment.member == member)).first()
     assert payment["status"] == "processing"
     return payment["id"], payment["gateway_request"], r.headers["location"]
 
