@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -146,6 +147,10 @@ async def send_stk_push(payment_id: int, client=None) -> str:
         await _fail(payment_id, f"M-Pesa refused the request: {e}")
         return "refused"
     except GatewayError as e:
+        if e.code and e.status:
+            # Daraja answered with its own error: nothing went to the phone. Staff read its words.
+            await _fail(payment_id, refusal_words(e))
+            return "refused"
         if e.retryable and not e.maybe_delivered:
             raise  # nothing reached the phone: SAQ retries the job
         reason = ("No answer from M-Pesa; the prompt may still reach the phone. Check with the member before retrying"
@@ -162,6 +167,15 @@ async def send_stk_push(payment_id: int, client=None) -> str:
                                    Payment.gateway_request: accepted.merchant_request_id,
                                    Payment.next_check_at: now() + timedelta(seconds=CHECK_DELAYS[0])})
     return "sent"
+
+
+def refusal_words(error: GatewayError) -> str:
+    """What M-Pesa said when it refused a push, with what the desk can do about it."""
+    said = re.split(r"(?:refused|not accepted): ", error.message, maxsplit=1)[-1]
+    words = f"M-Pesa refused the request: {said} ({error.code}). Nothing was sent to the phone"
+    if "unable to lock" in said.lower():
+        words += "; the phone has another M-Pesa request open: wait a minute, then retry"
+    return words
 
 
 async def callbacks_waiting(payment_id: int) -> list[int]:

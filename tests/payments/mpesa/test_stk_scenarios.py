@@ -168,3 +168,19 @@ async def test_a_late_callback_still_completes_the_payment(live, worker, alice):
     assert "enter their M-Pesa PIN" in page.text and f'hx-get="/payments/{pid}/status?live=1"' in page.text
     paid = await wait_for_status(pid, {"completed"}, timeout=30)
     assert paid["reference"]
+
+
+async def test_a_refusal_from_daraja_is_shown_in_its_own_words(live, worker, alice):
+    """A second prompt to a phone whose first is still open: Daraja answers 500.001.1001 "Unable to
+    lock subscriber". Nothing reached the phone, and staff read what M-Pesa said."""
+    first, second = await make_member(), await make_member()
+    await wait_for_status(await _ask(alice, first, PHONES["interactive"]), {"processing"})
+    r = await alice.post(f"/members/{second}/mpesa", {"phone": PHONES["interactive"], "amount": "500",
+                                                      "idempotency_key": "k-second"})
+    pid = int(r.headers["location"].rsplit("/", 1)[1])
+    await wait_for_status(pid, {"failed"})
+    reason = await _reason(pid)
+    assert reason.startswith("M-Pesa refused the request: Unable to lock subscriber") and "(500.001.1001)" in reason
+    assert "wait a minute, then retry" in reason and "may still reach the phone" not in reason
+    page = await alice.get(f"/payments/{pid}/status", htmx=True)
+    assert "Unable to lock subscriber" in page.text and 'data-testid="retry"' in page.text
