@@ -126,6 +126,7 @@ class Settings:
     daraja_initiator: str
     daraja_security_credential: str
     stk_timeout_seconds: int
+    gateway_timeout_seconds: int
     card_checkout_minutes: int
     c2b_accept_unknown_accounts: bool
     flutterwave_base_url: str
@@ -253,6 +254,7 @@ class Settings:
             daraja_initiator=env.str("DARAJA_INITIATOR", "testapi" if sandbox else ""),
             daraja_security_credential=env.str("DARAJA_SECURITY_CREDENTIAL", "sandbox-credential" if sandbox else ""),
             stk_timeout_seconds=env.int("STK_TIMEOUT_SECONDS", 120, 30, 3600),
+            gateway_timeout_seconds=env.int("GATEWAY_TIMEOUT_SECONDS", 30, 1, 120),
             card_checkout_minutes=env.int("CARD_CHECKOUT_MINUTES", 30, 5, 24 * 60),
             c2b_accept_unknown_accounts=env.bool("C2B_ACCEPT_UNKNOWN_ACCOUNTS", True),
             flutterwave_base_url=env.url(

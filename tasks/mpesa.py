@@ -15,6 +15,10 @@ async def send_stk_push(ctx, *, payment_id: int) -> str:
         # A callback may have beaten the push's answer: act on it now, not a sweep later.
         await dispatch.process_all(await mpesa.callbacks_waiting(payment_id))
         await schedule_check(payment_id, mpesa.CHECK_DELAYS[0], 0)
+    elif result == "failed":
+        # No answer in time, but the prompt may have reached the phone: a result that came
+        # meanwhile, without our record of its id, can now be tied to this attempt.
+        await dispatch.process_all(await mpesa.results_without_a_push())
     return result
 
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from portal.gateways.http import error_from_response, make_http_client, send
+from portal.gateways.http import error_from_response, make_http_client, read_timeout, send
 
 GATEWAY = "africastalking"
 
@@ -54,7 +54,7 @@ class AfricasTalkingClient:
         self._api_key = settings.at_api_key
         self._sender_id = settings.at_sender_id
         self._owns_client = http_client is None
-        self._http = http_client or make_http_client()
+        self._http = http_client or make_http_client(timeout=read_timeout(settings))
 
     async def aclose(self) -> None:
         if self._owns_client:

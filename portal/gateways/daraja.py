@@ -34,7 +34,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from portal.gateways.http import GatewayError, error_from_response, make_http_client, send
+from portal.gateways.http import (
+    GatewayError,
+    error_from_response,
+    make_http_client,
+    read_timeout,
+    send,
+)
 from portal.lib.db import transaction
 from portal.lib.money import Money
 from portal.lib.phones import PhoneError, normalise_phone
@@ -420,7 +426,7 @@ class DarajaClient:
                  max_amount: Decimal | int = DEFAULT_MAX_AMOUNT) -> None:
         self.settings = settings
         self.base_url = settings.daraja_base_url.rstrip("/")
-        self._http = http_client or make_http_client()
+        self._http = http_client or make_http_client(timeout=read_timeout(settings))
         self._owns_http = http_client is None
         self.initiator = (initiator if initiator is not None
                           else getattr(settings, "daraja_initiator", ""))

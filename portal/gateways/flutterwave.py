@@ -27,7 +27,13 @@ from typing import Any
 
 import httpx
 
-from portal.gateways.http import GatewayError, error_from_response, make_http_client, send
+from portal.gateways.http import (
+    GatewayError,
+    error_from_response,
+    make_http_client,
+    read_timeout,
+    send,
+)
 from portal.lib.money import Money
 
 GATEWAY = "flutterwave"
@@ -102,7 +108,7 @@ class FlutterwaveClient:
         self._secret_key = settings.flutterwave_secret_key
         self._default_currency = settings.currency
         self._owns_client = http_client is None
-        self._http = http_client or make_http_client()
+        self._http = http_client or make_http_client(timeout=read_timeout(settings))
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -32,6 +32,12 @@ def _version() -> str:
 USER_AGENT = f"gym-portal/{_version()} httpx/{httpx.__version__}"
 
 
+def read_timeout(settings) -> httpx.Timeout:
+    """DEFAULT_TIMEOUT with the read wait the operator chose (GATEWAY_TIMEOUT_SECONDS)."""
+    seconds = getattr(settings, "gateway_timeout_seconds", None)
+    return DEFAULT_TIMEOUT if seconds is None else httpx.Timeout(connect=5.0, read=float(seconds), write=10.0, pool=5.0)
+
+
 def make_http_client(*, timeout: httpx.Timeout | None = None, headers: dict[str, str] | None = None,
                      **kwargs) -> httpx.AsyncClient:
     """A new AsyncClient for talking to gateways. The caller owns it (`await client.aclose()`).

@@ -67,6 +67,9 @@ default_scenario setting ("interactive" unless SANDBOX_DARAJA_DEFAULT_SCENARIO s
   254700000011  expired             1019 "Transaction has expired"
   254700000012  query_contradicts   callback ResultCode 0 but STK Query says "1032" (the real
                                     sandbox's habit, pitfall 14)
+  254700000013  slow_response       0; the processrequest answer is held slow_response_delay s
+                                    (default 35, past a 30 s read timeout) though the prompt
+                                    reached the phone; the callback follows the late answer
   any other     interactive (default_scenario)
 
   Amount 1032 -> cancelled, 1037 -> timeout, 2001 -> wrong_pin, 1019 -> expired (only for

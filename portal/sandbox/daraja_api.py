@@ -5,6 +5,7 @@ Paths, field names, error envelopes and HTTP statuses follow ../shared/gateways.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -317,6 +318,8 @@ async def stk_push(request: Request) -> Response:
         )
         store.stk[req.checkout_request_id] = req
     await submit_stk(store, req)
+    if req.delivery == "after_slow_response":
+        await asyncio.sleep(store.settings.slow_response_delay)
     return ok({
         "MerchantRequestID": req.merchant_request_id,
         "CheckoutRequestID": req.checkout_request_id,

@@ -196,6 +196,8 @@ def dispatch_callbacks(store: DarajaStore, req: StkRequest) -> None:
         spawn(store, _callback_after(store, req, s.callback_delay + s.late_callback_delay), name)
     elif mode == "twice":
         spawn(store, _callback_after(store, req, s.callback_delay, 2, s.duplicate_callback_gap), name)
+    elif mode == "after_slow_response":
+        spawn(store, _callback_after(store, req, s.slow_response_delay + s.callback_delay), name)
     elif mode in ("normal", "before_response"):
         spawn(store, _callback_after(store, req, s.callback_delay), name)
     # "none": nothing is ever sent

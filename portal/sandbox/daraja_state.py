@@ -49,7 +49,7 @@ class Scenario:
     name: str
     # ResultCode the simulated customer produces; None = "interactive" (the person decides).
     result_code: int | None
-    # normal | late | twice | before_response | none
+    # normal | late | twice | before_response | none | after_slow_response
     delivery: str
     summary: str
     # What STK Query reports instead of the real ResultCode (the sandbox-contradiction pitfall).
@@ -91,6 +91,12 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario("no_callback", 0, "none", "Paid, but no callback is ever sent: only STK Query shows it."),
         Scenario(
+            "slow_response", 0, "after_slow_response",
+            "The processrequest HTTP answer is held slow_response_delay seconds (longer than a "
+            "client's read timeout), yet the prompt reaches the phone and is paid: the callback "
+            "follows the late answer.",
+        ),
+        Scenario(
             "query_contradicts", 0, "normal",
             "Paid (callback ResultCode 0) but STK Query answers ResultCode \"1032\", like the "
             "flaky real sandbox.",
@@ -119,6 +125,7 @@ MAGIC_PHONES: dict[str, str] = {
     "254700000010": "interactive",
     "254700000011": "expired",
     "254700000012": "query_contradicts",
+    "254700000013": "slow_response",
 }
 
 # Magic amounts (used when the phone number is not magic and not bound by the control API).
@@ -141,6 +148,9 @@ class Settings:
     prompt_timeout: float = 60.0
     default_scenario: str = "interactive"
     late_callback_delay: float = 5.0
+    # How long the "slow_response" scenario holds the processrequest answer (the portal's read
+    # timeout is 30 s by default).
+    slow_response_delay: float = 35.0
     duplicate_callback_gap: float = 0.5
     callback_timeout: float = 10.0
     token_ttl: int = 3599

@@ -35,7 +35,7 @@ from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import CENT
 from portal.payments import state
-from portal.payments.mpesa.stk import _receipt_already_recorded
+from portal.payments.mpesa.stk import _receipt_already_recorded, parse_stk_callback
 from portal.payments.service import Recorded, complete_payment
 from portal.settings import get_settings
 from tables.billing import Payment
@@ -69,6 +69,7 @@ class C2BConfirmation:
     name: str
     trans_time: str
     short_code: str
+    via: str = "Paybill"  # or "prompt": an STK result with no prompt of ours (stk._place_unknown_result)
 
     @property
     def phone(self) -> str:
@@ -131,6 +132,19 @@ def parse_confirmation(data) -> C2BConfirmation:
     return C2BConfirmation(trans_id=trans_id.strip().upper(), amount=amount, account=_text(data, "BillRefNumber", 40),
                            msisdn=_text(data, "MSISDN", 100), name=name, trans_time=_text(data, "TransTime", 20),
                            short_code=_text(data, "BusinessShortCode", 10))
+
+
+def money_of(kind: str, body: str) -> C2BConfirmation:
+    """The money an unmatched callback carries, read from its stored body: a Paybill
+    confirmation, or a successful STK result for a prompt the portal has no record of."""
+    data = loads(body)
+    if kind != "stk":
+        return parse_confirmation(data)
+    checkout, outcome = parse_stk_callback(data)
+    if outcome.code != "0" or outcome.amount is None:
+        raise ValueError("this M-Pesa result moved no money")
+    return C2BConfirmation(trans_id=(outcome.receipt or checkout)[:40], amount=outcome.amount, account="",
+                           msisdn=outcome.phone, name="", trans_time="", short_code="", via="prompt")
 
 
 def normalise_account(account: str) -> str:
@@ -258,25 +272,39 @@ async def _stk_completed_without_receipt(member_id: int, amount: Decimal) -> dic
         & (Payment.created_at > now() - STK_TWIN_WINDOW)).order_by(Payment.id).first()
 
 
-async def _record(c2b: C2BConfirmation, match: Match, *, staff_id: int | None, gateway_event: str,
+async def _record(c2b: C2BConfirmation, match: Match, *, staff_id: int | None, callback_id: int,
                   reason: str) -> Recorded:
     """Create the payment for this M-Pesa code (once) and complete it: settles the named
     invoice, then the oldest open ones, keeps any excess as credit, numbers the receipt.
     Caller holds the member lock and the receipt lock."""
+    gateway_event = f"callback:{callback_id}"
     who = f" from {c2b.masked_phone}" if c2b.masked_phone else ""
     payment_id, created = await state.open_payment(
         {"member": match.member_id, "invoice": match.invoice_id, "method": "mpesa", "amount": c2b.amount,
          "currency": get_settings().currency, "reference": c2b.trans_id, "idempotency_key": idempotency_key(c2b.trans_id),
-         "staff": staff_id, "location": None, "note": f"M-Pesa Paybill, account {c2b.account or '(none)'}"[:500],
+         "staff": staff_id, "location": None, "note": f"M-Pesa {c2b.via}, account {c2b.account or '(none)'}"[:500],
          "phone": c2b.phone, "gateway_ref": c2b.trans_id},
-        reason=f"M-Pesa Paybill payment {c2b.trans_id}{who}, account {c2b.account or '(none)'}"[:500],
+        reason=f"M-Pesa {c2b.via} payment {c2b.trans_id}{who}, account {c2b.account or '(none)'}"[:500],
         staff_id=staff_id, gateway_event=gateway_event,
         details={"matched_by": match.how, "trans_time": c2b.trans_time, "short_code": c2b.short_code},
         same_request=False)
     if not created:
         return Recorded(await Payment.select().where(Payment.id == payment_id).first(), False)
     payment = await complete_payment(payment_id, reason=reason, staff_id=staff_id, gateway_event=gateway_event)
+    await _close_copies(c2b.trans_id, payment_id, staff_id, callback_id)
     return Recorded(payment, True)
+
+
+async def _close_copies(receipt: str, payment_id: int, staff_id: int | None, callback_id: int) -> None:
+    """M-Pesa tells of an STK payment twice (the STK result and the Paybill confirmation): once
+    one copy is credited, the other, if it waits in the Unmatched queue, is the same money."""
+    rows = await GatewayCallback.raw(
+        f"UPDATE gateway_callback SET outcome = 'duplicate', payment = {{}}, "
+        f"note = left('the same money as payment ' || {{}} || '; was: ' || note, 2000) "
+        f"WHERE {UNMATCHED_WHERE} AND id <> {{}} AND strpos(body, {{}}) > 0 RETURNING id",
+        payment_id, str(payment_id), callback_id, f'"{receipt}"')
+    for row in rows:
+        await _resolve_alerts(row["id"], staff_id)
 
 
 async def process_c2b_confirmation(row: dict, data) -> tuple[str, str]:
@@ -311,7 +339,7 @@ async def process_c2b_confirmation(row: dict, data) -> tuple[str, str]:
                     f"the Paybill copy of STK payment {twin['id']}, which M-Pesa confirmed without a receipt number: "
                     "check the M-Pesa statement", payment_id=twin["id"], callback_id=callback_id)
         return "duplicate", f"taken as the Paybill copy of STK payment {twin['id']} (completed without a receipt number)"
-    recorded = await _record(c2b, match, staff_id=None, gateway_event=f"callback:{callback_id}",
+    recorded = await _record(c2b, match, staff_id=None, callback_id=callback_id,
                              reason=f"M-Pesa Paybill payment received (matched by {match.how})")
     await GatewayCallback.update({GatewayCallback.payment: recorded.payment["id"]}).where(GatewayCallback.id == callback_id)
     return "applied", f"{c2b.amount} credited to {match.member_number} (matched by {match.how})"
@@ -319,7 +347,10 @@ async def process_c2b_confirmation(row: dict, data) -> tuple[str, str]:
 
 # --- the unmatched queue ----------------------------------------------------------------------
 
-UNMATCHED_WHERE = "gateway = 'daraja' AND kind = 'c2b_confirmation' AND outcome = 'unmatched'"
+# Money waiting for staff: Paybill payments no account matched, and prompt results no request of
+# ours could be tied to (their amount is recorded; a result that moved no money has none).
+UNMATCHED_WHERE = ("gateway = 'daraja' AND outcome = 'unmatched' "
+                   "AND (kind = 'c2b_confirmation' OR (kind = 'stk' AND amount <> ''))")
 
 
 @dataclass(frozen=True)
@@ -333,6 +364,7 @@ class Unmatched:
     phone: str  # masked
     name: str
     trans_time: str
+    via: str = "Paybill"
 
 
 async def unmatched_count() -> int:
@@ -343,14 +375,14 @@ async def unmatched_count() -> int:
 
 async def unmatched_payments(limit: int = 200) -> list[Unmatched]:
     rows = await GatewayCallback.raw(
-        f"SELECT id, body, received_at, deliveries FROM gateway_callback WHERE {UNMATCHED_WHERE} "
+        f"SELECT id, kind, body, received_at, deliveries FROM gateway_callback WHERE {UNMATCHED_WHERE} "
         "ORDER BY received_at DESC, id DESC LIMIT {}", limit)
     found = []
     for r in rows:
         try:
-            c2b = parse_confirmation(loads(r["body"]))
+            c2b = money_of(r["kind"], r["body"])
             found.append(Unmatched(r["id"], r["received_at"], r["deliveries"], c2b.trans_id, c2b.amount, c2b.account,
-                                   c2b.masked_phone, c2b.name, c2b.trans_time))
+                                   c2b.masked_phone, c2b.name, c2b.trans_time, c2b.via))
         except ValueError:  # cannot happen for rows the processor parsed; show what there is
             found.append(Unmatched(r["id"], r["received_at"], r["deliveries"], "?", None, "", "", "", ""))
     return found
@@ -372,7 +404,7 @@ async def match_unmatched(callback_id: int, member_id: int, staff_id: int, invoi
     callback says who matched it. Matching again returns the same payment."""
     async with db.transaction():
         row = await GatewayCallback.select().where(GatewayCallback.id == callback_id).lock_rows().first()
-        if row is None or (row["gateway"], row["kind"]) != ("daraja", "c2b_confirmation"):
+        if row is None or row["gateway"] != "daraja" or row["kind"] not in ("c2b_confirmation", "stk"):
             raise NotFound("M-Pesa payment")
         if row["outcome"] in ("applied", "duplicate") and row["payment"]:
             payment = await Payment.select().where(Payment.id == row["payment"]).first()
@@ -380,7 +412,7 @@ async def match_unmatched(callback_id: int, member_id: int, staff_id: int, invoi
         if row["outcome"] != "unmatched":
             raise RuleBroken("This M-Pesa payment is not waiting to be matched")
         try:
-            c2b = parse_confirmation(loads(row["body"]))
+            c2b = money_of(row["kind"], row["body"])
         except ValueError as e:
             raise RuleBroken(f"This M-Pesa notification cannot be read: {e}") from None
         member = await lock_member(member_id)
@@ -399,8 +431,8 @@ async def match_unmatched(callback_id: int, member_id: int, staff_id: int, invoi
             await _resolve_alerts(callback_id, staff_id)
             return Recorded(await Payment.select().where(Payment.id == done["id"]).first(), False)
         match = Match(member_id, member_number, invoice_id, f"staff ({name})")
-        recorded = await _record(c2b, match, staff_id=staff_id, gateway_event=f"callback:{callback_id}",
-                                 reason=f"M-Pesa Paybill payment matched to {member_number} by {name}")
+        recorded = await _record(c2b, match, staff_id=staff_id, callback_id=callback_id,
+                                 reason=f"M-Pesa {c2b.via} payment matched to {member_number} by {name}")
         payment_id = recorded.payment["id"]
         await GatewayCallback.update({
             GatewayCallback.outcome: "applied", GatewayCallback.payment: payment_id, GatewayCallback.member: member_id,

@@ -35,7 +35,7 @@ from portal.lib.phones import PhoneError, display_phone, normalise_phone
 from portal.payments import state
 from portal.payments.service import Recorded, complete_payment
 from portal.settings import get_settings
-from tables.billing import Invoice, Payment
+from tables.billing import Invoice, Payment, PaymentEvent
 from tables.gateway import GatewayCallback
 from tables.members import Member
 from tables.statuses import IN_FLIGHT_SQL, OPEN_INVOICE
@@ -187,6 +187,11 @@ async def callbacks_waiting(payment_id: int) -> list[int]:
     return await waiting("daraja", ["stk"], external_id=payment["gateway_ref"])
 
 
+async def results_without_a_push() -> list[int]:
+    """STK results stored and waiting because no payment has their CheckoutRequestID."""
+    return await waiting("daraja", ["stk"])
+
+
 async def _fail(payment_id: int, reason: str) -> None:
     async with db.transaction():
         payment = await state.lock(payment_id)
@@ -258,17 +263,74 @@ async def process_stk_callback(row: dict, data) -> tuple[str, str]:
         return "malformed", str(e)
     payment = await Payment.select().where((Payment.method == "mpesa") & (Payment.gateway_ref == checkout)).first()
     if payment is None:
-        age = (now() - row["received_at"]).total_seconds()
-        if age < 600:
-            # Possibly faster than our own record of the push: keep it for send_stk_push/the sweeper.
-            return "stored", f"no payment with CheckoutRequestID {checkout} yet"
-        return "unmatched", f"no payment with CheckoutRequestID {checkout}"
+        placed = await _place_unknown_result(row, checkout, outcome)
+        if isinstance(placed, tuple):
+            return placed
+        payment = placed
     result = await apply_stk_result(payment, outcome, source=f"callback:{row['id']}")
     # Linked after the money moved: the foreign key takes a share lock on the payment row, which
     # before the member lock would invert apply_stk_result's lock order (deadlock).
     await GatewayCallback.update({GatewayCallback.payment: payment["id"],
                                   GatewayCallback.amount: str(outcome.amount or "")}).where(GatewayCallback.id == row["id"])
     return result
+
+
+# A prompt's money can come in this long after the request was made, though Daraja's answer to
+# the push itself never reached us (it came after our time-out): the prompt lives ~1 minute on
+# the phone, plus Daraja's own delays.
+UNANSWERED_PUSH_WINDOW = timedelta(minutes=15)
+# How long a result may wait for our record of its push before it is placed without it.
+OWN_RECORD_WAIT_SECONDS = 600
+
+
+async def _place_unknown_result(row: dict, checkout: str, outcome: StkOutcome) -> dict | tuple[str, str]:
+    """A result for a CheckoutRequestID the portal never recorded: Daraja answered the push after
+    our time-out (the prompt still reached the phone), or the answer is still on its way. Money is
+    tied to the attempt it most likely came from (the one request for that phone and amount whose
+    push went unanswered), else put in the Unmatched queue at once, with everything known.
+    Returns the payment to apply the result to, or (outcome, note)."""
+    age = (now() - row["received_at"]).total_seconds()
+    if outcome.code != "0" or not outcome.phone:
+        # No money moved (or nothing to place it by): wait for our record of the push, then let go.
+        if age < OWN_RECORD_WAIT_SECONDS:
+            return "stored", f"no payment with CheckoutRequestID {checkout} yet"
+        return "unmatched", f"no payment with CheckoutRequestID {checkout} (result {outcome.code}, no money)"
+    attempts = await Payment.select(Payment.id, Payment.member, Payment.status).where(
+        (Payment.method == "mpesa") & Payment.gateway_ref.is_null() & (Payment.phone == outcome.phone)
+        & (Payment.amount == outcome.amount)
+        & Payment.status.is_in([state.PENDING, state.FAILED, state.EXPIRED])
+        & (Payment.created_at > row["received_at"] - UNANSWERED_PUSH_WINDOW)).order_by(Payment.id)
+    if any(a["status"] == state.PENDING for a in attempts) and age < OWN_RECORD_WAIT_SECONDS:
+        # Its push is still being sent: send_stk_push records the id (or gives up) and comes back.
+        return "stored", f"no payment with CheckoutRequestID {checkout} yet; its push is still being sent"
+    given_up = [a for a in attempts if a["status"] != state.PENDING]
+    if len(given_up) == 1:
+        await lock_member(given_up[0]["member"])
+        current = await state.lock(given_up[0]["id"])
+        if current["gateway_ref"] is None:
+            await Payment.update({Payment.gateway_ref: checkout}).where(Payment.id == current["id"])
+            await PaymentEvent.insert(PaymentEvent(
+                payment=current["id"], old_status=current["status"], new_status=current["status"], kind=state.STATUS,
+                reason=f"M-Pesa's answer to this prompt came after the portal stopped waiting; its result "
+                       f"(CheckoutRequestID {checkout}) was matched by phone and amount",
+                gateway_event=f"callback:{row['id']}", details={"matched_by": "phone and amount"}))
+            return await Payment.select().where(Payment.id == current["id"]).first()
+    other = await _receipt_already_recorded(outcome.receipt, 0)
+    if other:
+        await GatewayCallback.update({GatewayCallback.payment: other["id"]}).where(GatewayCallback.id == row["id"])
+        return "duplicate", f"receipt {outcome.receipt} already recorded as payment {other['id']}"
+    members = await Member.select(Member.id, Member.member_number, Member.first_name, Member.last_name).where(
+        Member.phone == outcome.phone).limit(3)
+    await GatewayCallback.update({GatewayCallback.amount: str(outcome.amount),
+                                  GatewayCallback.member: members[0]["id"] if len(members) == 1 else None}).where(
+        GatewayCallback.id == row["id"])
+    whose = ("; the phone is " + ", ".join(f"{m['member_number']} ({m['first_name']} {m['last_name']})" for m in members)
+             if members else "; the phone is no member's")
+    why = (f"{len(given_up)} unanswered prompts for that phone and amount" if len(given_up) > 1
+           else "no prompt of ours for that phone and amount")
+    return "unmatched", (f"M-Pesa {outcome.receipt or '(no code)'}: {Money(outcome.amount, get_settings().currency)} "
+                         f"paid from {display_phone(outcome.phone)} to a prompt the portal has no record of "
+                         f"(CheckoutRequestID {checkout}; {why}){whose}. Nothing credited: match it on Unmatched M-Pesa")
 
 
 async def check_stk(payment_id: int, client=None) -> str:

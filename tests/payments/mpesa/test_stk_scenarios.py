@@ -184,3 +184,65 @@ async def test_a_refusal_from_daraja_is_shown_in_its_own_words(live, worker, ali
     assert "wait a minute, then retry" in reason and "may still reach the phone" not in reason
     page = await alice.get(f"/payments/{pid}/status", htmx=True)
     assert "Unable to lock subscriber" in page.text and 'data-testid="retry"' in page.text
+
+
+def _success_body(checkout: str, amount: str, receipt: str, phone: str) -> dict:
+    return {"Body": {"stkCallback": {
+        "MerchantRequestID": "29115-34620561-1", "CheckoutRequestID": checkout, "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.", "CallbackMetadata": {"Item": [
+            {"Name": "Amount", "Value": int(amount)}, {"Name": "MpesaReceiptNumber", "Value": receipt},
+            {"Name": "Balance"}, {"Name": "TransactionDate", "Value": 20261207101500},
+            {"Name": "PhoneNumber", "Value": int(phone)}]}}}}
+
+
+async def test_a_prompt_answered_after_our_timeout_is_credited_to_its_attempt(live, worker, alice, monkeypatch):
+    """Daraja answers the push after the portal stopped waiting; the prompt reached the phone and
+    the member paid. The result names a CheckoutRequestID the portal never learnt: it is tied to
+    the attempt by phone and amount, at once, and credited once."""
+    monkeypatch.setenv("GATEWAY_TIMEOUT_SECONDS", "1")
+    __import__("portal.settings").settings.get_settings.cache_clear()
+    async with httpx.AsyncClient() as http:
+        r = await http.post(f"{live.sandbox}/_sandbox/daraja/settings", json={"slow_response_delay": 2.5})
+        assert r.status_code < 300, r.text
+    member = await make_member()
+    inv = await invoice_for(member, 3000)
+    pid = await _ask(alice, member, "254700000013")
+    failed = await wait_for_status(pid, {"failed", "completed"})
+    assert failed["status"] == "failed" and "may still reach the phone" in await _reason(pid)
+    paid = await wait_for_status(pid, {"completed"}, timeout=15)
+    assert paid["flag"] == "late_success" and paid["gateway_ref"].startswith("ws_CO_") and len(paid["reference"]) == 10
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "paid"
+    cb = await GatewayCallback.select().where(GatewayCallback.external_id == paid["gateway_ref"]).first()
+    assert (cb["outcome"], cb["payment"]) == ("applied", pid)
+    reasons = [e["reason"] for e in await PaymentEvent.select().where(PaymentEvent.payment == pid).order_by(PaymentEvent.id)]
+    assert any("matched by phone and amount" in r for r in reasons)
+    assert await Payment.count() == 1 and await StaffAlert.count().where(StaffAlert.kind == "unmatched") == 0
+    await assert_ledger_balanced()
+
+
+async def test_prompt_money_with_no_attempt_waits_on_the_unmatched_page_with_all_that_is_known(live, worker, alice):
+    member = await make_member(first_name="Akinyi", last_name="Odera", phone="254722000111")
+    await invoice_for(member, 3000)
+    number = (await Payment.raw("SELECT member_number FROM member WHERE id = {}", member))[0]["member_number"]
+    body = _success_body("ws_CO_07122026101500123456", "3000", "TL7AB1CD2E", "254722000111")
+    async with httpx.AsyncClient() as http:
+        r = await http.post(live.hook(), content=json.dumps(body), headers={"content-type": "application/json"})
+    assert r.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
+    cb = await GatewayCallback.select().where(GatewayCallback.external_id == "ws_CO_07122026101500123456").first()
+    assert cb["outcome"] == "unmatched" and cb["processed_at"] is not None  # at once, not ten minutes later
+    alert = await StaffAlert.select().where(StaffAlert.callback == cb["id"]).first()
+    for known in ("TL7AB1CD2E", "KES 3,000", "0722 000 111", number, "Akinyi Odera"):
+        assert known in alert["message"], known
+    assert await Payment.count() == 0
+    page = await alice.get("/mpesa/unmatched")
+    assert 'data-testid="unmatched-via-prompt"' in page.text and "TL7AB1CD2E" in page.text
+    r = await alice.post(f"/mpesa/unmatched/{cb['id']}/match", {"member_id": str(member)})
+    assert r.status_code == 303, r.text
+    [paid] = await Payment.select().where(Payment.member == member)
+    assert (paid["status"], paid["reference"], paid["amount"]) == ("completed", "TL7AB1CD2E", 3000)
+    # The same money told again (the Paybill copy, or the callback resent) credits nothing more.
+    async with httpx.AsyncClient() as http:
+        await http.post(live.hook(), content=json.dumps(body), headers={"content-type": "application/json"})
+    assert await Payment.count() == 1
+    assert (await alice.get("/mpesa/unmatched")).text.count('data-testid="unmatched-row"') == 0
+    await assert_ledger_balanced()
