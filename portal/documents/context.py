@@ -12,6 +12,7 @@ from decimal import Decimal
 from portal.documents import branding
 from portal.lib.clock import now
 from portal.lib.errors import NotFound
+from portal.lib.formatting import payment_reference
 from portal.payments import state
 from portal.payments.service import METHOD_LABELS
 from portal.settings import get_settings
@@ -81,7 +82,7 @@ async def receipt_context(payment_id: int) -> dict:
             descriptions.setdefault(row["invoice.number"], row["description"])
     return {**_base(), "receipt": {
         "number": p["receipt_number"], "paid_at": p["completed_at"] or p["created_at"],
-        "method_label": METHOD_LABELS[p["method"]], "reference": p["reference"], "amount": p["amount"],
+        "method_label": METHOD_LABELS[p["method"]], "reference": payment_reference(p), "amount": p["amount"],
         "currency": p["currency"], "member": await _member(p["member"]), "staff_name": await _staff_name(p["staff"]),
         "settled": [{"invoice_number": s["number"], "description": descriptions.get(s["number"], ""),
                      "amount": Decimal(s["amount"])} for s in facts.get("settled", [])],

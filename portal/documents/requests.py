@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from portal.lib import queue
 from portal.messages import outbox
+from tables.billing import Document
+
+RECEIPT_KINDS = ("receipt", "receipt_80mm")
 
 
 def job_key(kind: str, subject: str) -> str:
@@ -20,5 +23,13 @@ async def request_receipts(payment_id: int) -> None:
     """A completed payment's receipts: the PDFs, and the message to the member (queued first: it
     needs no queue, and the sweeper sends it if this process has none)."""
     await outbox.payment_completed(payment_id)
-    for kind in ("receipt", "receipt_80mm"):
+    for kind in RECEIPT_KINDS:
         await request_document(kind, f"payment:{payment_id}")
+
+
+async def forget_receipts(payment_id: int) -> None:
+    """Something printed on a payment's receipts changed (its M-Pesa code arrived): the PDFs made
+    before are dropped, in the caller's transaction, and made again by request_receipts after
+    commit (or by the documents sweeper, which makes any receipt that is missing)."""
+    await Document.delete().where(Document.kind.is_in(list(RECEIPT_KINDS))
+                                  & (Document.subject == f"payment:{payment_id}"))

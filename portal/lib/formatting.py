@@ -80,6 +80,14 @@ def phone(value: str | None) -> str:
     return display_phone(value) if value else ""
 
 
+def payment_reference(payment: dict) -> str:
+    """A payment's reference as people read it: an M-Pesa payment confirmed without its code
+    (an STK query carries none) says the code is to follow until it arrives."""
+    if payment.get("reference"):
+        return payment["reference"]
+    return "M-Pesa code to follow" if payment.get("method") == "mpesa" else ""
+
+
 def nice_date(value: date | datetime | None) -> str:
     """'05 Jan 2026': the value's own date (a datetime is not moved to another time zone)."""
     return value.strftime(NICE_DATE) if value else ""
@@ -138,6 +146,7 @@ def register(env: jinja2.Environment, *, currency: Callable[[], str],
 
     env.filters.update(
         money=money_filter, money_plain=money_plain_filter, amount_input=amount_input, nonzero=nonzero,
+        payment_reference=payment_reference,
         balance=balance_filter, percent=percent,
         quantity=quantity, phone=phone, nice_date=nice_date, local_dt=local_dt_filter,
         print_date=print_date_filter, print_datetime=print_datetime_filter,

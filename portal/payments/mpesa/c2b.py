@@ -35,7 +35,7 @@ from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import CENT
 from portal.payments import state
-from portal.payments.mpesa.stk import _receipt_already_recorded, parse_stk_callback
+from portal.payments.mpesa.stk import _receipt_already_recorded, fill_in_code, parse_stk_callback
 from portal.payments.service import Recorded, complete_payment
 from portal.settings import get_settings
 from tables.billing import Payment
@@ -333,12 +333,13 @@ async def process_c2b_confirmation(row: dict, data) -> tuple[str, str]:
         return "stored", "waiting for the STK callback"
     twin = await _stk_completed_without_receipt(match.member_id, c2b.amount)
     if twin:
-        await Payment.update({Payment.reference: c2b.trans_id}).where((Payment.id == twin["id"]) & (Payment.reference == ""))
+        await fill_in_code(await state.lock(twin["id"]), c2b.trans_id, f"callback:{callback_id}")
         await GatewayCallback.update({GatewayCallback.payment: twin["id"]}).where(GatewayCallback.id == callback_id)
         await alert("c2b_assumed_stk", f"M-Pesa {c2b.trans_id} ({c2b.amount}, account {c2b.account}) was taken to be "
                     f"the Paybill copy of STK payment {twin['id']}, which M-Pesa confirmed without a receipt number: "
                     "check the M-Pesa statement", payment_id=twin["id"], callback_id=callback_id)
-        return "duplicate", f"taken as the Paybill copy of STK payment {twin['id']} (completed without a receipt number)"
+        # "applied": the payment changed (its code and receipts), though no money moved again.
+        return "applied", f"taken as the Paybill copy of STK payment {twin['id']}: its M-Pesa code filled in"
     recorded = await _record(c2b, match, staff_id=None, callback_id=callback_id,
                              reason=f"M-Pesa Paybill payment received (matched by {match.how})")
     await GatewayCallback.update({GatewayCallback.payment: recorded.payment["id"]}).where(GatewayCallback.id == callback_id)

@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from portal.billing.invoices import lock_member
 from portal.callbacks.store import alert, waiting
-from portal.documents.requests import request_receipts
+from portal.documents.requests import forget_receipts, request_receipts
 from portal.gateways.callback_urls import stk_callback_url
 from portal.gateways.daraja import DarajaClient, DarajaFieldError
 from portal.gateways.http import GatewayError
@@ -212,6 +212,20 @@ async def _receipt_already_recorded(receipt: str, payment_id: int) -> dict | Non
         & Payment.status.is_in([state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED])).first()
 
 
+async def fill_in_code(payment: dict, receipt: str, source: str) -> bool:
+    """A payment M-Pesa confirmed without its code (an STK query carries none) gets it from the
+    first source that knows it (a later callback, the Paybill copy); its receipts are made again
+    with it. Caller holds the transaction and has the payment locked."""
+    if not receipt or payment["reference"]:
+        return False
+    await Payment.update({Payment.reference: receipt}).where(Payment.id == payment["id"])
+    await PaymentEvent.insert(PaymentEvent(
+        payment=payment["id"], old_status=payment["status"], new_status=payment["status"], kind=state.STATUS,
+        reason=f"M-Pesa code {receipt} received", gateway_event=source, details={"mpesa_code": receipt}))
+    await forget_receipts(payment["id"])
+    return True
+
+
 async def apply_stk_result(payment: dict, outcome: StkOutcome, *, source: str) -> tuple[str, str]:
     """Apply a final STK result to a payment (caller holds the transaction). Idempotent: a repeat
     finds the payment already in that state and changes nothing; a success is never undone."""
@@ -220,6 +234,8 @@ async def apply_stk_result(payment: dict, outcome: StkOutcome, *, source: str) -
         await lock_member(payment["member"])
         current = await state.lock(payment_id)
         if current["status"] in (state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED):
+            if await fill_in_code(current, outcome.receipt, source):
+                return "applied", f"payment already completed; its M-Pesa code {outcome.receipt} filled in"
             return "duplicate", "payment already completed"
         other = await _receipt_already_recorded(outcome.receipt, payment_id)
         if other:

@@ -15,6 +15,7 @@ import pytest
 from portal.billing import ledger
 from portal.billing.invoices import Line, issue_invoice, lock_member
 from portal.callbacks.dispatch import process
+from portal.documents import store as document_store
 from portal.gateways.daraja import DarajaClient
 from portal.lib import db
 from portal.lib.clock import today
@@ -362,8 +363,11 @@ async def test_the_sandbox_stk_to_the_paybill_credits_once_whatever_the_order(li
     await assert_ledger_balanced()
 
 
-async def test_an_stk_completed_by_query_is_not_credited_again_by_its_c2b_copy(live, worker, alice, queue):
-    """The STK query carries no receipt: the Paybill copy finds its STK by member and amount."""
+async def test_an_stk_completed_by_query_gets_its_code_from_its_c2b_copy_and_is_not_credited_again(
+        live, worker, alice, queue):
+    """The STK query carries no receipt: until the code arrives every page and receipt says it is
+    to follow; the Paybill copy finds its STK by member and amount, fills the code in and the
+    receipts are made again with it."""
     await _register(live)
     member = await make_member()
     await invoice_for(member, 3000)
@@ -374,10 +378,52 @@ async def test_an_stk_completed_by_query_is_not_credited_again_by_its_c2b_copy(l
     assert cb["outcome"] == "stored"
     assert await queue.apply("check_stk", payment_id=pid, timeout=30) == "final"
     await wait_for_status(pid, {"completed"})
-    assert await process(cb["id"]) == "duplicate"
+    assert 'data-testid="mpesa-code-to-follow"' in (await alice.get(f"/payments/{pid}/status", htmx=True)).text
+    assert "M-Pesa code to follow" in (await alice.get(f"/payments/{pid}")).text
+    assert "to follow" in await _receipt_text(pid, lambda text: True)
+
+    assert await process(cb["id"]) == "applied"
     assert [(p["id"], p["reference"]) for p in await _completed(member)] == [(pid, trans_id)]
     assert await StaffAlert.count().where(StaffAlert.kind == "c2b_assumed_stk") == 1
+    assert trans_id in await _receipt_text(pid, lambda text: "to follow" not in text)
+    assert f'data-testid="mpesa-code">{trans_id}' in (await alice.get(f"/payments/{pid}/status", htmx=True)).text
+    events = await PaymentEvent.select().where(PaymentEvent.payment == pid).order_by(PaymentEvent.id)
+    assert events[-1]["reason"] == f"M-Pesa code {trans_id} received"
+    assert await process(cb["id"]) == "applied"  # processed once: a repeat changes nothing
     await assert_ledger_balanced()
+
+
+async def test_a_late_stk_callback_fills_in_the_code_of_a_payment_its_query_completed(live, worker, alice, queue):
+    member = await make_member()
+    await invoice_for(member, 3000)
+    pid = await _ask_stk(alice, member, PHONES["no_callback"])
+    payment = await wait_for_status(pid, {"processing"})
+    assert await queue.apply("check_stk", payment_id=pid, timeout=30) == "final"
+    await wait_for_status(pid, {"completed"})
+    assert "to follow" in await _receipt_text(pid, lambda text: True)
+    body = {"Body": {"stkCallback": {
+        "MerchantRequestID": payment["gateway_request"], "CheckoutRequestID": payment["gateway_ref"], "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.", "CallbackMetadata": {"Item": [
+            {"Name": "Amount", "Value": 3000}, {"Name": "MpesaReceiptNumber", "Value": "TL8LATE0DE"},
+            {"Name": "TransactionDate", "Value": 20261207101500}, {"Name": "PhoneNumber", "Value": 254700000009}]}}}}
+    async with httpx.AsyncClient() as http:
+        await http.post(live.hook(), content=json.dumps(body), headers={"content-type": "application/json"})
+    assert (await Payment.select(Payment.reference).where(Payment.id == pid).first())["reference"] == "TL8LATE0DE"
+    assert "TL8LATE0DE" in await _receipt_text(pid, lambda text: "to follow" not in text)
+    assert len(await _completed(member)) == 1
+    await assert_ledger_balanced()
+
+
+async def _receipt_text(payment_id: int, ready, timeout: float = 30) -> str:
+    """The text of the payment's A4 receipt once `ready(text)` (receipts are made by the worker)."""
+    from tests.messages.test_receipt_email import _pdf_text
+
+    for _ in range(int(timeout / 0.1)):
+        found = await document_store.content("receipt", f"payment:{payment_id}")
+        if found and ready(text := _pdf_text(found[1])):
+            return text
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the receipt of payment {payment_id} was not made as wanted")
 
 
 async def _sandbox_c2b_for_stk(live) -> dict:
