@@ -3,12 +3,14 @@ given. Shared by the small demo (demo.seed) and the bulk history (demo.bulk)."""
 
 from __future__ import annotations
 
+import random
 import secrets
 from decimal import Decimal
 
 from piccolo.apps.user.tables import BaseUser
 
 from portal.auth import create_staff
+from portal.lib.phones import SAFARICOM, carrier_of
 from tables.locations import Location
 from tables.members import Plan
 from tables.staff import Staff
@@ -26,7 +28,28 @@ LAST_NAMES = [
     "Rotich", "Langat", "Cheruiyot", "Kiplagat", "Nyaga", "Mugo", "Ndungu", "Owino", "Were", "Simiyu",
     "Wafula", "Makokha", "Okoth", "Ouma", "Kimani", "Njuguna", "Mohamed", "Ali", "Hussein", "Shah",
 ]
-PREFIXES = ["70", "71", "72", "74", "79", "11", "10", "75", "76"]
+# Where demo phones come from (the digits after 254), by network. Members pay by M-Pesa, so
+# nearly all have Safaricom lines: its old 07XX ranges most, 011X (opened 2020) less. Airtel's
+# are for members who never pay by M-Pesa (portal.lib.phones tells the networks apart).
+SAFARICOM_PREFIXES = ["70", "71", "72", "79", "74", "11"]
+SAFARICOM_WEIGHTS = [20, 24, 24, 14, 6, 12]
+AIRTEL_PREFIXES = ["73", "78", "75", "10"]
+
+
+def demo_phone(rng: random.Random, used: set[str], network: str = SAFARICOM) -> str:
+    """A realistic mobile number on `network` (Safaricom or Airtel), kept as the portal keeps
+    phones and unique in the gym (phones identify Paybill payers); added to `used`."""
+    while True:
+        if network == SAFARICOM:
+            prefix = rng.choices(SAFARICOM_PREFIXES, SAFARICOM_WEIGHTS)[0]
+        else:
+            prefix = rng.choice(AIRTEL_PREFIXES)
+        number = "254" + prefix + f"{rng.randrange(10**7):07d}"
+        # Some ranges inside these prefixes are another network's (0744, 0757): draw again.
+        if number not in used and carrier_of(number) == network:
+            used.add(number)
+            return number
+
 
 PLANS = [("Monthly", Decimal("3000"), 1), ("Quarterly", Decimal("8000"), 3), ("Annual", Decimal("30000"), 12)]
 LOCATIONS = [("WST", "Westlands", "Sarit Centre, 2nd floor, Westlands", "0711 000 111"),

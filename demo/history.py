@@ -38,9 +38,10 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from demo.gym import demo_phone
 from portal.billing.invoices import Line
 from portal.lib.money import CENT, Money
-from portal.lib.phones import display_phone
+from portal.lib.phones import SAFARICOM, carrier_of, display_phone
 from portal.members.memberships import membership_end, status_on
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -58,6 +59,8 @@ PAYMENTS_PER_INVOICE = 1.45
 # and cash, as at a Nairobi gym.
 RAILS = ["stk", "c2b", "cash", "card", "bank", "cheque"]
 RAIL_WEIGHTS = [36, 24, 28, 5, 5, 2]
+# Of the members who never paid by M-Pesa, the share on Airtel (the rest are Safaricom's).
+AIRTEL_SHARE = 0.3
 STK_FAILURES = [  # (weight, status, reason, result code)
     (40, "cancelled", "Cancelled by the member on the phone", "1032"),
     (18, "failed", "No answer on the phone in time", "1037"),
@@ -833,18 +836,18 @@ class History(Rows):
             member.id = None
             member.seq = 0
             member.first, member.last = rng.choice(firsts), rng.choice(lasts)
-            member.phone = _phone(rng, used_phones)
+            member.phone = demo_phone(rng, used_phones)
             member.email = rng.random() < 0.7  # the address is made once numbered: it carries the number
             member.location = rng.choices(gym.locations, gym.location_weights)[0]
             member.opt_out = rng.random() < 0.05
             member.status = "active"
             member.number = None
-            self._live(member, plans[i], budgets[i], random.Random(rng.getrandbits(64)))
+            self._live(member, plans[i], budgets[i], random.Random(rng.getrandbits(64)), used_phones)
             if progress:
                 progress.advance(1)
         self._in_flight(in_flight)
 
-    def _live(self, member: MemberRow, plan: PlanTerms, budget: int, rng: random.Random) -> None:
+    def _live(self, member: MemberRow, plan: PlanTerms, budget: int, rng: random.Random, used_phones: set[str]) -> None:
         gym = self.gym
         periods = _periods(rng, plan, budget)
         # Most members are paid up; some are late this period; about one in five has stopped coming.
@@ -879,6 +882,11 @@ class History(Rows):
             break
         else:
             raise RuntimeError(f"could not lay out a history for member {member.first} {member.last}")
+        # Some of those who never pay by M-Pesa are on Airtel, which has none: their number is in
+        # no M-Pesa row yet, and the prompts still waiting (laid out last) pass them by, so one
+        # member at least, the first, keeps Safaricom for those.
+        if self.members and not any(pay.method == "mpesa" for pay in life.payments) and rng.random() < AIRTEL_SHARE:
+            member.phone = demo_phone(rng, used_phones, "Airtel")
         self.members.append(member)
         self.take(life)
         self._lives_with_open = getattr(self, "_lives_with_open", [])
@@ -887,7 +895,7 @@ class History(Rows):
 
     def _in_flight(self, count: int) -> None:
         """M-Pesa prompts waiting on a phone right now (the sweeper will settle them)."""
-        candidates = getattr(self, "_lives_with_open", [])
+        candidates = [life for life in getattr(self, "_lives_with_open", []) if _on_mpesa(life.member)]
         candidates = self.rng.sample(candidates, min(count, len(candidates)))
         for i in range(count):
             if i >= len(candidates):
@@ -901,9 +909,10 @@ class History(Rows):
             self.events.extend(life.events)
         else:
             return
-        # No open invoice anywhere (a tiny gym): prompts for no invoice, on anyone.
+        # No open invoice anywhere (a tiny gym): prompts for no invoice, on anyone with M-Pesa.
+        on_mpesa = [member for member in self.members if _on_mpesa(member)]
         for _ in range(count - i):
-            member = self.members[self.rng.randrange(len(self.members))]
+            member = on_mpesa[self.rng.randrange(len(on_mpesa))]
             life = Life(self, member, self.gym.plans[0], self.rng)
             life.clock = self.now_us - self.rng.randint(10, 110) * SECOND
             life.stk(_whole(self.gym.plans[0].total), None, in_flight="processing")
@@ -1082,20 +1091,8 @@ def _details(details) -> str:
     return json.dumps(details or {})
 
 
-def _phone(rng: random.Random, used: set[str]) -> str:
-    """A mobile number M-Pesa takes, unique in the gym (phones identify Paybill payers)."""
-    from portal.lib.phones import PhoneError, normalise_phone
-
-    while True:
-        number = "254" + rng.choice(["70", "71", "72", "74", "79", "11", "10", "75", "76"]) + f"{rng.randrange(10**7):07d}"
-        if number in used:
-            continue
-        try:
-            normalise_phone(number)
-        except PhoneError:
-            continue  # numbering ranges not in use
-        used.add(number)
-        return number
+def _on_mpesa(member: MemberRow) -> bool:
+    return carrier_of(member.phone) == SAFARICOM
 
 
 def _budgets(rng: random.Random, plans: list[PlanTerms], total: int, window_months: int = 30) -> list[int]:

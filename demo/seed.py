@@ -12,9 +12,10 @@ import sys
 from datetime import date, timedelta
 
 from demo.bulk import load_bulk
-from demo.gym import FIRST_NAMES, LAST_NAMES, PREFIXES, ensure_gym
+from demo.gym import FIRST_NAMES, LAST_NAMES, demo_phone, ensure_gym
 from portal.lib import db
 from portal.lib.clock import today
+from portal.lib.phones import SAFARICOM
 from portal.members.memberships import membership_end, status_on
 from portal.settings import get_settings
 from tables.members import Member, Membership
@@ -45,11 +46,9 @@ async def load_demo_data(members: int = 200, seed: int = 7, payments: int | None
 
 
 def _phone(rng: random.Random, used: set[str]) -> str:
-    while True:
-        number = "254" + rng.choice(PREFIXES) + f"{rng.randrange(10**7):07d}"
-        if number not in used:
-            used.add(number)
-            return number
+    """Safaricom for nearly everyone (staff send them M-Pesa prompts); one member in twenty on
+    Airtel, who the desk's M-Pesa form tells to pay another way."""
+    return demo_phone(rng, used, "Airtel" if rng.random() < 0.05 else SAFARICOM)
 
 
 async def _members(rng: random.Random, count: int, locations: list[int], plans: list[dict], prefix: str) -> None:

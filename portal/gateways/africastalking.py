@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from portal.gateways.http import error_from_response, make_http_client, read_timeout, send
+from portal.lib.phones import is_stored_form
 
 GATEWAY = "africastalking"
 
@@ -109,10 +110,7 @@ def international(number: str) -> str:
     """'254712345678' -> '+254712345678' (Kenyan mobiles as the portal stores them); anything else
     stripped and unchanged."""
     number = (number or "").strip()
-    digits = number.isascii() and number.isdigit()
-    if digits and len(number) == 12 and number[:4] in ("2547", "2541"):
-        return "+" + number
-    return number
+    return "+" + number if is_stored_form(number) else number
 
 
 def _plain(response: httpx.Response) -> str | None:

@@ -4,7 +4,7 @@ Transaction Status and Reversal (wire formats: ../shared/gateways.md §1; pitfal
 What this module settles so callers don't have to:
 
 * Requests are checked before any HTTP call (`validate_stk_request` and friends raise
-  `DarajaFieldError(field, message)`): whole shillings only (never rounded), 2547/2541 numbers,
+  `DarajaFieldError(field, message)`): whole shillings only (never rounded), Safaricom 2547/2541 numbers,
   AccountReference <= 12, TransactionDesc <= 13, callback URLs free of the words Daraja refuses.
 * The OAuth token is shared by every process through the `gateway_token` table and refreshed
   before it expires under a PostgreSQL advisory lock (`TokenStore`); a call answered "Invalid
@@ -43,7 +43,7 @@ from portal.gateways.http import (
 )
 from portal.lib.db import transaction
 from portal.lib.money import Money
-from portal.lib.phones import PhoneError, normalise_phone
+from portal.lib.phones import PhoneError, safaricom_phone
 from portal.settings import Settings
 from tables.gateway_tokens import GatewayToken
 
@@ -73,7 +73,6 @@ DEFAULT_TOKEN_TTL = 3599  # what Daraja answers; used when expires_in is missing
 
 C2B_REGISTER_PATH = "/mpesa/c2b/v2/registerurl"  # v2: MSISDN masked, not hashed (§1.8)
 
-_MSISDN = re.compile(r"254[17][0-9]{8}")
 _TRANSACTION_ID = re.compile(r"[A-Za-z0-9]{1,20}")
 
 
@@ -229,14 +228,12 @@ def whole_shillings(amount: Money | Decimal | int, field: str = "amount", *,
 
 
 def mpesa_phone(phone: str, field: str = "phone") -> str:
-    """Any common way of writing a Kenyan mobile -> 2547XXXXXXXX / 2541XXXXXXXX."""
+    """Any common way of writing a Safaricom mobile -> 2547XXXXXXXX / 2541XXXXXXXX: the portal's
+    one rule for the number an M-Pesa prompt goes to (portal.lib.phones.safaricom_phone)."""
     try:
-        normalised = normalise_phone(phone)
+        return safaricom_phone(phone)
     except PhoneError as exc:
         raise DarajaFieldError(field, str(exc)) from None
-    if not _MSISDN.fullmatch(normalised):
-        raise DarajaFieldError(field, "M-Pesa needs a 2547XXXXXXXX or 2541XXXXXXXX number")
-    return normalised
 
 
 def _text(value: str, field: str, max_len: int, *, required: bool, min_len: int = 1) -> str:

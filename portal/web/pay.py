@@ -149,7 +149,9 @@ async def pay_by_mpesa(request: Request, token: FromPath[str], data: FormData) -
             member_id=invoice["member"], phone=data.get("phone", ""), amount=whole, invoice_id=invoice["id"],
             idempotency_key=f"paylink:{resolved.link['id']}:mpesa:{data.get('attempt', '')}"[:80])
     except RuleBroken as e:
-        return await _page(request, token, status=422, error=str(e), typed_phone=data.get("phone", ""))
+        # A phone M-Pesa cannot reach is said under the phone, as on the desk's form.
+        problem = {"phone_error" if e.field == "phone" else "error": str(e)}
+        return await _page(request, token, status=422, typed_phone=data.get("phone", ""), **problem)
     if recorded.created:
         await request_stk_push(recorded.payment["id"])
     return Redirect(f"/pay/{token}/payments/{recorded.payment['id']}", status_code=303)

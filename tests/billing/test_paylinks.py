@@ -12,8 +12,8 @@ from portal.settings import get_settings
 from tables.billing import Invoice, PayLink, Payment
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member
+from tests.support.client import PortalClient, field_error
 from tests.support.live import PHONES, wait_for_status
-from tests.support.client import PortalClient
 
 
 async def _link_for(alice, invoice_id: int) -> str:
@@ -133,6 +133,19 @@ async def test_one_link_cannot_spam_the_members_phone_with_prompts(tight_limits,
             assert r.status_code == 303
         third = await phone.post(f"/pay/{token}/mpesa", {"phone": "0700 000 001", "attempt": "3"})
         assert third.status_code == 429 and "wait a while" in third.text and 'value="0700 000 001"' in third.text
+
+
+async def test_the_pay_page_says_under_the_phone_that_m_pesa_needs_safaricom(app, alice):
+    member = await make_member("Brian", "Otieno", phone="254733123456")
+    inv = await invoice_for(member, 3000)
+    token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
+    async with PortalClient(app) as phone:
+        assert 'value="0733 123 456" data-testid="pay-phone"' in (await phone.get(f"/pay/{token}")).text
+        r = await phone.post(f"/pay/{token}/mpesa", {"phone": "0733 123 456", "attempt": "1"})
+    assert r.status_code == 422
+    assert field_error(r.text, "phone") == "0733 123 456 is an Airtel number; M-Pesa prompts need a Safaricom number"
+    assert 'value="0733 123 456" data-testid="pay-phone"' in r.text and 'role="alert"' not in r.text
+    assert await Payment.count() == 0
 
 
 async def test_the_member_pays_by_mpesa_from_the_link(live, worker, alice):

@@ -75,6 +75,20 @@ async def test_members_are_numbered_from_the_sequence_with_kenyan_phones(bulk, s
     assert await next_member_number() == f"{settings.member_prefix}{MEMBERS + 1:04d}"
 
 
+async def test_members_asked_or_paying_by_m_pesa_have_safaricom_numbers(bulk):
+    """Only Safaricom lines have M-Pesa: every number in an M-Pesa payment, and every member who
+    has one, is Safaricom's. A few members who pay at the desk or by card are on Airtel."""
+    from collections import Counter
+
+    from portal.lib.phones import carrier_of
+
+    on_mpesa = await sql("SELECT DISTINCT m.phone FROM member m JOIN payment p ON p.member = m.id WHERE p.method = 'mpesa' "
+                         "UNION SELECT phone FROM payment WHERE method = 'mpesa' AND phone <> ''")
+    assert on_mpesa and {carrier_of(r["phone"]) for r in on_mpesa} == {"Safaricom"}
+    networks = Counter(carrier_of(r["phone"]) for r in await sql("SELECT phone FROM member"))
+    assert set(networks) == {"Safaricom", "Airtel"} and networks["Airtel"] < networks["Safaricom"] / 5, networks
+
+
 async def test_every_ledger_entry_balances_and_so_does_the_ledger(bulk):
     from portal.billing.ledger import trial_balance
 

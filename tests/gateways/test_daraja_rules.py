@@ -90,6 +90,15 @@ def test_phones_that_are_not_kenyan_mobiles_are_refused(phone):
     assert exc.value.field == "phone"
 
 
+@pytest.mark.parametrize("phone, network", [("0733 123 456", "an Airtel"), ("0100 123 456", "an Airtel"),
+                                            ("0770 123 456", "a Telkom")])
+def test_a_prompt_to_another_network_than_safaricom_is_refused(phone, network):
+    with pytest.raises(DarajaFieldError) as exc:
+        valid(phone=phone)
+    assert (exc.value.field, exc.value.message) == (
+        "phone", f"{phone} is {network} number; M-Pesa prompts need a Safaricom number")
+
+
 @pytest.mark.parametrize("amount, expected", [
     (Money(Decimal("3000.00")), 3000), (Decimal("1"), 1), (Decimal("150000"), 150000),
     (Money(Decimal("1")), 1), (Decimal("2.000"), 2),

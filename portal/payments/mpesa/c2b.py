@@ -4,7 +4,8 @@
     confirmation -> stored raw, then process_c2b_confirmation() under the receipt lock:
                     the STK twin already recorded?  -> duplicate
                     an STK for this money in flight? -> wait (the sweeper comes back)
-                    account = member number / invoice number / (old unmasked) phone
+                    account = member number / invoice number / a member's phone typed as
+                    the account / (old unmasked) MSISDN = a member's phone
                         -> Payment(mpesa, completed) through complete_payment -> applied
                     else -> unmatched (staff alert, /mpesa/unmatched): nothing credited
     match_unmatched(): staff pick the member; the same path, idempotent by TransID.
@@ -34,6 +35,7 @@ from portal.lib import db
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import CENT
+from portal.lib.phones import PhoneError, is_stored_form, normalise_phone
 from portal.payments import state
 from portal.payments.mpesa.stk import _receipt_already_recorded, fill_in_code, parse_stk_callback
 from portal.payments.service import Recorded, complete_payment
@@ -55,7 +57,6 @@ OTHER_ERROR = "C2B00016"
 STK_TWIN_WINDOW = timedelta(minutes=10)
 
 _TRANS_ID = re.compile(r"[A-Za-z0-9]{1,40}")
-_FULL_MSISDN = re.compile(r"254[17][0-9]{8}")
 _HASHED = re.compile(r"[0-9a-fA-F]{64}")
 _INVOICE = re.compile(r"INV-?([0-9]{4})-?([0-9]{1,6})")
 
@@ -74,7 +75,7 @@ class C2BConfirmation:
     @property
     def phone(self) -> str:
         """The payer's number when M-Pesa sent it in full (old format), else ""."""
-        return self.msisdn if _FULL_MSISDN.fullmatch(self.msisdn) else ""
+        return self.msisdn if is_stored_form(self.msisdn) else ""
 
     @property
     def masked_phone(self) -> str:
@@ -88,7 +89,7 @@ def mask_msisdn(msisdn: str) -> str:
         return ""
     if _HASHED.fullmatch(s):
         return "hidden by M-Pesa"
-    if _FULL_MSISDN.fullmatch(s):
+    if is_stored_form(s):
         return f"{s[:4]} ***** {s[-3:]}"
     return s[:20]
 
@@ -158,18 +159,30 @@ def invoice_number(normalised: str) -> str:
     return f"INV-{m.group(1)}-{int(m.group(2)):06d}" if m else normalised
 
 
+def account_phone(normalised: str) -> str:
+    """Members often type their phone as the account (0712345678, 254712345678, 712345678):
+    that phone as members' phones are stored, or "" when the account is not a phone number."""
+    try:
+        return normalise_phone(normalised)
+    except PhoneError:
+        return ""
+
+
 # --- validation -------------------------------------------------------------------------------
 
+# A phone typed as the account is known when exactly one member has it (see find_member).
 KNOWN_ACCOUNT_SQL = f"""
 SELECT EXISTS (SELECT 1 FROM member WHERE upper(member_number) = {{}})
-    OR EXISTS (SELECT 1 FROM invoice WHERE number = {{}} AND status IN {OPEN_INVOICE_SQL}) AS known
+    OR EXISTS (SELECT 1 FROM invoice WHERE number = {{}} AND status IN {OPEN_INVOICE_SQL})
+    OR (SELECT count(*) FROM (SELECT 1 FROM member WHERE phone = {{}} LIMIT 2) AS same_phone) = 1 AS known
 """
 
 
 async def validation_answer(data: dict) -> str:
     """"0" to accept a Paybill payment, or M-Pesa's reject code. Whole shillings of at least 1;
-    the account must be a member number or an open invoice number unless unknown accounts are
-    accepted (C2B_ACCEPT_UNKNOWN_ACCOUNTS, the default: they go to the unmatched queue).
+    the account must be a member number, an open invoice number or the phone of exactly one
+    member, unless unknown accounts are accepted (C2B_ACCEPT_UNKNOWN_ACCOUNTS, the default: they
+    go to the unmatched queue).
     At most one indexed query: this answers inside Daraja's ~8 s window."""
     if not isinstance(data, dict) or not isinstance(data.get("TransID"), str):
         return OTHER_ERROR
@@ -184,7 +197,7 @@ async def validation_answer(data: dict) -> str:
     account = normalise_account(_text(data, "BillRefNumber", 40))
     if not account:
         return INVALID_ACCOUNT
-    rows = await GatewayCallback.raw(KNOWN_ACCOUNT_SQL, account, invoice_number(account))
+    rows = await GatewayCallback.raw(KNOWN_ACCOUNT_SQL, account, invoice_number(account), account_phone(account))
     return ACCEPT if rows and rows[0]["known"] else INVALID_ACCOUNT
 
 
@@ -221,7 +234,8 @@ ORDER BY rank LIMIT 1
 
 async def find_member(c2b: C2BConfirmation) -> Match | None:
     """The account typed against member numbers, then invoice numbers (that invoice is paid
-    first); then, only when M-Pesa sent the number in full, the one member with that phone."""
+    first), then members' phones; then, only when M-Pesa sent the payer's number in full, the
+    member with that phone. validation_answer accepts the same accounts."""
     account = normalise_account(c2b.account)
     if account:
         rows = await GatewayCallback.raw(MATCH_SQL, account, invoice_number(account))
@@ -229,11 +243,21 @@ async def find_member(c2b: C2BConfirmation) -> Match | None:
             r = rows[0]
             invoice = r["invoice"] if r["status"] in OPEN_INVOICE else None
             return Match(r["member"], r["member_number"], invoice, r["how"])
+        phone = account_phone(account)
+        match = await _only_member_with(phone, "phone number as the account") if phone else None
+        if match:
+            return match
     if c2b.phone:
-        rows = await GatewayCallback.raw("SELECT id, member_number FROM member WHERE phone = {} LIMIT 2", c2b.phone)
-        if len(rows) == 1:
-            return Match(rows[0]["id"], rows[0]["member_number"], None, "phone number")
+        return await _only_member_with(c2b.phone, "phone number")
     return None
+
+
+async def _only_member_with(phone: str, how: str) -> Match | None:
+    """The member with this phone when only one has it. Two members may share one (a family's
+    phone): it does not say which of them paid, so the payment is treated as an unknown account
+    (staff match it from the unmatched queue) rather than credited to a guess."""
+    rows = await GatewayCallback.raw("SELECT id, member_number FROM member WHERE phone = {} LIMIT 2", phone)
+    return Match(rows[0]["id"], rows[0]["member_number"], None, how) if len(rows) == 1 else None
 
 
 # --- recording --------------------------------------------------------------------------------

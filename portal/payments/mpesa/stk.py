@@ -31,7 +31,7 @@ from portal.lib import db, queue
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
-from portal.lib.phones import PhoneError, display_phone, normalise_phone
+from portal.lib.phones import PhoneError, display_phone, safaricom_phone
 from portal.payments import state
 from portal.payments.service import Recorded, complete_payment
 from portal.settings import get_settings
@@ -112,7 +112,7 @@ async def start_stk_push(*, member_id: int, phone: str, amount: Money, idempoten
     if amount.amount < 1 or not amount.is_whole:
         raise RuleBroken("M-Pesa takes whole shillings (at least 1)", field="amount")
     try:
-        msisdn = normalise_phone(phone)
+        msisdn = safaricom_phone(phone)  # the rule Daraja's client applies again before sending
     except PhoneError as e:
         raise RuleBroken(str(e)[:1].upper() + str(e)[1:], field="phone") from None
     settings = get_settings()

@@ -4,6 +4,7 @@ is matched by account number and settles invoices; unknown accounts wait for sta
 /mpesa/unmatched; an STK Push to the Paybill, which M-Pesa also confirms over C2B, counts once."""
 
 import asyncio
+import contextlib
 import json
 import os
 from datetime import timedelta
@@ -277,15 +278,29 @@ async def test_validation_rejects_fractions_and_below_one_shilling(live):
     assert await Payment.count() == 0  # validation never moves money
 
 
+@contextlib.contextmanager
+def _unknown_accounts_refused():
+    """C2B_ACCEPT_UNKNOWN_ACCOUNTS=0 for the portal serving the hooks (same process)."""
+    saved = os.environ.get("C2B_ACCEPT_UNKNOWN_ACCOUNTS")
+    os.environ["C2B_ACCEPT_UNKNOWN_ACCOUNTS"] = "0"
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("C2B_ACCEPT_UNKNOWN_ACCOUNTS", None)
+        else:
+            os.environ["C2B_ACCEPT_UNKNOWN_ACCOUNTS"] = saved
+        get_settings.cache_clear()
+    assert get_settings().c2b_accept_unknown_accounts
+
+
 async def test_unknown_accounts_are_rejected_when_the_gym_says_so(live, worker):
     await _register(live)
     member = await make_member()
     number = await _number(member)
     inv = await invoice_for(member, 3000)
-    saved = os.environ.get("C2B_ACCEPT_UNKNOWN_ACCOUNTS")
-    os.environ["C2B_ACCEPT_UNKNOWN_ACCOUNTS"] = "0"
-    get_settings.cache_clear()
-    try:
+    with _unknown_accounts_refused():
         for n, (account, code) in enumerate((("nobody", "C2B00012"), ("", "C2B00012"), (number.lower(), "0"),
                                              (inv["number"].replace("-", " "), "0"))):
             answer = await _post(live.hook("c2b/validation"), _c2b_body(f"TKV1ACCT0{n}", "100", account))
@@ -295,13 +310,50 @@ async def test_unknown_accounts_are_rejected_when_the_gym_says_so(live, worker):
         assert (await _sandbox_payment(live, trans_id))["state"] == "rejected"
         assert await GatewayCallback.count().where(GatewayCallback.kind == "c2b_confirmation") == 0
         assert (await _sandbox_payment(live, await _simulate(live, 3000, inv["number"])))["state"] == "completed"
-    finally:
-        if saved is None:
-            os.environ.pop("C2B_ACCEPT_UNKNOWN_ACCOUNTS", None)
-        else:
-            os.environ["C2B_ACCEPT_UNKNOWN_ACCOUNTS"] = saved
-        get_settings.cache_clear()
-    assert get_settings().c2b_accept_unknown_accounts
+
+
+# --- a phone number typed as the account --------------------------------------------------------
+
+async def test_a_phone_number_typed_as_the_account_pays_the_only_member_with_that_phone(live):
+    """Members often type their phone as the Paybill account, in any of the usual ways."""
+    await _register(live)
+    member = await make_member(phone="254712999002")
+    other = await make_member(phone="254712999009")
+    inv = await invoice_for(member, 3000)
+    for typed in ("0712999002", "254712999002", "712999002"):
+        trans_id = await _simulate(live, 1000, typed)
+        assert (await _sandbox_payment(live, trans_id))["validation"] == "accepted"
+        cb = await _confirmation(trans_id)
+        assert (cb["outcome"], cb["member"]) == ("applied", member), cb["note"]
+        assert cb["note"] == f"1000.00 credited to {await _number(member)} (matched by phone number as the account)"
+    assert len(await _completed(member)) == 3 and await _completed(other) == []
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "paid"
+    await assert_ledger_balanced()
+    # A family's one phone does not say which of them paid: the money waits for staff, as for
+    # any unknown account, rather than being credited to a guess.
+    first, second = await make_member(phone="254712999003"), await make_member(phone="254712999003")
+    cb = await _confirmation(await _simulate(live, 1000, "0712 999 003"))
+    assert (cb["outcome"], cb["member"], cb["payment"]) == ("unmatched", None, None)
+    assert await unmatched_count() == 1
+    assert await _completed(first) == await _completed(second) == []
+
+
+async def test_validation_knows_a_members_phone_as_an_account_when_unknown_ones_are_refused(live):
+    await _register(live)
+    member = await make_member(phone="254712999004")
+    for _family in range(2):
+        await make_member(phone="254712999005")
+    with _unknown_accounts_refused():
+        for n, (account, code) in enumerate((("0712999004", "0"), ("254712999004", "0"), ("712999004", "0"),
+                                             ("0712999005", "C2B00012"), ("0712999006", "C2B00012"))):
+            answer = await _post(live.hook("c2b/validation"), _c2b_body(f"TKV1PHONE{n}", "100", account))
+            assert answer["ResultCode"] == code, (account, answer)
+        paid = await _simulate(live, 1000, "0712 999 004")
+        assert (await _sandbox_payment(live, paid))["state"] == "completed"
+        assert (await _confirmation(paid))["member"] == member
+        shared = await _simulate(live, 1000, "0712 999 005")
+        assert (await _sandbox_payment(live, shared))["state"] == "rejected"
+    assert [p["reference"] for p in await _completed(member)] == [paid]
 
 
 # --- duplicates ---------------------------------------------------------------------------------

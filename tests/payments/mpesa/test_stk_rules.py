@@ -1,5 +1,6 @@
 """Asking a phone for money, refused before anything is recorded: each refusal names its field."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -8,6 +9,7 @@ from portal.lib.errors import RuleBroken
 from portal.lib.money import Money
 from portal.payments.mpesa import stk as mpesa
 from tables.billing import Payment
+from tables.members import Member
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member
 from tests.support.client import field_error
@@ -25,6 +27,15 @@ async def test_a_phone_m_pesa_cannot_reach_is_refused(db, phone, message):
     with pytest.raises(RuleBroken) as refused:
         await _push(member, phone=phone)
     assert (refused.value.field, str(refused.value)) == ("phone", message)
+    assert await Payment.count() == 0
+
+
+async def test_a_phone_on_another_network_than_safaricom_is_refused(db):
+    member = await make_member()
+    with pytest.raises(RuleBroken) as refused:
+        await _push(member, phone="0733 123 456")
+    assert (refused.value.field, str(refused.value)) == (
+        "phone", "0733 123 456 is an Airtel number; M-Pesa prompts need a Safaricom number")
     assert await Payment.count() == 0
 
 
@@ -71,3 +82,28 @@ async def test_the_desk_form_shows_each_refusal_under_its_field(alice):
     assert (await ask("020 123 4567", ""))[:2] == (None, "Enter an amount")
     assert (await ask("0712 345 678", "1000", str(inv["id"])))[:2] == (None, "That invoice is not open")
     assert await Payment.count() == 1
+
+
+@pytest.mark.parametrize("typed, refusal", [
+    ("0109 218 072", "0109 218 072 is an Airtel number; M-Pesa prompts need a Safaricom number"),
+    ("0733 123 456", "0733 123 456 is an Airtel number; M-Pesa prompts need a Safaricom number"),
+    ("0115 123 456", None),
+])
+async def test_a_phone_is_judged_by_one_rule_when_kept_and_when_prompted(alice, typed, refusal):
+    """A member's phone is kept if it is any Kenyan mobile (0109 218 072 used to be kept by the
+    demo, then refused by the M-Pesa form as "not a valid Kenyan phone number"); the desk's M-Pesa
+    form sends to it if it is Safaricom's, and otherwise says why under the phone."""
+    r = await alice.post("/members/new", {"first_name": "Amina", "last_name": "Hassan", "phone": typed})
+    assert r.status_code == 303, field_error(r.text, "phone")
+    member = await Member.objects().where(Member.first_name == "Amina").first()
+    assert member.phone == "254" + typed.replace(" ", "")[1:]
+    page = await alice.get(f"/members/{member.id}")
+    offered = re.search(r'value="([^"]*)" data-testid="mpesa-phone"', page.text).group(1)
+    asked = await alice.post(f"/members/{member.id}/mpesa", {"phone": offered, "amount": "1000",
+                                                             "idempotency_key": f"one-rule-{typed}"})
+    if refusal:
+        assert asked.status_code == 422 and field_error(asked.text, "mpesa_phone") == refusal
+        assert await Payment.count() == 0
+    else:
+        assert asked.status_code == 303
+        assert (await Payment.select(Payment.phone).first())["phone"] == member.phone
