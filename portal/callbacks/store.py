@@ -33,8 +33,12 @@ def body_hash(raw: bytes) -> str:
 
 
 def loads(raw: bytes | str):
-    """JSON with exact numbers: amounts arrive as JSON numbers and must never become floats."""
-    return json.loads(raw, parse_float=Decimal)
+    """JSON with exact numbers: amounts arrive as JSON numbers and must never become floats.
+    Anything that cannot be read raises ValueError, a body nested deeper than the parser goes too."""
+    try:
+        return json.loads(raw, parse_float=Decimal)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 INSERT = """
