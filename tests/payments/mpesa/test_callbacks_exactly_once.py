@@ -18,6 +18,8 @@ from tables.gateway import GatewayCallback, StaffAlert
 from tables.ledger import LedgerLeg
 from tests.billing.helpers import assert_books_agree, assert_ledger_balanced, invoice_for
 from tests.factories import make_member
+from tests.payments.mpesa.test_stk_scenarios import _ask
+from tests.support.live import PHONES, wait_for_status
 
 
 def stk_body(checkout: str, code: int = 0, amount=None, receipt: str = "", phone: int = 254712000001) -> bytes:
@@ -150,9 +152,6 @@ async def test_a_callback_stored_but_never_processed_is_processed_by_the_sweeper
 async def test_a_malformed_success_never_takes_the_genuine_callbacks_place(live, worker, alice):
     """Issue 11.11: a body naming the real request with ResultCode 0 but no Amount arrives first;
     the genuine callback that follows has the same gateway id and result, yet is applied."""
-    from tests.payments.mpesa.test_stk_scenarios import _ask
-    from tests.support.live import PHONES, wait_for_status
-
     member = await make_member()
     inv = await invoice_for(member, 3000)
     pid = await _ask(alice, member, PHONES["no_callback"])  # the sandbox holds its callback back
