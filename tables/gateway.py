@@ -67,6 +67,7 @@ class GatewayRequest(Table, tablename="gateway_request"):
         requested = "requested"
         sending = "sending"  # claimed by one sender (non-idempotent gateway calls)
         sent = "sent"
+        timed_out = "timed_out"  # Daraja stopped waiting; its Result may still come
         succeeded = "succeeded"
         failed = "failed"
 

@@ -33,30 +33,45 @@ def body_hash(raw: bytes) -> str:
 
 
 def loads(raw: bytes | str):
-    """JSON with exact numbers: amounts arrive as JSON numbers and must never become floats."""
-    return json.loads(raw, parse_float=Decimal)
+    """JSON with exact numbers: amounts arrive as JSON numbers and must never become floats.
+    Anything that cannot be read raises ValueError, a body nested deeper than the parser goes too."""
+    try:
+        return json.loads(raw, parse_float=Decimal)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
+# A repeat delivery bumps the row it repeats. A *different* body for the same gateway id repeats
+# nothing while that row has not been acted on (still waiting, malformed, failing or given up):
+# counting it as a repeat would let a broken body take the genuine one's place. It is kept as a
+# row of its own instead (its key suffixed with its body's hash, so its own repeats still count).
 INSERT = """
 INSERT INTO gateway_callback (gateway, kind, dedupe_key, external_id, body, headers, source_ip, received_at,
                               deliveries, last_delivery_at, attempts, outcome, note, amount)
 VALUES ({}, {}, {}, {}, {}, {}, {}, now(), 1, now(), 0, {}, {}, '')
 ON CONFLICT (gateway, kind, dedupe_key)
 DO UPDATE SET deliveries = gateway_callback.deliveries + 1, last_delivery_at = now()
+WHERE gateway_callback.body = EXCLUDED.body OR gateway_callback.outcome NOT IN ('stored', 'malformed', 'error')
 RETURNING id, (xmax = 0) AS inserted
 """
+KEY_LENGTH = 120
 
 
 async def store(gateway: str, kind: str, raw: bytes, *, headers: dict | None = None, source_ip: str = "",
                 external_id: str | None = None, outcome: str = "stored", note: str = "",
                 dedupe_extra: str = "") -> Stored:
-    """Save what arrived, exactly once per gateway id (or per body when there is no id)."""
+    """Save what arrived, exactly once per gateway id (or per body when there is no id); a
+    different body for an id whose row was not acted on is saved as a callback of its own."""
     kept = {k.lower(): v for k, v in (headers or {}).items() if k.lower() in KEEP_HEADERS}
     text = raw[:MAX_BODY].decode("utf-8", errors="replace")
     key = f"id:{external_id}" + (f":{dedupe_extra}" if dedupe_extra else "") if external_id else body_hash(raw)
     async with db.transaction():
-        rows = await GatewayCallback.raw(INSERT, gateway, kind, key[:120], external_id, text, json.dumps(kept),
+        rows = await GatewayCallback.raw(INSERT, gateway, kind, key[:KEY_LENGTH], external_id, text, json.dumps(kept),
                                          source_ip[:64], outcome, note)
+        if not rows:  # a different body for a row not acted on: a callback of its own
+            own_key = key[:KEY_LENGTH - 33] + "#" + body_hash(raw)[7:39]
+            rows = await GatewayCallback.raw(INSERT, gateway, kind, own_key, external_id, text, json.dumps(kept),
+                                             source_ip[:64], outcome, note)
     return Stored(rows[0]["id"], rows[0]["inserted"])
 
 

@@ -93,6 +93,7 @@ POSTed with OrgAccountBalance = the shortcode's new balance. TransAmount is "300
 
 Transaction Status / Reversal: acknowledged at once; after callback_delay the Result goes to
 ResultURL (async_result_mode "queue_timeout" sends a timeout body to QueueTimeOutURL instead,
+"queue_timeout_then_result" sends the timeout body and then, once it was answered, the Result,
 "none" sends nothing). Unknown receipt -> status ResultCode "R000002"; reversal "R000002"
 "The OriginalTransactionID is invalid."; already reversed -> "R000001".
 

@@ -503,19 +503,16 @@ async def _async_flow(store: DarajaStore, ar: AsyncRequest) -> None:
     if mode == "none":
         ar.state = "done"
         return
-    if mode == "queue_timeout":
-        ar.result_body = queue_timeout_body(ar)
-        ar.result_code = ar.result_body["Result"]["ResultCode"]
-        ar.state = "done"
-        ar.posted_to = ar.queue_timeout_url
-        await deliver(store, "queue_timeout", ar.conversation_id, ar.queue_timeout_url,
-                      ar.result_body)
-        return
-    if ar.kind == "reversal":
-        ar.result_body = await reversal_result(store, ar)
-    else:
-        ar.result_body = status_result(store, ar)
-    ar.result_code = ar.result_body["Result"]["ResultCode"]
-    ar.state = "done"
-    ar.posted_to = ar.result_url
-    await deliver(store, "result", ar.conversation_id, ar.result_url, ar.result_body)
+    if mode in ("queue_timeout", "queue_timeout_then_result"):
+        await _post_async(store, ar, "queue_timeout", ar.queue_timeout_url, queue_timeout_body(ar))
+        if mode == "queue_timeout":
+            return
+    # The Result; after a time-out too: Daraja gave up waiting, yet M-Pesa did the work.
+    body = await reversal_result(store, ar) if ar.kind == "reversal" else status_result(store, ar)
+    await _post_async(store, ar, "result", ar.result_url, body)
+
+
+async def _post_async(store: DarajaStore, ar: AsyncRequest, kind: str, url: str, body: dict) -> None:
+    ar.result_body, ar.result_code = body, body["Result"]["ResultCode"]
+    ar.state, ar.posted_to = "done", url
+    await deliver(store, kind, ar.conversation_id, url, body)

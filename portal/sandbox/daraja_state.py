@@ -177,7 +177,7 @@ class Settings:
     c2b_empty_as_null: bool = False
     # STK payments to a shortcode with a registered ConfirmationURL also get a C2B confirmation.
     stk_also_c2b: bool = True
-    # "result" | "queue_timeout" | "none" for Transaction Status / Reversal.
+    # "result" | "queue_timeout" | "queue_timeout_then_result" | "none" for Transaction Status / Reversal.
     async_result_mode: str = "result"
     # Empty = any Initiator accepted; else other names get ResultCode 2001 in the Result.
     initiator: str = ""
@@ -185,7 +185,7 @@ class Settings:
     CHOICES = {
         "invalid_token_style": {"uniform", "per_api"},
         "fractional_amounts": {"reject", "truncate"},
-        "async_result_mode": {"result", "queue_timeout", "none"},
+        "async_result_mode": {"result", "queue_timeout", "queue_timeout_then_result", "none"},
     }
 
     @classmethod

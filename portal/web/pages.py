@@ -19,7 +19,7 @@ from portal.members import members, memberships
 from portal.messages.queries import member_messages
 from portal.payments import state
 from portal.payments.cards.refunds import refunds_of
-from portal.payments.mpesa.reversal import open_reversal
+from portal.payments.mpesa.reversal import reversal_state
 from portal.payments.service import METHOD_LABELS, payment_history
 from tables.billing import CreditNote, Invoice, Payment
 from tables.members import Plan
@@ -71,7 +71,7 @@ async def payment_page_response(payment_id: int, *, status: int = 200, refund_va
     if payment["method"] == "mpesa":
         live = await stk_context(payment_id)
         live.pop("payment")
-        live["reversal"] = await open_reversal(payment_id)
+        live.update(await reversal_state(payment_id))
     if payment["method"] == "card":
         live["card_refunds"] = await refunds_of(payment_id)
     return Template("payments/detail.html", status_code=status, context={

@@ -195,6 +195,20 @@ def test_queue_timeout_mode_posts_to_queue_timeout_url(daraja):
     assert received_at(daraja.sink, "/reversal/result") == []
 
 
+def test_queue_timeout_then_result_mode_posts_the_timeout_and_then_the_result(daraja):
+    """Daraja gave up waiting (QueueTimeOutURL), but M-Pesa reversed the money all the same."""
+    receipt = paid_receipt(daraja, 1200)
+    daraja.settings(async_result_mode="queue_timeout_then_result")
+    ack = assert_ack(daraja.post("/mpesa/reversal/v1/request", reversal_body(daraja, receipt)))
+    [result] = wait_at(daraja.sink, "/reversal/result", 1)
+    [timeout] = received_at(daraja.sink, "/reversal/timeout")
+    assert daraja.sink.received.index(timeout) < daraja.sink.received.index(result)
+    assert body_of(timeout)["Result"]["ResultCode"] == 1037
+    assert body_of(result)["Result"]["ResultCode"] == 0
+    assert {body_of(r)["Result"]["ConversationID"] for r in (timeout, result)} == {ack["ConversationID"]}
+    assert daraja.control("GET", "/ledger")["items"][0]["reversed_by"] == body_of(result)["Result"]["TransactionID"]
+
+
 def test_wrong_initiator_when_one_is_configured(daraja):
     daraja.settings(initiator="gymapi")
     receipt = paid_receipt(daraja)

@@ -2,11 +2,14 @@
 
     request_reversal  -> GatewayRequest(requested), audit       (manager, with a reason)
     send_reversal     -> Daraja accepts it; request sent, with its conversation ids (worker)
-    Result callback   -> succeeded: the refund is posted (ledger, credit note, status refunded)
-                         failed: staff are alerted, the payment stays completed
-    QueueTimeOut      -> failed (Daraja gave up); staff are alerted
+    QueueTimeOut      -> timed_out: Daraja stopped waiting, which is no answer (M-Pesa may still
+                         reverse it); staff are told it is unconfirmed, its Result is still taken
+    Result callback   -> succeeded (or "already reversed"): the refund is posted (ledger, credit
+                         note, status refunded); failed: staff are alerted, the payment stays completed
 
-Daraja reverses the whole transaction, so an M-Pesa refund is always of the full amount.
+Daraja reverses the whole transaction, so an M-Pesa refund is always of the full amount. A new
+reversal may be asked while one is timed out (M-Pesa answers "already reversed" if the first went
+through); however many of them say the money went back, the refund is posted once.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from portal import audit
+from portal.billing.invoices import lock_member
 from portal.callbacks.store import alert, waiting
 from portal.gateways.callback_urls import result_url, timeout_url
 from portal.gateways.daraja import DarajaClient, DarajaFieldError
@@ -31,10 +35,34 @@ from tables.gateway import GatewayRequest
 log = logging.getLogger(__name__)
 
 
-async def open_reversal(payment_id: int) -> dict | None:
+# A reversal in one of these stands in the way of another: asked, under way, or done.
+STANDING = ["requested", "sent", "succeeded"]
+# Still waiting for Daraja's Result: sent, or timed out by Daraja (which is no answer yet).
+AWAITING_RESULT = ("sent", "timed_out")
+SUCCESS_CODES = ("0", "00000000")
+# "Already reversed": the money went back before, by an earlier request whose Result is late or
+# lost (or outside the portal). The refund is what the books are missing, so it is posted too.
+ALREADY_REVERSED = "R000001"
+
+
+async def _reversals(payment_id: int, statuses: list[str]) -> list[dict]:
     return await GatewayRequest.select().where(
         (GatewayRequest.payment == payment_id) & (GatewayRequest.kind == "reversal")
-        & GatewayRequest.status.is_in(["requested", "sent", "succeeded"])).first()
+        & GatewayRequest.status.is_in(statuses)).order_by(GatewayRequest.id, ascending=False)
+
+
+async def open_reversal(payment_id: int) -> dict | None:
+    """The payment's standing reversal (a succeeded one first: the money went back)."""
+    rows = await _reversals(payment_id, STANDING)
+    return min(rows, key=lambda r: r["status"] != "succeeded", default=None)
+
+
+async def reversal_state(payment_id: int) -> dict:
+    """What the payment page shows: the standing reversal, and those Daraja timed out while the
+    money is not known to be back (M-Pesa may still do them; their Result is still taken)."""
+    standing = await open_reversal(payment_id)
+    done = standing is not None and standing["status"] == "succeeded"
+    return {"reversal": standing, "unconfirmed_reversals": [] if done else await _reversals(payment_id, ["timed_out"])}
 
 
 async def request_reversal(payment_id: int, reason: str, staff_id: int) -> dict:
@@ -128,7 +156,7 @@ async def _open_request(row: dict, data) -> tuple[dict | None, str, str, tuple[s
         if (now() - row["received_at"]).total_seconds() < 600:
             return None, code, desc, ("stored", f"no request {originator} yet")  # it beat our own record
         return None, code, desc, ("unmatched", f"no request with OriginatorConversationID {originator}")
-    if req["status"] in ("succeeded", "failed"):
+    if req["status"] not in AWAITING_RESULT:
         return req, code, desc, ("duplicate", f"request {req['id']} already {req['status']}")
     return req, code, desc, None
 
@@ -138,24 +166,56 @@ async def process_result(row: dict, data) -> tuple[str, str]:
     if done:
         return done
     originator = req["originator_conversation_id"]
-    if code in ("0", "00000000"):
-        payment = await Payment.select(Payment.amount, Payment.currency).where(Payment.id == req["payment"]).first()
-        await refund_payment(req["payment"], Money(payment["amount"], payment["currency"]),
-                             f"M-Pesa reversal: {req['reason']}", req["staff"])
-        await _finish(req["id"], "succeeded", code, desc)
-        return "applied", f"reversal {originator} succeeded"
+    if code in SUCCESS_CODES or code == ALREADY_REVERSED:
+        return await _reversed(req, code, desc)
     await _finish(req["id"], "failed", code, desc)
     await alert("reversal_failed", f"M-Pesa reversal refused ({code}): {desc}", payment_id=req["payment"])
     return "applied", f"reversal {originator} failed: {code} {desc}"
 
 
+async def _reversed(req: dict, code: str, desc: str) -> tuple[str, str]:
+    """M-Pesa returned the money: the refund is posted, unless another reversal of the payment
+    already posted it (the payment locked first, so two Results at once cannot both post it)."""
+    originator = req["originator_conversation_id"]
+    member = (await Payment.select(Payment.member).where(Payment.id == req["payment"]).first())["member"]
+    await lock_member(member)
+    payment = await state.lock(req["payment"])
+    await _finish(req["id"], "succeeded", code, desc)
+    if payment["refunded"] > 0:
+        if code in SUCCESS_CODES and await _reversed_before(req):
+            await alert("reversal_twice", f"M-Pesa says reversal {originator} of {payment['reference']} succeeded, "
+                        "but another reversal of this payment had succeeded already: the member may have been paid "
+                        "back twice. Check the M-Pesa statement.", payment_id=req["payment"])
+        return "duplicate", f"reversal {originator}: {code}; payment {req['payment']} was already refunded"
+    await refund_payment(req["payment"], Money(payment["amount"], payment["currency"]),
+                         f"M-Pesa reversal: {req['reason']}", req["staff"])
+    return "applied", f"reversal {originator} succeeded"
+
+
+async def _reversed_before(req: dict) -> bool:
+    """Another reversal of the same payment that M-Pesa carried out (not one it found done)."""
+    return await GatewayRequest.exists().where(
+        (GatewayRequest.payment == req["payment"]) & (GatewayRequest.kind == "reversal")
+        & (GatewayRequest.id != req["id"]) & (GatewayRequest.status == "succeeded")
+        & GatewayRequest.result_code.is_in(list(SUCCESS_CODES)))
+
+
 async def process_timeout(row: dict, data) -> tuple[str, str]:
+    """Daraja stopped waiting for M-Pesa: not an answer. The request stays open for its Result."""
     req, code, desc, done = await _open_request(row, data)
     if done:
         return done
-    await _finish(req["id"], "failed", code, desc or "Daraja timed out the request")
-    await alert("reversal_failed", f"M-Pesa reversal timed out at Daraja: {desc}", payment_id=req["payment"])
-    return "applied", "timed out"
+    if req["status"] == "timed_out":
+        return "duplicate", f"request {req['id']} already timed out"
+    await GatewayRequest.update({GatewayRequest.status: "timed_out", GatewayRequest.result_code: code,
+                                 GatewayRequest.result_desc: (desc or "Daraja timed out the request")[:2000]}).where(
+        GatewayRequest.id == req["id"])
+    reference = (await Payment.select(Payment.reference).where(Payment.id == req["payment"]).first())["reference"]
+    await alert("reversal_unconfirmed", f"M-Pesa did not confirm the reversal of {reference} in time ({desc}). It may "
+                "still go through: if M-Pesa's result comes, the refund is posted by itself. Reversing it again is "
+                "safe: if M-Pesa did reverse it, it answers \"already reversed\" and the refund is posted once.",
+                payment_id=req["payment"])
+    return "applied", "timed out at Daraja: waiting for the Result"
 
 
 async def request_reversal_job(request_id: int) -> None:

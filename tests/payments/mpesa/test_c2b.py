@@ -27,7 +27,7 @@ from tables.audit import AuditLog
 from tables.billing import Invoice, Payment, PaymentEvent
 from tables.gateway import GatewayCallback, StaffAlert
 from tables.members import Member, Membership
-from tests.billing.helpers import assert_ledger_balanced, invoice_for, kes
+from tests.billing.helpers import assert_books_agree, assert_ledger_balanced, invoice_for, kes
 from tests.factories import make_member, make_membership, make_plan
 from tests.support.live import PHONES, wait_for_status
 
@@ -369,6 +369,24 @@ async def test_the_same_confirmation_three_times_at_once_credits_once(live):
     assert len(await _completed(member)) == 1 and await Payment.count() == 1
     assert await PaymentEvent.count().where(PaymentEvent.new_status == "completed") == 2  # completed + settled
     await assert_ledger_balanced()
+
+
+@pytest.mark.parametrize("broken, outcome", [("lots", "malformed"), ("1e30", "error")])
+async def test_a_broken_confirmation_never_takes_the_genuine_ones_place(live, broken, outcome):
+    """Issue 11.11: a confirmation that cannot be acted on, then the genuine one with the same
+    TransID: the genuine one is its own callback and credits once; repeats of each are one row."""
+    member = await make_member()
+    inv = await invoice_for(member, 3000)
+    account = await _number(member)
+    for body in (_c2b_body("TKA1FIRST1", broken, account), _c2b_body("TKA1FIRST1", "3000.00", account)):
+        for _ in range(2):
+            assert await _post(live.hook("c2b/confirmation"), body) == {"ResultCode": 0, "ResultDesc": "Success"}
+    rows = await GatewayCallback.select().order_by(GatewayCallback.id)
+    assert [(r["outcome"], r["deliveries"]) for r in rows] == [(outcome, 2), ("applied", 2)]
+    [paid] = await _completed(member)
+    assert paid["amount"] == 3000 and paid["reference"] == "TKA1FIRST1"
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "paid"
+    await assert_books_agree()
 
 
 @pytest.mark.parametrize("first", ["stk", "c2b"])

@@ -14,11 +14,13 @@ from portal.lib.money import Money
 from portal.payments import state
 from portal.payments.mpesa import stk as mpesa
 from portal.payments.mpesa.c2b import unmatched_count
-from tables.billing import Payment, PaymentEvent
+from tables.billing import Invoice, Payment, PaymentEvent
 from tables.gateway import GatewayCallback, StaffAlert
 from tables.ledger import LedgerLeg
-from tests.billing.helpers import assert_ledger_balanced, invoice_for
+from tests.billing.helpers import assert_books_agree, assert_ledger_balanced, invoice_for
 from tests.factories import make_member
+from tests.payments.mpesa.test_stk_scenarios import _ask
+from tests.support.live import PHONES, wait_for_status
 
 
 def stk_body(checkout: str, code: int = 0, amount=None, receipt: str = "", phone: int = 254712000001) -> bytes:
@@ -148,3 +150,34 @@ async def test_a_callback_stored_but_never_processed_is_processed_by_the_sweeper
     assert result["callbacks"] == 1
     assert (await Payment.select().where(Payment.id == pid).first())["status"] == "completed"
     assert (await GatewayCallback.select().where(GatewayCallback.id == stored.id).first())["outcome"] == "applied"
+
+
+async def test_a_malformed_success_never_takes_the_genuine_callbacks_place(live, worker, alice):
+    """Issue 11.11: a body naming the real request with ResultCode 0 but no Amount arrives first;
+    the genuine callback that follows has the same gateway id and result, yet is applied."""
+    member = await make_member()
+    inv = await invoice_for(member, 3000)
+    pid = await _ask(alice, member, PHONES["no_callback"])  # the sandbox holds its callback back
+    checkout = (await wait_for_status(pid, {"processing"}))["gateway_ref"]
+    async with httpx.AsyncClient(base_url=live.sandbox) as sandbox:
+        genuine = (await sandbox.get(f"/_sandbox/daraja/stk/{checkout}")).json()["callback_body"]
+        broken = json.loads(json.dumps(genuine))
+        items = broken["Body"]["stkCallback"]["CallbackMetadata"]["Item"]
+        broken["Body"]["stkCallback"]["CallbackMetadata"]["Item"] = [i for i in items if i["Name"] != "Amount"]
+        async with httpx.AsyncClient() as http:
+            for _ in range(2):  # the same broken body twice is one callback
+                r = await http.post(live.hook(), content=json.dumps(broken), headers={"content-type": "application/json"})
+                assert r.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
+        rows = await GatewayCallback.select().order_by(GatewayCallback.id)
+        assert [(r["outcome"], r["deliveries"]) for r in rows] == [("malformed", 2)]
+        assert (await Payment.select().where(Payment.id == pid).first())["status"] == "processing"
+
+        assert (await sandbox.post(f"/_sandbox/daraja/stk/{checkout}/resend", json={"times": 2})).status_code < 300
+    rows = await GatewayCallback.select().order_by(GatewayCallback.id)
+    assert [(r["outcome"], r["deliveries"]) for r in rows] == [("malformed", 2), ("applied", 2)]
+    paid = await wait_for_status(pid, {"completed"}, timeout=2)
+    completed = await PaymentEvent.select().where((PaymentEvent.payment == pid) & (PaymentEvent.new_status == "completed")).first()
+    assert completed["gateway_event"] == f"callback:{rows[1]['id']}"
+    assert paid["amount"] == 3000 and paid["reference"] == genuine["Body"]["stkCallback"]["CallbackMetadata"]["Item"][1]["Value"]
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "paid"
+    await assert_books_agree()
