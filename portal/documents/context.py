@@ -89,6 +89,8 @@ async def receipt_context(payment_id: int) -> dict:
         "credit_added": Decimal(facts.get("credit_added", "0")),
         "balance_owed": Decimal(facts.get("balance_owed", "0")),
         "credit_balance": Decimal(facts.get("credit_balance", "0")),
+        "membership_note": facts.get("membership_note", ""),
+        "membership_lapsed": facts.get("membership_lapsed", False),
     }}
 
 

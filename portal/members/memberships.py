@@ -82,3 +82,33 @@ async def on_invoice_paid(invoice: dict, paid_on: date, staff_id: int | None) ->
         )).returning(Membership.id))[0]["id"]
         await audit.record("membership.renewed", "membership", new_id, staff_id=staff_id,
                            details={"invoice": invoice["number"], "from": old["id"], "start": str(start), "end": str(end)})
+
+
+ENDED_PERIODS_SQL = """
+SELECT i.number, p.name AS plan, m.start_date, m.end_date
+FROM invoice i JOIN membership m ON m.id = i.membership JOIN plan p ON p.id = m.plan
+WHERE i.id = ANY({}) AND i.kind = 'new' AND m.end_date < {} ORDER BY m.end_date
+"""
+
+
+async def after_paying(member_id: int, invoice_ids: list[int], day: date) -> dict:
+    """What a payment did for the member's membership, in words for them and the desk, when it
+    needs saying: an invoice paid late for a period that is already over clears the debt (and the
+    hold) but brings no membership back. Says what the member has now. Facts for the payment's
+    settlement: membership_note ("" when nothing to say) and membership_lapsed (nothing current)."""
+    ended = await Membership.raw(ENDED_PERIODS_SQL, invoice_ids, day) if invoice_ids else []
+    if not ended:
+        return {"membership_note": "", "membership_lapsed": False}
+    periods = "; ".join(f"{r['number']} was for {r['plan']}, {r['start_date']:%d %b} to {r['end_date']:%d %b %Y}"
+                        for r in ended)
+    now_has = await Membership.select(Membership.plan.name.as_alias("plan"), Membership.start_date,
+                                      Membership.end_date).where(
+        (Membership.member == member_id) & Membership.status.is_in(["active", "pending"])
+        & (Membership.end_date >= day)).order_by(Membership.start_date).first()
+    if now_has:
+        has = f"The current membership is {now_has['plan']} until {now_has['end_date']:%d %b %Y}."
+    else:
+        has = "There is no current membership: renew to keep training."
+    return {"membership_note": f"This payment settled a period that has ended ({periods}). {has}",
+            "membership_lapsed": now_has is None}
+

@@ -19,6 +19,7 @@ from portal.lib import db
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
+from portal.members.memberships import after_paying
 from portal.payments import state
 from tables.billing import Allocation, Invoice, Payment, PaymentEvent
 from tables.statuses import OPEN_INVOICE
@@ -106,6 +107,7 @@ async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None
     await state.record_settlement(payment_id, {
         "settled": [{"invoice": inv["id"], "number": inv["number"], "amount": str(part.amount)} for inv, part in settled],
         "credit_added": str(left.amount), "balance_owed": str(owed.amount), "credit_balance": str(held.amount),
+        **await after_paying(member_id, [inv["id"] for inv, _ in settled], today()),
     }, staff_id=staff_id, gateway_event=gateway_event)
     await audit.record("payment.completed", "payment", payment_id, staff_id=staff_id,
                        details={"receipt": receipt, "amount": str(received.amount), "method": payment["method"],

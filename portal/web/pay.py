@@ -4,6 +4,7 @@ side of pay links (create, copy, QR, revoke)."""
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from typing import Annotated
 
 from litestar import Request, Response, get, post
@@ -21,6 +22,7 @@ from portal.lib.phones import display_phone
 from portal.payments.cards import checkout as cards
 from portal.payments.mpesa import stk as mpesa
 from portal.payments.mpesa.stk import request_stk_push
+from portal.payments.state import settlement_of
 from portal.web.cards import receive_card_redirect
 from portal.web.client import client_ip
 from portal.web.templating import is_htmx
@@ -176,7 +178,17 @@ async def pay_status(request: Request, token: FromPath[str], payment_id: FromPat
         return refusal
     template = "pay/_status.html" if is_htmx(request) else "pay/status.html"
     return Template(template, context={"token": token, "payment": payment, "phone": display_phone(payment["phone"]),
-                                       "in_flight": payment["status"] in IN_FLIGHT})
+                                       "in_flight": payment["status"] in IN_FLIGHT,
+                                       "settled": await settled_for_member(payment["id"])})
+
+
+async def settled_for_member(payment_id: int) -> dict:
+    """What a completed payment left the member owing or in credit ({} before it completed):
+    a member who paid less than asked (a short card charge) is told what is still due."""
+    facts = await settlement_of(payment_id)
+    if not facts:
+        return {}
+    return {key: Decimal(facts.get(key, "0")) for key in ("balance_owed", "credit_added")}
 
 
 @get("/pay/{token:str}/payments/{payment_id:int}/receipt.pdf", **PAY)

@@ -174,9 +174,11 @@ async def test_the_member_pays_by_mpesa_from_the_link(live, worker, alice):
         assert (await phone.get(f"/pay/{token}/payments/{elsewhere}/receipt.pdf")).status_code == 404
 
 
-async def test_the_member_pays_by_card_from_the_link(card_live, alice):
+async def _pay_by_card_from_the_link(card_live, alice, owed: int, scenario: str = "normal") -> tuple[str, str]:
+    """The member opens the link, pays by card on the sandbox's checkout and comes back: (the
+    status page's text, the link's token)."""
     member = await make_member("Achieng", "Odhiambo")
-    inv = await invoice_for(member, 2500)
+    inv = await invoice_for(member, owed)
     token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
     async with httpx.AsyncClient(base_url=card_live.portal) as phone:
         await phone.get(f"/pay/{token}")
@@ -185,12 +187,26 @@ async def test_the_member_pays_by_card_from_the_link(card_live, alice):
         tx_ref = (await Payment.select(Payment.gateway_request).where(Payment.method == "card").first())["gateway_request"]
         async with httpx.AsyncClient() as sandbox:  # the member taps the sandbox's success card
             done = (await sandbox.post(f"{card_live.sandbox}/_sandbox/flutterwave/complete",
-                                       json={"tx_ref": tx_ref, "card": "success"})).json()
+                                       json={"tx_ref": tx_ref, "card": "success", "scenario": scenario})).json()
         assert done["redirect_url"].startswith(f"{card_live.portal}/pay/{token}/card/return?")
         back = await phone.get(done["redirect_url"])  # the sandbox's redirect, followed by the phone
         assert back.status_code == 303 and f"/pay/{token}/payments/" in back.headers["location"]
-        status = await phone.get(back.headers["location"])
-        assert 'data-testid="thank-you"' in status.text and "KES 2,500" in status.text and "ending" in status.text
+        return (await phone.get(back.headers["location"])).text, token
+
+
+async def test_the_member_pays_by_card_from_the_link(card_live, alice):
+    status, _ = await _pay_by_card_from_the_link(card_live, alice, 2500)
+    assert 'data-testid="thank-you"' in status and "KES 2,500" in status and "ending" in status
+    assert 'data-testid="still-due"' not in status
+
+
+async def test_a_short_card_charge_says_what_is_still_due(card_live, alice):
+    """Flutterwave charged a tenth of what was asked (the sandbox's "tampered"): the member is
+    thanked for what arrived and told what is still due, with the way to pay it."""
+    status, token = await _pay_by_card_from_the_link(card_live, alice, 2500, scenario="tampered")
+    assert 'data-testid="thank-you"' in status and "We have received KES 250." in status
+    still_due = re.search(r'data-testid="still-due">(.*?)</p>', status, re.S).group(1)
+    assert "KES 2,250 is still due" in still_due and f'href="/pay/{token}"' in still_due
 
 
 async def test_a_big_gyms_invoice_pdf_is_stored_under_its_full_subject(alice):

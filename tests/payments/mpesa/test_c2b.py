@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,17 +17,20 @@ import pytest
 from portal.billing import ledger
 from portal.billing.invoices import Line, issue_invoice, lock_member
 from portal.callbacks.dispatch import process
+from portal.documents import context as document_context
 from portal.documents import store as document_store
 from portal.gateways.daraja import DarajaClient
 from portal.lib import db
 from portal.lib.clock import today
 from portal.members.enrol import put_on_plan
+from portal.messages import email
+from portal.messages.content import sms_text
 from portal.payments.mpesa.c2b import register_c2b_urls, unmatched_count
 from portal.settings import get_settings
 from tables.audit import AuditLog
 from tables.billing import Invoice, Payment, PaymentEvent
 from tables.gateway import GatewayCallback, StaffAlert
-from tables.members import Member, Membership
+from tables.members import Member, Membership, Plan
 from tests.billing.helpers import assert_books_agree, assert_ledger_balanced, invoice_for, kes
 from tests.factories import make_member, make_membership, make_plan
 from tests.support.live import PHONES, wait_for_status
@@ -167,6 +171,39 @@ async def test_paid_by_invoice_number_pays_that_invoice_first_and_renews(live, w
     assert statuses == {older["id"]: "open", renewal["id"]: "paid"}
     renewed = await Membership.select().where((Membership.member == member) & (Membership.id != old)).first()
     assert renewed["start_date"] == ending + timedelta(days=1)
+    await assert_ledger_balanced()
+
+
+@pytest.mark.parametrize("current", [False, True])
+async def test_paying_an_ended_periods_invoice_says_what_the_member_now_has(live, worker, alice, current):
+    """A member trained last month on credit and pays that month's invoice by Paybill, late: the
+    debt (and the hold) is gone but that month is over. The desk and the member are told so, and
+    what membership there is now."""
+    await _register(live)
+    member = await make_member()
+    plan = await make_plan(price="3000")
+    start = today() - timedelta(days=61)
+    past = await make_membership(member, plan, start, start + timedelta(days=30), "expired")
+    async with db.transaction():
+        await lock_member(member)
+        owed = await issue_invoice(member, [Line("Monthly membership", kes(3000))], kind="new", plan_id=plan,
+                                   membership_id=past, due_date=start)
+    if current:
+        await make_membership(member, plan, today() - timedelta(days=5), today() + timedelta(days=25), "active")
+    trans_id = await _simulate(live, 3000, owed["number"])
+    assert (await _confirmation(trans_id))["outcome"] == "applied"
+    [paid] = await _completed(member)
+    page = await alice.get(f"/payments/{paid['id']}")
+    note = re.search(r'data-testid="membership-note">(.*?)</p>', page.text, re.S).group(1)
+    assert f"{owed['number']} was for " in note and "has ended" in note
+    if current:
+        assert f"current membership is {(await Plan.select(Plan.name).first())['name']} until" in note
+    else:
+        assert "There is no current membership: renew to keep training." in note
+    receipt = await document_context.receipt_context(paid["id"])
+    assert receipt["receipt"]["membership_note"] == note.replace("&#39;", "'")
+    assert note.replace("&#39;", "'") in email.render("receipt", receipt).text
+    assert ("renew" in sms_text("receipt", receipt)) is not current
     await assert_ledger_balanced()
 
 
