@@ -145,6 +145,16 @@ def _differs(stored, asked) -> bool:
     return stored != asked
 
 
+async def record_fact(payment: dict, reason: str, *, gateway_event: str | None = None,
+                      details: dict | None = None, staff_id: int | None = None) -> None:
+    """Something learnt about a payment that does not change its status (its M-Pesa code arrived,
+    a result was tied to it by phone and amount): an event beside the status changes, so every
+    change to a payment stays traceable to who or which gateway event made it."""
+    await PaymentEvent.insert(PaymentEvent(
+        payment=payment["id"], old_status=payment["status"], new_status=payment["status"], reason=reason,
+        staff=staff_id, gateway_event=gateway_event, details=details or {}, kind=STATUS))
+
+
 async def record_settlement(payment_id: int, facts: dict, *, staff_id: int | None = None,
                             gateway_event: str | None = None) -> None:
     """What a payment that just completed settled (invoices and amounts, credit added, balances

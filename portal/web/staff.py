@@ -49,6 +49,9 @@ def _validate(data: dict, new: bool) -> tuple[dict, dict]:
         errors["role"] = "Choose a role"
     if values["location"] and not values["location"].isdigit():
         errors["location"] = "Choose a location"
+    elif values["role"] == "front_desk" and not values["location"]:
+        # Cash always belongs to a desk: the close of that location counts what this login takes.
+        errors["location"] = "A front-desk login takes money at a desk: choose its location"
     if (new or values["password"]) and len(values["password"]) < 10:
         errors["password"] = "At least 10 characters"
     if not values["first_name"]:

@@ -54,7 +54,9 @@ async def test_an_admin_adds_staff_who_can_then_log_in(carol, app):
 
 async def test_an_admin_deactivates_staff_and_resets_a_password(carol, alice):
     alice_staff = await Staff.objects().where(Staff.user.username == "alice").first()
-    r = await carol.post(f"/staff/{alice_staff.id}/edit", {"first_name": "Alice", "role": "front_desk", "password": "new-password-99"})
+    loc = await make_location()
+    r = await carol.post(f"/staff/{alice_staff.id}/edit", {"first_name": "Alice", "role": "front_desk", "location": str(loc),
+                                                           "password": "new-password-99"})
     assert r.status_code == 303
     assert (await BaseUser.select(BaseUser.active).where(BaseUser.username == "alice").first())["active"] is False
     assert (await alice.get("/members")).status_code == 303
@@ -68,6 +70,21 @@ async def test_staff_form_errors(carol):
     assert field_error(r.text, "password") == "At least 10 characters"
     assert field_value(r.text, "username") == "X y"
     assert field_value(r.text, "password") is None or field_value(r.text, "password") == ""
+
+
+async def test_a_front_desk_login_belongs_to_a_desk(carol):
+    """Cash always belongs to a desk: a front-desk login with no location would take cash that no
+    day's close counts."""
+    loc = await make_location()
+    r = await carol.post("/staff/new", {"username": "wanjiru", "first_name": "Wanjiru", "role": "front_desk",
+                                        "location": "", "password": "wanjiru-password-1"})
+    assert r.status_code == 422
+    assert field_error(r.text, "location") == "A front-desk login takes money at a desk: choose its location"
+    assert field_value(r.text, "username") == "wanjiru"
+    r = await carol.post("/staff/new", {"username": "wanjiru", "first_name": "Wanjiru", "role": "front_desk",
+                                        "location": str(loc), "password": "wanjiru-password-1"})
+    assert r.status_code == 303
+    assert (await Staff.objects().where(Staff.user.username == "wanjiru").first()).location == loc
 
 
 async def test_an_admin_cannot_lock_themselves_out(carol):

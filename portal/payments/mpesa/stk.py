@@ -35,7 +35,7 @@ from portal.lib.phones import PhoneError, display_phone, safaricom_phone
 from portal.payments import state
 from portal.payments.service import Recorded, complete_payment
 from portal.settings import get_settings
-from tables.billing import Invoice, Payment, PaymentEvent
+from tables.billing import Invoice, Payment
 from tables.gateway import GatewayCallback
 from tables.members import Member
 from tables.statuses import IN_FLIGHT_SQL, OPEN_INVOICE
@@ -219,9 +219,8 @@ async def fill_in_code(payment: dict, receipt: str, source: str) -> bool:
     if not receipt or payment["reference"]:
         return False
     await Payment.update({Payment.reference: receipt}).where(Payment.id == payment["id"])
-    await PaymentEvent.insert(PaymentEvent(
-        payment=payment["id"], old_status=payment["status"], new_status=payment["status"], kind=state.STATUS,
-        reason=f"M-Pesa code {receipt} received", gateway_event=source, details={"mpesa_code": receipt}))
+    await state.record_fact(payment, f"M-Pesa code {receipt} received", gateway_event=source,
+                            details={"mpesa_code": receipt})
     await forget_receipts(payment["id"])
     return True
 
@@ -325,11 +324,10 @@ async def _place_unknown_result(row: dict, checkout: str, outcome: StkOutcome) -
         current = await state.lock(given_up[0]["id"])
         if current["gateway_ref"] is None:
             await Payment.update({Payment.gateway_ref: checkout}).where(Payment.id == current["id"])
-            await PaymentEvent.insert(PaymentEvent(
-                payment=current["id"], old_status=current["status"], new_status=current["status"], kind=state.STATUS,
-                reason=f"M-Pesa's answer to this prompt came after the portal stopped waiting; its result "
-                       f"(CheckoutRequestID {checkout}) was matched by phone and amount",
-                gateway_event=f"callback:{row['id']}", details={"matched_by": "phone and amount"}))
+            await state.record_fact(
+                current, f"M-Pesa's answer to this prompt came after the portal stopped waiting; its result "
+                         f"(CheckoutRequestID {checkout}) was matched by phone and amount",
+                gateway_event=f"callback:{row['id']}", details={"matched_by": "phone and amount"})
             return await Payment.select().where(Payment.id == current["id"]).first()
     other = await _receipt_already_recorded(outcome.receipt, 0)
     if other:
