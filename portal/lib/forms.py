@@ -117,7 +117,8 @@ def desk_payment_form(form: Form, currency: str) -> tuple[dict, dict]:
     """Cash, bank or cheque taken at the desk. Only what cannot be read is an error here; whether
     the values make a payment is for the payment rules (desk_payment_problems) to say. `clean` is
     there even when something could not be read, so those rules can be shown beside it."""
-    values = {k: _text(form, k) for k in ("method", "amount", "reference", "invoice", "idempotency_key", "note")}
+    values = {k: _text(form, k) for k in ("method", "amount", "reference", "invoice", "idempotency_key", "note",
+                                          "location")}
     errors: dict[str, str] = {}
     amount, problem = _money(values["amount"], currency)
     if problem:
@@ -125,7 +126,10 @@ def desk_payment_form(form: Form, currency: str) -> tuple[dict, dict]:
     if values["invoice"] and not values["invoice"].isdigit():
         errors["invoice"] = "Choose an invoice"
     clean = {"method": values["method"], "amount": amount, "reference": values["reference"], "note": values["note"],
-             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None}
+             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None,
+             # The desk, for a login that has none of its own (payments.service.desk_of).
+             "location_id": int(values["location"]) if values["location"].isdigit() and len(values["location"]) < 10
+             else None}
     return {**values, "clean": clean}, errors
 
 

@@ -22,6 +22,7 @@ from portal.lib.money import Money
 from portal.members.memberships import after_paying
 from portal.payments import state
 from tables.billing import Allocation, Invoice, Payment, PaymentEvent
+from tables.locations import Location
 from tables.statuses import OPEN_INVOICE
 
 DESK_METHODS = {"cash": "Cash", "bank": "Bank transfer", "cheque": "Cheque"}
@@ -51,6 +52,18 @@ def desk_payment_problems(*, method: str, amount: Money | None, reference: str) 
     return problems
 
 
+async def desk_of(location_id: int | None) -> int | None:
+    """Cash always belongs to a desk, whose close counts it: the one given (the login's own, or
+    the one chosen on the form), else the gym's only location. A gym with several must be told
+    which; one that has set up none has no close to count it in (None)."""
+    if location_id is not None:
+        return location_id
+    desks = await Location.select(Location.id).where(Location.active == True).limit(2)  # noqa: E712
+    if len(desks) > 1:
+        raise RuleBroken("Choose the desk that takes this money", field="location")
+    return desks[0]["id"] if desks else None
+
+
 async def record_desk_payment(*, member_id: int, method: str, amount: Money, reference: str = "",
                               invoice_id: int | None = None, idempotency_key: str, staff_id: int,
                               location_id: int | None, note: str = "") -> Recorded:
@@ -58,6 +71,7 @@ async def record_desk_payment(*, member_id: int, method: str, amount: Money, ref
     problems = desk_payment_problems(method=method, amount=amount, reference=reference)
     if problems:
         raise problems[0]
+    location_id = await desk_of(location_id)
     async with db.transaction():
         await lock_member(member_id)
         if invoice_id is not None:

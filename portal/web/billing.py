@@ -57,7 +57,7 @@ FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENC
 
 def _desk_field(error: RuleBroken) -> str:
     # The form has no place of its own for the invoice: its problems show under the amount.
-    return error.field if error.field in ("method", "amount", "reference") else "amount"
+    return error.field if error.field in ("method", "amount", "reference", "location") else "amount"
 
 
 @post("/members/{member_id:int}/payments", guards=[staff_required], status_code=200)
@@ -74,7 +74,7 @@ async def record_payment(request: Request, member_id: FromPath[int], data: FormD
             recorded = await record_desk_payment(
                 member_id=member_id, method=clean["method"], amount=clean["amount"], reference=clean["reference"],
                 invoice_id=clean["invoice_id"], idempotency_key=values["idempotency_key"], staff_id=user.staff_id,
-                location_id=user.location_id, note=clean["note"])
+                location_id=user.location_id or clean["location_id"], note=clean["note"])
         except KeyReused as e:
             # Sent again after Back, and changed: never the first payment in its place, never silently.
             values["idempotency_key"] = new_idempotency_key()

@@ -22,6 +22,7 @@ from portal.payments.cards.refunds import refunds_of
 from portal.payments.mpesa.reversal import reversal_state
 from portal.payments.service import METHOD_LABELS, payment_history
 from tables.billing import CreditNote, Invoice, Payment
+from tables.locations import Location
 from tables.members import Plan
 from tables.statuses import IN_FLIGHT, OPEN_INVOICE
 
@@ -106,6 +107,8 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
         "created": created, "owed": owed, "credit": credit, "invoices": invoices, "open_invoices": open_invoices,
         "payments": payments, "member_messages": recent_messages, "member_failures": message_failures,
         "pay_values": pay_values, "pay_errors": pay_errors or {},
+        "desks": await Location.select(Location.id, Location.name).where(Location.active == True).order_by(  # noqa: E712
+            Location.name),
         "plan_values": plan_values or {"start_date": today().isoformat()}, "plan_errors": plan_errors or {},
     })
 

@@ -8,6 +8,7 @@ from portal.lib.errors import RuleBroken
 from portal.lib.money import Money
 from portal.payments.service import desk_payment_problems
 from tables.billing import Payment
+from tables.locations import Location
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member
 from tests.support.client import field_error
@@ -73,3 +74,39 @@ async def test_the_desk_form_shows_each_refusal_under_its_field(alice):
                                                         "reference": "Enter the cheque number"}
     assert await record(method="cash", amount="500", invoice=str(inv["id"])) == {"amount": "That invoice is not open"}
     assert await Payment.count() == 1
+
+
+async def test_cash_always_belongs_to_a_desk(alice):
+    """A login with no desk of its own, in a gym with two: the desk must be chosen, and the chosen
+    desk's close counts the cash. With only one desk, that one."""
+    from portal.billing.closes import expected
+    from portal.lib.clock import today
+    from tests.factories import make_location
+
+    member = await make_member()
+    westlands, karen = await make_location("WST", "Westlands"), await make_location("KRN", "Karen")
+    form = {"method": "cash", "amount": "200", "idempotency_key": "desk-1"}
+    page = await alice.get(f"/members/{member}")
+    assert 'data-testid="pay-desk"' in page.text
+    r = await alice.post(f"/members/{member}/payments", form)
+    assert r.status_code == 422
+    assert field_error(r.text, "location") == "Choose the desk that takes this money"
+    assert await Payment.count() == 0
+    r = await alice.post(f"/members/{member}/payments", {**form, "location": str(karen)})
+    assert r.status_code == 303, r.text
+    paid = await Payment.select().first()
+    assert paid["location"] == karen
+    counted = await expected(karen, today())
+    assert [c["expected"] for c in counted["cash_by_staff"]] == ["200.00"]
+    assert (await expected(westlands, today()))["cash_by_staff"] == []
+
+
+
+async def test_in_a_gym_with_one_desk_cash_is_that_desks(db):
+    from tests.factories import make_location
+
+    only = await make_location("WST", "Westlands")
+    await make_location("OLD", "Closed branch")
+    await Location.update({Location.active: False}).where(Location.code == "OLD")
+    recorded = await pay(await make_member(), 500)
+    assert recorded.payment["location"] == only
