@@ -113,6 +113,17 @@ def _money(text: str, currency: str) -> tuple[Money | None, str | None]:
         return None, _sentence(str(e))
 
 
+def confirmed_amount(form: Form, amount: Money | None) -> bool:
+    """Staff ticked "confirm" for this very amount (the box carries the amount it was shown for):
+    an amount changed after the question is asked about again."""
+    if amount is None:
+        return False
+    try:
+        return Money.parse(_text(form, "confirmed"), amount.currency) == amount
+    except MoneyParseError:
+        return False
+
+
 def desk_payment_form(form: Form, currency: str) -> tuple[dict, dict]:
     """Cash, bank or cheque taken at the desk. Only what cannot be read is an error here; whether
     the values make a payment is for the payment rules (desk_payment_problems) to say. `clean` is
@@ -125,7 +136,8 @@ def desk_payment_form(form: Form, currency: str) -> tuple[dict, dict]:
     if values["invoice"] and not values["invoice"].isdigit():
         errors["invoice"] = "Choose an invoice"
     clean = {"method": values["method"], "amount": amount, "reference": values["reference"], "note": values["note"],
-             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None}
+             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None,
+             "confirmed": confirmed_amount(form, amount)}
     return {**values, "clean": clean}, errors
 
 
@@ -137,7 +149,8 @@ def stk_form(form: Form, currency: str) -> tuple[dict, dict]:
     errors = {"amount": problem} if problem else {}
     # A stray invoice value asks for no particular invoice, as it always has on this form.
     clean = {"phone": values["phone"], "amount": amount,
-             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None}
+             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None,
+             "confirmed": confirmed_amount(form, amount)}
     return ({**values, "clean": clean} if not errors else values), errors
 
 
