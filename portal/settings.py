@@ -96,6 +96,10 @@ class _Env:
             raise SettingsError(f"{name}={raw}: expected between {minimum} and {maximum}")
         return value
 
+    def amount(self, name: str, default: int, maximum: int = 100_000_000) -> Decimal:
+        """A limit on payments: a whole amount of the gym's currency, at least 1."""
+        return Decimal(self.int(name, default, 1, maximum))
+
     def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
         value = self.str(name, default)
         if value and urlparse(value).scheme not in schemes:
@@ -165,6 +169,14 @@ class Settings:
     pay_attempts_per_hour: int
     login_max_failures: int
     login_window_minutes: int
+    # The most one payment may be, by method (whole units of CURRENCY), and the amount above which
+    # staff confirm what they typed (desk payments, M-Pesa prompts, refunds). See from_env for why.
+    mpesa_max_amount: Decimal
+    cash_max_amount: Decimal
+    bank_max_amount: Decimal
+    cheque_max_amount: Decimal
+    card_max_amount: Decimal
+    large_amount_confirm: Decimal
 
     @property
     def tz(self) -> ZoneInfo:
@@ -295,6 +307,24 @@ class Settings:
             pay_attempts_per_hour=env.int("PAY_ATTEMPTS_PER_HOUR", 10, 1, 100_000),
             login_max_failures=env.int("LOGIN_MAX_FAILURES", 5, 1, 1000),
             login_window_minutes=env.int("LOGIN_WINDOW_MINUTES", 15, 1, 24 * 60),
+            # Safaricom's per-transaction limit (its M-Pesa Express FAQ; press reports 150,000 for
+            # some accounts: set that if prompts above it fail). A prompt above it cannot succeed,
+            # and none can be above the daily limit of 500,000.
+            mpesa_max_amount=env.amount("MPESA_MAX_AMOUNT", 250_000, maximum=500_000),
+            # Cash is counted and kept at the desk: this is already over three years of a 30,000
+            # annual plan in notes; more should come by bank.
+            cash_max_amount=env.amount("CASH_MAX_AMOUNT", 100_000),
+            # A transfer or cheque is checked against the bank statement, so larger is fine (a company
+            # paying for its staff); 1,000,000 is also the Central Bank of Kenya's cap on one
+            # cheque (since 2020).
+            bank_max_amount=env.amount("BANK_MAX_AMOUNT", 1_000_000),
+            cheque_max_amount=env.amount("CHEQUE_MAX_AMOUNT", 1_000_000),
+            # Ten years of a 30,000 annual plan: a card payment above it is a typo, or a stolen card
+            # tried for a large sum.
+            card_max_amount=env.amount("CARD_MAX_AMOUNT", 300_000),
+            # Above this, what staff typed is shown back for a second look before anything is recorded
+            # (about two annual memberships: rare at the desk, easy to type by one zero too many).
+            large_amount_confirm=env.amount("LARGE_AMOUNT_CONFIRM", 50_000),
         )
 
     def check_for_serving(self) -> None:

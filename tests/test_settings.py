@@ -78,3 +78,25 @@ def test_dotenv_fills_in_but_the_environment_wins(tmp_path):
 def test_describe_masks_secrets():
     d = make(DARAJA_PASSKEY="very-secret").describe()
     assert d["daraja_passkey"] == "***" and d["secret_key"] == "***" and d["port"] == "8000"
+
+
+def test_payment_limits_have_sane_defaults():
+    s = make()
+    assert (s.mpesa_max_amount, s.cash_max_amount, s.bank_max_amount, s.cheque_max_amount, s.card_max_amount) == (
+        250_000, 100_000, 1_000_000, 1_000_000, 300_000)
+    assert s.large_amount_confirm == 50_000
+    assert make(MPESA_MAX_AMOUNT="150000", LARGE_AMOUNT_CONFIRM="20000").mpesa_max_amount == 150_000
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"MPESA_MAX_AMOUNT": "1e3"}, "MPESA_MAX_AMOUNT='1e3': expected a whole number"),
+    ({"CASH_MAX_AMOUNT": "100,000"}, "CASH_MAX_AMOUNT='100,000': expected a whole number"),
+    ({"CARD_MAX_AMOUNT": "0"}, "CARD_MAX_AMOUNT=0: expected between 1 and"),
+    ({"LARGE_AMOUNT_CONFIRM": "-1"}, "LARGE_AMOUNT_CONFIRM=-1: expected between 1 and"),
+    # Above Safaricom's daily limit (500,000) no single payment can go through.
+    ({"MPESA_MAX_AMOUNT": "500001"}, "MPESA_MAX_AMOUNT=500001: expected between 1 and 500000"),
+])
+def test_bad_payment_limits_are_errors_that_name_the_variable(env, message):
+    with pytest.raises(SettingsError) as e:
+        make(**env)
+    assert message in str(e.value)

@@ -53,9 +53,8 @@ GATEWAY = "daraja"
 NAIROBI = ZoneInfo("Africa/Nairobi")
 LIVE_HOST = "api.safaricom.co.ke"
 
-# Per-transaction cap: the official FAQ says 250,000, press coverage since 2023 says 150,000
-# (gateways.md §1.14, [U]). We refuse above the lower figure; pass max_amount to change it.
-DEFAULT_MAX_AMOUNT = Decimal("150000")
+# The per-transaction cap is the setting MPESA_MAX_AMOUNT (the official FAQ says 250,000, press
+# coverage since 2023 says 150,000: gateways.md §1.14, [U]); the client takes it from Settings.
 MAX_ACCOUNT_REFERENCE = 12
 MAX_TRANSACTION_DESC = 13
 MAX_REMARKS = 100
@@ -203,7 +202,7 @@ def check_callback_url(url: str, field: str = "callback_url", *,
 
 
 def whole_shillings(amount: Money | Decimal | int, field: str = "amount", *,
-                    max_amount: Decimal | int = DEFAULT_MAX_AMOUNT, currency: str = "KES") -> int:
+                    max_amount: Decimal | int, currency: str = "KES") -> int:
     """M-Pesa takes whole shillings from 1 to max_amount. Fractions are refused, never rounded;
     floats are refused outright."""
     if isinstance(amount, Money):
@@ -252,7 +251,7 @@ def _text(value: str, field: str, max_len: int, *, required: bool, min_len: int 
 
 def validate_stk_request(phone: str, amount: Money | Decimal | int, account_reference: str,
                          description: str, callback_url: str, *,
-                         max_amount: Decimal | int = DEFAULT_MAX_AMOUNT,
+                         max_amount: Decimal | int,
                          require_https: bool = False) -> StkRequest:
     """Everything Daraja would refuse about an STK push, refused here first (§1.4, §1.14)."""
     return StkRequest(
@@ -420,7 +419,7 @@ class DarajaClient:
 
     def __init__(self, settings: Settings, http_client: httpx.AsyncClient | None = None, *,
                  initiator: str | None = None, security_credential: str | None = None,
-                 max_amount: Decimal | int = DEFAULT_MAX_AMOUNT) -> None:
+                 max_amount: Decimal | int | None = None) -> None:
         self.settings = settings
         self.base_url = settings.daraja_base_url.rstrip("/")
         self._http = http_client or make_http_client(timeout=read_timeout(settings))
@@ -429,7 +428,7 @@ class DarajaClient:
                           else getattr(settings, "daraja_initiator", ""))
         self.security_credential = (security_credential if security_credential is not None
                                     else getattr(settings, "daraja_security_credential", ""))
-        self.max_amount = Decimal(max_amount)
+        self.max_amount = Decimal(settings.mpesa_max_amount if max_amount is None else max_amount)
         self.live = urlsplit(self.base_url).hostname == LIVE_HOST
         self.tokens = TokenStore(token_key(settings))
 

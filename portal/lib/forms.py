@@ -113,6 +113,17 @@ def _money(text: str, currency: str) -> tuple[Money | None, str | None]:
         return None, _sentence(str(e))
 
 
+def confirmed_amount(form: Form, amount: Money | None) -> bool:
+    """Staff ticked "confirm" for this very amount (the box carries the amount it was shown for):
+    an amount changed after the question is asked about again."""
+    if amount is None:
+        return False
+    try:
+        return Money.parse(_text(form, "confirmed"), amount.currency) == amount
+    except MoneyParseError:
+        return False
+
+
 def desk_payment_form(form: Form, currency: str) -> tuple[dict, dict]:
     """Cash, bank or cheque taken at the desk. Only what cannot be read is an error here; whether
     the values make a payment is for the payment rules (desk_payment_problems) to say. `clean` is
@@ -129,7 +140,8 @@ def desk_payment_form(form: Form, currency: str) -> tuple[dict, dict]:
              "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None,
              # The desk, for a login that has none of its own (payments.service.desk_of).
              "location_id": int(values["location"]) if values["location"].isdigit() and len(values["location"]) < 10
-             else None}
+             else None,
+             "confirmed": confirmed_amount(form, amount)}
     return {**values, "clean": clean}, errors
 
 
@@ -141,7 +153,8 @@ def stk_form(form: Form, currency: str) -> tuple[dict, dict]:
     errors = {"amount": problem} if problem else {}
     # A stray invoice value asks for no particular invoice, as it always has on this form.
     clean = {"phone": values["phone"], "amount": amount,
-             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None}
+             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None,
+             "confirmed": confirmed_amount(form, amount)}
     return ({**values, "clean": clean} if not errors else values), errors
 
 

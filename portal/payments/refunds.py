@@ -11,11 +11,13 @@ what is its own (M-Pesa reverses whole payments only, a card needs Flutterwave's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from portal.documents.requests import request_document
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
 from portal.payments.cards.refunds import request_card_refund, request_card_refund_job
+from portal.payments.limits import check_confirmed
 from portal.payments.mpesa import reversal
 from portal.payments.service import refund_payment
 from tables.billing import Payment
@@ -35,8 +37,21 @@ def refund_reason(reason: str) -> str:
     return reason
 
 
-async def start_refund(payment_id: int, amount: Money | None, reason: str, staff_id: int) -> RefundStarted:
-    """Refund `amount` of a payment (None: all that is left) by the rail it came in on."""
+def refundable_problem(amount: Money, left: Money) -> RuleBroken | None:
+    """A refund is more than zero and never more than what the payment has left (each rail asks
+    again under its lock, where refunds made meanwhile count too)."""
+    if left.amount <= 0:
+        return RuleBroken("Nothing is left to refund on this payment", field="amount")
+    if amount.currency != left.currency or amount.amount <= 0 or amount > left:
+        return RuleBroken(f"Refund between {Money(Decimal(1), left.currency).format()} and {left.format()}",
+                          field="amount")
+    return None
+
+
+async def start_refund(payment_id: int, amount: Money | None, reason: str, staff_id: int, *,
+                       confirmed: bool = False) -> RefundStarted:
+    """Refund `amount` of a payment (None: all that is left) by the rail it came in on. A large
+    refund goes ahead only once confirmed (NeedsConfirmation until then)."""
     reason = refund_reason(reason)
     payment = await Payment.select(Payment.method, Payment.amount, Payment.refunded, Payment.currency).where(
         Payment.id == payment_id).first()
@@ -44,9 +59,14 @@ async def start_refund(payment_id: int, amount: Money | None, reason: str, staff
         raise NotFound("payment")
     left = Money(payment["amount"] - payment["refunded"], payment["currency"])
     amount = left if amount is None else amount
+    if payment["method"] == "mpesa" and amount != Money(payment["amount"], payment["currency"]):
+        raise RuleBroken("M-Pesa reverses the whole payment: use Reverse", field="amount")
+    problem = refundable_problem(amount, left)
+    if problem:
+        raise problem
+    # Asked once the amount is known to be refundable: nobody confirms a refund that cannot be.
+    check_confirmed(amount, confirmed)
     if payment["method"] == "mpesa":
-        if amount != Money(payment["amount"], payment["currency"]):
-            raise RuleBroken("M-Pesa reverses the whole payment: use Reverse", field="amount")
         req = await reversal.request_reversal(payment_id, reason, staff_id)
         if req["status"] == "requested":
             await reversal.request_reversal_job(req["id"])

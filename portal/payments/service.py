@@ -21,12 +21,12 @@ from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
 from portal.members.memberships import after_paying
 from portal.payments import state
+from portal.payments.limits import METHOD_LABELS, check_confirmed, over_limit
 from tables.billing import Allocation, Invoice, Payment, PaymentEvent
 from tables.locations import Location
 from tables.statuses import OPEN_INVOICE
 
-DESK_METHODS = {"cash": "Cash", "bank": "Bank transfer", "cheque": "Cheque"}
-METHOD_LABELS = {**DESK_METHODS, "mpesa": "M-Pesa", "card": "Card"}
+DESK_METHODS = {method: METHOD_LABELS[method] for method in ("cash", "bank", "cheque")}
 # Which ledger account holds money received by each method.
 ACCOUNT_FOR = {"cash": "cash", "bank": "bank", "cheque": "cheque", "mpesa": "mpesa", "card": "card"}
 
@@ -46,6 +46,8 @@ def desk_payment_problems(*, method: str, amount: Money | None, reference: str) 
         problems.append(RuleBroken("Choose cash, bank transfer or cheque", field="method"))
     if amount is not None and amount.amount <= 0:
         problems.append(RuleBroken("Enter an amount above zero", field="amount"))
+    elif amount is not None and method in DESK_METHODS and (too_much := over_limit(method, amount)):
+        problems.append(too_much)
     if method in ("bank", "cheque") and not reference.strip():
         problems.append(RuleBroken("Enter the cheque number" if method == "cheque" else "Enter the bank reference",
                                    field="reference"))
@@ -66,11 +68,13 @@ async def desk_of(location_id: int | None) -> int | None:
 
 async def record_desk_payment(*, member_id: int, method: str, amount: Money, reference: str = "",
                               invoice_id: int | None = None, idempotency_key: str, staff_id: int,
-                              location_id: int | None, note: str = "") -> Recorded:
-    """Cash, bank transfer or cheque taken at the desk: recorded and completed in one go."""
+                              location_id: int | None, note: str = "", confirmed: bool = False) -> Recorded:
+    """Cash, bank transfer or cheque taken at the desk: recorded and completed in one go. A large
+    amount is recorded only once staff have confirmed it (NeedsConfirmation until then)."""
     problems = desk_payment_problems(method=method, amount=amount, reference=reference)
     if problems:
         raise problems[0]
+    check_confirmed(amount, confirmed)
     location_id = await desk_of(location_id)
     async with db.transaction():
         await lock_member(member_id)

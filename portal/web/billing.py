@@ -20,9 +20,10 @@ from portal.documents import store as document_store
 from portal.documents.requests import request_document, request_receipts
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
-from portal.lib.forms import desk_payment_form, parse_date
+from portal.lib.forms import confirmed_amount, desk_payment_form, parse_date
 from portal.lib.money import Money, MoneyParseError
 from portal.members.members import get_member
+from portal.payments.limits import NeedsConfirmation
 from portal.payments.queries import (
     CSV_COLUMNS,
     METHODS,
@@ -39,6 +40,7 @@ from portal.payments.service import (
 )
 from portal.payments.state import KeyReused
 from portal.web.pages import (
+    ask_to_confirm,
     member_page,
     new_idempotency_key,
     payment_or_404,
@@ -74,7 +76,10 @@ async def record_payment(request: Request, member_id: FromPath[int], data: FormD
             recorded = await record_desk_payment(
                 member_id=member_id, method=clean["method"], amount=clean["amount"], reference=clean["reference"],
                 invoice_id=clean["invoice_id"], idempotency_key=values["idempotency_key"], staff_id=user.staff_id,
-                location_id=user.location_id or clean["location_id"], note=clean["note"])
+                location_id=user.location_id or clean["location_id"], note=clean["note"], confirmed=clean["confirmed"])
+        except NeedsConfirmation as e:
+            errors["amount"] = str(e)
+            values.update(ask_to_confirm(clean["amount"]))
         except KeyReused as e:
             # Sent again after Back, and changed: never the first payment in its place, never silently.
             values["idempotency_key"] = new_idempotency_key()
@@ -114,9 +119,14 @@ async def payment_refund(request: Request, payment_id: FromPath[int], data: Form
     except RuleBroken as e:
         errors["reason"] = str(e)
     if not errors:
+        asked = amount if amount is not None else Money(payment["amount"] - payment["refunded"], payment["currency"])
         try:
-            await start_refund(payment_id, amount, values["reason"], request.scope["user"].staff_id)
+            await start_refund(payment_id, amount, values["reason"], request.scope["user"].staff_id,
+                               confirmed=confirmed_amount(data, asked))
             return Redirect(f"/payments/{payment_id}", status_code=303)
+        except NeedsConfirmation as e:
+            errors["refund_amount"] = str(e)
+            values.update(ask_to_confirm(asked))
         except RuleBroken as e:
             errors["reason" if e.field == "reason" else "refund_amount"] = str(e)
     return await payment_page_response(payment_id, status=422, refund_values=values, refund_errors=errors)

@@ -12,10 +12,11 @@ from litestar.response import Redirect, Template
 from portal.auth import staff_required
 from portal.lib.errors import RuleBroken
 from portal.lib.forms import stk_form
+from portal.payments.limits import NeedsConfirmation
 from portal.payments.mpesa import stk as mpesa
 from portal.payments.mpesa.stk import request_stk_push
 from portal.payments.state import KeyReused
-from portal.web.pages import member_page, new_idempotency_key, stk_context
+from portal.web.pages import ask_to_confirm, member_page, new_idempotency_key, stk_context
 from portal.web.templating import is_htmx
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -31,7 +32,10 @@ async def request_mpesa(request: Request, member_id: FromPath[int], data: FormDa
             recorded = await mpesa.start_stk_push(
                 member_id=member_id, phone=clean["phone"], amount=clean["amount"],
                 idempotency_key=values["idempotency_key"], invoice_id=clean["invoice_id"],
-                staff_id=user.staff_id, location_id=user.location_id)
+                staff_id=user.staff_id, location_id=user.location_id, confirmed=clean["confirmed"])
+        except NeedsConfirmation as e:
+            errors["amount"] = str(e)
+            values.update(ask_to_confirm(clean["amount"]))
         except KeyReused as e:
             values["idempotency_key"] = new_idempotency_key()
             return await member_page(member_id, status=409, mpesa_values=values,

@@ -14,6 +14,7 @@ from portal.billing import ledger
 from portal.documents import store as document_store
 from portal.lib.clock import today
 from portal.lib.errors import NotFound
+from portal.lib.money import Money
 from portal.lib.phones import display_phone
 from portal.members import members, memberships
 from portal.messages.queries import member_messages
@@ -80,6 +81,11 @@ async def payment_page_response(payment_id: int, *, status: int = 200, refund_va
         "documents": await _documents_for_payment(payment) if payment["receipt_number"] else [],
         "credit_notes": notes, "refund_values": refund_values or {}, "refund_errors": refund_errors or {}, **live,
     })
+
+
+def ask_to_confirm(amount: Money) -> dict:
+    """What a form shown again for a large amount carries: its confirm box, for this amount."""
+    return {"confirm": str(amount.amount), "confirm_text": amount.format()}
 
 
 async def member_page(member_id: int, *, status: int = 200, created: bool = False, pay_values: dict | None = None,

@@ -148,6 +148,32 @@ async def test_the_pay_page_says_under_the_phone_that_m_pesa_needs_safaricom(app
     assert await Payment.count() == 0
 
 
+async def test_the_pay_page_keeps_each_method_to_its_limit(app, alice):
+    member = await make_member("Brian", "Otieno")
+    inv = await invoice_for(member, 400000)  # a company's year for its staff, say
+    token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
+    async with PortalClient(app) as phone:
+        prompt = await phone.post(f"/pay/{token}/mpesa", {"phone": "0712 345 678", "attempt": "1"})
+        assert prompt.status_code == 422
+        assert "M-Pesa payments are limited to KES 250,000 each" in prompt.text
+        assert 'value="0712 345 678" data-testid="pay-phone"' in prompt.text
+        card = await phone.post(f"/pay/{token}/card", {"attempt": "2"})
+        assert card.status_code == 422 and "Card payments are limited to KES 300,000 each" in card.text
+    desk = await alice.post(f"/members/{member}/card", {"amount": "400000", "idempotency_key": "desk-card"})
+    assert desk.status_code == 422 and field_error(desk.text, "card") == "Card payments are limited to KES 300,000 each"
+    assert await Payment.count() == 0  # nothing asked of Safaricom or Flutterwave
+
+
+async def test_a_member_is_not_asked_to_confirm_a_large_invoice(app, alice):
+    member = await make_member("Brian", "Otieno")
+    inv = await invoice_for(member, 120000)  # above LARGE_AMOUNT_CONFIRM: a question for staff, not members
+    token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
+    async with PortalClient(app) as phone:
+        r = await phone.post(f"/pay/{token}/mpesa", {"phone": "0712 345 678", "attempt": "1"})
+    assert r.status_code == 303
+    assert (await Payment.select(Payment.amount).first())["amount"] == 120000
+
+
 async def test_the_member_pays_by_mpesa_from_the_link(live, worker, alice):
     member = await make_member("Achieng", "Odhiambo", phone=PHONES["success"])
     inv = await invoice_for(member, 3000)
@@ -215,7 +241,7 @@ async def test_a_big_gyms_invoice_pdf_is_stored_under_its_full_subject(alice):
     await PayLink.raw("ALTER SEQUENCE pay_link_id_seq RESTART WITH 9999990")
     member = await make_member()
     inv = await invoice_for(member, 1234567)
-    await pay(member, 1000000, invoice_id=inv["id"])
+    await pay(member, 1000, invoice_id=inv["id"])
     subject = await document_store.invoice_subject(inv["id"])
     assert len(subject) > 40, subject  # the old column's width
     stored = await document_store.render_and_store("invoice", subject)

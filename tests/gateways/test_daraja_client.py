@@ -41,7 +41,7 @@ async def register(daraja):
 @pytest.mark.parametrize("field, args", [
     ("amount", ("0712345678", Money(Decimal("3000.50")), "PTF0001", "Membership", None)),
     ("amount", ("0712345678", Decimal("0"), "PTF0001", "Membership", None)),
-    ("amount", ("0712345678", Decimal("150001"), "PTF0001", "Membership", None)),
+    ("amount", ("0712345678", Decimal("250001"), "PTF0001", "Membership", None)),  # MPESA_MAX_AMOUNT + 1
     ("amount", ("0712345678", 3000.0, "PTF0001", "Membership", None)),
     ("phone", ("0812345678", KES, "PTF0001", "Membership", None)),
     ("phone", ("255712345678", KES, "PTF0001", "Membership", None)),

@@ -31,7 +31,8 @@ CALLBACK = "https://gym.example.com/hooks/daraja/stk/abc123"
 
 def valid(**overrides):
     args = {"phone": "0712345678", "amount": Money(Decimal("3000")), "account_reference": "PTF0001",
-            "description": "Membership", "callback_url": CALLBACK}
+            "description": "Membership", "callback_url": CALLBACK,
+            "max_amount": Decimal("150000")}  # the lower of the two caps reported (gateways.md §1.14)
     args.update(overrides)
     return validate_stk_request(**args)
 

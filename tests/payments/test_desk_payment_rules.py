@@ -1,17 +1,20 @@
 """The desk payment rules, called as the handler calls them: each refusal names the field it is about."""
 
+import re
 from decimal import Decimal
 
 import pytest
 
 from portal.lib.errors import RuleBroken
 from portal.lib.money import Money
+from portal.payments.limits import NeedsConfirmation
 from portal.payments.service import desk_payment_problems
+from portal.settings import get_settings
 from tables.billing import Payment
 from tables.locations import Location
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member
-from tests.support.client import field_error
+from tests.support.client import field_error, field_value
 
 
 @pytest.mark.parametrize("method, message", [("bank", "Enter the bank reference"),
@@ -101,7 +104,6 @@ async def test_cash_always_belongs_to_a_desk(alice):
     assert (await expected(westlands, today()))["cash_by_staff"] == []
 
 
-
 async def test_in_a_gym_with_one_desk_cash_is_that_desks(db):
     from tests.factories import make_location
 
@@ -110,3 +112,93 @@ async def test_in_a_gym_with_one_desk_cash_is_that_desks(db):
     await Location.update({Location.active: False}).where(Location.code == "OLD")
     recorded = await pay(await make_member(), 500)
     assert recorded.payment["location"] == only
+
+
+# --- limits per method and large amounts (issue 11.8) ---------------------------------------------
+
+@pytest.mark.parametrize("method, reference, typed, message", [
+    ("cash", "", "10,000,000", "Cash payments are limited to KES 100,000 each"),
+    ("cash", "", "100000.01", "Cash payments are limited to KES 100,000 each"),
+    ("bank", "EQ-1", "1000001", "Bank transfer payments are limited to KES 1,000,000 each"),
+    ("cheque", "000123", "1000001", "Cheque payments are limited to KES 1,000,000 each"),
+])
+async def test_an_amount_above_the_methods_limit_is_refused_under_the_amount(alice, method, reference, typed, message):
+    member = await make_member()
+    r = await alice.post(f"/members/{member}/payments", {"method": method, "amount": typed, "reference": reference,
+                                                        "idempotency_key": "too-much", "confirmed": typed})
+    assert r.status_code == 422
+    assert field_error(r.text, "amount") == message
+    assert f'value="{typed}" data-testid="pay-amount"' in r.text and field_value(r.text, "reference") == reference
+    assert 'data-testid="pay-confirmed"' not in r.text  # refused, not a question
+    assert await Payment.count() == 0
+
+
+async def test_a_limit_comes_from_the_settings(alice, monkeypatch):
+    monkeypatch.setenv("CASH_MAX_AMOUNT", "5000")
+    get_settings.cache_clear()
+    try:
+        member = await make_member()
+        r = await alice.post(f"/members/{member}/payments", {"method": "cash", "amount": "5001", "idempotency_key": "k"})
+        assert field_error(r.text, "amount") == "Cash payments are limited to KES 5,000 each"
+        ok = await alice.post(f"/members/{member}/payments", {"method": "cash", "amount": "5000", "idempotency_key": "k"})
+        assert ok.status_code == 303
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+async def test_a_large_amount_is_recorded_only_once_confirmed(alice):
+    member = await make_member()
+    inv = await invoice_for(member, 90000)
+    form = {"method": "bank", "amount": "80,000", "reference": "EQ-778812", "invoice": str(inv["id"]),
+            "idempotency_key": "large-1"}
+    asked = await alice.post(f"/members/{member}/payments", form)
+    assert asked.status_code == 422
+    assert field_error(asked.text, "amount") == "KES 80,000 is a large amount: check it and confirm"
+    # Everything typed comes back, with the same key and a box that confirms this very amount.
+    assert 'name="idempotency_key" value="large-1"' in asked.text
+    assert 'value="80,000" data-testid="pay-amount"' in asked.text and field_value(asked.text, "reference") == "EQ-778812"
+    assert f'<option value="{inv["id"]}" selected>' in asked.text
+    box = re.search(r'<input type="checkbox" name="confirmed" value="([^"]+)" autofocus data-testid="pay-confirmed">',
+                    asked.text)
+    assert box and box.group(1) == "80000.00"
+    assert await Payment.count() == 0
+
+    unticked = await alice.post(f"/members/{member}/payments", form)  # Enter again without ticking the box
+    assert unticked.status_code == 422 and await Payment.count() == 0
+    done = await alice.post(f"/members/{member}/payments", {**form, "confirmed": box.group(1)})
+    assert done.status_code == 303
+    again = await alice.post(f"/members/{member}/payments", {**form, "confirmed": box.group(1)})
+    assert again.headers["location"] == done.headers["location"]  # the same payment, once
+    [payment] = await Payment.select()
+    assert (payment["amount"], payment["method"], payment["invoice"]) == (Decimal("80000"), "bank", inv["id"])
+
+
+async def test_a_confirmation_is_for_the_amount_it_was_shown_for(alice):
+    member = await make_member()
+    form = {"method": "cash", "amount": "90000", "idempotency_key": "large-2", "confirmed": "60000.00"}
+    r = await alice.post(f"/members/{member}/payments", form)  # 60,000 confirmed, then changed to 90,000
+    assert r.status_code == 422
+    assert field_error(r.text, "amount") == "KES 90,000 is a large amount: check it and confirm"
+    assert await Payment.count() == 0
+    # Sent by htmx (the X-CSRFToken header) it confirms the same way.
+    assert (await alice.post(f"/members/{member}/payments", {**form, "confirmed": "90000"}, htmx=True)).status_code == 303
+    assert await Payment.count() == 1
+
+
+async def test_the_amount_up_to_the_threshold_needs_no_confirmation(alice):
+    member = await make_member()
+    r = await alice.post(f"/members/{member}/payments", {"method": "cash", "amount": "50000", "idempotency_key": "k"})
+    assert r.status_code == 303
+
+
+async def test_the_rule_holds_whoever_calls_it(db):
+    member = await make_member()
+    with pytest.raises(NeedsConfirmation) as asked:
+        await pay(member, 50000.01)
+    assert (asked.value.field, str(asked.value)) == ("amount", "KES 50,000.01 is a large amount: check it and confirm")
+    with pytest.raises(RuleBroken) as refused:
+        await pay(member, 100001, confirmed=True)
+    assert str(refused.value) == "Cash payments are limited to KES 100,000 each"
+    assert await Payment.count() == 0
+    assert (await pay(member, 50000.01, confirmed=True)).created

@@ -2,11 +2,15 @@
 
 import csv
 import io
+import re
+from decimal import Decimal
 
 import pytest
 
+from portal.lib.errors import RuleBroken
+from portal.payments.refunds import start_refund
 from tables.audit import AuditLog
-from tables.billing import Invoice, Payment
+from tables.billing import CreditNote, Invoice, Payment
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member
 from tests.support.client import field_error, field_value
@@ -84,6 +88,47 @@ async def test_a_manager_refunds_with_a_reason(bob):
     audit = await AuditLog.select().where(AuditLog.action == "payment.refunded").first()
     assert audit["reason"] == "Charged twice at the desk" and audit["staff"] is not None
     assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "partially_paid"
+
+
+async def test_a_refund_is_never_more_than_what_is_left(bob):
+    member, _ = await _member_with_invoice()
+    payment = (await pay(member, 3000)).payment
+    url = f"/payments/{payment['id']}/refund"
+    for typed in ("10000000", "3000.01", "0"):  # a typo, a cent too much, nothing
+        r = await bob.post(url, {"amount": typed, "reason": "Member left", "confirmed": typed})
+        assert r.status_code == 422
+        assert field_error(r.text, "refund_amount") == "Refund between KES 1 and KES 3,000"
+        assert 'data-testid="refund-confirmed"' not in r.text  # never asked to confirm what cannot be
+    assert (await bob.post(url, {"amount": "2000", "reason": "Member left"})).status_code == 303
+    r = await bob.post(url, {"amount": "1001", "reason": "And the rest"})
+    assert field_error(r.text, "refund_amount") == "Refund between KES 1 and KES 1,000"
+    assert (await bob.post(url, {"amount": "1000", "reason": "And the rest"})).status_code == 303
+    done = await Payment.select(Payment.status, Payment.refunded).where(Payment.id == payment["id"]).first()
+    assert (done["status"], done["refunded"]) == ("refunded", Decimal("3000"))
+    with pytest.raises(RuleBroken, match="Nothing is left to refund"):
+        await start_refund(payment["id"], None, "Once more", staff_id=None)
+
+
+async def test_a_large_refund_goes_through_only_once_confirmed(bob):
+    member, _ = await _member_with_invoice(90000)
+    payment = (await pay(member, 90000, method="bank", reference="EQ-1", confirmed=True)).payment
+    url = f"/payments/{payment['id']}/refund"
+    asked = await bob.post(url, {"amount": "60000", "reason": "Company cancelled two memberships"})
+    assert asked.status_code == 422
+    assert field_error(asked.text, "refund_amount") == "KES 60,000 is a large amount: check it and confirm"
+    assert 'name="amount" inputmode="decimal" value="60000"' in asked.text
+    assert 'value="Company cancelled two memberships"' in asked.text
+    box = re.search(r'name="confirmed" value="([^"]+)" autofocus data-testid="refund-confirmed"', asked.text)
+    assert box and await CreditNote.count() == 0
+    # A different amount than the one confirmed is asked about again.
+    changed = await bob.post(url, {"amount": "70000", "reason": "Company cancelled", "confirmed": box.group(1)})
+    assert field_error(changed.text, "refund_amount") == "KES 70,000 is a large amount: check it and confirm"
+    assert await CreditNote.count() == 0
+    done = await bob.post(url, {"amount": "60000", "reason": "Company cancelled two memberships",
+                                "confirmed": box.group(1)}, htmx=True)
+    assert done.status_code == 303
+    paid = await Payment.select(Payment.refunded).where(Payment.id == payment["id"]).first()
+    assert paid["refunded"] == Decimal("60000") and await CreditNote.count() == 1
 
 
 async def test_a_manager_voids_an_invoice_with_a_reason(bob):

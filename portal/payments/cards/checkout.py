@@ -26,6 +26,7 @@ from portal.lib.clock import now
 from portal.lib.errors import RuleBroken
 from portal.lib.money import Money
 from portal.payments import state
+from portal.payments.limits import check_limit
 from portal.payments.service import Recorded, complete_payment
 from portal.settings import get_settings
 from tables.billing import Payment
@@ -44,6 +45,7 @@ async def start_card_checkout(*, member_id: int, amount: Money, idempotency_key:
     """Record the payment, then ask Flutterwave for a hosted checkout link (the browser goes there)."""
     if amount.amount <= 0:
         raise RuleBroken("The amount must be more than zero")
+    check_limit("card", amount)
     async with db.transaction():
         await lock_member(member_id)
         payment_id, created = await state.open_payment(

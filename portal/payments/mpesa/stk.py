@@ -33,6 +33,7 @@ from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
 from portal.lib.phones import PhoneError, display_phone, safaricom_phone
 from portal.payments import state
+from portal.payments.limits import check_confirmed, check_limit
 from portal.payments.service import Recorded, complete_payment
 from portal.settings import get_settings
 from tables.billing import Invoice, Payment
@@ -106,15 +107,18 @@ def parse_stk_callback(data) -> tuple[str, StkOutcome]:
 
 async def start_stk_push(*, member_id: int, phone: str, amount: Money, idempotency_key: str,
                          invoice_id: int | None = None, staff_id: int | None = None,
-                         location_id: int | None = None) -> Recorded:
+                         location_id: int | None = None, confirmed: bool = False) -> Recorded:
     """Record the request; the worker sends it (after commit, so a callback always finds it).
-    The amount is checked before the phone: the desk form has always shown an amount problem alone."""
+    The amount is checked before the phone: the desk form has always shown an amount problem alone.
+    A large amount waits for confirmed=True (NeedsConfirmation until then)."""
     if amount.amount < 1 or not amount.is_whole:
         raise RuleBroken("M-Pesa takes whole shillings (at least 1)", field="amount")
+    check_limit("mpesa", amount)  # Safaricom's cap: a prompt above it can only fail
     try:
         msisdn = safaricom_phone(phone)  # the rule Daraja's client applies again before sending
     except PhoneError as e:
         raise RuleBroken(str(e)[:1].upper() + str(e)[1:], field="phone") from None
+    check_confirmed(amount, confirmed)  # after the phone: a form asks for it once all else is right
     settings = get_settings()
     async with db.transaction():
         await lock_member(member_id)
@@ -422,7 +426,8 @@ async def retry_stk_push(payment_id: int, staff_id: int | None) -> Recorded:
         raise RuleBroken("Only a failed, cancelled or expired request can be retried")
     return await start_stk_push(member_id=payment["member"], phone=payment["phone"],
                                 amount=Money(payment["amount"], payment["currency"]), idempotency_key=retry_key(payment_id),
-                                invoice_id=payment["invoice"], staff_id=staff_id, location_id=payment["location"])
+                                invoice_id=payment["invoice"], staff_id=staff_id, location_id=payment["location"],
+                                confirmed=True)  # the amount was asked for (and confirmed) before
 
 
 async def request_stk_push(payment_id: int) -> None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from decimal import Decimal
 
 import httpx
 
@@ -72,6 +73,27 @@ async def test_a_manager_reverses_an_mpesa_payment(live, worker, alice, bob):
     page = await bob.get(f"/payments/{pid}")
     assert 'data-testid="reversal-status">Reversal succeeded' in page.text
     await assert_ledger_balanced()
+
+
+async def test_a_large_prompt_and_its_reversal_are_each_confirmed_first(live, worker, alice, bob):
+    member = await make_member()
+    form = {"phone": PHONES["success"], "amount": "120000", "idempotency_key": "large"}
+    asked = await alice.post(f"/members/{member}/mpesa", form)
+    assert field_error(asked.text, "mpesa_amount") == "KES 120,000 is a large amount: check it and confirm"
+    assert await Payment.count() == 0
+    r = await alice.post(f"/members/{member}/mpesa", {**form, "confirmed": "120000.00"})
+    pid = int(r.headers["location"].rsplit("/", 1)[1])
+    await wait_for_status(pid, {"completed"})
+
+    reverse = await bob.post(f"/payments/{pid}/refund", {"reason": "Meant 12,000"})
+    assert reverse.status_code == 422
+    assert field_error(reverse.text, "refund_amount") == "KES 120,000 is a large amount: check it and confirm"
+    assert 'data-testid="refund-confirmed"' in reverse.text and 'value="Meant 12,000"' in reverse.text
+    assert await GatewayRequest.count() == 0
+    r = await bob.post(f"/payments/{pid}/refund", {"reason": "Meant 12,000", "confirmed": "120000.00"})
+    assert r.status_code == 303
+    assert (await _request(pid, {"succeeded", "failed"}))["status"] == "succeeded"
+    assert (await wait_for_status(pid, {"refunded"}))["refunded"] == Decimal("120000")
 
 
 async def test_a_refused_reversal_alerts_staff_and_changes_no_money(live, worker, alice, bob):

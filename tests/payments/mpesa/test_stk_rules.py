@@ -8,6 +8,7 @@ import pytest
 from portal.lib.errors import RuleBroken
 from portal.lib.money import Money
 from portal.payments.mpesa import stk as mpesa
+from portal.settings import get_settings
 from tables.billing import Payment
 from tables.members import Member
 from tests.billing.helpers import invoice_for, pay
@@ -107,3 +108,63 @@ async def test_a_phone_is_judged_by_one_rule_when_kept_and_when_prompted(alice, 
     else:
         assert asked.status_code == 303
         assert (await Payment.select(Payment.phone).first())["phone"] == member.phone
+
+
+# --- Safaricom's cap and large amounts (issue 11.8) -----------------------------------------------
+
+async def test_a_prompt_above_safaricoms_limit_is_not_sent(alice):
+    member = await make_member()
+    r = await alice.post(f"/members/{member}/mpesa", {"phone": "0712 345 678", "amount": "250001",
+                                                      "idempotency_key": "cap", "confirmed": "250001"})
+    assert r.status_code == 422
+    assert field_error(r.text, "mpesa_amount") == "M-Pesa payments are limited to KES 250,000 each"
+    assert 'value="250001" data-testid="mpesa-amount"' in r.text
+    assert await Payment.count() == 0
+    with pytest.raises(RuleBroken) as refused:  # whoever asks
+        await _push(member, amount="250001", confirmed=True)
+    assert refused.value.field == "amount"
+
+
+async def test_the_limit_is_the_setting_and_the_daraja_client_keeps_to_it(alice, monkeypatch):
+    from portal.gateways.daraja import DarajaClient, DarajaFieldError
+
+    monkeypatch.setenv("MPESA_MAX_AMOUNT", "150000")
+    get_settings.cache_clear()
+    try:
+        member = await make_member()
+        with pytest.raises(RuleBroken) as refused:
+            await _push(member, amount="150001", confirmed=True)
+        assert str(refused.value) == "M-Pesa payments are limited to KES 150,000 each"
+        async with DarajaClient(get_settings()) as client:  # refused before any HTTP call
+            with pytest.raises(DarajaFieldError, match="at most KES 150,000"):
+                await client.stk_push("0712345678", Money(Decimal("150001")), "PTF0001", "Membership",
+                                      "https://gym.example.com/hooks/daraja/stk/t")
+        assert (await _push(member, amount="150000", confirmed=True)).created
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+async def test_a_large_prompt_is_sent_only_once_confirmed(alice):
+    member = await make_member()
+    form = {"phone": "0712 345 678", "amount": "120000", "idempotency_key": "large-prompt"}
+    asked = await alice.post(f"/members/{member}/mpesa", form)
+    assert asked.status_code == 422
+    assert field_error(asked.text, "mpesa_amount") == "KES 120,000 is a large amount: check it and confirm"
+    assert 'value="0712 345 678" data-testid="mpesa-phone"' in asked.text
+    assert 'value="120000" data-testid="mpesa-amount"' in asked.text
+    assert 'name="idempotency_key" value="large-prompt"' in asked.text
+    box = re.search(r'name="confirmed" value="([^"]+)" autofocus data-testid="mpesa-confirmed"', asked.text)
+    assert box and await Payment.count() == 0
+    done = await alice.post(f"/members/{member}/mpesa", {**form, "confirmed": box.group(1)})
+    assert done.status_code == 303
+    [payment] = await Payment.select()
+    assert (payment["amount"], payment["status"]) == (Decimal("120000"), "pending")
+
+
+async def test_a_bad_phone_is_said_before_the_large_amount_is_asked_about(alice):
+    member = await make_member()
+    r = await alice.post(f"/members/{member}/mpesa", {"phone": "020 123 4567", "amount": "120000",
+                                                      "idempotency_key": "k"})
+    assert field_error(r.text, "mpesa_phone") == "Use a mobile number (M-Pesa needs one)"
+    assert 'data-testid="mpesa-confirmed"' not in r.text
