@@ -3,28 +3,18 @@ portal's phone rule as they are, and nearly all can be sent M-Pesa prompts."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 from portal.lib.phones import carrier_of, normalise_phone
-from portal.settings import get_settings
 from tables.members import Member
+from tests.support.env import setting
 
 
 async def test_demo_members_have_phones_the_desk_can_use(db):
     from demo.seed import load_demo_data
 
-    saved = os.environ.get("DEMO")
-    os.environ["DEMO"] = "1"
-    get_settings.cache_clear()
-    try:
+    with setting("DEMO", "1"):
         await load_demo_data(members=60)
-    finally:
-        if saved is None:
-            os.environ.pop("DEMO", None)
-        else:
-            os.environ["DEMO"] = saved
-        get_settings.cache_clear()
     phones = [r["phone"] for r in await Member.select(Member.phone)]
     assert len(phones) == len(set(phones)) == 60
     assert all(normalise_phone(phone) == phone for phone in phones)

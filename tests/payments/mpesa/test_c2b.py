@@ -4,9 +4,7 @@ is matched by account number and settles invoices; unknown accounts wait for sta
 /mpesa/unmatched; an STK Push to the Paybill, which M-Pesa also confirms over C2B, counts once."""
 
 import asyncio
-import contextlib
 import json
-import os
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -26,13 +24,13 @@ from portal.members.enrol import put_on_plan
 from portal.messages import email
 from portal.messages.content import sms_text
 from portal.payments.mpesa.c2b import register_c2b_urls, unmatched_count
-from portal.settings import get_settings
 from tables.audit import AuditLog
 from tables.billing import Invoice, Payment, PaymentEvent
 from tables.gateway import GatewayCallback, StaffAlert
 from tables.members import Member, Membership, Plan
 from tests.billing.helpers import assert_books_agree, assert_ledger_balanced, invoice_for, kes
 from tests.factories import make_member, make_membership, make_plan
+from tests.support.env import setting
 from tests.support.live import PHONES, wait_for_status
 
 CUSTOMER = 254708374149  # Safaricom's documented test MSISDN; v2 masks it as "2547 ***** 149"
@@ -315,21 +313,9 @@ async def test_validation_rejects_fractions_and_below_one_shilling(live):
     assert await Payment.count() == 0  # validation never moves money
 
 
-@contextlib.contextmanager
 def _unknown_accounts_refused():
     """C2B_ACCEPT_UNKNOWN_ACCOUNTS=0 for the portal serving the hooks (same process)."""
-    saved = os.environ.get("C2B_ACCEPT_UNKNOWN_ACCOUNTS")
-    os.environ["C2B_ACCEPT_UNKNOWN_ACCOUNTS"] = "0"
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("C2B_ACCEPT_UNKNOWN_ACCOUNTS", None)
-        else:
-            os.environ["C2B_ACCEPT_UNKNOWN_ACCOUNTS"] = saved
-        get_settings.cache_clear()
-    assert get_settings().c2b_accept_unknown_accounts
+    return setting("C2B_ACCEPT_UNKNOWN_ACCOUNTS", "0")
 
 
 async def test_unknown_accounts_are_rejected_when_the_gym_says_so(live, worker):
