@@ -11,7 +11,7 @@ from portal.payments.cards.checkout import check_card_payment
 from tables.billing import Payment
 from tables.gateway import GatewayCallback, StaffAlert
 from tasks.cards import sweep_card_checkouts
-from tests.billing.helpers import assert_ledger_balanced, invoice_for
+from tests.billing.helpers import assert_books_agree, invoice_for
 from tests.factories import make_member
 from tests.payments.cards.test_cards import _checkout, _pay
 from tests.support.live import wait_for_status
@@ -98,7 +98,7 @@ async def test_a_paid_checkout_nobody_came_back_from_is_credited_by_the_card_che
     paid = await wait_for_status(pid, {"completed"})
     assert paid["receipt_number"]
     assert await check_card_payment(pid) == "nothing to do"
-    await assert_ledger_balanced()
+    await assert_books_agree()
 
 
 async def test_staff_cancel_a_card_payment_and_a_later_success_is_still_credited(card_live, alice):
@@ -112,7 +112,7 @@ async def test_staff_cancel_a_card_payment_and_a_later_success_is_still_credited
     assert again.headers["location"].endswith("notice=card_not_in_flight")
     await _pay(card_live, tx_ref, card="success")  # the webhook comes
     await wait_for_status(pid, {"completed"})
-    await assert_ledger_balanced()
+    await assert_books_agree()
 
 
 async def test_a_webhook_while_verify_says_pending_is_verified_again_when_repeated(card_live, alice):
@@ -131,7 +131,7 @@ async def test_a_webhook_while_verify_says_pending_is_verified_again_when_repeat
     await wait_for_status(pid, {"completed"})
     row = await GatewayCallback.select().where(GatewayCallback.kind == "webhook").first()
     assert (row["outcome"], row["deliveries"]) == ("applied", 2)
-    await assert_ledger_balanced()
+    await assert_books_agree()
 
 
 async def test_a_card_overpayment_is_credited_and_flagged(card_live, alice):
@@ -145,4 +145,4 @@ async def test_a_card_overpayment_is_credited_and_flagged(card_live, alice):
     assert "asked KES 3,000" in alert["message"] and "KES 3,500 credited" in alert["message"]
     page = await alice.get(f"/members/{member}")
     assert re.search(r'data-testid="balance-credit">KES 500<', page.text)
-    await assert_ledger_balanced()
+    await assert_books_agree()

@@ -7,7 +7,7 @@ import pytest
 
 from tables.billing import CreditNote, Payment
 from tables.gateway import GatewayCallback, GatewayRequest, StaffAlert
-from tests.billing.helpers import assert_ledger_balanced, invoice_for
+from tests.billing.helpers import assert_books_agree, invoice_for
 from tests.factories import make_member
 from tests.support.live import wait_for_status
 
@@ -49,7 +49,7 @@ async def test_redirect_and_webhook_are_each_verified_and_credit_once(card_live,
     outcomes = {r["kind"]: r["outcome"] for r in await GatewayCallback.select(GatewayCallback.kind, GatewayCallback.outcome)}
     # Whichever came first credited; the other changed nothing.
     assert sorted([outcomes["redirect"], outcomes["webhook"]]) == ["applied", "duplicate"]
-    await assert_ledger_balanced()
+    await assert_books_agree()
 
 
 async def test_a_webhook_without_a_redirect_credits(card_live, alice):
@@ -83,7 +83,7 @@ async def test_both_twice_concurrently_credit_once(card_live, alice):
     assert await Payment.count().where(Payment.status == "completed") == 1
     credited = await Payment.select(Payment.amount).where(Payment.id == pid).first()
     assert str(credited["amount"]) == "3000.00"
-    await assert_ledger_balanced()
+    await assert_books_agree()
 
 
 async def test_a_forged_webhook_is_stored_as_rejected_and_credits_nothing(card_live, alice):
@@ -174,7 +174,7 @@ async def test_a_manager_refunds_part_of_a_card_payment_then_the_rest(card_live,
     assert await CreditNote.count().where(CreditNote.payment == pid) == 2
     page = await bob.get(f"/payments/{pid}")
     assert page.text.count('data-testid="card-refund-status">succeeded') == 2
-    await assert_ledger_balanced()
+    await assert_books_agree()
 
 
 async def test_a_card_refund_is_sent_once_however_often_its_job_runs(card_live, alice, bob):
@@ -188,7 +188,7 @@ async def test_a_card_refund_is_sent_once_however_often_its_job_runs(card_live, 
     assert "succeeded" in results
     assert len(await _sandbox_refunds(card_live, pid)) == 1
     assert await CreditNote.count().where(CreditNote.payment == pid) == 1
-    await assert_ledger_balanced()
+    await assert_books_agree()
 
 
 async def test_a_refund_flutterwave_refuses_alerts_staff_and_moves_no_money(card_live, worker, alice, bob):

@@ -8,7 +8,7 @@ from portal.callbacks.store import MAX_ATTEMPTS
 from tables.billing import Payment
 from tables.gateway import GatewayCallback, StaffAlert
 from tasks.mpesa import sweep_mpesa
-from tests.billing.helpers import assert_ledger_balanced, invoice_for
+from tests.billing.helpers import assert_books_agree, invoice_for
 from tests.factories import make_member
 from tests.payments.mpesa.test_c2b import _c2b_body, _number
 
@@ -54,4 +54,4 @@ async def test_poison_callbacks_back_off_stop_and_never_starve_a_genuine_one(db,
     assert await callbacks.unprocessed() == []
     alerts = await StaffAlert.select().where(StaffAlert.kind == "callback_stuck")
     assert len(alerts) == 510 and '"TransAmount": "1e30"' in alerts[0]["message"]
-    await assert_ledger_balanced()
+    await assert_books_agree()

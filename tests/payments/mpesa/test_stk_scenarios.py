@@ -9,7 +9,7 @@ import pytest
 
 from tables.billing import Invoice, Payment, PaymentEvent
 from tables.gateway import GatewayCallback, StaffAlert
-from tests.billing.helpers import assert_ledger_balanced, invoice_for
+from tests.billing.helpers import assert_books_agree, invoice_for
 from tests.factories import make_member
 from tests.support.live import PHONES, wait_for_status
 
@@ -41,7 +41,7 @@ async def test_success_completes_settles_and_shows_the_code(live, worker, alice)
     events = await PaymentEvent.select().where(PaymentEvent.payment == pid).order_by(PaymentEvent.id)
     assert [(e["old_status"], e["new_status"]) for e in events][:3] == [("", "pending"), ("pending", "processing"), ("processing", "completed")]
     assert events[2]["gateway_event"].startswith("callback:")
-    await assert_ledger_balanced()
+    await assert_books_agree()
 
 
 @pytest.mark.parametrize("scenario, status, words", [
@@ -85,7 +85,7 @@ async def test_a_callback_delivered_twice_credits_once(live, worker, alice):
     assert cb["deliveries"] == 2
     assert await PaymentEvent.count().where((PaymentEvent.payment == pid) & (PaymentEvent.new_status == "completed")
                                             & (PaymentEvent.old_status == "processing")) == 1
-    await assert_ledger_balanced()
+    await assert_books_agree()
 
 
 async def test_a_callback_before_the_push_response_is_still_applied(live, worker, alice):
@@ -125,7 +125,7 @@ async def test_an_unanswered_prompt_expires_and_a_late_success_is_still_credited
     assert paid["flag"] == "late_success"
     alert = await StaffAlert.select().where(StaffAlert.payment == pid).first()
     assert alert["kind"] == "late_success"
-    await assert_ledger_balanced()
+    await assert_books_agree()
 
 
 async def test_the_money_received_is_what_is_credited_and_a_difference_is_flagged(live, worker, alice):
@@ -217,7 +217,7 @@ async def test_a_prompt_answered_after_our_timeout_is_credited_to_its_attempt(li
     reasons = [e["reason"] for e in await PaymentEvent.select().where(PaymentEvent.payment == pid).order_by(PaymentEvent.id)]
     assert any("matched by phone and amount" in r for r in reasons)
     assert await Payment.count() == 1 and await StaffAlert.count().where(StaffAlert.kind == "unmatched") == 0
-    await assert_ledger_balanced()
+    await assert_books_agree()
 
 
 async def test_prompt_money_with_no_attempt_waits_on_the_unmatched_page_with_all_that_is_known(live, worker, alice):
@@ -245,4 +245,4 @@ async def test_prompt_money_with_no_attempt_waits_on_the_unmatched_page_with_all
         await http.post(live.hook(), content=json.dumps(body), headers={"content-type": "application/json"})
     assert await Payment.count() == 1
     assert (await alice.get("/mpesa/unmatched")).text.count('data-testid="unmatched-row"') == 0
-    await assert_ledger_balanced()
+    await assert_books_agree()
