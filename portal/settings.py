@@ -165,6 +165,8 @@ class Settings:
     pay_attempts_per_hour: int
     login_max_failures: int
     login_window_minutes: int
+    worker_gateway_concurrency: int  # jobs at once on the gateway queue (prompts, checks, refunds, sweepers)
+    worker_bulk_concurrency: int  # jobs at once on the bulk queue (PDFs, messages, daily runs)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -295,6 +297,8 @@ class Settings:
             pay_attempts_per_hour=env.int("PAY_ATTEMPTS_PER_HOUR", 10, 1, 100_000),
             login_max_failures=env.int("LOGIN_MAX_FAILURES", 5, 1, 1000),
             login_window_minutes=env.int("LOGIN_WINDOW_MINUTES", 15, 1, 24 * 60),
+            worker_gateway_concurrency=env.int("WORKER_GATEWAY_CONCURRENCY", 10, 1, 100),
+            worker_bulk_concurrency=env.int("WORKER_BULK_CONCURRENCY", 4, 1, 100),
         )
 
     def check_for_serving(self) -> None:
