@@ -87,14 +87,15 @@ def _server_error(request: Request, exc: Exception) -> Response:
 
 async def _start(app: Litestar) -> None:
     settings: Settings = app.state.settings
-    q = await queue.start(settings, pool_size=10)
+    # The pages' connections, plus one for each job the in-process worker may run at once.
+    q = await queue.start(settings, pool_size=10 + (queue.job_slots(settings) if settings.worker_in_process else 0))
     if settings.worker_in_process:
         from tasks.worker import make_worker
 
         worker = make_worker(settings, q, in_process=True)
         app.state.worker = worker
         app.state.worker_task = asyncio.create_task(worker.start())
-        log.info("worker running in-process")
+        log.info("worker running in-process (gateway and bulk queues)")
 
 
 async def _stop(app: Litestar) -> None:

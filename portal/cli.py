@@ -60,6 +60,13 @@ def cmd_run(args) -> None:
         db.release_embedded()
 
 
+def _queue_names(chosen: list[str] | None) -> list[str] | None:
+    from portal.lib import queue
+
+    names = {"gateway": queue.GATEWAY, "bulk": queue.BULK}
+    return [names[c] for c in dict.fromkeys(chosen)] if chosen else None
+
+
 def cmd_worker(args) -> None:
     settings = _settings()
     from portal.lib import db
@@ -68,7 +75,7 @@ def cmd_worker(args) -> None:
     try:
         import piccolo_conf  # noqa: F401
 
-        asyncio.run(work(settings))
+        asyncio.run(work(settings, _queue_names(args.queue)))
     except KeyboardInterrupt:
         pass
     finally:
@@ -173,7 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="portal", description="The gym's staff portal.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="serve the portal (worker in-process; sandbox and demo data when enabled)").set_defaults(func=cmd_run)
-    sub.add_parser("worker", help="run a separate job worker (production)").set_defaults(func=cmd_worker)
+    p = sub.add_parser("worker", help="run a separate job worker (production)")
+    p.add_argument("--queue", action="append", choices=["gateway", "bulk"],
+                   help="run only this queue's jobs (repeatable; default: both), e.g. PDFs in a process of their own")
+    p.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     p = sub.add_parser("createuser", help="create a staff login")
     p.add_argument("username")

@@ -80,17 +80,20 @@ async def _register_sandbox_paybill(settings: Settings, servers: list[uvicorn.Se
         log.warning("could not register the sandbox Paybill URLs: %s", e)
 
 
-async def work(settings: Settings) -> None:
-    """A separate worker process (production): the queue, the jobs, the cron."""
+async def work(settings: Settings, queues: list[str] | None = None) -> None:
+    """A separate worker process (production): the queues (all, or those named), their jobs and
+    their crons."""
     from piccolo.engine import engine_finder
 
     from portal.lib import db, queue
     from tasks.worker import make_worker
 
-    q = await queue.start(settings, pool_size=5)
+    names = queues or [queue.GATEWAY, queue.BULK]
+    q = await queue.start(settings, pool_size=queue.job_slots(settings, names) + 1)
     engine = engine_finder()
-    worker = make_worker(settings, q, in_process=True)
+    worker = make_worker(settings, q, in_process=True, only=names)
     task = asyncio.create_task(worker.start())
+    log.info("worker running: queues %s", ", ".join(names))
     try:
         await _wait_for_signal()
     finally:

@@ -177,6 +177,8 @@ class Settings:
     cheque_max_amount: Decimal
     card_max_amount: Decimal
     large_amount_confirm: Decimal
+    worker_gateway_concurrency: int  # jobs at once on the gateway queue (prompts, checks, refunds, sweepers)
+    worker_bulk_concurrency: int  # jobs at once on the bulk queue (PDFs, messages, daily runs)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -325,6 +327,8 @@ class Settings:
             # Above this, what staff typed is shown back for a second look before anything is recorded
             # (about two annual memberships: rare at the desk, easy to type by one zero too many).
             large_amount_confirm=env.amount("LARGE_AMOUNT_CONFIRM", 50_000),
+            worker_gateway_concurrency=env.int("WORKER_GATEWAY_CONCURRENCY", 10, 1, 100),
+            worker_bulk_concurrency=env.int("WORKER_BULK_CONCURRENCY", 4, 1, 100),
         )
 
     def check_for_serving(self) -> None:

@@ -1,14 +1,19 @@
-"""The SAQ worker: which functions it runs, the cron schedule, and its life cycle.
+"""The SAQ workers: which functions they run, the cron schedule, and their life cycle.
 
-`make run` runs it inside the web process; production runs `portal worker` processes.
+`make run` runs them inside the web process; production runs `portal worker` processes. Each
+queue (portal.lib.queue: gateway, bulk) has its own worker and concurrency; a function's queue is
+portal.lib.queue.ROUTES, and so is its cron's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Collection
 
-from saq import CronJob, Queue, Worker
+from saq import CronJob, Worker
 
+from portal.lib import queue
 from portal.settings import Settings
 from tasks import billing, cards, digest, documents, memberships, mpesa, notifications, reminders
 
@@ -42,20 +47,51 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
             CronJob(digest.send_daily_digest, cron=f"{digest_minute} {digest_hour} * * *", timeout=600, retries=2)]
 
 
-def make_worker(settings: Settings, queue: Queue, *, in_process: bool) -> Worker:
-    worker = Worker(
-        queue,
-        functions=FUNCTIONS,
-        cron_jobs=cron_jobs(settings),
-        cron_tz=settings.tz,
-        concurrency=4,
-        # SAQ's Postgres dequeue swallows CancelledError; with no timeout a cancelled waiter can
-        # then wait on its job queue forever and Worker.stop() never returns. A bounded wait
-        # (the loop simply dequeues again) lets every process task notice the stop.
-        dequeue_timeout=5,
-        # Ensure the worker finds its jobs quickly even if a NOTIFY is missed.
-        timers={"schedule": 1, "sweep": 30},
-    )
-    if in_process:
-        worker.SIGNALS = []  # uvicorn owns the signals in the web process
-    return worker
+class Workers:
+    """One SAQ worker per queue, started and stopped together (each has its own concurrency, so
+    a backlog on one never holds the other's slots)."""
+
+    def __init__(self, workers: list[Worker]):
+        self.workers = workers
+
+    async def start(self) -> None:
+        await asyncio.gather(*(w.start() for w in self.workers))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(w.stop() for w in self.workers))
+
+
+def _functions(name: str) -> list:
+    if name == queue.GATEWAY:
+        # Every function: jobs of any kind queued before the queues were split are on this one.
+        return FUNCTIONS
+    return [f for f in FUNCTIONS if queue.route(f.__qualname__) == name]
+
+
+def make_worker(settings: Settings, queues: queue.Queues, *, in_process: bool,
+                only: Collection[str] | None = None) -> Workers:
+    """Workers for every queue (or the queues named in `only`); each owns its queue's crons."""
+    for function in FUNCTIONS:  # a job with no queue is found at start, not at its first enqueue
+        queue.route(function.__qualname__)
+    crons = cron_jobs(settings)
+    workers = []
+    for name, q in queues.by_name.items():
+        if only is not None and name not in only:
+            continue
+        worker = Worker(
+            q,
+            functions=_functions(name),
+            cron_jobs=[c for c in crons if queue.route(c.function.__qualname__) == name],
+            cron_tz=settings.tz,
+            concurrency=queue.concurrency(settings, name),
+            # SAQ's Postgres dequeue swallows CancelledError; with no timeout a cancelled waiter can
+            # then wait on its job queue forever and Worker.stop() never returns. A bounded wait
+            # (the loop simply dequeues again) lets every process task notice the stop.
+            dequeue_timeout=5,
+            # Ensure the worker finds its jobs quickly even if a NOTIFY is missed.
+            timers={"schedule": 1, "sweep": 30},
+        )
+        if in_process:
+            worker.SIGNALS = []  # uvicorn (or portal.runner) owns the signals
+        workers.append(worker)
+    return Workers(workers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 import pytest_asyncio
@@ -65,7 +66,7 @@ async def db(_database):
 async def _queue(settings, _database):
     from portal.lib import queue
 
-    q = queue.make_queue(settings, _database.config["dsn"])
+    q = queue.make_queues(settings, _database.config["dsn"])
     await q.connect()
     queue.set_queue(q)
     yield q
@@ -73,39 +74,51 @@ async def _queue(settings, _database):
     await q.disconnect()
 
 
-async def empty_queue(q) -> None:
-    if hasattr(q, "redis"):
-        keys = [k async for k in q.redis.scan_iter(match="saq:*")]
-        if keys:
-            await q.redis.delete(*keys)
-    else:
-        async with q.pool.connection() as conn:
-            await conn.execute("DELETE FROM saq_jobs")
+async def empty_queue(queues) -> None:
+    """Every queue (gateway and bulk) emptied."""
+    for q in queues:
+        if hasattr(q, "redis"):
+            keys = [k async for k in q.redis.scan_iter(match="saq:*")]
+            if keys:
+                await q.redis.delete(*keys)
+        else:
+            async with q.pool.connection() as conn:
+                await conn.execute("DELETE FROM saq_jobs")
 
 
 @pytest_asyncio.fixture
 async def queue(_queue, db):
-    """The SAQ queue, empty (stale cron rows would block crons: job keys are global on Postgres)."""
+    """The SAQ queues (portal.lib.queue.Queues: `enqueue`/`apply` go to the function's queue), empty
+    (stale cron rows would block crons: job keys are global on Postgres)."""
     await empty_queue(_queue)
     yield _queue
     await empty_queue(_queue)
 
 
-@pytest_asyncio.fixture
-async def worker(settings, queue):
-    """A real SAQ worker with the production functions and cron, running on the test's loop."""
+@contextlib.asynccontextmanager
+async def running_worker(settings, queue):
+    """Real SAQ workers (one per queue) with the production functions, cron and concurrency,
+    running on the test's loop until the block ends (a test that starts them late uses this)."""
     from tasks.worker import make_worker
 
     w = make_worker(settings, queue, in_process=True)
     task = asyncio.create_task(w.start())
-    yield w
     try:
-        await asyncio.wait_for(w.stop(), 20)
-    except asyncio.TimeoutError:  # say so loudly, but do not hang the rest of the suite on it
-        import warnings
+        yield w
+    finally:
+        try:
+            await asyncio.wait_for(w.stop(), 20)
+        except asyncio.TimeoutError:  # say so loudly, but do not hang the rest of the suite on it
+            import warnings
 
-        warnings.warn("the SAQ worker did not stop within 20 s", stacklevel=1)
-    task.cancel()
+            warnings.warn("the SAQ worker did not stop within 20 s", stacklevel=1)
+        task.cancel()
+
+
+@pytest_asyncio.fixture
+async def worker(settings, queue):
+    async with running_worker(settings, queue) as w:
+        yield w
 
 
 @pytest.fixture

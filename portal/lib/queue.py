@@ -1,52 +1,139 @@
-"""The job queue: SAQ on the portal's PostgreSQL by default, on Redis when QUEUE_URL says so.
+"""The job queues: SAQ on the portal's PostgreSQL by default, on Redis when QUEUE_URL says so.
 
 The database row is the truth and the queue only nudges: write state first, enqueue after commit
 with a dedupe key, and let a sweeper re-enqueue anything left pending.
+
+Two queues, each with its own workers, so that neither waits behind the other:
+- GATEWAY: someone is waiting on it (a member's phone for a prompt, a gateway for a check, a
+  reversal or a refund) and the sweepers that keep the queue's promises. Small jobs that mostly
+  wait on the network.
+- BULK: work that comes by the hundred or thousand and may take minutes to drain (PDFs,
+  messages, the daily reminder and digest runs, the nightly renewal invoices).
+Callers name the function only; `ROUTES` is the one place that says which queue runs it.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from piccolo.engine import engine_finder
 from saq import Queue
 
 from portal.settings import Settings
 
-QUEUE_NAME = "portal"
-_queue: Queue | None = None
+# The gateway queue keeps the name of the single queue it was split from, so jobs queued before
+# an upgrade are still found (its worker knows every function for that reason: tasks.worker).
+GATEWAY = "portal"
+BULK = "portal-bulk"
+
+ROUTES = {
+    "send_stk_push": GATEWAY, "check_stk": GATEWAY, "send_reversal": GATEWAY, "send_card_refund": GATEWAY,
+    "sweep_mpesa": GATEWAY, "sweep_card_checkouts": GATEWAY, "sweep_card_refunds": GATEWAY,
+    "sweep_messages": GATEWAY, "sweep_documents": GATEWAY,
+    # A quick status flip that must be done when the gym opens, whatever else is queued.
+    "refresh_memberships": GATEWAY,
+    "render_document": BULK, "send_message": BULK, "send_daily_reminders": BULK, "send_daily_digest": BULK,
+    "raise_renewal_invoices": BULK,
+}
+
+
+def route(function: str) -> str:
+    """The queue that runs `function` (a name ROUTES does not know is a bug, said at once)."""
+    try:
+        return ROUTES[function]
+    except KeyError:
+        raise LookupError(f"job {function!r} has no queue: add it to portal.lib.queue.ROUTES") from None
+
+
+class Queues:
+    """The portal's queues used as one: enqueue and apply go to the function's queue; counts and
+    look-ups by key span them all."""
+
+    def __init__(self, queues: dict[str, Queue]):
+        self.by_name = queues
+
+    def __iter__(self):
+        return iter(self.by_name.values())
+
+    def for_function(self, function: str) -> Queue:
+        return self.by_name[route(function)]
+
+    async def connect(self) -> None:
+        for q in self:
+            await q.connect()
+
+    async def disconnect(self) -> None:
+        for q in self:
+            await q.disconnect()
+
+    async def enqueue(self, function: str, **kwargs):
+        return await self.for_function(function).enqueue(function, **kwargs)
+
+    async def apply(self, function: str, **kwargs):
+        return await self.for_function(function).apply(function, **kwargs)
+
+    async def job(self, key: str):
+        for q in self:
+            found = await q.job(key)
+            if found is not None:
+                return found
+        return None
+
+    async def count(self, kind) -> int:
+        return sum(await asyncio.gather(*(q.count(kind) for q in self)))
+
+
+def concurrency(settings: Settings, name: str) -> int:
+    """How many of a queue's jobs a worker process runs at once."""
+    return settings.worker_gateway_concurrency if name == GATEWAY else settings.worker_bulk_concurrency
+
+
+def job_slots(settings: Settings, names=(GATEWAY, BULK)) -> int:
+    """Database connections a worker process needs so that no job waits for one (a job on one
+    queue never waits for a connection another queue's job holds)."""
+    return sum(concurrency(settings, name) for name in names)
+
+
+_queues: Queues | None = None
 
 
 def queue_dsn(settings: Settings, database_dsn: str) -> str:
     return settings.queue_url or database_dsn
 
 
-def make_queue(settings: Settings, database_dsn: str) -> Queue:
-    url = queue_dsn(settings, database_dsn)
+def _make_one(url: str, name: str) -> Queue:
     if url.startswith(("redis://", "rediss://")):
-        return Queue.from_url(url, name=QUEUE_NAME)
-    return Queue.from_url(url.replace("postgres://", "postgresql://", 1), name=QUEUE_NAME, min_size=1, max_size=5)
+        return Queue.from_url(url, name=name)
+    # A pool per queue: a busy bulk queue never holds the connections the gateway queue needs.
+    return Queue.from_url(url.replace("postgres://", "postgresql://", 1), name=name, min_size=1, max_size=5)
 
 
-async def start(settings: Settings, *, pool_size: int) -> Queue:
+def make_queues(settings: Settings, database_dsn: str) -> Queues:
+    url = queue_dsn(settings, database_dsn)
+    return Queues({name: _make_one(url, name) for name in (GATEWAY, BULK)})
+
+
+async def start(settings: Settings, *, pool_size: int) -> Queues:
     """What a serving process opens first (the web app and a worker alike): the database pool,
-    then the queue, which becomes this process's queue."""
+    then the queues, which become this process's queues."""
     settings.check_for_serving()
     engine = engine_finder()
     await engine.start_connection_pool(min_size=1, max_size=pool_size)
-    queue = make_queue(settings, engine.config["dsn"])
-    await queue.connect()
-    set_queue(queue)
-    return queue
+    queues = make_queues(settings, engine.config["dsn"])
+    await queues.connect()
+    set_queue(queues)
+    return queues
 
 
-def set_queue(queue: Queue | None) -> None:
-    global _queue
-    _queue = queue
+def set_queue(queues: Queues | None) -> None:
+    global _queues
+    _queues = queues
 
 
-def get_queue() -> Queue:
-    if _queue is None:
+def get_queue() -> Queues:
+    if _queues is None:
         raise RuntimeError("queue not started")
-    return _queue
+    return _queues
 
 
 async def enqueue(function: str, *, key: str | None = None, timeout: int = 60, retries: int = 3, **kwargs):

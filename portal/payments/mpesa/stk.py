@@ -140,6 +140,11 @@ async def send_stk_push(payment_id: int, client=None) -> str:
     payment = await Payment.select().where(Payment.id == payment_id).first()
     if not payment or payment["status"] != state.PENDING or payment["gateway_ref"]:
         return "nothing to do"
+    if payment["expires_at"] and payment["expires_at"] <= now():
+        # A prompt after its time is one the desk has stopped waiting for: never send it.
+        await _expire(payment_id, "Not sent: the request expired before the prompt could go out. "
+                                  "Nothing reached the phone; retry to ask again")
+        return "expired"
     member = await Member.select(Member.member_number).where(Member.id == payment["member"]).first()
     settings = get_settings()
     own_client = client is None
