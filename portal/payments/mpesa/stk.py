@@ -55,6 +55,9 @@ RESULTS = {
     "1025": (state.FAILED, "M-Pesa could not show the prompt; try again"),
     "17": (state.FAILED, "Same amount requested from this phone moments ago; wait 2 minutes"),
 }
+# A request whose time ran out before its prompt went out (M-Pesa did not take it, or the job
+# came too late): the same words whoever finds it first, the send job or the sweeper.
+NEVER_SENT = "Not sent: the request expired before the prompt could go out. Nothing reached the phone; retry to ask again"
 # Back-off for STK queries while a prompt is in flight (seconds after the push).
 CHECK_DELAYS = [15, 25, 40, 60, 90, 120, 180, 300]
 
@@ -142,8 +145,7 @@ async def send_stk_push(payment_id: int, client=None) -> str:
         return "nothing to do"
     if payment["expires_at"] and payment["expires_at"] <= now():
         # A prompt after its time is one the desk has stopped waiting for: never send it.
-        await _expire(payment_id, "Not sent: the request expired before the prompt could go out. "
-                                  "Nothing reached the phone; retry to ask again")
+        await _expire(payment_id, NEVER_SENT)
         return "expired"
     member = await Member.select(Member.member_number).where(Member.id == payment["member"]).first()
     settings = get_settings()
@@ -363,7 +365,7 @@ async def check_stk(payment_id: int, client=None) -> str:
         return "final"
     if payment["status"] == state.PENDING:
         if payment["expires_at"] and payment["expires_at"] <= now():
-            await _expire(payment_id, "The prompt was never sent (M-Pesa did not answer)")
+            await _expire(payment_id, NEVER_SENT)
             return "expired"
         return "pending"
     own = client is None
