@@ -818,7 +818,9 @@ class History(Rows):
         return f"PTF-{self._next_code() * 2_654_435_761 % 16**16:016X}"
 
     def flutterwave_id(self) -> int:
-        return 4_000_000 + self._next_code()
+        # Apart per seed: a load appended to another (demo-data --append, another seed) must not
+        # reuse the first one's transaction ids.
+        return 4_000_000 + self.seed * 10**9 + self._next_code()
 
     # building ------------------------------------------------------------------------------------------
 
