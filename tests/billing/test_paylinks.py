@@ -10,7 +10,7 @@ from pypdf import PdfReader
 from portal.documents import store as document_store
 from portal.settings import get_settings
 from tables.billing import Invoice, PayLink, Payment
-from tests.billing.helpers import invoice_for, pay
+from tests.billing.helpers import assert_books_agree, invoice_for, pay
 from tests.factories import make_member
 from tests.support.client import PortalClient, field_error
 from tests.support.live import PHONES, wait_for_status
@@ -273,3 +273,33 @@ async def test_a_cancelled_prompt_leaves_the_link_usable(live, worker, alice):
         await wait_for_status(paid, {"completed"})
     statuses = await Payment.select(Payment.status).where(Payment.invoice == inv["id"]).order_by(Payment.id)
     assert [s["status"] for s in statuses] == ["cancelled", "completed"]
+
+
+async def test_a_card_checkout_left_without_paying_leaves_the_link_usable(card_live, alice):
+    """The member leaves Flutterwave's page (Cancel), reopens the link and pays by card: a new
+    checkout starts; the abandoned one moves nothing until Flutterwave says so (the card check)."""
+    member = await make_member("Achieng", "Odhiambo")
+    inv = await invoice_for(member, 2500)
+    token = (await _link_for(alice, inv["id"])).rsplit("/pay/", 1)[1]
+    async with httpx.AsyncClient(base_url=card_live.portal) as phone, httpx.AsyncClient() as sandbox:
+        async def pay_by_card(card: str) -> httpx.Response:
+            page = (await phone.get(f"/pay/{token}")).text
+            r = await phone.post(f"/pay/{token}/card", data={"attempt": _attempt(page),
+                                                             "_csrf_token": phone.cookies["portal_csrf"]})
+            assert r.status_code == 303 and r.headers["location"].startswith(card_live.sandbox + "/checkout/")
+            tx_ref = (await Payment.select(Payment.gateway_request).where(Payment.method == "card")
+                      .order_by(Payment.id, ascending=False).first())["gateway_request"]
+            done = (await sandbox.post(f"{card_live.sandbox}/_sandbox/flutterwave/complete",
+                                       json={"tx_ref": tx_ref, "card": card})).json()
+            return await phone.get(done["redirect_url"])
+
+        left = await pay_by_card("cancel")
+        assert left.status_code == 200 and "You can try again" in left.text and 'name="attempt"' in left.text
+        back = await pay_by_card("success")
+        assert back.status_code == 303
+        status = await phone.get(back.headers["location"])
+        assert 'data-testid="thank-you"' in status.text and "KES 2,500" in status.text
+    rows = await Payment.select(Payment.status, Payment.gateway_request).where(Payment.invoice == inv["id"]).order_by(Payment.id)
+    assert [r["status"] for r in rows] == ["processing", "completed"] and rows[0]["gateway_request"] != rows[1]["gateway_request"]
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "paid"
+    await assert_books_agree()
