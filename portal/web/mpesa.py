@@ -16,6 +16,7 @@ from portal.payments.limits import NeedsConfirmation
 from portal.payments.mpesa import stk as mpesa
 from portal.payments.mpesa.stk import request_stk_push
 from portal.payments.state import KeyReused
+from portal.web.flash import back_with
 from portal.web.pages import ask_to_confirm, member_page, new_idempotency_key, stk_context
 from portal.web.templating import is_htmx
 
@@ -65,7 +66,11 @@ async def payment_status(request: Request, payment_id: FromPath[int]) -> Templat
 
 @post("/payments/{payment_id:int}/retry", guards=[staff_required], status_code=200)
 async def retry_mpesa(request: Request, payment_id: FromPath[int]) -> Redirect:
-    recorded = await mpesa.retry_stk_push(payment_id, request.scope["user"].staff_id)
+    try:
+        recorded = await mpesa.retry_stk_push(payment_id, request.scope["user"].staff_id)
+    except RuleBroken:
+        # Retried after it completed (a second tab), or above a limit lowered since: say so, no 500.
+        return back_with(f"/payments/{payment_id}", "retry_refused")
     if recorded.created:
         await request_stk_push(recorded.payment["id"])
     return Redirect(f"/payments/{recorded.payment['id']}", status_code=303)

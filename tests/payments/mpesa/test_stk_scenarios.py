@@ -246,3 +246,15 @@ async def test_prompt_money_with_no_attempt_waits_on_the_unmatched_page_with_all
     assert await Payment.count() == 1
     assert (await alice.get("/mpesa/unmatched")).text.count('data-testid="unmatched-row"') == 0
     await assert_books_agree()
+
+
+async def test_retrying_a_prompt_that_may_not_be_retried_says_so(live, worker, alice):
+    """Retry pressed on a prompt already paid (a second tab): no new prompt, no error page."""
+    member = await make_member()
+    await invoice_for(member, 3000)
+    pid = await _ask(alice, member, PHONES["success"])
+    await wait_for_status(pid, {"completed"})
+    r = await alice.post(f"/payments/{pid}/retry")
+    assert r.status_code == 303 and r.headers["location"] == f"/payments/{pid}?notice=retry_refused"
+    assert "Not asked again" in (await alice.get(r.headers["location"])).text
+    assert await Payment.count() == 1
