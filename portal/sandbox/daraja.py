@@ -70,6 +70,8 @@ default_scenario setting ("interactive" unless SANDBOX_DARAJA_DEFAULT_SCENARIO s
   254700000013  slow_response       0; the processrequest answer is held slow_response_delay s
                                     (default 35, past a 30 s read timeout) though the prompt
                                     reached the phone; the callback follows the late answer
+  254700000014  malformed_first     0; a broken copy of the callback (no Amount) is POSTed first,
+                                    then the genuine one
   any other     interactive (default_scenario)
 
   Amount 1032 -> cancelled, 1037 -> timeout, 2001 -> wrong_pin, 1019 -> expired (only for

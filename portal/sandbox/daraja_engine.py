@@ -8,6 +8,7 @@ path as POST /mpesa/c2b/v2/simulate, and an Accept on /phone the same as the con
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -187,6 +188,17 @@ async def _callback_after(store: DarajaStore, req: StkRequest, delay: float, tim
         await send_stk_callback(store, req)
 
 
+async def _broken_then_genuine(store: DarajaStore, req: StkRequest, delay: float) -> None:
+    """The "malformed_first" delivery: the callback without its Amount, then the real one."""
+    await asyncio.sleep(delay)
+    assert req.callback_body is not None
+    broken = copy.deepcopy(req.callback_body)
+    meta = broken["Body"]["stkCallback"].get("CallbackMetadata") or {}
+    meta["Item"] = [i for i in meta.get("Item", []) if i.get("Name") != "Amount"]
+    await deliver(store, "stk_callback", req.checkout_request_id, req.callback_url, broken)
+    await send_stk_callback(store, req)
+
+
 def dispatch_callbacks(store: DarajaStore, req: StkRequest) -> None:
     """Schedule the callback(s) of a just-resolved push per its scenario's delivery mode."""
     s = store.settings
@@ -196,6 +208,8 @@ def dispatch_callbacks(store: DarajaStore, req: StkRequest) -> None:
         spawn(store, _callback_after(store, req, s.callback_delay + s.late_callback_delay), name)
     elif mode == "twice":
         spawn(store, _callback_after(store, req, s.callback_delay, 2, s.duplicate_callback_gap), name)
+    elif mode == "malformed_first":
+        spawn(store, _broken_then_genuine(store, req, s.callback_delay), name)
     elif mode == "after_slow_response":
         spawn(store, _callback_after(store, req, s.slow_response_delay + s.callback_delay), name)
     elif mode in ("normal", "before_response"):

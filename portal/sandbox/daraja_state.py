@@ -49,7 +49,7 @@ class Scenario:
     name: str
     # ResultCode the simulated customer produces; None = "interactive" (the person decides).
     result_code: int | None
-    # normal | late | twice | before_response | none | after_slow_response
+    # normal | late | twice | before_response | none | after_slow_response | malformed_first
     delivery: str
     summary: str
     # What STK Query reports instead of the real ResultCode (the sandbox-contradiction pitfall).
@@ -91,6 +91,11 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario("no_callback", 0, "none", "Paid, but no callback is ever sent: only STK Query shows it."),
         Scenario(
+            "malformed_first", 0, "malformed_first",
+            "Paid; a broken copy of the callback (CallbackMetadata without its Amount) is POSTed "
+            "first, then the genuine one (a gateway sending garbage before the real answer).",
+        ),
+        Scenario(
             "slow_response", 0, "after_slow_response",
             "The processrequest HTTP answer is held slow_response_delay seconds (longer than a "
             "client's read timeout), yet the prompt reaches the phone and is paid: the callback "
@@ -126,6 +131,7 @@ MAGIC_PHONES: dict[str, str] = {
     "254700000011": "expired",
     "254700000012": "query_contradicts",
     "254700000013": "slow_response",
+    "254700000014": "malformed_first",
 }
 
 # Magic amounts (used when the phone number is not magic and not bound by the control API).

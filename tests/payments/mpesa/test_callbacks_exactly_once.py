@@ -181,3 +181,16 @@ async def test_a_malformed_success_never_takes_the_genuine_callbacks_place(live,
     assert paid["amount"] == 3000 and paid["reference"] == genuine["Body"]["stkCallback"]["CallbackMetadata"]["Item"][1]["Value"]
     assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "paid"
     await assert_books_agree()
+
+
+async def test_the_sandbox_sending_garbage_before_the_real_callback_credits_once(live, worker, alice):
+    """The sandbox's "malformed_first" (magic phone 254700000014): a copy without its Amount, then
+    the genuine callback, for the same CheckoutRequestID and ResultCode."""
+    member = await make_member()
+    inv = await invoice_for(member, 3000)
+    pid = await _ask(alice, member, "254700000014")
+    paid = await wait_for_status(pid, {"completed"})
+    rows = await GatewayCallback.select().where(GatewayCallback.external_id == paid["gateway_ref"]).order_by(GatewayCallback.id)
+    assert [r["outcome"] for r in rows] == ["malformed", "applied"]
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "paid"
+    await assert_books_agree()
