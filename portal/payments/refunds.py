@@ -11,7 +11,6 @@ what is its own (M-Pesa reverses whole payments only, a card needs Flutterwave's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from portal.documents.requests import request_document
 from portal.lib.errors import NotFound, RuleBroken
@@ -19,7 +18,7 @@ from portal.lib.money import Money
 from portal.payments.cards.refunds import request_card_refund, request_card_refund_job
 from portal.payments.limits import check_confirmed
 from portal.payments.mpesa import reversal
-from portal.payments.service import refund_payment
+from portal.payments.service import refund_payment, refundable_problem
 from tables.billing import Payment
 
 
@@ -35,17 +34,6 @@ def refund_reason(reason: str) -> str:
     if not reason:
         raise RuleBroken("Give a reason for the refund", field="reason")
     return reason
-
-
-def refundable_problem(amount: Money, left: Money) -> RuleBroken | None:
-    """A refund is more than zero and never more than what the payment has left (each rail asks
-    again under its lock, where refunds made meanwhile count too)."""
-    if left.amount <= 0:
-        return RuleBroken("Nothing is left to refund on this payment", field="amount")
-    if amount.currency != left.currency or amount.amount <= 0 or amount > left:
-        return RuleBroken(f"Refund between {Money(Decimal(1), left.currency).format()} and {left.format()}",
-                          field="amount")
-    return None
 
 
 async def start_refund(payment_id: int, amount: Money | None, reason: str, staff_id: int, *,

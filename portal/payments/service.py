@@ -9,6 +9,7 @@ payment it made instead of making another.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from portal import audit
 from portal.billing import ledger
@@ -133,6 +134,17 @@ async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None
     return change.payment
 
 
+def refundable_problem(amount: Money, left: Money) -> RuleBroken | None:
+    """A refund is more than zero and never more than what the payment has left (each rail asks
+    again under its lock, where refunds made meanwhile count too)."""
+    if left.amount <= 0:
+        return RuleBroken("Nothing is left to refund on this payment", field="amount")
+    if amount.currency != left.currency or amount.amount <= 0 or amount > left:
+        return RuleBroken(f"Refund between {Money(Decimal(1), left.currency).format()} and {left.format()}",
+                          field="amount")
+    return None
+
+
 async def refund_payment(payment_id: int, amount: Money, reason: str, staff_id: int) -> dict:
     """Give money back (cash at the desk here; gateways refund through their own APIs first).
     It comes out of the credit this payment left first, then off the invoices it settled
@@ -148,8 +160,8 @@ async def refund_payment(payment_id: int, amount: Money, reason: str, staff_id: 
         refundable = Money(payment["amount"] - payment["refunded"], payment["currency"])
         if payment["status"] not in (state.COMPLETED, state.PARTIALLY_REFUNDED):
             raise RuleBroken("Only completed payments can be refunded")
-        if amount.amount <= 0 or amount > refundable:
-            raise RuleBroken(f"Refund between 1 and {refundable.format()}")
+        if problem := refundable_problem(amount, refundable):
+            raise problem
         owed, held = await ledger.member_balances(member_id, amount.currency)
         from_credit = min(held, amount) if held.amount > 0 else Money.zero(amount.currency)
         from_invoices = amount - from_credit

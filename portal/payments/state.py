@@ -15,6 +15,7 @@ is still money received: it is allowed, and the caller alerts staff.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from portal.lib.clock import now
 from portal.lib.errors import RuleBroken
@@ -165,7 +166,17 @@ async def record_settlement(payment_id: int, facts: dict, *, staff_id: int | Non
 
 
 async def settlement_of(payment_id: int) -> dict:
-    """The facts `record_settlement` wrote for this payment ({} before it completed)."""
+    """The facts `record_settlement` wrote for this payment ({} before it completed), typed."""
     event = await PaymentEvent.select(PaymentEvent.details).where(
         (PaymentEvent.payment == payment_id) & (PaymentEvent.kind == SETTLEMENT)).output(load_json=True).first()
-    return (event or {}).get("details") or {}
+    return settlement_facts((event or {}).get("details") or {})
+
+
+def settlement_facts(details: dict) -> dict:
+    """A settlement event's details with its amounts as Decimal (they are stored as text)."""
+    if not details:
+        return {}
+    facts = {**details, **{key: Decimal(details.get(key, "0"))
+                           for key in ("credit_added", "balance_owed", "credit_balance")}}
+    facts["settled"] = [{**item, "amount": Decimal(item["amount"])} for item in details.get("settled", [])]
+    return facts

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from decimal import Decimal
 
 import segno
 from litestar.response import Template
@@ -37,12 +36,7 @@ def _settled(events: list[dict]) -> dict | None:
     for event in events:
         if event["kind"] == state.SETTLEMENT:
             facts = event["details"]
-            facts = json.loads(facts) if isinstance(facts, str) else dict(facts)
-            for key in ("credit_added", "balance_owed", "credit_balance"):
-                facts[key] = Decimal(facts.get(key, "0"))
-            for item in facts.get("settled", []):
-                item["amount"] = Decimal(item["amount"])
-            return facts
+            return state.settlement_facts(json.loads(facts) if isinstance(facts, str) else dict(facts))
     return None
 
 

@@ -4,7 +4,6 @@ side of pay links (create, copy, QR, revoke)."""
 from __future__ import annotations
 
 import secrets
-from decimal import Decimal
 from typing import Annotated
 
 from litestar import Request, Response, get, post
@@ -180,16 +179,9 @@ async def pay_status(request: Request, token: FromPath[str], payment_id: FromPat
     template = "pay/_status.html" if is_htmx(request) else "pay/status.html"
     return Template(template, context={"token": token, "payment": payment, "phone": display_phone(payment["phone"]),
                                        "in_flight": payment["status"] in IN_FLIGHT,
-                                       "settled": await settled_for_member(payment["id"])})
-
-
-async def settled_for_member(payment_id: int) -> dict:
-    """What a completed payment left the member owing or in credit ({} before it completed):
-    a member who paid less than asked (a short card charge) is told what is still due."""
-    facts = await settlement_of(payment_id)
-    if not facts:
-        return {}
-    return {key: Decimal(facts.get(key, "0")) for key in ("balance_owed", "credit_added")}
+                                       # A member who paid less than asked (a short card charge) is told
+                                       # what is still due.
+                                       "settled": await settlement_of(payment["id"])})
 
 
 @get("/pay/{token:str}/payments/{payment_id:int}/receipt.pdf", **PAY)

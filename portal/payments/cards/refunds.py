@@ -26,7 +26,7 @@ from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
 from portal.payments import state
-from portal.payments.service import refund_payment
+from portal.payments.service import refund_payment, refundable_problem
 from portal.settings import get_settings
 from tables.billing import Payment
 from tables.gateway import GatewayRequest
@@ -58,9 +58,8 @@ async def request_card_refund(payment_id: int, amount: Money, reason: str, staff
             raise RuleBroken("This payment has no Flutterwave transaction id; refund it from the Flutterwave dashboard")
         refundable = Money(payment["amount"] - payment["refunded"] - await pending_refunds(payment_id),
                            payment["currency"])
-        if amount.currency != payment["currency"] or amount.amount <= 0 or amount > refundable:
-            raise RuleBroken(f"Refund between {Money(Decimal('1'), payment['currency']).format()} and "
-                             f"{refundable.format()} (refunds already asked for count)")
+        if problem := refundable_problem(amount, refundable):
+            raise RuleBroken(f"{problem} (refunds already asked for count)", field="amount")
         row = (await GatewayRequest.insert(GatewayRequest(
             gateway="flutterwave", kind="refund", payment=payment_id, amount=str(amount.amount), reason=reason,
             staff=staff_id)).returning(*GatewayRequest.all_columns()))[0]
