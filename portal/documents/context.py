@@ -72,7 +72,7 @@ async def receipt_context(payment_id: int) -> dict:
     p = await Payment.select().where(Payment.id == payment_id).first()
     if not p or not p["receipt_number"]:
         raise NotFound("receipt")
-    facts = await state.settlement_of(payment_id)
+    facts = state.settlement_facts(await state.settlement_of(payment_id))
     numbers = [s["number"] for s in facts.get("settled", [])]
     descriptions = {}
     if numbers:

@@ -166,10 +166,11 @@ async def record_settlement(payment_id: int, facts: dict, *, staff_id: int | Non
 
 
 async def settlement_of(payment_id: int) -> dict:
-    """The facts `record_settlement` wrote for this payment ({} before it completed), typed."""
+    """The facts `record_settlement` wrote for this payment ({} before it completed), as stored
+    (amounts as text: settlement_facts types them)."""
     event = await PaymentEvent.select(PaymentEvent.details).where(
         (PaymentEvent.payment == payment_id) & (PaymentEvent.kind == SETTLEMENT)).output(load_json=True).first()
-    return settlement_facts((event or {}).get("details") or {})
+    return (event or {}).get("details") or {}
 
 
 def settlement_facts(details: dict) -> dict:

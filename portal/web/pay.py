@@ -21,7 +21,7 @@ from portal.lib.phones import display_phone
 from portal.payments.cards import checkout as cards
 from portal.payments.mpesa import stk as mpesa
 from portal.payments.mpesa.stk import request_stk_push
-from portal.payments.state import settlement_of
+from portal.payments.state import settlement_facts, settlement_of
 from portal.web.cards import receive_card_redirect
 from portal.web.client import client_ip
 from portal.web.templating import is_htmx
@@ -181,7 +181,7 @@ async def pay_status(request: Request, token: FromPath[str], payment_id: FromPat
                                        "in_flight": payment["status"] in IN_FLIGHT,
                                        # A member who paid less than asked (a short card charge) is told
                                        # what is still due.
-                                       "settled": await settlement_of(payment["id"])})
+                                       "settled": settlement_facts(await settlement_of(payment["id"]))})
 
 
 @get("/pay/{token:str}/payments/{payment_id:int}/receipt.pdf", **PAY)
