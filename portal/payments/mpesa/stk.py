@@ -171,13 +171,18 @@ async def send_stk_push(payment_id: int, client=None) -> str:
     finally:
         if own_client:
             await client.aclose()
-    async with db.transaction():
-        await state.transition(payment_id, state.PROCESSING, reason=f"Prompt sent to {display_phone(payment['phone'])}",
-                               gateway_event=f"daraja:{accepted.checkout_request_id}", values={
-                                   Payment.gateway_ref: accepted.checkout_request_id,
-                                   Payment.gateway_request: accepted.merchant_request_id,
-                                   Payment.next_check_at: now() + timedelta(seconds=CHECK_DELAYS[0])})
+    await record_push(payment, accepted.checkout_request_id, accepted.merchant_request_id)
     return "sent"
+
+
+async def record_push(payment: dict, checkout: str, merchant_request: str) -> None:
+    """Daraja accepted the push: the payment is processing under its CheckoutRequestID."""
+    async with db.transaction():
+        await lock_checkout(checkout)
+        await state.transition(payment["id"], state.PROCESSING, reason=f"Prompt sent to {display_phone(payment['phone'])}",
+                               gateway_event=f"daraja:{checkout}", values={
+                                   Payment.gateway_ref: checkout, Payment.gateway_request: merchant_request,
+                                   Payment.next_check_at: now() + timedelta(seconds=CHECK_DELAYS[0])})
 
 
 def refusal_words(error: GatewayError) -> str:
@@ -211,6 +216,14 @@ async def _fail(payment_id: int, reason: str) -> None:
 
 
 # --- results: callbacks and queries -------------------------------------------------------------
+
+async def lock_checkout(checkout: str) -> None:
+    """Serialises recording a push's CheckoutRequestID with acting on a result for it. Without it a
+    callback that beats the push's answer can look for the payment before the id is committed and
+    for an unanswered attempt after it is, find neither, and list credited money as unmatched.
+    Caller holds the transaction."""
+    await Payment.raw("SELECT pg_advisory_xact_lock(hashtext({}))", f"stk-checkout:{checkout}")
+
 
 async def _receipt_already_recorded(receipt: str, payment_id: int) -> dict | None:
     """Daraja sends an STK payment to a Paybill twice: as the STK callback and as a C2B
@@ -287,6 +300,7 @@ async def process_stk_callback(row: dict, data) -> tuple[str, str]:
         checkout, outcome = parse_stk_callback(data)
     except ValueError as e:
         return "malformed", str(e)
+    await lock_checkout(checkout)
     payment = await Payment.select().where((Payment.method == "mpesa") & (Payment.gateway_ref == checkout)).first()
     if payment is None:
         placed = await _place_unknown_result(row, checkout, outcome)

@@ -194,3 +194,36 @@ async def test_the_sandbox_sending_garbage_before_the_real_callback_credits_once
     assert [r["outcome"] for r in rows] == ["malformed", "applied"]
     assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "paid"
     await assert_books_agree()
+
+
+async def test_a_callback_arriving_while_the_push_is_recorded_credits_the_payment(live):
+    """The callback can beat our record of the push: it then waits for that record to commit instead of
+    looking for the payment before it and for an unanswered attempt after it (finding neither, it listed
+    credited money as unmatched; seen in CI)."""
+    member = await make_member()
+    await invoice_for(member, 3000)
+    recorded = await mpesa.start_stk_push(member_id=member, phone="0712000001", amount=Money(3000),
+                                          idempotency_key="k-race")
+    locked, posted = asyncio.Event(), asyncio.Event()
+
+    async def record_slowly():
+        async with portal_db.transaction():
+            await mpesa.record_push(recorded.payment, "ws_CO_RACE", "m-race")
+            locked.set()
+            await posted.wait()
+            await asyncio.sleep(0.5)  # the callback's request is in flight, waiting for this commit
+
+    recording = asyncio.create_task(record_slowly())
+    await locked.wait()
+    async with httpx.AsyncClient() as http:
+        send = asyncio.create_task(http.post(live.hook(), content=stk_body("ws_CO_RACE", 0, 3000, "RC12345678")))
+        await asyncio.sleep(0.1)
+        posted.set()
+        assert (await send).status_code == 200
+    await recording
+    row = await GatewayCallback.select().first()
+    assert (row["outcome"], row["payment"]) == ("applied", recorded.payment["id"]), row
+    paid = await Payment.select().where(Payment.id == recorded.payment["id"]).first()
+    assert (paid["status"], paid["reference"]) == ("completed", "RC12345678")
+    assert await unmatched_count() == 0
+    await assert_books_agree()
