@@ -20,7 +20,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from piccolo.engine import engine_finder
 
-from portal.lib import db, queue
+from portal.lib import db, logsafe, queue
 from portal.lib.errors import NotFound
 from portal.settings import ROOT, Settings, get_settings
 from portal.web import (
@@ -116,6 +116,7 @@ async def _stop(app: Litestar) -> None:
 def create_app(settings: Settings | None = None, *, manage_resources: bool = True) -> Litestar:
     """`manage_resources=False` is for tests that run the pool, queue and worker themselves."""
     settings = settings or get_settings()
+    logsafe.install(settings)  # however the app is served, its logs carry no secret
     csrf = CSRFConfig(
         secret=settings.secret_key or "unset-secret-key-check-for-serving-refuses-this",
         cookie_name="portal_csrf",

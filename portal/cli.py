@@ -205,6 +205,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("action", choices=["stop"], help="stop: hard stop of the embedded PostgreSQL")
     p.set_defaults(func=cmd_db)
     args = parser.parse_args(argv)
+    from portal.lib import logsafe
+
+    try:
+        logsafe.install(get_settings())
+    except SettingsError:
+        logsafe.install()  # paths are still redacted; the command reports the setting
     args.func(args)
 
 

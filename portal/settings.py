@@ -107,6 +107,13 @@ class _Env:
         return value.rstrip("/")
 
 
+# Settings whose value is a secret: masked by describe() and never written to a log
+# (portal.lib.logsafe); the passwords inside DATABASE_URL, QUEUE_URL and SMTP_URL are kept out too.
+SECRET_SETTINGS = ("secret_key", "daraja_consumer_secret", "daraja_passkey", "daraja_callback_token",
+                   "daraja_security_credential", "flutterwave_secret_key", "flutterwave_secret_hash",
+                   "at_api_key", "at_callback_token", "smtp_url")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str  # "" = embedded PostgreSQL under data_dir
@@ -343,10 +350,7 @@ class Settings:
 
     def describe(self) -> dict[str, str]:
         """Settings for logs, secrets masked."""
-        hidden = {"secret_key", "daraja_consumer_secret", "daraja_passkey", "daraja_callback_token",
-                  "daraja_security_credential",
-                  "flutterwave_secret_key", "flutterwave_secret_hash", "at_api_key", "at_callback_token",
-                  "smtp_url"}
+        hidden = set(SECRET_SETTINGS)
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
