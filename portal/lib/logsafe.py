@@ -100,6 +100,12 @@ def _redacting_factory(*args, **kwargs) -> logging.LogRecord:
         elif record.args:
             # Argument by argument: formatters such as uvicorn's access formatter unpack them.
             record.args = tuple(_clean(a) for a in record.args)
+        if record.args:
+            # A secret split between the format and an argument ("/pay/%s", token) shows only
+            # once they are put together: then the line is kept as its redacted text.
+            message = record.getMessage()
+            if redact(message) != message:
+                record.msg, record.args = redact(message), ()
         if record.exc_info and record.exc_info[0] is not None:
             # Formatters use exc_text when it is set: the traceback is rendered (and redacted) here.
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
