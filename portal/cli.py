@@ -12,9 +12,14 @@ import time
 from portal.settings import SettingsError, get_settings
 
 
-def _settings():
+def _settings(serving: bool = False):
+    """The settings, or exit with the configuration error (never a traceback); `serving` adds
+    what the web app and the worker need (SECRET_KEY, a readable logo)."""
     try:
-        return get_settings()
+        settings = get_settings()
+        if serving:
+            settings.check_for_serving()
+        return settings
     except SettingsError as e:
         sys.exit(f"configuration error: {e}")
 
@@ -31,11 +36,7 @@ async def migrate() -> None:
 
 
 def cmd_run(args) -> None:
-    settings = _settings()
-    try:
-        settings.check_for_serving()
-    except SettingsError as e:
-        sys.exit(f"configuration error: {e}")
+    settings = _settings(serving=True)
     from portal.lib import db
     from portal.runner import serve
 
@@ -68,7 +69,7 @@ def _queue_names(chosen: list[str] | None) -> list[str] | None:
 
 
 def cmd_worker(args) -> None:
-    settings = _settings()
+    settings = _settings(serving=True)
     from portal.lib import db
     from portal.runner import work
 

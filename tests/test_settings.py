@@ -100,3 +100,19 @@ def test_bad_payment_limits_are_errors_that_name_the_variable(env, message):
     with pytest.raises(SettingsError) as e:
         make(**env)
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize("command", ["worker", "run"])
+def test_serving_without_secret_key_is_a_configuration_error_not_a_traceback(command, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env.update(DEMO="0", SANDBOX="0", DATA_DIR=str(tmp_path))
+    r = subprocess.run([str(Path(sys.executable).parent / "portal"), command], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "configuration error: SECRET_KEY is required outside demo mode" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
