@@ -43,7 +43,7 @@ from portal.web import (
     staff,
     unmatched,
 )
-from portal.web.middleware import PortalMiddleware
+from portal.web.middleware import PortalMiddleware, security_headers
 from portal.web.templating import configure_jinja, sent_by_htmx
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,8 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
             directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=configure_jinja(settings)
         ),
         csrf_config=csrf,
-        middleware=[DefineMiddleware(PortalMiddleware, hsts=settings.cookie_secure,
-                                     extra_form_action=settings.card_checkout_origin)],
+        middleware=[DefineMiddleware(PortalMiddleware)],
+        before_send=[security_headers(hsts=settings.cookie_secure, extra_form_action=settings.card_checkout_origin)],
         exception_handlers={
             NotAuthorizedException: _not_logged_in,
             PermissionDeniedException: _error_page(403, "You do not have access to this page."),

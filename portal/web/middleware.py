@@ -1,4 +1,4 @@
-"""Plain ASGI middleware: who is asking, how many queries it cost, and the security headers."""
+"""Plain ASGI middleware: who is asking and how many queries it cost; and the security headers."""
 
 from __future__ import annotations
 
@@ -34,15 +34,39 @@ def _cookie(scope, name: str) -> str | None:
     return None
 
 
-class PortalMiddleware:
-    """Loads the staff member behind the session cookie into scope["user"] (one query), counts
-    the request's queries into a Server-Timing header, and adds security headers. Enforcement is
-    left to the route guards so public pages (login, pay links, callbacks) pass through."""
+def security_headers(*, hsts: bool, extra_form_action: str = ""):
+    """A before-send hook adding the security headers to every response the app sends: pages,
+    404s and 405s from the router (which no middleware sees), static files. piccolo-admin under
+    /admin sets its own policy and is left alone."""
+    csp = CSP.replace(b"{form_action}", extra_form_action.encode())
 
-    def __init__(self, app, *, hsts: bool, extra_form_action: str = ""):
+    async def hook(message, scope) -> None:
+        if message["type"] != "http.response.start" or scope.get("type") != "http" or _is_admin(scope["path"]):
+            return
+        headers = list(message.get("headers", []))
+        headers.extend(SECURITY_HEADERS)
+        if not any(k.lower() == b"content-security-policy" for k, _ in headers):
+            headers.append((b"content-security-policy", csp))
+        if hsts:
+            headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+        message["headers"] = headers
+
+    return hook
+
+
+def _is_admin(path: str) -> bool:
+    return path == "/admin" or path.startswith("/admin/")
+
+
+class PortalMiddleware:
+    """Loads the staff member behind the session cookie into scope["user"] (one query) and, for
+    staff only, counts the request's queries into Server-Timing and X-Query-Count headers (a
+    stranger learns nothing about our queries or timings). Enforcement is left to the route
+    guards so public pages (login, pay links, callbacks) pass through; the security headers are
+    security_headers' (every response)."""
+
+    def __init__(self, app):
         self.app = app
-        self.hsts = hsts
-        self.csp = CSP.replace(b"{form_action}", extra_form_action.encode())
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"].startswith(("/static/", "/admin")):
@@ -52,18 +76,13 @@ class PortalMiddleware:
         with count_queries() as queries:
             scope["user"] = await user_for_session(_cookie(scope, SESSION_COOKIE))
 
-            async def send_with_headers(message):
-                if message["type"] == "http.response.start":
+            async def send_with_timing(message):
+                if message["type"] == "http.response.start" and scope.get("user") is not None:
                     headers = list(message.get("headers", []))
-                    headers.extend(SECURITY_HEADERS)
-                    if not any(k == b"content-security-policy" for k, _ in headers):
-                        headers.append((b"content-security-policy", self.csp))
-                    if self.hsts:
-                        headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
                     elapsed = (time.perf_counter() - started) * 1000
                     headers.append((b"server-timing", f"app;dur={elapsed:.1f}, db;desc=\"queries\";dur={queries.value}".encode()))
                     headers.append((b"x-query-count", str(queries.value).encode()))
                     message = {**message, "headers": headers}
                 await send(message)
 
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive, send_with_timing)
