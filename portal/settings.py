@@ -24,6 +24,13 @@ FLUTTERWAVE_LIVE = "https://api.flutterwave.com/v3"
 AT_LIVE = "https://api.africastalking.com"
 
 
+# What the sandbox accepts on callbacks unless told otherwise: well known, so fit only for a portal
+# nobody else can reach (check_for_serving refuses them behind a public address outside demo).
+SANDBOX_CALLBACK_TOKEN = "sandbox-callback-token"
+SANDBOX_SECRET_HASH = "sandbox-hash"
+SANDBOX_SMS_TOKEN = "sandbox-sms-token"
+
+
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
@@ -270,7 +277,7 @@ class Settings:
                 "DARAJA_PASSKEY",
                 "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919" if sandbox else "",
             ),
-            daraja_callback_token=env.str("DARAJA_CALLBACK_TOKEN", "sandbox-callback-token" if sandbox else ""),
+            daraja_callback_token=env.str("DARAJA_CALLBACK_TOKEN", SANDBOX_CALLBACK_TOKEN if sandbox else ""),
             daraja_allowed_ips=tuple(ip.strip() for ip in env.str("DARAJA_ALLOWED_IPS").split(",") if ip.strip()),
             daraja_initiator=env.str("DARAJA_INITIATOR", "testapi" if sandbox else ""),
             daraja_security_credential=env.str("DARAJA_SECURITY_CREDENTIAL", "sandbox-credential" if sandbox else ""),
@@ -282,12 +289,12 @@ class Settings:
                 "FLUTTERWAVE_BASE_URL", f"{sandbox_url}/v3" if sandbox else FLUTTERWAVE_LIVE, ("http", "https")
             ),
             flutterwave_secret_key=env.str("FLUTTERWAVE_SECRET_KEY", "FLWSECK_TEST-sandbox" if sandbox else ""),
-            flutterwave_secret_hash=env.str("FLUTTERWAVE_SECRET_HASH", "sandbox-hash" if sandbox else ""),
+            flutterwave_secret_hash=env.str("FLUTTERWAVE_SECRET_HASH", SANDBOX_SECRET_HASH if sandbox else ""),
             at_base_url=env.url("AT_BASE_URL", sandbox_url if sandbox else AT_LIVE, ("http", "https")),
             at_username=env.str("AT_USERNAME", "sandbox" if sandbox else ""),
             at_api_key=env.str("AT_API_KEY", "sandbox-at-key" if sandbox else ""),
             at_sender_id=env.str("AT_SENDER_ID", ""),
-            at_callback_token=env.str("AT_CALLBACK_TOKEN", "sandbox-sms-token" if sandbox else ""),
+            at_callback_token=env.str("AT_CALLBACK_TOKEN", SANDBOX_SMS_TOKEN if sandbox else ""),
             sms_receipts=env.bool("SMS_RECEIPTS", False),
             smtp_url=_smtp_url(env),
             mail_from=env.str("MAIL_FROM", "Paul's Tropical Fitness <receipts@example.com>"),
@@ -342,6 +349,15 @@ class Settings:
         """What the web app and worker need beyond what the CLI and migrations need."""
         if not self.secret_key:
             raise SettingsError("SECRET_KEY is required outside demo mode (sessions and links are signed with it)")
+        if not self.demo and not _is_local(self.public_base_url):
+            for name, value in (("DARAJA_CALLBACK_TOKEN", self.daraja_callback_token),
+                                ("FLUTTERWAVE_SECRET_HASH", self.flutterwave_secret_hash),
+                                ("AT_CALLBACK_TOKEN", self.at_callback_token)):
+                if value in (SANDBOX_CALLBACK_TOKEN, SANDBOX_SECRET_HASH, SANDBOX_SMS_TOKEN):
+                    raise SettingsError(
+                        f"{name} is the sandbox's well-known {value!r} while PUBLIC_BASE_URL={self.public_base_url} "
+                        f"can be reached by others: anyone could forge payment callbacks. Set {name} to a secret "
+                        "of your own, or keep SANDBOX=1 for DEMO=1 or a local PUBLIC_BASE_URL")
         if self.gym_logo:
             try:
                 read_logo_file(self.gym_logo)
@@ -356,6 +372,19 @@ class Settings:
             value = getattr(self, f.name)
             out[f.name] = "***" if f.name in hidden and value else str(value)
         return out
+
+
+def _is_local(url: str) -> bool:
+    """Whether `url` names this machine only (loopback), so nobody else can call it."""
+    import ipaddress
+
+    host = (urlparse(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _smtp_url(env: _Env) -> str:

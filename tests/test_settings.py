@@ -116,3 +116,47 @@ def test_serving_without_secret_key_is_a_configuration_error_not_a_traceback(com
     assert r.returncode != 0
     assert "configuration error: SECRET_KEY is required outside demo mode" in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
+
+
+LIVE = "https://portal.gym.example.co.ke"
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"SANDBOX": "1", "PUBLIC_BASE_URL": LIVE}, "DARAJA_CALLBACK_TOKEN"),
+    ({"SANDBOX": "1", "PUBLIC_BASE_URL": "http://192.168.1.20:8000", "DARAJA_CALLBACK_TOKEN": "own-token-1234"},
+     "FLUTTERWAVE_SECRET_HASH"),
+    ({"SANDBOX": "1", "PUBLIC_BASE_URL": LIVE, "DARAJA_CALLBACK_TOKEN": "own-token-1234",
+      "FLUTTERWAVE_SECRET_HASH": "own-hash-1234"}, "AT_CALLBACK_TOKEN"),
+    # Typed by hand with the sandbox off, the well-known value is no better.
+    ({"SANDBOX": "0", "PUBLIC_BASE_URL": LIVE, "AT_CALLBACK_TOKEN": "sandbox-callback-token"}, "AT_CALLBACK_TOKEN"),
+])
+def test_sandbox_tokens_are_refused_behind_a_public_address_outside_demo(env, variable):
+    with pytest.raises(SettingsError) as e:
+        make(**env).check_for_serving()
+    assert str(e.value).startswith(f"{variable} is the sandbox's well-known")
+
+
+@pytest.mark.parametrize("env", [
+    {"SANDBOX": "1"},  # make run's address, and the test suite's
+    {"SANDBOX": "1", "PUBLIC_BASE_URL": "http://localhost:8000"},
+    {"SANDBOX": "1", "PUBLIC_BASE_URL": "http://[::1]:8000"},
+    {"SANDBOX": "1", "DEMO": "1", "PUBLIC_BASE_URL": LIVE},  # a public demo moves no real money
+    {"SANDBOX": "1", "PUBLIC_BASE_URL": LIVE, "DARAJA_CALLBACK_TOKEN": "own-token-1234",
+     "FLUTTERWAVE_SECRET_HASH": "own-hash-1234", "AT_CALLBACK_TOKEN": "own-sms-1234"},
+])
+def test_sandbox_tokens_are_fine_where_nobody_else_can_call(env):
+    make(**env).check_for_serving()
+
+
+def test_portal_run_refuses_to_start_with_sandbox_tokens_behind_a_public_address(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "DEMO": "0", "SANDBOX": "1", "PUBLIC_BASE_URL": LIVE, "DATA_DIR": str(tmp_path)}
+    r = subprocess.run([str(Path(sys.executable).parent / "portal"), "run"], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "configuration error: DARAJA_CALLBACK_TOKEN is the sandbox's well-known 'sandbox-callback-token'" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
