@@ -178,6 +178,7 @@ def cmd_db(args) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)  # warnings (piccolo's connection errors) pass the log redaction too
     parser = argparse.ArgumentParser(prog="portal", description="The gym's staff portal.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="serve the portal (worker in-process; sandbox and demo data when enabled)").set_defaults(func=cmd_run)

@@ -1,12 +1,12 @@
 """No secret and no pay-link token in any log line (issue 12, item 2).
 
-The real `portal run` (SANDBOX=0, every secret set to a value of its own, worker in-process) is
+The real `portal run` and `portal worker` (SANDBOX=0, every secret set to a value of its own) are
 driven through the requests that use each secret: a member pays two pay links (M-Pesa STK push,
 whose callback comes back on the Daraja token URL; a card, whose webhook carries the secret hash
 and whose verification uses the secret key), the gateways post C2B, result and SMS delivery
 callbacks on their token URLs, a wrong token is refused, and requests that may fail carry a pay
-token. Everything the process writes (stdout and stderr: uvicorn's access and error logs, ours,
-the worker's) is then searched for every secret; the requests themselves must be in the log.
+token. Everything the processes write (stdout and stderr: uvicorn's access and error logs, ours,
+the worker's) is then searched for every secret; the requests themselves must be in the logs.
 """
 
 import asyncio
@@ -83,18 +83,20 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
     mpesa_link = await paylinks.create_link(by_mpesa["id"], None)
     card_link = await paylinks.create_link(by_card["id"], None)
 
-    log_path = tmp_path / "portal.log"
-    with serve_in_thread(create_sandbox_app(config)) as sandbox, open(log_path, "wb") as log_file:
+    log_path, worker_log_path = tmp_path / "portal.log", tmp_path / "worker.log"
+    with serve_in_thread(create_sandbox_app(config)) as sandbox, open(log_path, "wb") as log_file, \
+            open(worker_log_path, "wb") as worker_log_file:
         config.public_url = sandbox
-        env = {**os.environ, **SECRETS, "PORT": str(port), "DEMO": "0", "SANDBOX": "0", "WORKER_IN_PROCESS": "1",
+        env = {**os.environ, **SECRETS, "PORT": str(port), "DEMO": "0", "SANDBOX": "0", "WORKER_IN_PROCESS": "0",
                "PUBLIC_BASE_URL": portal, "DARAJA_BASE_URL": sandbox, "DARAJA_CONSUMER_KEY": config.daraja_consumer_key,
                "DARAJA_SHORTCODE": config.daraja_shortcode, "DARAJA_INITIATOR": "gym-initiator",
                "FLUTTERWAVE_BASE_URL": f"{sandbox}/v3", "AT_BASE_URL": sandbox, "AT_USERNAME": config.at_username,
                "SMS_RECEIPTS": "1", "SMTP_URL": f"smtp://receipts:{SMTP_PASSWORD}@127.0.0.1:{free_port()}"}
         proc = subprocess.Popen([str(BIN / "portal"), "run"], env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen([str(BIN / "portal"), "worker"], env=env, stdout=worker_log_file, stderr=subprocess.STDOUT)
         try:
             def up():
-                assert proc.poll() is None, log_path.read_text()
+                assert proc.poll() is None and worker.poll() is None, log_path.read_text() + worker_log_path.read_text()
                 try:
                     return httpx.get(f"{portal}/healthz", timeout=1).status_code == 200
                 except httpx.HTTPError:
@@ -141,10 +143,12 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
                 web.get(f"/pay/{mpesa_link}/payments/2147483648")
                 web.get(f"/pay/{quote(mpesa_link)}%00")
         finally:
-            proc.send_signal(signal.SIGINT)
-            await asyncio.to_thread(proc.wait, 30)
+            for p in (proc, worker):
+                p.send_signal(signal.SIGINT)
+            for p in (proc, worker):
+                await asyncio.to_thread(p.wait, 30)
 
-    log = log_path.read_text()
+    log = log_path.read_text() + worker_log_path.read_text()
     # No secret, nor any pay token, in any form, anywhere ...
     secrets = [*SECRETS.values(), SMTP_PASSWORD, os.environ["SECRET_KEY"], mpesa_link, card_link, "forged-token-1234"]
     for secret in secrets:
@@ -159,5 +163,6 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
                  '"POST /hooks/daraja/c2b/confirmation/[redacted] HTTP/1.1" 200',
                  '"POST /hooks/daraja/c2b/validation/[redacted] HTTP/1.1" 200',
                  '"POST /hooks/sms/delivery/[redacted] HTTP/1.1" 200', "rejected Daraja stk callback",
-                 '"GET /pay/[redacted]/payments/2147483648 HTTP/1.1"', "worker running in-process"]:
+                 '"GET /pay/[redacted]/payments/2147483648 HTTP/1.1"', "worker running: queues", "Processing Job<function: send_stk_push",
+                 "Finished Job<function: send_message"]:
         assert line in log, f"{line!r} not in the log:\n{log}"
