@@ -21,7 +21,8 @@ PLACEHOLDER = "[redacted]"
 # every route with a {token} parameter). `/pay/card/return` is the card gateway's fixed return
 # address, not a link.
 _SLASH = r"(?:/|%2[fF])"
-_SEGMENT = r"[^/\s?#&\"'<>%]+(?:%[0-9A-Fa-f]{2}[^/\s?#&\"'<>%]*)*"
+# The secret segment, percent-escapes included (an escaped slash too: more redacted, never less).
+_SEGMENT = r"(?:[^/\s?#&\"'<>%]|%[0-9A-Fa-f]{2})+"
 TOKEN_PATHS = [
     r"/pay/(?!card/return\b)",
     r"/hooks/daraja/stk/",
