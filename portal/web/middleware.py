@@ -1,4 +1,5 @@
-"""Plain ASGI middleware: who is asking and how many queries it cost; and the security headers."""
+"""Who is asking and what the request cost (plain ASGI middleware), and the security headers of
+every response (a before-send hook)."""
 
 from __future__ import annotations
 
