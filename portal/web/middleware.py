@@ -19,6 +19,18 @@ SECURITY_HEADERS = [
 # switched off in base.html so style-src needs no 'unsafe-inline'.
 CSP = (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        b"form-action 'self' {form_action}; frame-ancestors 'none'; base-uri 'self'; object-src 'none'")
+# piccolo-admin (/admin/ only, admins only) is a Vue app whose icon library injects <style> elements
+# and whose components set style attributes: its pages need inline styles, nothing more. Scripts
+# stay 'self' only, and the portal's own pages keep the policy above.
+ADMIN_CSP = (b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+             b"font-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+             b"base-uri 'self'; object-src 'none'")
+
+
+def _under_admin(scope) -> bool:
+    # Litestar gives a mount's requests the path below the mount: the full path is in raw_path.
+    raw = scope.get("raw_path") or scope["path"].encode()
+    return raw == b"/admin" or raw.startswith(b"/admin/")
 
 
 def _cookie(scope, name: str) -> str | None:
@@ -45,10 +57,11 @@ class PortalMiddleware:
         self.csp = CSP.replace(b"{form_action}", extra_form_action.encode())
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"].startswith(("/static/", "/admin")):
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        admin = _under_admin(scope)
         with count_queries() as queries:
             scope["user"] = await user_for_session(_cookie(scope, SESSION_COOKIE))
 
@@ -57,7 +70,7 @@ class PortalMiddleware:
                     headers = list(message.get("headers", []))
                     headers.extend(SECURITY_HEADERS)
                     if not any(k == b"content-security-policy" for k, _ in headers):
-                        headers.append((b"content-security-policy", self.csp))
+                        headers.append((b"content-security-policy", ADMIN_CSP if admin else self.csp))
                     if self.hsts:
                         headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
                     elapsed = (time.perf_counter() - started) * 1000
