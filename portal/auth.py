@@ -87,6 +87,17 @@ async def logout(token: str) -> None:
     await SessionsBase.remove_session(token=token)
 
 
+async def set_password(user_id: int, password: str, *, keep_session: str | None = None) -> None:
+    """A new password ends every session of that user, so whoever signed in with the old one (a
+    leaked password, a shared browser) is out. `keep_session` is the session that made a change of
+    its own password: the person who just typed the new one stays signed in there."""
+    await BaseUser.update_password(user_id, password)
+    sessions = SessionsBase.delete().where(SessionsBase.user_id == user_id)
+    if keep_session:
+        sessions = sessions.where(SessionsBase.token != keep_session)
+    await sessions
+
+
 SESSION_SQL = """
 SELECT u.id AS user_id, s.id AS staff_id, u.username, u.first_name, u.last_name, s.role, s.location
 FROM sessions se

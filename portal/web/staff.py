@@ -140,7 +140,9 @@ async def staff_update(request: Request, staff_id: FromPath[int], data: FormData
                            BaseUser.active: values["active"], BaseUser.admin: role == "admin",
                            BaseUser.superuser: role == "admin"}).where(BaseUser.id == row["user_id"])
     if values["password"]:
-        await BaseUser.update_password(row["user_id"], values["password"])
+        own = row["user_id"] == me.user_id
+        await auth.set_password(row["user_id"], values["password"],
+                                keep_session=request.cookies.get(auth.SESSION_COOKIE) if own else None)
     await audit.record("staff.updated", "staff", staff_id, staff_id=me.staff_id,
                        details={"role": role, "active": values["active"], "password_reset": bool(values["password"]),
                                 "daily_digest": values["daily_digest"],
