@@ -85,13 +85,29 @@ async def _throttle_minutes(settings: Settings, username: str, ip: str) -> int |
     return None
 
 
+async def _stored_username(username: str) -> str:
+    """User names match whatever the case typed ("Faith" is faith). Without a match the name is
+    passed on as typed, so Piccolo's login spends the same time refusing it."""
+    rows = await BaseUser.raw(
+        "SELECT username FROM piccolo_user WHERE lower(username) = lower({}) ORDER BY username = {} DESC LIMIT 1",
+        username, username)
+    return rows[0]["username"] if rows else username
+
+
+async def username_taken(username: str) -> bool:
+    """User names are unique regardless of case: "Faith" and "faith" would be one login."""
+    rows = await BaseUser.raw("SELECT 1 FROM piccolo_user WHERE lower(username) = lower({}) LIMIT 1", username)
+    return bool(rows)
+
+
 async def login(settings: Settings, username: str, password: str, ip: str) -> str | None:
     """A new session token, or None for bad credentials. Raises LoginThrottled when this address
     must wait (see the rules above _throttle_minutes)."""
     username, ip = username.strip()[:100], ip[:64]
     if (minutes := await _throttle_minutes(settings, username, ip)) is not None:
         raise LoginThrottled(minutes)
-    user_id = await BaseUser.login(username=username, password=password) if username and password else None
+    user_id = await BaseUser.login(username=await _stored_username(username), password=password) \
+        if username and password else None
     if user_id is not None:
         # Piccolo's login checks the password only: an inactive account or a bare Piccolo user
         # (no staff profile) is refused here.
@@ -164,6 +180,8 @@ async def create_staff(username: str, password: str, role: str, *, first_name: s
     """Create a login with its staff profile; admins are also piccolo-admin admins."""
     if role not in ROLE_RANK:
         raise ValueError(f"unknown role {role!r}")
+    if await username_taken(username):
+        raise ValueError(f"the user name {username!r} is taken (user names ignore case)")
     user = await BaseUser.create_user(
         username=username, password=password, email=email or placeholder_email(username),
         first_name=first_name, last_name=last_name, active=True,

@@ -87,7 +87,7 @@ async def staff_new() -> Template:
 @post("/staff/new", guards=[admin_required], status_code=200)
 async def staff_create(request: Request, data: FormData) -> Template | Redirect:
     values, errors = _validate(data, new=True)
-    if not errors and await BaseUser.exists().where(BaseUser.username == values["username"]):
+    if not errors and await auth.username_taken(values["username"]):
         errors["username"] = "That user name is taken"
     if not errors and await _email_taken(values["email"]):
         errors["email"] = "Another staff member has this address"

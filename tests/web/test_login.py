@@ -2,12 +2,13 @@
 
 from datetime import timedelta
 
+import pytest
 from piccolo.apps.user.tables import BaseUser
 
 from portal.auth import ADDRESS_FAILURES_FACTOR, ATTACK_COOLDOWN, create_staff
 from portal.lib.clock import now
 from tables.staff import LoginAttempt
-from tests.support.client import PortalClient
+from tests.support.client import PortalClient, field_error
 
 
 async def test_it_logs_in_and_returns_to_the_page_asked_for(anon):
@@ -18,6 +19,24 @@ async def test_it_logs_in_and_returns_to_the_page_asked_for(anon):
     page = await anon.get("/members")
     assert page.status_code == 200
     assert "Faith · Front desk" in page.text
+
+
+async def test_the_user_name_matches_whatever_the_case(anon):
+    await create_staff("faith", "faith-password-1", "front_desk", first_name="Faith")
+    r = await anon.post("/login", {"username": " FaiTH ", "password": "faith-password-1"})
+    assert r.status_code == 303
+    assert "Faith · Front desk" in (await anon.get("/members")).text
+
+
+async def test_two_user_names_differing_only_by_case_cannot_be_created(carol):
+    await create_staff("Faith", "faith-password-1", "manager")  # e.g. from `portal createuser`
+    with pytest.raises(ValueError, match="taken"):
+        await create_staff("FAITH", "faith-password-2", "manager")
+    r = await carol.post("/staff/new", {"username": "faith", "first_name": "Faith", "role": "manager",
+                                        "password": "faith-password-3"})
+    assert r.status_code == 422
+    assert field_error(r.text, "username") == "That user name is taken"
+    assert await BaseUser.count().where(BaseUser.username.ilike("faith")) == 1
 
 
 async def test_it_never_redirects_off_site_after_login(anon):
