@@ -16,7 +16,7 @@ from litestar.types import Receive, Scope, Send
 from piccolo_admin.endpoints import create_admin
 
 from portal.auth import StaffUser
-from portal.settings import get_settings
+from portal.settings import Settings
 from tables.piccolo_app import APP_CONFIG
 
 _admin_app = None
@@ -24,10 +24,9 @@ ADMIN_LOGIN_PATHS = ("/public/login",)  # piccolo-admin's own login (and its MFA
 CSRF_COOKIE = b"csrftoken"  # piccolo_api's CSRFMiddleware default
 
 
-def _app():
+def _app(settings: Settings):
     global _admin_app
     if _admin_app is None:
-        settings = get_settings()
         _admin_app = create_admin(
             tables=APP_CONFIG.table_classes,
             site_name=f"{settings.gym_name} admin",
@@ -83,6 +82,7 @@ async def mount(scope: Scope, receive: Receive, send: Send) -> None:
     # full path with root_path naming the prefix.
     scope["root_path"] = "/admin"
     scope["path"] = "/admin" + below
-    if get_settings().cookie_secure:
+    settings: Settings = scope["litestar_app"].state.settings
+    if settings.cookie_secure:
         send = _secure_cookies(send)
-    await _app()(scope, receive, send)
+    await _app(settings)(scope, receive, send)

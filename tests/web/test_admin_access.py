@@ -1,6 +1,8 @@
 """One login for the whole portal: piccolo-admin at /admin/ is reached only through the portal's
 own session and role check, and its own login endpoint authenticates nobody."""
 
+import dataclasses
+
 import pytest
 from piccolo.apps.user.tables import BaseUser
 
@@ -62,3 +64,24 @@ async def test_a_deactivated_admin_cannot_get_in(carol):
     await BaseUser.update({BaseUser.active: False}).where(BaseUser.username == "carol")
     assert (await carol.get("/admin/api/tables/")).status_code == 401
     assert (await carol.get("/admin/")).status_code == 303
+
+
+def _set_cookie(response, name: str) -> str:
+    return next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith(name + "="))
+
+
+async def test_the_admins_csrf_cookie_is_secure_when_the_portals_cookies_are(app, anon, settings):
+    from portal.app import create_app
+
+    await create_staff("dora", "dora-password-1", "admin", first_name="Dora")
+    secure_app = create_app(dataclasses.replace(settings, public_base_url="https://gym.example"), manage_resources=False)
+    async with PortalClient(secure_app, base_url="https://testserver") as dora:
+        login = await dora.login("dora", "dora-password-1")
+        assert "; secure" in _set_cookie(login, "id").lower()  # the portal's own session cookie
+        r = await dora.get("/admin/")
+        assert r.status_code == 200
+        assert "; secure" in _set_cookie(r, "csrftoken").lower()
+    # Over plain http (a laptop, these tests) it is left as it was, or the admin could not post.
+    async with PortalClient(app) as dora:
+        await dora.login("dora", "dora-password-1")
+        assert "secure" not in _set_cookie(await dora.get("/admin/"), "csrftoken").lower()
