@@ -85,3 +85,20 @@ async def test_the_admins_csrf_cookie_is_secure_when_the_portals_cookies_are(app
     async with PortalClient(app) as dora:
         await dora.login("dora", "dora-password-1")
         assert "secure" not in _set_cookie(await dora.get("/admin/"), "csrftoken").lower()
+
+
+def _policy(response) -> dict[str, str]:
+    return {d.split()[0]: " ".join(d.split()[1:]) for d in response.headers["content-security-policy"].split("; ")}
+
+
+async def test_the_admin_gets_the_styles_it_needs_and_the_portal_keeps_its_strict_policy(carol):
+    admin = _policy(await carol.get("/admin/"))
+    # Font Awesome and Vue set inline styles; scripts stay our own files only.
+    assert admin["style-src"] == "'self' 'unsafe-inline'"
+    assert admin["script-src"] == "'self'"
+    assert admin["frame-ancestors"] == "'none'" and admin["object-src"] == "'none'"
+    assert _policy(await carol.get("/admin/api/tables/")) == admin
+    for path in ("/members", "/staff", "/login", "/admin-but-not-the-admin"):
+        portal = _policy(await carol.get(path))
+        assert portal["style-src"] == "'self'" and portal["script-src"] == "'self'", path
+        assert "unsafe" not in " ".join(portal.values()), path
