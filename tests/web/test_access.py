@@ -3,7 +3,7 @@
 import pytest
 
 STAFF_PAGES = ["/members", "/members/new"]
-MANAGER_PAGES = ["/plans", "/plans/new"]
+MANAGER_PAGES = ["/plans", "/plans/new", "/audit"]
 ADMIN_PAGES = ["/staff", "/staff/new"]
 
 
