@@ -26,6 +26,7 @@ from portal.settings import ROOT, Settings, get_settings
 from portal.web import (
     admin,
     alerts,
+    audit,
     auth,
     billing,
     brand,
@@ -128,7 +129,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     )
     app = Litestar(
         route_handlers=[
-            *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes,
+            *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes, *audit.routes,
             admin.mount,
             create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),
         ],

@@ -48,28 +48,72 @@ class LoginThrottled(Exception):
         self.minutes = minutes
 
 
-async def _recent_failures(settings: Settings, username: str, ip: str) -> int:
-    since = now() - timedelta(minutes=settings.login_window_minutes)
-    rows = await LoginAttempt.raw(
-        "SELECT count(*) AS n FROM login_attempt WHERE NOT succeeded AND at > {} AND (lower(username) = {} OR ip = {})",
-        since, username.lower(), ip,
-    )
-    return rows[0]["n"]
+# Guessing is slowed down without letting anyone lock a real user out. Every failed try is a row in
+# login_attempt (one table for every web process, so all of them count the same tries), and a try
+# is refused (429) before the password is looked at when, within the window (LOGIN_WINDOW_MINUTES):
+# - this address failed LOGIN_MAX_FAILURES times for this user name: one guesser on one account;
+# - this address failed ADDRESS_FAILURES_FACTOR times as often over any user names: one address
+#   spraying passwords over many accounts;
+# - the user name has LOGIN_MAX_FAILURES failures from all addresses together (it is under attack,
+#   perhaps from many addresses) and this address failed on it less than ATTACK_COOLDOWN ago:
+#   each attacking address then gets one guess a minute, on top of its own limit.
+# The user name alone never refuses anybody: the right password from an address with no failures
+# for that user name (and no spraying) always gets in, however many addresses are guessing it.
+ADDRESS_FAILURES_FACTOR = 4
+ATTACK_COOLDOWN = timedelta(minutes=1)
+
+FAILURES_SQL = """
+SELECT count(*) FILTER (WHERE lower(username) = {} AND ip = {}) AS pair,
+       count(*) FILTER (WHERE ip = {}) AS address,
+       count(*) FILTER (WHERE lower(username) = {}) AS name,
+       max(at) FILTER (WHERE lower(username) = {} AND ip = {}) AS pair_last
+FROM login_attempt
+WHERE NOT succeeded AND at > {} AND (lower(username) = {} OR ip = {})
+"""
+
+
+async def _throttle_minutes(settings: Settings, username: str, ip: str) -> int | None:
+    """How long this address must wait before trying this user name again, or None to go ahead."""
+    name = username.lower()
+    rows = await LoginAttempt.raw(FAILURES_SQL, name, ip, ip, name, name, ip,
+                                  now() - timedelta(minutes=settings.login_window_minutes), name, ip)
+    f, limit = rows[0], settings.login_max_failures
+    if f["pair"] >= limit or f["address"] >= limit * ADDRESS_FAILURES_FACTOR:
+        return settings.login_window_minutes
+    if f["name"] >= limit and f["pair_last"] is not None and f["pair_last"] > now() - ATTACK_COOLDOWN:
+        return int(ATTACK_COOLDOWN.total_seconds() // 60)
+    return None
+
+
+async def _stored_username(username: str) -> str:
+    """User names match whatever the case typed ("Faith" is faith). Without a match the name is
+    passed on as typed, so Piccolo's login spends the same time refusing it."""
+    rows = await BaseUser.raw(
+        "SELECT username FROM piccolo_user WHERE lower(username) = lower({}) ORDER BY username = {} DESC LIMIT 1",
+        username, username)
+    return rows[0]["username"] if rows else username
+
+
+async def username_taken(username: str) -> bool:
+    """User names are unique regardless of case: "Faith" and "faith" would be one login."""
+    rows = await BaseUser.raw("SELECT 1 FROM piccolo_user WHERE lower(username) = lower({}) LIMIT 1", username)
+    return bool(rows)
 
 
 async def login(settings: Settings, username: str, password: str, ip: str) -> str | None:
-    """A new session token, or None for bad credentials. Raises LoginThrottled when too many
-    recent failures came for this user name or from this address."""
-    username = username.strip()
-    if await _recent_failures(settings, username, ip) >= settings.login_max_failures:
-        raise LoginThrottled(settings.login_window_minutes)
-    user_id = await BaseUser.login(username=username, password=password) if username and password else None
+    """A new session token, or None for bad credentials. Raises LoginThrottled when this address
+    must wait (see the rules above _throttle_minutes)."""
+    username, ip = username.strip()[:100], ip[:64]
+    if (minutes := await _throttle_minutes(settings, username, ip)) is not None:
+        raise LoginThrottled(minutes)
+    user_id = await BaseUser.login(username=await _stored_username(username), password=password) \
+        if username and password else None
     if user_id is not None:
         # Piccolo's login checks the password only: an inactive account or a bare Piccolo user
         # (no staff profile) is refused here.
         allowed = await Staff.exists().where((Staff.user == user_id) & (Staff.user.active == True))  # noqa: E712
         user_id = user_id if allowed else None
-    await LoginAttempt.insert(LoginAttempt(username=username[:100], ip=ip[:64], succeeded=user_id is not None))
+    await LoginAttempt.insert(LoginAttempt(username=username, ip=ip, succeeded=user_id is not None))
     if user_id is None:
         return None
     # piccolo_api's session table stores naive local times (datetime.now()), as piccolo-admin reads them.
@@ -85,6 +129,17 @@ async def login(settings: Settings, username: str, password: str, ip: str) -> st
 
 async def logout(token: str) -> None:
     await SessionsBase.remove_session(token=token)
+
+
+async def set_password(user_id: int, password: str, *, keep_session: str | None = None) -> None:
+    """A new password ends every session of that user, so whoever signed in with the old one (a
+    leaked password, a shared browser) is out. `keep_session` is the session that made a change of
+    its own password: the person who just typed the new one stays signed in there."""
+    await BaseUser.update_password(user_id, password)
+    sessions = SessionsBase.delete().where(SessionsBase.user_id == user_id)
+    if keep_session:
+        sessions = sessions.where(SessionsBase.token != keep_session)
+    await sessions
 
 
 SESSION_SQL = """
@@ -125,6 +180,8 @@ async def create_staff(username: str, password: str, role: str, *, first_name: s
     """Create a login with its staff profile; admins are also piccolo-admin admins."""
     if role not in ROLE_RANK:
         raise ValueError(f"unknown role {role!r}")
+    if await username_taken(username):
+        raise ValueError(f"the user name {username!r} is taken (user names ignore case)")
     user = await BaseUser.create_user(
         username=username, password=password, email=email or placeholder_email(username),
         first_name=first_name, last_name=last_name, active=True,

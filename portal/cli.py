@@ -109,6 +109,8 @@ def cmd_createuser(args) -> None:
 
     try:
         staff_id = asyncio.run(go())
+    except ValueError as e:  # a taken user name, an unknown role: say so, no traceback
+        sys.exit(f"createuser: {e}")
     finally:
         db.release_embedded()
     print(f"created {args.role} {args.username} (staff #{staff_id})")

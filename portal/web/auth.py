@@ -45,7 +45,8 @@ async def login_submit(
     except auth.LoginThrottled as e:
         return Template("login.html", status_code=429, context={
             "next": next_path, "values": {"username": username},
-            "error": f"Too many failed attempts. Wait {e.minutes} minutes, or ask a manager to check your account."})
+            "error": f"Too many failed attempts. Wait {e.minutes} minute{'' if e.minutes == 1 else 's'}, "
+                     "or ask a manager to check your account."})
     if token is None:
         return Template("login.html", status_code=400, context={
             "next": next_path, "values": {"username": username},

@@ -20,6 +20,18 @@ SECURITY_HEADERS = [
 # switched off in base.html so style-src needs no 'unsafe-inline'.
 CSP = (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        b"form-action 'self' {form_action}; frame-ancestors 'none'; base-uri 'self'; object-src 'none'")
+# piccolo-admin (/admin/ only, admins only) is a Vue app whose icon library injects <style> elements
+# and whose components set style attributes: its pages need inline styles, nothing more. Scripts
+# stay 'self' only, and the portal's own pages keep the policy above.
+ADMIN_CSP = (b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+             b"font-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+             b"base-uri 'self'; object-src 'none'")
+
+
+def _under_admin(scope) -> bool:
+    # Litestar gives a mount's requests the path below the mount: the full path is in raw_path.
+    raw = scope.get("raw_path") or scope["path"].encode()
+    return raw == b"/admin" or raw.startswith(b"/admin/")
 
 
 def _cookie(scope, name: str) -> str | None:
@@ -37,26 +49,22 @@ def _cookie(scope, name: str) -> str | None:
 
 def security_headers(*, hsts: bool, extra_form_action: str = ""):
     """A before-send hook adding the security headers to every response the app sends: pages,
-    404s and 405s from the router (which no middleware sees), static files. piccolo-admin under
-    /admin sets its own policy and is left alone."""
+    404s and 405s from the router (which no middleware sees), static files, and piccolo-admin
+    under /admin/ with its own, wider style policy."""
     csp = CSP.replace(b"{form_action}", extra_form_action.encode())
 
     async def hook(message, scope) -> None:
-        if message["type"] != "http.response.start" or scope.get("type") != "http" or _is_admin(scope["path"]):
+        if message["type"] != "http.response.start" or scope.get("type") != "http":
             return
         headers = list(message.get("headers", []))
         headers.extend(SECURITY_HEADERS)
         if not any(k.lower() == b"content-security-policy" for k, _ in headers):
-            headers.append((b"content-security-policy", csp))
+            headers.append((b"content-security-policy", ADMIN_CSP if _under_admin(scope) else csp))
         if hsts:
             headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
         message["headers"] = headers
 
     return hook
-
-
-def _is_admin(path: str) -> bool:
-    return path == "/admin" or path.startswith("/admin/")
 
 
 class PortalMiddleware:
@@ -70,7 +78,7 @@ class PortalMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"].startswith(("/static/", "/admin")):
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

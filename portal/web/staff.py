@@ -87,7 +87,7 @@ async def staff_new() -> Template:
 @post("/staff/new", guards=[admin_required], status_code=200)
 async def staff_create(request: Request, data: FormData) -> Template | Redirect:
     values, errors = _validate(data, new=True)
-    if not errors and await BaseUser.exists().where(BaseUser.username == values["username"]):
+    if not errors and await auth.username_taken(values["username"]):
         errors["username"] = "That user name is taken"
     if not errors and await _email_taken(values["email"]):
         errors["email"] = "Another staff member has this address"
@@ -140,7 +140,9 @@ async def staff_update(request: Request, staff_id: FromPath[int], data: FormData
                            BaseUser.active: values["active"], BaseUser.admin: role == "admin",
                            BaseUser.superuser: role == "admin"}).where(BaseUser.id == row["user_id"])
     if values["password"]:
-        await BaseUser.update_password(row["user_id"], values["password"])
+        own = row["user_id"] == me.user_id
+        await auth.set_password(row["user_id"], values["password"],
+                                keep_session=request.cookies.get(auth.SESSION_COOKIE) if own else None)
     await audit.record("staff.updated", "staff", staff_id, staff_id=me.staff_id,
                        details={"role": role, "active": values["active"], "password_reset": bool(values["password"]),
                                 "daily_digest": values["daily_digest"],

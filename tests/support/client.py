@@ -11,9 +11,9 @@ CSRF_COOKIE = "portal_csrf"
 
 
 class PortalClient:
-    def __init__(self, app, base_url: str = "http://testserver"):
+    def __init__(self, app, base_url: str = "http://testserver", client_ip: str = "127.0.0.1"):
         self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)), base_url=base_url,
+            transport=httpx.ASGITransport(app=app, client=(client_ip, 50000)), base_url=base_url,
             follow_redirects=False, headers={"accept": "text/html"},
         )
 
