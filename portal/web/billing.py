@@ -9,7 +9,9 @@ from datetime import date
 from typing import Annotated
 
 from litestar import Request, Response, get, post
+from litestar.connection import ASGIConnection
 from litestar.enums import RequestEncodingType
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
 
@@ -187,7 +189,26 @@ def _allowed_subject(kind: str, subject: str) -> bool:
     return document_store.KIND_SOURCES.get(kind) == subject.split(":")[0]
 
 
-@get("/documents/{kind:str}/{subject:str}/status", guards=[staff_required])
+# A document is a printout of a page, so it is guarded like that page: whoever is refused the page
+# is refused its PDF (a front desk member gets 403 on /close, so on the close report too).
+DOCUMENT_PAGE_GUARDS = {
+    "receipt": staff_required,       # /payments/{id}
+    "receipt_80mm": staff_required,  # /payments/{id}
+    "invoice": staff_required,       # /invoices/{id}
+    "credit_note": staff_required,   # /invoices/{id} (a void) and /payments/{id} (a refund)
+    "statement": staff_required,     # /members/{id}/statement
+    "day_close": manager_required,   # /close
+}
+
+
+def document_page_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    # An unknown kind is left to the handler's 404; staff_required (listed first) has already run.
+    guard = DOCUMENT_PAGE_GUARDS.get(connection.path_params.get("kind", ""))
+    if guard is not None:
+        guard(connection, handler)
+
+
+@get("/documents/{kind:str}/{subject:str}/status", guards=[staff_required, document_page_guard])
 async def document_status(kind: FromPath[str], subject: FromPath[str], label: FromQuery[str] = "Download") -> Template:
     """The self-polling link: asks the worker for the PDF, polls until it is stored."""
     if not _allowed_subject(kind, subject):
@@ -198,7 +219,7 @@ async def document_status(kind: FromPath[str], subject: FromPath[str], label: Fr
     return Template("documents/_link.html", context={"doc": {"kind": kind, "subject": subject, "label": label, "ready": ready}})
 
 
-@get("/documents/{kind:str}/{subject:str}", guards=[staff_required])
+@get("/documents/{kind:str}/{subject:str}", guards=[staff_required, document_page_guard])
 async def document_download(kind: FromPath[str], subject: FromPath[str], download: FromQuery[bool] = False) -> Response:
     if not _allowed_subject(kind, subject):
         raise NotFound("document")
