@@ -3,8 +3,6 @@ the payments list with its CSV export, member statements, and the PDFs."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 from typing import Annotated
 
@@ -21,6 +19,7 @@ from portal.billing.invoices import void_invoice
 from portal.documents import store as document_store
 from portal.documents.requests import request_document, request_receipts
 from portal.lib.clock import today
+from portal.lib.csvfile import CsvText
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import confirmed_amount, desk_payment_form, parse_date
 from portal.lib.money import Money, MoneyParseError
@@ -270,18 +269,15 @@ async def payment_export(request: Request) -> Stream:
     filters = PaymentFilters.parse(request.query_params)
 
     async def lines():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
+        out = CsvText()
+        out.row(CSV_COLUMNS)
         count = 0
         async for record in stream_rows(filters):
-            writer.writerow(["" if record[c] is None else record[c] for c in CSV_COLUMNS])
+            out.row(record[c] for c in CSV_COLUMNS)
             count += 1
             if count % 500 == 0:
-                yield buffer.getvalue().encode()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue().encode()
+                yield out.take().encode()
+        yield out.take().encode()
 
     name = f"payments-{today().isoformat()}.csv"
     return Stream(lines(), media_type="text/csv", headers={"content-disposition": f'attachment; filename="{name}"'})

