@@ -256,7 +256,8 @@ async def payment_list(request: Request) -> Template:
     filters = PaymentFilters.parse(request.query_params)
     page = await payment_page(filters)
     if is_htmx(request):
-        return Template("payments/_table.html", context={"page": page, "f": filters})
+        # oob: the export link above the table follows the filters too (templates/payments/_export.html).
+        return Template("payments/_table.html", context={"page": page, "f": filters, "oob": True})
     staff = await Staff.raw("SELECT s.id, u.username FROM staff s JOIN piccolo_user u ON u.id = s.user ORDER BY u.username")
     locations = await Location.select(Location.id, Location.name).order_by(Location.name)
     return Template("payments/index.html", context={

