@@ -19,7 +19,7 @@ from portal.billing.invoices import void_invoice
 from portal.documents import store as document_store
 from portal.documents.requests import request_document, request_receipts
 from portal.lib.clock import today
-from portal.lib.csvfile import CsvText
+from portal.lib.csvfile import CsvText, local_header
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import confirmed_amount, desk_payment_form, parse_date
 from portal.lib.money import Money, MoneyParseError
@@ -27,6 +27,7 @@ from portal.members.members import get_member
 from portal.payments.limits import NeedsConfirmation
 from portal.payments.queries import (
     CSV_COLUMNS,
+    CSV_TIME_COLUMNS,
     METHODS,
     STATUSES,
     PaymentFilters,
@@ -269,9 +270,11 @@ async def payment_list(request: Request) -> Template:
 async def payment_export(request: Request) -> Stream:
     filters = PaymentFilters.parse(request.query_params)
 
+    tz = request.app.state.settings.tz
+
     async def lines():
-        out = CsvText()
-        out.row(CSV_COLUMNS)
+        out = CsvText(tz)
+        out.row(local_header(c, tz) if c in CSV_TIME_COLUMNS else c for c in CSV_COLUMNS)
         count = 0
         async for record in stream_rows(filters):
             out.row(record[c] for c in CSV_COLUMNS)

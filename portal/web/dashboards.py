@@ -95,7 +95,7 @@ async def analytics_csv(request: Request, figure: FromQuery[str] = "revenue") ->
     period = analytics.Period.parse(request.query_params)
     data = await analytics.report(period)
     header, rows = CSV_FIGURES[figure]
-    out = CsvText()
+    out = CsvText(request.app.state.settings.tz)
     out.row(header)
     out.rows(rows(data))
     name = f"{figure}-{period.start.isoformat()}-{period.end.isoformat()}.csv"

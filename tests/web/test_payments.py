@@ -218,6 +218,27 @@ async def test_csv_export_writes_formulas_from_names_and_references_as_text(bob)
     assert all(not row[c].startswith(("=", "+", "-", "@")) for row in rows for c in row)
 
 
+async def test_csv_export_times_are_the_gyms_local_time_to_the_second(bob, settings):
+    from datetime import datetime, timezone
+
+    member = await make_member()
+    await invoice_for(member, 3000)
+    payment = (await pay(member, 1000)).payment
+    at = datetime(2026, 12, 1, 21, 30, 15, 123456, tzinfo=timezone.utc)  # 00:30:15 the next day in Nairobi
+    await Payment.update({Payment.created_at: at, Payment.completed_at: at}).where(Payment.id == payment["id"])
+
+    r = await bob.get("/payments.csv")
+    header = next(csv.reader(io.StringIO(r.text)))
+    zone = settings.timezone
+    assert header[1:3] == [f"created_at ({zone})", f"completed_at ({zone})"]
+    (row,) = list(csv.DictReader(io.StringIO(r.text)))
+    local = at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S")
+    assert row[f"created_at ({zone})"] == row[f"completed_at ({zone})"] == local
+    assert zone != "UTC" and local == "2026-12-02 00:30:15"  # the page's day, not UTC's
+    page = await bob.get("/payments")
+    assert at.astimezone(settings.tz).strftime("%d %b %Y %H:%M") in page.text  # what the list shows
+
+
 async def _bulk_payments(n: int) -> None:
     """n completed cash payments spread over members, inserted in SQL (a size test, not a story)."""
     from piccolo.engine import engine_finder
