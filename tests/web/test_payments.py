@@ -142,6 +142,21 @@ async def test_a_manager_voids_an_invoice_with_a_reason(bob):
     assert 'data-testid="invoice-balance">KES 0<' in page.text
 
 
+async def test_the_card_button_shows_only_when_something_is_owed(alice):
+    member, inv = await _member_with_invoice(3000)
+    owing = await alice.get(f"/members/{member}")
+    assert re.search(r'data-testid="pay-by-card"[^>]*>Pay KES 3,000 by card', owing.text)
+    await pay(member, 3000)
+    settled = await alice.get(f"/members/{member}")
+    assert 'data-testid="balance-owed">KES 0<' in settled.text
+    assert 'data-testid="pay-by-card"' not in settled.text and "by card" not in settled.text
+    nothing = await alice.get(f"/members/{await make_member('Brian', 'Otieno')}")
+    assert "by card" not in nothing.text
+    # A refused card start still shows its message where the button was.
+    refused = await alice.post(f"/members/{member}/card", {"amount": "abc"})
+    assert refused.status_code == 422 and 'data-testid="error-card"' in refused.text
+
+
 async def _three_payments():
     a = await make_member("Achieng", "Odhiambo", number="PTF0201")
     b = await make_member("Brian", "Otieno", number="PTF0202")
