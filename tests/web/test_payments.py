@@ -142,6 +142,26 @@ async def test_a_manager_voids_an_invoice_with_a_reason(bob):
     assert 'data-testid="invoice-balance">KES 0<' in page.text
 
 
+async def test_the_voids_credit_note_is_linked_from_the_invoice_page(bob, alice):
+    from portal.documents import store as document_store
+
+    member, inv = await _member_with_invoice()
+    await pay(member, 1000)
+    assert (await bob.post(f"/invoices/{inv['id']}/void", {"reason": "Raised twice by mistake"})).status_code == 303
+    note = await CreditNote.select().where(CreditNote.invoice == inv["id"]).first()
+    page = await alice.get(f"/invoices/{inv['id']}")
+    section = re.search(r'data-testid="credit-notes">(.*?)</section>', page.text, re.S).group(1)
+    assert note["number"] in section and "Raised twice by mistake" in section and "KES 3,000" in section
+    status = re.search(r'hx-get="(/documents/credit_note/credit_note:\d+/status[^"]*)"', section).group(1)
+    assert status.startswith(f"/documents/credit_note/credit_note:{note['id']}/")
+    # The link the page polls leads to the PDF once the worker has made it.
+    await document_store.render_and_store("credit_note", f"credit_note:{note['id']}")
+    ready = await alice.get(status.replace("&amp;", "&"), htmx=True)
+    pdf_href = re.search(r'href="(/documents/credit_note/[^"?]+)"', ready.text).group(1)
+    pdf = await alice.get(pdf_href)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+
+
 async def test_the_card_button_shows_only_when_something_is_owed(alice):
     member, inv = await _member_with_invoice(3000)
     owing = await alice.get(f"/members/{member}")
