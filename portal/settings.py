@@ -193,6 +193,7 @@ class Settings:
     large_amount_confirm: Decimal
     worker_gateway_concurrency: int  # jobs at once on the gateway queue (prompts, checks, refunds, sweepers)
     worker_bulk_concurrency: int  # jobs at once on the bulk queue (PDFs, messages, daily runs)
+    pay_link_sends_per_hour: int  # times staff may send one invoice's pay link to the member an hour
 
     @property
     def tz(self) -> ZoneInfo:
@@ -343,6 +344,7 @@ class Settings:
             large_amount_confirm=env.amount("LARGE_AMOUNT_CONFIRM", 50_000),
             worker_gateway_concurrency=env.int("WORKER_GATEWAY_CONCURRENCY", 10, 1, 100),
             worker_bulk_concurrency=env.int("WORKER_BULK_CONCURRENCY", 4, 1, 100),
+            pay_link_sends_per_hour=env.int("PAY_LINK_SENDS_PER_HOUR", 3, 1, 60),
         )
 
     def check_for_serving(self) -> None:

@@ -2,9 +2,12 @@
 
 `hit()` is one statement: it counts a request in its bucket's current window (starting a new
 window in place when the old one is over) and says whether the bucket is still within its limit.
+`take()` is for actions a person repeats: a few at once, then one per interval, and it says when.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from tables.rate_limits import RateLimit
 
@@ -39,3 +42,33 @@ async def forget_old(older_than_seconds: int = 86400) -> int:
     rows = await RateLimit.raw(
         "DELETE FROM rate_limit WHERE window_start < now() - make_interval(secs => {}) RETURNING id", older_than_seconds)
     return len(rows)
+
+
+# --- a few uses, then one per interval (GCRA) --------------------------------------------------
+# For actions a person repeats (sending a member their pay link again): at most `burst` at once,
+# then one every period/burst, so `burst` per period over time. Unlike a fixed window this has no
+# edge (a window ending just after the third send would allow three more at once), and it can say
+# when the next use is allowed. The row's window_start holds the bucket's "theoretical
+# arrival time" (the GCRA's TAT): the bucket is full once that is `period` ahead of now.
+
+TAKE_SQL = """
+INSERT INTO rate_limit (bucket, window_start, hits) VALUES ({}, now() + make_interval(secs => {}), 1)
+ON CONFLICT (bucket) DO UPDATE SET
+    window_start = greatest(rate_limit.window_start, now()) + make_interval(secs => {}),
+    hits = rate_limit.hits + 1
+WHERE greatest(rate_limit.window_start, now()) + make_interval(secs => {}) <= now() + make_interval(secs => {})
+RETURNING window_start
+"""
+
+NEXT_SQL = "SELECT window_start + make_interval(secs => {}) - make_interval(secs => {}) AS at FROM rate_limit WHERE bucket = {}"
+
+
+async def take(bucket: str, burst: int, period_seconds: int) -> datetime | None:
+    """Use the bucket once if it has room: None when taken, else when it next has room (nothing
+    is counted then). One statement: concurrent callers in any process are counted one by one
+    (the update's condition is checked again on the row as the other committed it)."""
+    bucket, interval = bucket[:200], period_seconds / burst
+    if await RateLimit.raw(TAKE_SQL, bucket, interval, interval, interval, period_seconds):
+        return None
+    rows = await RateLimit.raw(NEXT_SQL, interval, period_seconds, bucket)
+    return rows[0]["at"] if rows else None

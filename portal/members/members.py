@@ -64,13 +64,16 @@ def _search_terms(query: str) -> tuple[str, str, str]:
     return q, phone, q.replace(" ", "").upper()
 
 
+# Names are compared folded on both sides (fold_name, and the names folded as stored:
+# tables/piccolo_migrations/portal_2026_12_07t05_00_00_000000.py), so "nganga" finds Ng'ang'a and
+# "wanjiku" finds Wanjikũ. What was typed is folded once per search (a subquery), not once per row.
 SEARCH_WHERE = """
     (
       {q} = ''
-      OR lower(m.first_name) LIKE {q} || '%'
-      OR lower(m.last_name) LIKE {q} || '%'
-      OR lower(m.first_name || ' ' || m.last_name) LIKE {q} || '%'
-      OR lower(m.last_name || ' ' || m.first_name) LIKE {q} || '%'
+      OR m.first_name_folded LIKE (SELECT fold_name({q})) || '%'
+      OR m.last_name_folded LIKE (SELECT fold_name({q})) || '%'
+      OR m.first_name_folded || ' ' || m.last_name_folded LIKE (SELECT fold_name({q})) || '%'
+      OR m.last_name_folded || ' ' || m.first_name_folded LIKE (SELECT fold_name({q})) || '%'
       OR upper(m.member_number) LIKE {number} || '%'
       OR (length({phone}) >= 3 AND m.phone LIKE '%' || {phone} || '%')
     )

@@ -24,8 +24,8 @@ from piccolo.engine import engine_finder
 from portal import audit
 from portal.billing import paylinks
 from portal.gateways.africastalking import international
-from portal.lib import db, queue
-from portal.lib.clock import now
+from portal.lib import db, queue, ratelimit
+from portal.lib.clock import local, now
 from portal.lib.errors import NotFound, RuleBroken
 from portal.settings import get_settings
 from tables.billing import Invoice, Payment
@@ -184,10 +184,15 @@ async def payment_completed(payment_id: int) -> list[int]:
                                 payment_id=payment_id)
 
 
+class SentTooOften(RuleBroken):
+    """The member was sent this invoice's pay link as often as an hour allows (a new link each
+    time is still the same member's phone): staff are told when, and when they may again."""
+
+
 async def send_pay_link(invoice_id: int, staff_id: int | None) -> list[int]:
     """Staff send an invoice's live pay link to the member, by their channel. Once per link: a
     second click sends nothing and returns the messages already sent; a new link can be sent
-    too."""
+    too, PAY_LINK_SENDS_PER_HOUR times an hour per invoice (then SentTooOften)."""
     invoice = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
     if not invoice:
         raise NotFound("invoice")
@@ -197,8 +202,18 @@ async def send_pay_link(invoice_id: int, staff_id: int | None) -> list[int]:
     if not link:
         raise RuleBroken("This invoice has no live pay link: make one first")
     key = f"pay_link:invoice:{invoice_id}:link{link['id']}"
+    sent = await Message.select(Message.id).where(Message.dedupe_key.like(f"{key}:%")).order_by(Message.id)
+    if sent:  # this link went already: showing it again costs the member nothing
+        return [r["id"] for r in sent]
+    again_at = await ratelimit.take(f"paylink-send:{invoice_id}", get_settings().pay_link_sends_per_hour, 3600)
+    if again_at is not None:
+        last = await Message.select(Message.created_at).where(
+            (Message.invoice == invoice_id) & (Message.kind == "pay_link")).order_by(Message.id, ascending=False).first()
+        when = f" at {local(last['created_at']):%H:%M}" if last else ""
+        raise SentTooOften(f"This invoice's pay link was already sent to the member{when}; "
+                           f"you can send it again after {local(again_at):%H:%M}")
     created = await send_to_member(invoice["member"], "pay_link", key=key, invoice_id=invoice_id)
-    if not created:
+    if not created:  # sent by another click a moment ago, or the member has no channel for it
         rows = await Message.select(Message.id).where(Message.dedupe_key.like(f"{key}:%")).order_by(Message.id)
         return [r["id"] for r in rows]
     await audit.record("paylink.sent", "invoice", invoice_id, staff_id=staff_id,

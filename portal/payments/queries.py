@@ -119,6 +119,7 @@ def _positional(sql: str) -> str:
 
 CSV_COLUMNS = ["receipt_number", "created_at", "completed_at", "member_number", "member_name", "method", "status",
                "amount", "refunded", "currency", "reference", "staff_username", "location_name"]
+CSV_TIME_COLUMNS = ("created_at", "completed_at")  # in the gym's time zone, which their headers name
 
 
 async def stream_rows(f: PaymentFilters, batch: int = 2000):

@@ -3,13 +3,13 @@ the payments list with its CSV export, member statements, and the PDFs."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 from typing import Annotated
 
 from litestar import Request, Response, get, post
+from litestar.connection import ASGIConnection
 from litestar.enums import RequestEncodingType
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
 
@@ -19,6 +19,7 @@ from portal.billing.invoices import void_invoice
 from portal.documents import store as document_store
 from portal.documents.requests import request_document, request_receipts
 from portal.lib.clock import today
+from portal.lib.csvfile import CsvText, local_header
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import confirmed_amount, desk_payment_form, parse_date
 from portal.lib.money import Money, MoneyParseError
@@ -26,6 +27,7 @@ from portal.members.members import get_member
 from portal.payments.limits import NeedsConfirmation
 from portal.payments.queries import (
     CSV_COLUMNS,
+    CSV_TIME_COLUMNS,
     METHODS,
     STATUSES,
     PaymentFilters,
@@ -187,7 +189,26 @@ def _allowed_subject(kind: str, subject: str) -> bool:
     return document_store.KIND_SOURCES.get(kind) == subject.split(":")[0]
 
 
-@get("/documents/{kind:str}/{subject:str}/status", guards=[staff_required])
+# A document is a printout of a page, so it is guarded like that page: whoever is refused the page
+# is refused its PDF (a front desk member gets 403 on /close, so on the close report too).
+DOCUMENT_PAGE_GUARDS = {
+    "receipt": staff_required,       # /payments/{id}
+    "receipt_80mm": staff_required,  # /payments/{id}
+    "invoice": staff_required,       # /invoices/{id}
+    "credit_note": staff_required,   # /invoices/{id} (a void) and /payments/{id} (a refund)
+    "statement": staff_required,     # /members/{id}/statement
+    "day_close": manager_required,   # /close
+}
+
+
+def document_page_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    # An unknown kind is left to the handler's 404; staff_required (listed first) has already run.
+    guard = DOCUMENT_PAGE_GUARDS.get(connection.path_params.get("kind", ""))
+    if guard is not None:
+        guard(connection, handler)
+
+
+@get("/documents/{kind:str}/{subject:str}/status", guards=[staff_required, document_page_guard])
 async def document_status(kind: FromPath[str], subject: FromPath[str], label: FromQuery[str] = "Download") -> Template:
     """The self-polling link: asks the worker for the PDF, polls until it is stored."""
     if not _allowed_subject(kind, subject):
@@ -198,7 +219,7 @@ async def document_status(kind: FromPath[str], subject: FromPath[str], label: Fr
     return Template("documents/_link.html", context={"doc": {"kind": kind, "subject": subject, "label": label, "ready": ready}})
 
 
-@get("/documents/{kind:str}/{subject:str}", guards=[staff_required])
+@get("/documents/{kind:str}/{subject:str}", guards=[staff_required, document_page_guard])
 async def document_download(kind: FromPath[str], subject: FromPath[str], download: FromQuery[bool] = False) -> Response:
     if not _allowed_subject(kind, subject):
         raise NotFound("document")
@@ -236,7 +257,8 @@ async def payment_list(request: Request) -> Template:
     filters = PaymentFilters.parse(request.query_params)
     page = await payment_page(filters)
     if is_htmx(request):
-        return Template("payments/_table.html", context={"page": page, "f": filters})
+        # oob: the export link above the table follows the filters too (templates/payments/_export.html).
+        return Template("payments/_table.html", context={"page": page, "f": filters, "oob": True})
     staff = await Staff.raw("SELECT s.id, u.username FROM staff s JOIN piccolo_user u ON u.id = s.user ORDER BY u.username")
     locations = await Location.select(Location.id, Location.name).order_by(Location.name)
     return Template("payments/index.html", context={
@@ -248,19 +270,18 @@ async def payment_list(request: Request) -> Template:
 async def payment_export(request: Request) -> Stream:
     filters = PaymentFilters.parse(request.query_params)
 
+    tz = request.app.state.settings.tz
+
     async def lines():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
+        out = CsvText(tz)
+        out.row(local_header(c, tz) if c in CSV_TIME_COLUMNS else c for c in CSV_COLUMNS)
         count = 0
         async for record in stream_rows(filters):
-            writer.writerow(["" if record[c] is None else record[c] for c in CSV_COLUMNS])
+            out.row(record[c] for c in CSV_COLUMNS)
             count += 1
             if count % 500 == 0:
-                yield buffer.getvalue().encode()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue().encode()
+                yield out.take().encode()
+        yield out.take().encode()
 
     name = f"payments-{today().isoformat()}.csv"
     return Stream(lines(), media_type="text/csv", headers={"content-disposition": f'attachment; filename="{name}"'})

@@ -9,6 +9,7 @@ from litestar.response import Template
 
 from portal.auth import manager_required, staff_required
 from portal.billing import paylinks
+from portal.lib.csvfile import CsvText
 from portal.lib.errors import NotFound
 from portal.reports import analytics, dues
 from portal.web.pages import new_idempotency_key
@@ -89,20 +90,16 @@ CSV_FIGURES = {
 
 @get("/analytics.csv", guards=[manager_required])
 async def analytics_csv(request: Request, figure: FromQuery[str] = "revenue") -> Response:
-    import csv
-    import io
-
     if figure not in CSV_FIGURES:
         raise NotFound("figure")
     period = analytics.Period.parse(request.query_params)
     data = await analytics.report(period)
     header, rows = CSV_FIGURES[figure]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows([["" if v is None else v for v in row] for row in rows(data)])
+    out = CsvText(request.app.state.settings.tz)
+    out.row(header)
+    out.rows(rows(data))
     name = f"{figure}-{period.start.isoformat()}-{period.end.isoformat()}.csv"
-    return Response(buffer.getvalue(), media_type="text/csv",
+    return Response(out.take(), media_type="text/csv",
                     headers={"content-disposition": f'attachment; filename="{name}"'})
 
 

@@ -68,6 +68,9 @@ async def message_resend(request: Request, message_id: FromPath[int]) -> Templat
 async def pay_link_send(request: Request, invoice_id: FromPath[int]) -> Template | Redirect:
     try:
         created = await outbox.send_pay_link(invoice_id, request.scope["user"].staff_id)
+    except outbox.SentTooOften as e:
+        return Template("errors/error.html", status_code=429, context={"status": 429, "message": str(e),
+                                                                        "back": f"/invoices/{invoice_id}"})
     except RuleBroken as e:
         return Template("errors/error.html", status_code=409, context={"status": 409, "message": str(e)})
     return Redirect(f"/messages/{created[0]}", status_code=303)

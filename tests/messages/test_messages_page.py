@@ -140,3 +140,57 @@ async def test_a_paid_invoice_has_no_link_to_send(alice, db):
     await pay(member, 500)
     r = await alice.post(f"/invoices/{invoice['id']}/paylink/send")
     assert r.status_code == 409 and "Only an open invoice has a pay link to send" in r.text
+
+
+async def test_one_invoices_pay_link_is_sent_a_few_times_an_hour_whatever_the_process(alice, app, settings):
+    """41 SMS in 3 minutes were possible by making a new link before each send. Now PAY_LINK_SENDS_PER_HOUR
+    sends per invoice, counted in the database so two web processes share the count."""
+    from datetime import timedelta
+
+    from piccolo.engine import engine_finder
+    from piccolo.querystring import QueryString
+
+    from portal.app import create_app
+    from portal.auth import create_staff
+    from portal.lib.clock import local
+    from tests.support.client import PortalClient
+
+    member = await make_member(email="often@example.com", message_channel="both")
+    invoice = await invoice_for(member, 1500)
+    await create_staff("dan", "dan-password-1", "front_desk")
+    other_process = PortalClient(create_app(settings, manage_resources=False))
+    await other_process.login("dan", "dan-password-1")
+    allowed = settings.pay_link_sends_per_hour
+    try:
+        for i in range(allowed):
+            desk = (alice, other_process)[i % 2]
+            assert (await desk.post(f"/invoices/{invoice['id']}/paylink")).status_code == 303
+            for _ in range(2):  # a second click on the same link shows what went and costs nothing
+                assert (await desk.post(f"/invoices/{invoice['id']}/paylink/send")).status_code == 303
+        sent = await messages_of(member=member, kind="pay_link")
+        assert len(sent) == 2 * allowed  # email and SMS each time
+
+        for desk in (alice, other_process):
+            assert (await desk.post(f"/invoices/{invoice['id']}/paylink")).status_code == 303
+            refused = await desk.post(f"/invoices/{invoice['id']}/paylink/send")
+            assert refused.status_code == 429
+            message = re.search(r'data-testid="error-message">([^<]+)<', refused.text).group(1).replace("&#39;", "'")
+            last, again = re.fullmatch(r"This invoice's pay link was already sent to the member at (\d\d:\d\d); "
+                                       r"you can send it again after (\d\d:\d\d)", message).groups()
+            assert last == f"{local(sent[-1]['created_at']):%H:%M}"
+            # A burst of `allowed`, then one every hour/allowed: the next from the first send on.
+            first = local(sent[0]["created_at"]) + timedelta(minutes=60 / allowed)
+            assert again in {f"{first + timedelta(minutes=m):%H:%M}" for m in (-1, 0, 1)}  # give or take a clock tick
+            assert f'href="/invoices/{invoice["id"]}"' in refused.text
+        assert len(await messages_of(member=member, kind="pay_link")) == 2 * allowed
+
+        # Once that time has come, one more may go.
+        await engine_finder().run_querystring(QueryString(
+            "UPDATE rate_limit SET window_start = window_start - make_interval(secs => {})"
+            " WHERE bucket = {}", 3600 / allowed, f"paylink-send:{invoice['id']}"))
+        assert (await alice.post(f"/invoices/{invoice['id']}/paylink/send")).status_code == 303
+        assert len(await messages_of(member=member, kind="pay_link")) == 2 * allowed + 2
+        assert (await other_process.post(f"/invoices/{invoice['id']}/paylink")).status_code == 303
+        assert (await other_process.post(f"/invoices/{invoice['id']}/paylink/send")).status_code == 429
+    finally:
+        await other_process.__aexit__()

@@ -135,3 +135,20 @@ def analytics_figures() -> list[str]:
     from portal.web.dashboards import CSV_FIGURES
 
     return list(CSV_FIGURES)
+
+
+async def test_csv_writes_names_as_text_and_negative_amounts_as_numbers(bob):
+    # A name a spreadsheet would run as a formula, and a day whose refunds exceed what came in.
+    desk = await desk_staff()
+    member = await make_member("=2+5", "Kamau", number="PTF0401")
+    await invoice_for(member, 1000)
+    paid = (await pay(member, 1000, staff_id=desk)).payment["id"]
+    await Payment.update({Payment.completed_at: Payment.completed_at - timedelta(days=3)}).where(Payment.id == paid)
+    await refund_payment(paid, Money(Decimal("600")), "Overcharged", desk)
+
+    top = list(csv.reader(io.StringIO((await bob.get("/analytics.csv?figure=top&preset=7d")).text)))
+    assert top[1:] == [["PTF0401", "'=2+5 Kamau", "1", "400.00"]]
+    revenue = list(csv.DictReader(io.StringIO((await bob.get("/analytics.csv?figure=revenue&preset=7d&grain=day")).text)))
+    assert (revenue[-1]["period_start"], revenue[-1]["refunds"], revenue[-1]["net"]) == (
+        today().isoformat(), "600.00", "-600.00")
+    assert Decimal(revenue[-1]["net"]) == Decimal("-600")

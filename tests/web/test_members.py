@@ -1,5 +1,6 @@
 """Front desk: find, register, edit and put members on plans."""
 
+import re
 from datetime import date, timedelta
 
 from portal.lib.clock import today
@@ -75,6 +76,34 @@ async def test_it_finds_members_by_name_number_or_phone_as_typed(alice):
     assert await names("%25") == []  # LIKE wildcards are literal
     full = await alice.get("/members?q=brian")
     assert "<html" in full.text and "Brian" in full.text
+
+
+async def test_search_folds_accents_and_apostrophes_on_both_sides(alice):
+    await make_member("Grace", "Ng'ang'a", number="PTF0101")
+    await make_member("Wanjikũ", "Mũthoni", number="PTF0102")
+    await make_member("ĨRŨNGŨ", "Kĩmani", number="PTF0103")  # capitals with tildes
+    await make_member("Nyambura", "O’Brien", number="PTF0104")  # a typographic apostrophe
+    await make_member("Jose\u0301", "Ruiz", number="PTF0105")  # é typed as e + a combining accent
+    await make_member("Ngaruiya", "Kamau", number="PTF0106")  # must not match "nganga"
+
+    async def found(q):
+        r = await alice.get("/members", params={"q": q}, htmx=True)
+        assert r.status_code == 200
+        return sorted(set(re.findall(r"PTF01\d\d", r.text)))
+
+    assert await found("nganga") == ["PTF0101"]
+    assert await found("NG'ANG'A") == ["PTF0101"]
+    assert await found("grace ngang") == ["PTF0101"]
+    assert await found("wanjiku") == ["PTF0102"]
+    assert await found("Wanjikũ") == ["PTF0102"]
+    assert await found("muthoni wanj") == ["PTF0102"]
+    assert await found("irungu") == ["PTF0103"]
+    assert await found("kimani") == ["PTF0103"]
+    assert await found("obrien") == ["PTF0104"]
+    assert await found("o'brien") == ["PTF0104"]
+    assert await found("josé") == ["PTF0105"]
+    assert await found("jose") == ["PTF0105"]
+    assert await found("nga") == ["PTF0101", "PTF0106"]
 
 
 async def test_it_paginates(alice):

