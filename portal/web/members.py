@@ -91,11 +91,12 @@ async def member_put_on_plan(request: Request, member_id: FromPath[int], data: F
     start = forms.parse_date(values["start_date"])
     if start is None:
         errors["start_date"] = "Enter a start date"
-    if not values["plan"].isdigit():
+    plan_id = forms.whole(values["plan"])
+    if plan_id is None:
         errors["plan"] = "Choose a plan"
     if not errors:
         try:
-            await enrol.put_on_plan(member_id, int(values["plan"]), start, request.scope["user"].staff_id)
+            await enrol.put_on_plan(member_id, plan_id, start, request.scope["user"].staff_id)
             return Redirect(f"/members/{member_id}", status_code=303)
         except RuleBroken as e:
             errors["plan"] = str(e)
