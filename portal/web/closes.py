@@ -58,7 +58,7 @@ async def close_page(request: Request) -> Template:
 async def close_submit(request: Request, data: FormData) -> Template | Redirect:
     location_id = whole(data.get("location"))
     day = parse_date(data.get("date", "")) or today()
-    if location_id is None:
+    if location_id is None or not await Location.exists().where(Location.id == location_id):
         return await _page(request, None, day, status=422, errors={"form": "Pick a location"})
     existing = await closes.close_for(location_id, day)
     if existing and existing["status"] == "closed":

@@ -6,12 +6,13 @@ from typing import Annotated
 
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery, Parameter
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from portal.auth import staff_required
 from portal.lib import forms
 from portal.lib.errors import RuleBroken
+from portal.lib.paging import page_number
 from portal.members import enrol, members
 from portal.web.pages import member_page
 from portal.web.templating import is_htmx
@@ -30,8 +31,9 @@ async def home() -> Redirect:
 
 
 @get("/members", guards=[staff_required])
-async def member_list(request: Request, q: FromQuery[str] = "", page: Annotated[int, Parameter(ge=1)] = 1) -> Template:
-    result = await members.search_members(q, page)
+async def member_list(request: Request, q: FromQuery[str] = "") -> Template:
+    # The one reading of `page` every list shares: absurd numbers are page 1, not an enormous OFFSET.
+    result = await members.search_members(q, page_number(request.query_params))
     template = "members/_results.html" if is_htmx(request) else "members/index.html"
     return Template(template, context={"result": result})
 

@@ -19,7 +19,6 @@ import logging
 import os
 import zlib
 from collections import Counter
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -28,7 +27,7 @@ import uvicorn
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.strategies import ROOT, NASTY, field_names, fields, path_segment, values
+from tests.fuzz.strategies import NASTY, ROOT, field_names, fields, path_segment, values
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.fuzz
