@@ -176,3 +176,8 @@ async def test_a_statement_date_that_cannot_be_read_is_said_and_kept(alice):
     assert 'value="2026-02-30"' in r.text and 'value="9999-12-31"' in r.text
     ok = await alice.get(f"/members/{member}/statement?start=2026-01-01&end=2026-03-31")
     assert field_error(ok.text, "start") is None and 'value="2026-01-01"' in ok.text
+
+
+async def test_cancelling_a_card_payment_that_does_not_exist_is_not_found(alice):
+    r = await alice.post("/payments/999999/card-cancel")
+    assert r.status_code == 404
