@@ -272,8 +272,8 @@ async def test_no_route_answers_5xx_or_logs_a_traceback(served, method, template
 
     try:
         await asyncio.to_thread(fuzz)
-    except AssertionError:
-        if template.startswith(HOOKS_HELPER):
+    except Exception:  # the assertion, or Hypothesis's FlakyFailure when state changed while shrinking
+        if failures and template.startswith(HOOKS_HELPER):
             pytest.xfail(f"5xx on a gateway route: the hooks helper fixes these (issue 12). {failures[-1][:400]}")
         raise
 
