@@ -3,7 +3,7 @@ every form field and query parameter the portal reads, every path parameter, and
 body with the right token and a wrong one. Any 5xx, or any traceback in the log, fails.
 
 The routes come from the Litestar app's route table, so a new route is fuzzed without touching
-this file. Seeded and bounded in the normal suite (FUZZ_EXAMPLES per route, default 5); a long
+this file. Seeded and bounded in the normal suite (FUZZ_EXAMPLES per route, default 4); a long
 run on demand: `FUZZ_EXAMPLES=100 make fuzz`. Totals by status code are printed at the end and
 written to test-artifacts/fuzz-totals.json.
 
@@ -32,7 +32,7 @@ from tests.support.servers import free_port
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261207"))
 ADMIN, PASSWORD = "fuzzadmin", "fuzz-admin-password-1"
 TOKENS = {"DARAJA_CALLBACK_TOKEN": "fuzz-callback-token-1234", "FLUTTERWAVE_SECRET_HASH": "fuzz-flutterwave-hash",
