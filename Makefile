@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast worker migrate bench browser clean-db lock
+.PHONY: run test test-fast worker migrate bench browser clean-db lock fuzz
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=python3.11)")'
@@ -49,6 +49,11 @@ browser:
 ## Benchmarks at real size (on demand, not part of the suite).
 bench: $(STAMP)
 	$(BIN)/python -m pytest tests/bench -m bench -s
+
+## The fuzz suite at length (the normal suite runs it seeded and short): FUZZ_EXAMPLES per route,
+## FUZZ_SEED for another sequence. Totals by status code land in test-artifacts/fuzz-totals.json.
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} $(BIN)/python -m pytest tests/fuzz $(PYTEST_ARGS)
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^#' > requirements.lock

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from piccolo.engine import engine_finder
 from piccolo.querystring import QueryString
@@ -20,7 +20,8 @@ from portal import audit
 from portal.lib import db
 from portal.lib.clock import now, today
 from portal.lib.errors import NotFound, RuleBroken
-from portal.lib.money import Money
+from portal.lib.forms import whole
+from portal.lib.money import Money, MoneyParseError
 from portal.settings import get_settings
 from tables.closes import DayClose
 
@@ -122,15 +123,18 @@ def parse_counts(form: dict, expected_cash: list[dict], currency: str) -> tuple[
         for d in DENOMINATIONS:
             raw = (form.get(f"d_{key}_{d}") or "").strip()
             if raw:
-                if not raw.isdigit():
+                # Up to a million of one note: more is a typo, and the sum must fit the close's column.
+                count = whole(raw, 999_999)
+                if count is None:
                     errors[f"d_{key}_{d}"] = "A whole number of notes or coins"
                     continue
-                if int(raw):
-                    notes[str(d)] = int(raw)
+                if count:
+                    notes[str(d)] = count
         from_notes = Decimal(sum(int(d) * n for d, n in notes.items()))
         try:
-            amount = Decimal(typed) if typed else (from_notes if notes else None)
-        except InvalidOperation:
+            # Money.parse: plain decimals only, and no more than the money columns hold.
+            amount = Money.parse(typed, currency).amount if typed else (from_notes if notes else None)
+        except MoneyParseError:
             errors[f"counted_{key}"] = "Type the cash counted, e.g. 12500"
             continue
         if amount is None:
@@ -182,12 +186,12 @@ async def close_day(location_id: int, day: date, counts: list[CashCount], note: 
 
 
 async def reopen_day(close_id: int, reason: str, staff_id: int) -> dict:
+    found = await DayClose.select(DayClose.location).where(DayClose.id == close_id).first()
+    if not found:  # before the reason: a form for a close that does not exist has nothing to show
+        raise NotFound("close")
     reason = reason.strip()
     if not reason:
         raise RuleBroken("Give a reason for reopening the day")
-    found = await DayClose.select(DayClose.location).where(DayClose.id == close_id).first()
-    if not found:
-        raise NotFound("close")
     async with db.transaction():
         await _lock(found["location"], shared=False)  # the same order as close_day: no deadlock
         row = await DayClose.select().where(DayClose.id == close_id).lock_rows().first()

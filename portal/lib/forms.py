@@ -19,6 +19,24 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 Form = Mapping[str, str]
 
 
+# PostgreSQL's integer (int4), the type of every id and count column: a larger number names
+# nothing the portal keeps, and sent as a query argument it is a database error, not an answer.
+INT_MAX = 2**31 - 1
+# Dates people may mean. Outside this a date is a typo or a probe, and date arithmetic on it
+# (the day after 9999-12-31) fails in Python before any page could answer.
+MIN_DATE, MAX_DATE = date(1900, 1, 1), date(2999, 12, 31)
+
+
+def whole(text: str | None, maximum: int = INT_MAX) -> int | None:
+    """Typed text that is a whole number the database can hold, else None. ASCII digits only:
+    str.isdigit also says yes to '²', which int() refuses, and to '١٢', which it reads as 12."""
+    raw = (text or "").strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(maximum)):
+        return None
+    value = int(raw)
+    return value if value <= maximum else None
+
+
 def _sentence(message: str) -> str:
     return message[:1].upper() + message[1:]
 
@@ -54,10 +72,10 @@ def member_form(form: Form, location_ids: set[int]) -> tuple[dict, dict]:
 
     loc = values["home_location"]
     if loc:
-        if not loc.isdigit() or int(loc) not in location_ids:
+        if whole(loc) not in location_ids:
             errors["home_location"] = "Choose a location from the list"
         else:
-            clean["home_location"] = int(loc)
+            clean["home_location"] = whole(loc)
     else:
         clean["home_location"] = None
 
@@ -95,11 +113,11 @@ def plan_form(form: Form, currency: str) -> tuple[dict, dict]:
     except MoneyParseError as e:
         errors["price"] = _sentence(str(e))
     for name in ("duration_months", "duration_days"):
-        raw = values[name] or "0"
-        if not raw.isdigit() or int(raw) > 120 * (30 if name == "duration_days" else 1):
+        number = whole(values[name] or "0", 120 * (30 if name == "duration_days" else 1))
+        if number is None:
             errors[name] = "Use a whole number"
         else:
-            clean[name] = int(raw)
+            clean[name] = number
     if "duration_months" in clean and "duration_days" in clean and clean["duration_months"] + clean["duration_days"] == 0:
         errors["duration_months"] = "A plan must last at least one day"
     return ({**values, "clean": clean} if not errors else values), errors
@@ -134,13 +152,12 @@ def desk_payment_form(form: Form, currency: str) -> tuple[dict, dict]:
     amount, problem = _money(values["amount"], currency)
     if problem:
         errors["amount"] = problem
-    if values["invoice"] and not values["invoice"].isdigit():
+    if values["invoice"] and whole(values["invoice"]) is None:
         errors["invoice"] = "Choose an invoice"
     clean = {"method": values["method"], "amount": amount, "reference": values["reference"], "note": values["note"],
-             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None,
+             "invoice_id": whole(values["invoice"]),
              # The desk, for a login that has none of its own (payments.service.desk_of).
-             "location_id": int(values["location"]) if values["location"].isdigit() and len(values["location"]) < 10
-             else None,
+             "location_id": whole(values["location"]),
              "confirmed": confirmed_amount(form, amount)}
     return {**values, "clean": clean}, errors
 
@@ -153,13 +170,15 @@ def stk_form(form: Form, currency: str) -> tuple[dict, dict]:
     errors = {"amount": problem} if problem else {}
     # A stray invoice value asks for no particular invoice, as it always has on this form.
     clean = {"phone": values["phone"], "amount": amount,
-             "invoice_id": int(values["invoice"]) if values["invoice"].isdigit() else None,
+             "invoice_id": whole(values["invoice"]),
              "confirmed": confirmed_amount(form, amount)}
     return ({**values, "clean": clean} if not errors else values), errors
 
 
 def parse_date(text: str) -> date | None:
+    """A date typed as 2026-11-30, between MIN_DATE and MAX_DATE, else None."""
     try:
-        return date.fromisoformat(text.strip())
+        value = date.fromisoformat(text.strip())
     except (ValueError, AttributeError):
         return None
+    return value if MIN_DATE <= value <= MAX_DATE else None

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from portal.lib.forms import INT_MAX, whole
+
 # A longer page number is a typo or a probe, not a page: it would only make an enormous OFFSET.
 MAX_PAGE_DIGITS = 6
 
@@ -20,12 +22,8 @@ def param(params, name: str) -> str:
 
 
 def whole_number(params, name: str, max_digits: int | None = None) -> int | None:
-    """A parameter that must be a whole number (an id), else None."""
-    raw = param(params, name)
-    # isascii: str.isdigit also says yes to '²', which int() refuses.
-    if raw.isascii() and raw.isdigit() and (max_digits is None or len(raw) <= max_digits):
-        return int(raw)
-    return None
+    """A parameter that must be a whole number the database can hold (an id), else None."""
+    return whole(param(params, name), INT_MAX if max_digits is None else min(INT_MAX, 10**max_digits - 1))
 
 
 def page_number(params) -> int:

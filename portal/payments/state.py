@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from portal.lib.clock import now
-from portal.lib.errors import RuleBroken
+from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
 from tables.billing import Payment, PaymentEvent
 
@@ -85,8 +85,8 @@ class Change:
 
 async def lock(payment_id: int) -> dict:
     row = await Payment.select().where(Payment.id == payment_id).lock_rows().first()
-    if row is None:
-        raise LookupError(f"payment {payment_id}")
+    if row is None:  # NotFound is a LookupError: a page asking for it answers 404
+        raise NotFound(f"payment {payment_id}")
     return row
 
 

@@ -46,6 +46,7 @@ class Period:
     grain: str
     preset: str = ""
     errors: dict = field(default_factory=dict)
+    typed: dict = field(default_factory=dict)  # the dates as typed, shown back beside their errors
 
     @classmethod
     def parse(cls, params, on: date | None = None) -> "Period":
@@ -53,6 +54,7 @@ class Period:
         get = lambda k: (params.get(k) or "").strip()  # noqa: E731
         preset = get("preset") or ("" if get("start") or get("end") else "30d")
         errors = {}
+        typed = {"start": get("start"), "end": get("end")}
         if preset in dict(PRESETS):
             start, end = _preset(preset, on)
         else:
@@ -73,7 +75,7 @@ class Period:
         if grain not in GRAINS:
             days = (end - start).days + 1
             grain = "day" if days <= 45 else "week" if days <= 200 else "month"
-        return cls(start, end, grain, preset, errors)
+        return cls(start, end, grain, preset, errors, typed)
 
     def query_string(self, **override) -> str:
         from urllib.parse import urlencode

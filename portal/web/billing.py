@@ -236,6 +236,10 @@ async def document_download(kind: FromPath[str], subject: FromPath[str], downloa
 @get("/members/{member_id:int}/statement", guards=[staff_required])
 async def member_statement(member_id: FromPath[int], start: FromQuery[str] = "", end: FromQuery[str] = "") -> Template:
     member = await get_member(member_id)
+    # A date that cannot be read is said so beside its field, not quietly replaced: the
+    # statement below is then for the default period, and the page says which.
+    errors = {name: "Use a date like 2026-11-30" for name, text in (("start", start), ("end", end))
+              if text.strip() and parse_date(text) is None}
     end_date = parse_date(end) or today()
     start_date = parse_date(start) or date(end_date.year, 1, 1)
     if start_date > end_date:
@@ -245,7 +249,7 @@ async def member_statement(member_id: FromPath[int], start: FromQuery[str] = "",
     if not ready:
         await request_document("statement", subject)
     return Template("members/statement.html", context={
-        "member": member, "start": start_date, "end": end_date,
+        "member": member, "start": start_date, "end": end_date, "errors": errors, "typed": {"start": start, "end": end},
         "doc": {"kind": "statement", "subject": subject, "label": "Statement PDF", "ready": ready},
     })
 

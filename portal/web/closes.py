@@ -17,7 +17,7 @@ from portal.documents import store as document_store
 from portal.documents.requests import request_document
 from portal.lib.clock import today
 from portal.lib.errors import RuleBroken
-from portal.lib.forms import parse_date
+from portal.lib.forms import parse_date, whole
 from tables.closes import DayClose
 from tables.locations import Location
 
@@ -50,16 +50,15 @@ async def _page(request: Request, location_id: int | None, day: date, *, status:
 
 @get("/close", guards=[manager_required])
 async def close_page(request: Request) -> Template:
-    location = request.query_params.get("location", "")
     day = parse_date(request.query_params.get("date", "")) or today()
-    return await _page(request, int(location) if location.isdigit() else None, day)
+    return await _page(request, whole(request.query_params.get("location")), day)
 
 
 @post("/close", guards=[manager_required], status_code=200)
 async def close_submit(request: Request, data: FormData) -> Template | Redirect:
-    location_id = int(data["location"]) if data.get("location", "").isdigit() else None
+    location_id = whole(data.get("location"))
     day = parse_date(data.get("date", "")) or today()
-    if location_id is None:
+    if location_id is None or not await Location.exists().where(Location.id == location_id):
         return await _page(request, None, day, status=422, errors={"form": "Pick a location"})
     existing = await closes.close_for(location_id, day)
     if existing and existing["status"] == "closed":

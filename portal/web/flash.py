@@ -18,6 +18,7 @@ NOTICES = {
     "card_waiting": ("muted", "Flutterwave has no finished payment for it yet. Check again later, or cancel it."),
     "card_cancelled": ("ok", "Card payment cancelled. If Flutterwave confirms it later, it is still credited."),
     "card_not_in_flight": ("error", "This card payment is no longer waiting."),
+    "paylink_refused": ("error", "No pay link made: only an open invoice can have one."),
     "retry_refused": ("error", "Not asked again: only a failed, cancelled or expired M-Pesa request within today's "
                                "limits can be retried. Start a new one from the member's page."),
 }

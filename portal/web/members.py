@@ -6,12 +6,13 @@ from typing import Annotated
 
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery, Parameter
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from portal.auth import staff_required
 from portal.lib import forms
 from portal.lib.errors import RuleBroken
+from portal.lib.paging import page_number
 from portal.members import enrol, members
 from portal.web.pages import member_page
 from portal.web.templating import is_htmx
@@ -30,8 +31,9 @@ async def home() -> Redirect:
 
 
 @get("/members", guards=[staff_required])
-async def member_list(request: Request, q: FromQuery[str] = "", page: Annotated[int, Parameter(ge=1)] = 1) -> Template:
-    result = await members.search_members(q, page)
+async def member_list(request: Request, q: FromQuery[str] = "") -> Template:
+    # The one reading of `page` every list shares: absurd numbers are page 1, not an enormous OFFSET.
+    result = await members.search_members(q, page_number(request.query_params))
     template = "members/_results.html" if is_htmx(request) else "members/index.html"
     return Template(template, context={"result": result})
 
@@ -91,11 +93,12 @@ async def member_put_on_plan(request: Request, member_id: FromPath[int], data: F
     start = forms.parse_date(values["start_date"])
     if start is None:
         errors["start_date"] = "Enter a start date"
-    if not values["plan"].isdigit():
+    plan_id = forms.whole(values["plan"])
+    if plan_id is None:
         errors["plan"] = "Choose a plan"
     if not errors:
         try:
-            await enrol.put_on_plan(member_id, int(values["plan"]), start, request.scope["user"].staff_id)
+            await enrol.put_on_plan(member_id, plan_id, start, request.scope["user"].staff_id)
             return Redirect(f"/members/{member_id}", status_code=303)
         except RuleBroken as e:
             errors["plan"] = str(e)

@@ -6,8 +6,12 @@ from __future__ import annotations
 import time
 from http.cookies import SimpleCookie
 
+from litestar._asgi.utils import wrap_in_exception_handler
+from litestar.exceptions import ClientException, NotFoundException
+
 from portal.auth import SESSION_COOKIE, user_for_session
 from portal.lib.db import count_queries
+from portal.lib.forms import INT_MAX
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -47,6 +51,60 @@ def _cookie(scope, name: str) -> str | None:
     return None
 
 
+# Gateways post to these; their own handlers decide what a malformed body gets (the ack a
+# gateway expects), so input is passed to them as it came.
+RAW_INPUT_PATHS = ("/hooks/", "/pay/card/return")
+
+
+def address_problem(scope) -> Exception | None:
+    """The address itself, before any handler: a NUL byte (which PostgreSQL cannot store in text)
+    is a 400; an id in the path that no row can have (outside PostgreSQL's integer, or written in
+    digits that are not ASCII, which Python's int() reads anyway) is a 404, as any missing row is.
+    Litestar has routed the request by now, so scope["path_params"] holds the parsed ids."""
+    if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"") or b"\x00" in scope.get("query_string", b""):
+        return ClientException("The address has a character that cannot be used (a NUL byte).")
+    ids = [v for v in (scope.get("path_params") or {}).values() if isinstance(v, int)]
+    if ids and (any(not 0 <= v <= INT_MAX for v in ids)
+                or any(ch.isdigit() and not ch.isascii() for ch in scope["path"])):
+        return NotFoundException("There is nothing here.")
+    return None
+
+
+def _answer_with(exc: Exception):
+    """An ASGI app that answers with the app's own error page for `exc`, through this
+    middleware's headers (an exception raised here would skip them)."""
+    async def raise_it(scope, receive, send):
+        raise exc
+
+    return wrap_in_exception_handler(raise_it)
+
+
+async def form_without_nul(scope, receive):
+    """`receive` for a form post, with NUL bytes taken out of the body: nobody types one, no text
+    column can hold one, and without it the form is read (and, if need be, shown back) as usual."""
+    content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
+    if scope.get("method") != "POST" or not content_type.startswith(b"application/x-www-form-urlencoded"):
+        return receive
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return _replay([message])
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(chunks).replace(b"%00", b"").replace(b"\x00", b"")
+    return _replay([{"type": "http.request", "body": body, "more_body": False}], after=receive)
+
+
+def _replay(messages, after=None):
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        return await after() if after else {"type": "http.disconnect"}
+
+    return receive
+
+
 def security_headers(*, hsts: bool, extra_form_action: str = ""):
     """A before-send hook adding the security headers to every response the app sends: pages,
     404s and 405s from the router (which no middleware sees), static files, and piccolo-admin
@@ -82,6 +140,13 @@ class PortalMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        app = self.app
+        if not scope["path"].startswith(RAW_INPUT_PATHS):
+            problem = address_problem(scope)
+            if problem is not None:
+                app = _answer_with(problem)
+            else:
+                receive = await form_without_nul(scope, receive)
         with count_queries() as queries:
             scope["user"] = await user_for_session(_cookie(scope, SESSION_COOKIE))
 
@@ -94,4 +159,4 @@ class PortalMiddleware:
                     message = {**message, "headers": headers}
                 await send(message)
 
-            await self.app(scope, receive, send_with_timing)
+            await app(scope, receive, send_with_timing)

@@ -115,6 +115,8 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
 
 async def stk_context(payment_id: int) -> dict:
     payment = await Payment.select().where(Payment.id == payment_id).first()
+    if payment is None:
+        raise NotFound("payment")
     events = await mpesa_events(payment_id)
     documents = []
     if payment["receipt_number"]:

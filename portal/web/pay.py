@@ -24,6 +24,7 @@ from portal.payments.mpesa.stk import request_stk_push
 from portal.payments.state import settlement_facts, settlement_of
 from portal.web.cards import receive_card_redirect
 from portal.web.client import client_ip
+from portal.web.flash import back_with
 from portal.web.templating import is_htmx
 from tables.billing import Invoice, Payment
 from tables.members import Member
@@ -204,7 +205,10 @@ async def pay_receipt(request: Request, token: FromPath[str], payment_id: FromPa
 
 @post("/invoices/{invoice_id:int}/paylink", guards=[staff_required], status_code=200)
 async def create_paylink(request: Request, invoice_id: FromPath[int]) -> Redirect:
-    await paylinks.create_link(invoice_id, request.scope["user"].staff_id)
+    try:
+        await paylinks.create_link(invoice_id, request.scope["user"].staff_id)
+    except RuleBroken:  # paid or voided meanwhile (another tab, a payment that just came in)
+        return back_with(f"/invoices/{invoice_id}", "paylink_refused")
     return Redirect(f"/invoices/{invoice_id}", status_code=303)
 
 

@@ -15,7 +15,7 @@ from piccolo.apps.user.tables import BaseUser
 from portal import audit, auth
 from portal.auth import ROLE_LABEL, admin_required, real_email
 from portal.lib.errors import NotFound
-from portal.lib.forms import EMAIL_RE
+from portal.lib.forms import EMAIL_RE, whole
 from portal.reports.digest import opt_in_problem
 from tables.locations import Location
 from tables.staff import Staff
@@ -47,7 +47,7 @@ def _validate(data: dict, new: bool) -> tuple[dict, dict]:
         errors["username"] = "3 to 40 lower-case letters, digits, dots, dashes or underscores"
     if values["role"] not in ROLE_LABEL:
         errors["role"] = "Choose a role"
-    if values["location"] and not values["location"].isdigit():
+    if values["location"] and whole(values["location"]) is None:
         errors["location"] = "Choose a location"
     elif values["role"] == "front_desk" and not values["location"]:
         # Cash always belongs to a desk: the close of that location counts what this login takes.
@@ -97,7 +97,7 @@ async def staff_create(request: Request, data: FormData) -> Template | Redirect:
     staff_id = await auth.create_staff(
         values["username"], values["password"], values["role"], first_name=values["first_name"],
         last_name=values["last_name"], email=values["email"] or None,
-        location_id=int(values["location"]) if values["location"] else None, daily_digest=values["daily_digest"])
+        location_id=whole(values["location"]), daily_digest=values["daily_digest"])
     await audit.record("staff.created", "staff", staff_id, staff_id=request.scope["user"].staff_id,
                        details={"username": values["username"], "role": values["role"],
                                 "daily_digest": values["daily_digest"]})
@@ -133,7 +133,7 @@ async def staff_update(request: Request, staff_id: FromPath[int], data: FormData
         values.pop("password", None)
         return Template("staff/form.html", status_code=422, context=await _context({**values, "username": row["username"]}, errors, staff=row))
     role = values["role"]
-    await Staff.update({Staff.role: role, Staff.location: int(values["location"]) if values["location"] else None,
+    await Staff.update({Staff.role: role, Staff.location: whole(values["location"]),
                         Staff.daily_digest: values["daily_digest"]}).where(Staff.id == staff_id)
     await BaseUser.update({BaseUser.first_name: values["first_name"], BaseUser.last_name: values["last_name"],
                            BaseUser.email: values["email"] or auth.placeholder_email(row["username"]),

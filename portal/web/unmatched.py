@@ -22,6 +22,7 @@ from litestar.response import Redirect, Template
 
 from portal.auth import staff_required
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.forms import whole
 from portal.members.members import search_members
 from portal.payments.mpesa import c2b
 from portal.payments.mpesa.c2b import unmatched_count  # noqa: F401  (the badge: portal.web.unmatched.unmatched_count)
@@ -59,13 +60,12 @@ async def unmatched_member_search(request: Request, callback_id: FromPath[int], 
 
 @post("/mpesa/unmatched/{callback_id:int}/match", guards=[staff_required], status_code=200)
 async def unmatched_match(request: Request, callback_id: FromPath[int], data: FormData) -> Template | Redirect:
-    member = (data.get("member_id") or "").strip()
-    invoice = (data.get("invoice") or "").strip()
-    if not member.isdigit() or (invoice and not invoice.isdigit()):
+    member, invoice = whole(data.get("member_id")), whole(data.get("invoice"))
+    if member is None or ((data.get("invoice") or "").strip() and invoice is None):
         return await _page(status=422, error="Choose the member this payment is from", error_for=callback_id)
     try:
-        recorded = await c2b.match_unmatched(callback_id, int(member), request.scope["user"].staff_id,
-                                             invoice_id=int(invoice) if invoice else None)
+        recorded = await c2b.match_unmatched(callback_id, member, request.scope["user"].staff_id,
+                                             invoice_id=invoice)
     except RuleBroken as e:
         return await _page(status=422, error=str(e), error_for=callback_id)
     except NotFound as e:
