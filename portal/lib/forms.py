@@ -107,8 +107,9 @@ def plan_form(form: Form, currency: str) -> tuple[dict, dict]:
         clean["name"] = values["name"]
     try:
         price = Money.parse(values["price"], currency)
-        if price.amount < 0:
-            errors["price"] = "Price cannot be negative"
+        if price.amount <= 0:
+            # Nothing to bill is no invoice the ledger can hold; a waived fee is a discount (issue 14).
+            errors["price"] = "Price cannot be negative" if price.amount < 0 else "A plan must cost something"
         clean["price"] = price
     except MoneyParseError as e:
         errors["price"] = _sentence(str(e))

@@ -23,6 +23,8 @@ async def put_on_plan(member_id: int, plan_id: int, start: date, staff_id: int |
         plan = await Plan.select().where(Plan.id == plan_id).first()
         if not plan or not plan["active"]:
             raise RuleBroken("Choose an active plan")
+        if plan["price"] <= 0:  # a plan saved free before plans had to cost something
+            raise RuleBroken("This plan costs nothing, so there is nothing to bill: give it a price first")
         overlap = await Membership.exists().where(
             (Membership.member == member_id)
             & Membership.status.is_in(["active", "pending", "unpaid"])

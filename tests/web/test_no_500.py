@@ -186,3 +186,16 @@ async def test_a_statement_date_that_cannot_be_read_is_said_and_kept(alice):
 async def test_cancelling_a_card_payment_that_does_not_exist_is_not_found(alice):
     r = await alice.post("/payments/999999/card-cancel")
     assert r.status_code == 404
+
+
+async def test_a_free_plan_is_refused_where_it_is_made_and_where_it_is_used(alice, bob):
+    """Enrolling on a plan priced 0 was a 500 (the ledger holds no invoice for nothing)."""
+    r = await bob.post("/plans/new", {"name": "Staff free", "price": "0", "duration_months": "1", "active": "on"})
+    assert r.status_code == 422 and field_error(r.text, "price") == "A plan must cost something"
+    assert field_value(r.text, "name") == "Staff free"
+    free = await make_plan("Old free plan", price="0")  # saved before the rule
+    member = await make_member()
+    r = await alice.post(f"/members/{member}/memberships", {"plan": str(free), "start_date": "2026-12-07"})
+    assert r.status_code == 422
+    assert field_error(r.text, "plan").startswith("This plan costs nothing")
+    assert await Invoice.count() == 0
