@@ -23,12 +23,11 @@ from collections import Counter
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.strategies import NASTY, ROOT, field_names, fields, path_segment, values
-from tests.support.servers import free_port
+from tests.support.servers import free_port, serve_on_this_loop
 
 pytestmark = pytest.mark.fuzz
 
@@ -98,27 +97,16 @@ async def served(_database, _queue):
     from portal.app import create_app
 
     app = create_app(get_settings(), manage_resources=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    server.capture_signals = __import__("contextlib").nullcontext
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
     watch = LogWatch()
-    logging.getLogger().addHandler(watch)
-    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", follow_redirects=False,
-                               headers={"accept": "text/html"}, timeout=60)
-    await _login(client)
     try:
-        yield client, known, watch
+        async with serve_on_this_loop(app, port), httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", follow_redirects=False, headers={"accept": "text/html"},
+                timeout=60) as client:
+            logging.getLogger().addHandler(watch)
+            await _login(client)
+            yield client, known, watch
     finally:
         logging.getLogger().removeHandler(watch)
-        await client.aclose()
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(task), 10)
-        except asyncio.TimeoutError:
-            server.force_exit = True
-            task.cancel()
         await empty_tables(_database)
         os.environ.clear()
         os.environ.update(saved)

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest_asyncio
-import uvicorn
 
 from portal.settings import get_settings
-from tests.support.servers import free_port
+from tests.support.servers import free_port, serve_on_this_loop
 
 PHONES = {  # the sandbox's magic numbers (portal/sandbox/daraja.py)
     "success": "254700000001", "cancelled": "254700000002", "timeout": "254700000003", "wrong_pin": "254700000004",
@@ -46,24 +45,12 @@ async def live(sandbox, db, queue):
     from portal.app import create_app
 
     app = create_app(settings, manage_resources=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    server.capture_signals = __import__("contextlib").nullcontext
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    async with httpx.AsyncClient() as http:
-        await http.post(f"{sandbox}/_sandbox/daraja/reset")
     try:
-        yield Live(f"http://127.0.0.1:{port}", sandbox, settings)
+        async with serve_on_this_loop(app, port):
+            async with httpx.AsyncClient() as http:
+                await http.post(f"{sandbox}/_sandbox/daraja/reset")
+            yield Live(f"http://127.0.0.1:{port}", sandbox, settings)
     finally:
-        # uvicorn waits for open requests before it exits; one stuck on a lock must not hang
-        # the suite, so give it a few seconds and then stop it hard.
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(task), 10)
-        except asyncio.TimeoutError:
-            server.force_exit = True
-            task.cancel()
         os.environ.clear()
         os.environ.update(saved)
         get_settings.cache_clear()

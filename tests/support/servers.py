@@ -1,12 +1,14 @@
-"""Real HTTP servers for tests: an ASGI app on a free loopback port, in a background thread."""
+"""Real HTTP servers for tests: an ASGI app on a free loopback port, in a background thread or on
+the test's own event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -17,6 +19,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def serve_on_this_loop(app, port: int) -> AsyncIterator[None]:
+    """Serve `app` on the running loop (so it shares the test's connection pool and queue)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server.capture_signals = contextlib.nullcontext
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        # uvicorn waits for open requests before it exits; one stuck on a lock must not hang
+        # the suite, so give it a few seconds and then stop it hard.
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        except asyncio.TimeoutError:
+            server.force_exit = True
+            task.cancel()
 
 
 @contextlib.contextmanager
