@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs
 
-from portal.callbacks.store import MAX_ATTEMPTS, alert, loads
+from portal.callbacks.store import (
+    MAX_ATTEMPTS,
+    acting_on_unauthenticated_input,
+    alert,
+    loads,
+    pg_text,
+)
 from portal.documents.requests import request_receipts
 from portal.gateways.africastalking import parse_delivery_report
 from portal.gateways.flutterwave import parse_webhook
@@ -36,6 +42,10 @@ def read_redirect(body: str) -> dict[str, str]:
 class Route:
     read: Callable[[str], Any]  # the stored body -> what `act` works on; ValueError: malformed
     act: Callable[[dict, Any], Awaitable[tuple[str, str]]]
+    # False: anyone can send it (a browser's redirect). What cannot be read or matched in it is
+    # kept on its row without an alert (it is whoever typed it's, not a gateway's), and alerts
+    # about what it names are rate-limited (store.alert).
+    authenticated: bool = True
 
 
 ROUTES: dict[tuple[str, str], Route] = {
@@ -45,15 +55,14 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("daraja", "result"): Route(loads, reversal.process_result),
     ("daraja", "timeout"): Route(loads, reversal.process_timeout),
     ("flutterwave", "webhook"): Route(parse_webhook, checkout.process_webhook),
-    ("flutterwave", "redirect"): Route(read_redirect, checkout.process_redirect),
+    ("flutterwave", "redirect"): Route(read_redirect, checkout.process_redirect, authenticated=False),
     ("africastalking", "delivery"): Route(parse_delivery_report, delivery.apply_delivery_report),
 }
 
 _UNREAD = object()
 
 
-async def _act(row: dict, parsed: Any) -> tuple[str, str]:
-    route = ROUTES.get((row["gateway"], row["kind"]))
+async def _act(row: dict, route: Route | None, parsed: Any) -> tuple[str, str]:
     if route is None:
         return "rejected", f"no processor for {row['gateway']}/{row['kind']}"
     if parsed is _UNREAD:
@@ -73,23 +82,26 @@ async def process(callback_id: int, parsed: Any = _UNREAD) -> str:
             row = await GatewayCallback.select().where(GatewayCallback.id == callback_id).lock_rows().first()
             if row is None or row["processed_at"] is not None:
                 return row["outcome"] if row else "missing"
-            outcome, note = await _act(row, parsed)
-            done = outcome != "stored"
-            await GatewayCallback.update({
-                GatewayCallback.outcome: outcome, GatewayCallback.note: note[:2000],
-                GatewayCallback.attempts: row["attempts"] + 1,
-                GatewayCallback.processed_at: now() if done else None,
-            }).where(GatewayCallback.id == callback_id)
-            if outcome in ("unmatched", "malformed"):
-                await alert(outcome, f"{row['gateway']} {row['kind']}: {note}", callback_id=callback_id)
-            elif not done and row["attempts"] + 1 >= MAX_ATTEMPTS:
-                await _given_up(row, note)
+            route = ROUTES.get((row["gateway"], row["kind"]))
+            authenticated = route is None or route.authenticated
+            with acting_on_unauthenticated_input(not authenticated):
+                outcome, note = await _act(row, route, parsed)
+                done = outcome != "stored"
+                await GatewayCallback.update({
+                    GatewayCallback.outcome: outcome, GatewayCallback.note: pg_text(note[:2000]),
+                    GatewayCallback.attempts: row["attempts"] + 1,
+                    GatewayCallback.processed_at: now() if done else None,
+                }).where(GatewayCallback.id == callback_id)
+                if outcome in ("unmatched", "malformed") and authenticated:
+                    await alert(outcome, f"{row['gateway']} {row['kind']}: {note}", callback_id=callback_id)
+                elif not done and row["attempts"] + 1 >= MAX_ATTEMPTS:
+                    await _given_up(row, note)
         if outcome == "applied":
             await after_money_moved(callback_id)
         return outcome
     except Exception as e:  # the raw row is safe; record the failure and let the sweeper retry
         log.exception("processing callback %s failed", callback_id)
-        note = f"{type(e).__name__}: {e}"[:2000]
+        note = pg_text(f"{type(e).__name__}: {e}"[:2000])
         rows = await GatewayCallback.raw(
             "UPDATE gateway_callback SET outcome = 'error', note = {}, attempts = attempts + 1 WHERE id = {} "
             "RETURNING id, gateway, kind, attempts, body", note, callback_id)

@@ -256,6 +256,8 @@ def parse_delivery_report(form: Mapping[str, Any] | bytes | str) -> DeliveryRepo
         text = _one(value)
         if text is not None:
             values[key] = text
+    if any("\x00" in key or "\x00" in value for key, value in values.items()):
+        raise ValueError("delivery report has a NUL character in it")  # AT sends none; the database holds none
     message_id, status = values.get("id"), values.get("status")
     if not message_id:
         raise ValueError("delivery report has no id")

@@ -41,20 +41,28 @@ async def desk_card(request: Request, member_id: FromPath[int], data: FormData) 
     return Redirect(link or f"/payments/{recorded.payment['id']}", status_code=303)
 
 
+async def card_payment_named(tx_ref: str) -> dict | None:
+    """The card payment a redirect's tx_ref names (ours are short, and never hold a NUL)."""
+    if not tx_ref or len(tx_ref) > 60 or "\x00" in tx_ref:
+        return None
+    return await Payment.select().where((Payment.method == "card") & (Payment.gateway_request == tx_ref)).first()
+
+
 async def receive_card_redirect(request: Request) -> dict | None:
     """Store Flutterwave's redirect raw, act on it (verified, never trusted as is), and return
-    the card payment it names, if any."""
+    the card payment it names, if any. Anyone can type a redirect: one that names no card payment
+    of ours is neither stored nor acted on (it could only fill the table and the Alerts page)."""
     params = dict(request.query_params)
+    tx_ref = params.get("tx_ref", "")
+    if await card_payment_named(tx_ref) is None:
+        return None
     raw = urlencode(params).encode()
-    tx_ref = params.get("tx_ref", "")[:60]
     ident = params.get("transaction_id") or tx_ref
     stored = await callbacks.store("flutterwave", "redirect", raw, headers=dict(request.headers),
                                    source_ip=client_ip(request),
-                                   external_id=f"{ident}:{params.get('status', '')}"[:110] if ident else None)
+                                   external_id=f"{ident}:{params.get('status', '')}"[:110])
     await dispatch.process(stored.id, dispatch.read_redirect(raw.decode()))
-    if not tx_ref:
-        return None
-    return await Payment.select().where((Payment.method == "card") & (Payment.gateway_request == tx_ref)).first()
+    return await card_payment_named(tx_ref)  # as the redirect left it
 
 
 @get(RETURN_PATH)

@@ -5,12 +5,16 @@ path and an optional source-address allowlist; Flutterwave: verif-hash; Africa's
 secret token in the path). The rhythm is always the same: read the body
 (capped), store it raw, process it, answer what the gateway expects. Nothing here can answer a
 500: whatever goes wrong after the body is stored is the sweeper's to retry.
+
+A request that fails its hook's authentication is anyone's: it is counted (store.count_refused),
+never kept whole, and an address sending too many of them gets 429 without being counted.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+from dataclasses import dataclass
 
 from litestar import Request, Response, post
 from litestar.params import FromPath
@@ -20,12 +24,30 @@ from portal.callbacks import store as callbacks
 from portal.callbacks.store import MAX_BODY, loads
 from portal.gateways.africastalking import parse_delivery_report
 from portal.gateways.flutterwave import parse_webhook, webhook_authentic
+from portal.lib import ratelimit
 from portal.payments.mpesa import c2b
 from portal.web.client import client_ip
 
 log = logging.getLogger(__name__)
 
 DARAJA_ACK = {"ResultCode": 0, "ResultDesc": "Accepted"}
+# Requests failing authentication, per minute: from one address, and from all addresses together
+# (a gateway with its right token is never limited, so neither limit can hold a payment up).
+REFUSED_PER_ADDRESS_PER_MINUTE = 10
+REFUSED_PER_MINUTE = 300
+
+
+async def refuse(request: Request, gateway: str, kind: str, raw: bytes, why: str) -> Response | None:
+    """Count a request that failed its hook's authentication; the 429 to answer instead when its
+    address (or everyone) has sent too many lately. Logged once per hook, address and day."""
+    ip = client_ip(request)
+    if not (await ratelimit.hit(f"hooks-refused:{ip}", REFUSED_PER_ADDRESS_PER_MINUTE, 60)
+            and await ratelimit.hit("hooks-refused", REFUSED_PER_MINUTE, 60)):
+        return Response({"error": "too many requests"}, status_code=429, headers={"retry-after": "60"})
+    counted = await callbacks.count_refused(gateway, kind, raw, headers=dict(request.headers), source_ip=ip, note=why)
+    if counted.new:
+        log.warning("rejected %s %s callback from %s: %s (counted on callback %s)", gateway, kind, ip, why, counted.id)
+    return None
 
 
 async def read_body(request: Request) -> tuple[bytes, bool]:
@@ -77,24 +99,32 @@ def _c2b_trans_id(data) -> str | None:
 
 def _async_result_id(data) -> str | None:
     try:
-        value = data["Result"]["OriginatorConversationID"]
-        return f"{value}:{data['Result']['ConversationID']}" if isinstance(value, str) else None
+        value, conversation = data["Result"]["OriginatorConversationID"], data["Result"]["ConversationID"]
     except (KeyError, TypeError):
         return None
+    ok = isinstance(value, str) and 0 < len(value) <= 60 and len(str(conversation)) <= 50
+    return f"{value}:{conversation}" if ok else None
 
 
 ID_READERS = {"stk": _stk_checkout_id, "c2b_confirmation": _c2b_trans_id, "c2b_validation": _c2b_trans_id,
               "result": _async_result_id, "timeout": _async_result_id}
 
 
-async def receive_daraja(request: Request, kind: str, token: str) -> tuple[int, str, object]:
-    """Store a Daraja callback, then process it. Returns (callback id, outcome, parsed body)."""
+@dataclass(frozen=True)
+class Received:
+    outcome: str
+    data: object = None  # the parsed body
+    too_many: Response | None = None  # a refused request over its limit: answered with this
+
+
+async def receive_daraja(request: Request, kind: str, token: str) -> Received:
+    """Store a Daraja callback, then process it (a refused one is only counted)."""
     raw, cut = await read_body(request)
     refused = daraja_allowed(request, token)
-    data, external_id, note, outcome, dedupe_extra = None, None, "", "stored", ""
     if refused:
-        outcome, note = "rejected", refused
-    elif cut:
+        return Received("rejected", too_many=await refuse(request, "daraja", kind, raw, refused))
+    data, external_id, note, outcome, dedupe_extra = None, None, "", "stored", ""
+    if cut:
         outcome, note = "malformed", f"body over {MAX_BODY} bytes, cut"
     else:
         try:
@@ -111,44 +141,45 @@ async def receive_daraja(request: Request, kind: str, token: str) -> tuple[int, 
     if outcome == "malformed" and stored.new:
         await callbacks.alert("malformed", f"Daraja {kind} callback could not be read: {note}", callback_id=stored.id)
     if outcome != "stored":
-        if outcome == "rejected":
-            log.warning("rejected Daraja %s callback from %s: %s", kind, client_ip(request), refused)
-        return stored.id, outcome, data
-    return stored.id, await dispatch.process(stored.id, data), data
+        return Received(outcome, data)
+    return Received(await dispatch.process(stored.id, data), data)
+
+
+async def _ack(request: Request, kind: str, token: str, answer: dict) -> Response:
+    received = await receive_daraja(request, kind, token)
+    return received.too_many or Response(answer)
 
 
 @post("/hooks/daraja/stk/{token:str}", status_code=200)
 async def daraja_stk(request: Request, token: FromPath[str]) -> Response:
-    await receive_daraja(request, "stk", token)
-    return Response(DARAJA_ACK)
+    return await _ack(request, "stk", token, DARAJA_ACK)
 
 
 @post("/hooks/daraja/c2b/confirmation/{token:str}", status_code=200)
 async def daraja_c2b_confirmation(request: Request, token: FromPath[str]) -> Response:
-    await receive_daraja(request, "c2b_confirmation", token)
-    return Response({"ResultCode": 0, "ResultDesc": "Success"})
+    return await _ack(request, "c2b_confirmation", token, {"ResultCode": 0, "ResultDesc": "Success"})
 
 
 @post("/hooks/daraja/c2b/validation/{token:str}", status_code=200)
 async def daraja_c2b_validation(request: Request, token: FromPath[str]) -> Response:
     """Accept or reject a Paybill payment before M-Pesa takes the money (answer within ~8 s)."""
-    callback_id, outcome, data = await receive_daraja(request, "c2b_validation", token)
-    if outcome in ("rejected", "malformed") or not isinstance(data, dict):
+    received = await receive_daraja(request, "c2b_validation", token)
+    if received.too_many:
+        return received.too_many
+    if received.outcome in ("rejected", "malformed") or not isinstance(received.data, dict):
         return Response({"ResultCode": "C2B00016", "ResultDesc": "Rejected"})
-    code = await c2b.validation_answer(data)
+    code = await c2b.validation_answer(received.data)
     return Response({"ResultCode": code, "ResultDesc": "Accepted" if code == "0" else "Rejected"})
 
 
 @post("/hooks/daraja/result/{token:str}", status_code=200)
 async def daraja_result(request: Request, token: FromPath[str]) -> Response:
-    await receive_daraja(request, "result", token)
-    return Response(DARAJA_ACK)
+    return await _ack(request, "result", token, DARAJA_ACK)
 
 
 @post("/hooks/daraja/timeout/{token:str}", status_code=200)
 async def daraja_timeout(request: Request, token: FromPath[str]) -> Response:
-    await receive_daraja(request, "timeout", token)
-    return Response(DARAJA_ACK)
+    return await _ack(request, "timeout", token, DARAJA_ACK)
 
 
 @post("/hooks/flutterwave", status_code=200)
@@ -158,10 +189,12 @@ async def flutterwave_webhook(request: Request) -> Response:
     raw, cut = await read_body(request)
     settings = request.app.state.settings
     outcome, note, external_id, claim = "stored", "", None, None
+    # Authenticated first: a body too long to keep is only worth an alert when Flutterwave sent it.
+    if not webhook_authentic(request.headers, raw, settings.flutterwave_secret_hash):
+        return await refuse(request, "flutterwave", "webhook", raw, "missing or wrong verif-hash") or Response(
+            {"status": "success"})
     if cut:
         outcome, note = "malformed", f"body over {MAX_BODY} bytes, cut"
-    elif not webhook_authentic(request.headers, raw, settings.flutterwave_secret_hash):
-        outcome, note = "rejected", "missing or wrong verif-hash"
     else:
         try:
             claim = parse_webhook(raw)
@@ -174,8 +207,6 @@ async def flutterwave_webhook(request: Request) -> Response:
         await dispatch.process(stored.id, claim)
     elif outcome == "malformed" and stored.new:
         await callbacks.alert("malformed", f"Flutterwave webhook could not be read: {note}", callback_id=stored.id)
-    elif outcome == "rejected":
-        log.warning("rejected Flutterwave webhook from %s: %s", client_ip(request), note)
     return Response({"status": "success"})
 
 
@@ -187,8 +218,9 @@ async def sms_delivery_report(request: Request, token: FromPath[str]) -> Respons
     expected = request.app.state.settings.at_callback_token
     outcome, note, external_id, status, report = "stored", "", None, "", None
     if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
-        outcome, note = "rejected", "wrong callback token"
-    elif cut:
+        return await refuse(request, "africastalking", "delivery", raw, "wrong callback token") or Response(
+            "OK", media_type="text/plain")
+    if cut:
         outcome, note = "malformed", f"body over {MAX_BODY} bytes, cut"
     else:
         try:
@@ -205,8 +237,6 @@ async def sms_delivery_report(request: Request, token: FromPath[str]) -> Respons
         await dispatch.process(stored.id, report)  # a repeat of a processed report is a no-op there
     elif outcome == "malformed" and stored.new:
         await callbacks.alert("malformed", f"SMS delivery report could not be read: {note}", callback_id=stored.id)
-    elif outcome == "rejected":
-        log.warning("rejected SMS delivery report from %s: %s", client_ip(request), note)
     return Response("OK", media_type="text/plain")
 
 

@@ -34,7 +34,7 @@ from portal.gateways.daraja import DarajaClient
 from portal.lib import db
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
-from portal.lib.money import CENT
+from portal.lib.money import CENT, LARGEST
 from portal.lib.phones import PhoneError, is_stored_form, normalise_phone
 from portal.payments import state
 from portal.payments.mpesa.stk import _receipt_already_recorded, fill_in_code, parse_stk_callback
@@ -113,6 +113,8 @@ def _amount(value) -> Decimal:
         raise ValueError(f"TransAmount {value!r} is not an amount") from None
     if not amount.is_finite() or amount <= 0:
         raise ValueError(f"TransAmount {value!r} is not a positive amount")
+    if amount >= LARGEST:  # no M-Pesa payment is this large, and no payment row could hold it
+        raise ValueError(f"TransAmount {str(value)[:30]!r} is more than any amount the portal keeps")
     if amount != amount.quantize(CENT):
         raise ValueError(f"TransAmount {value!r} has more than 2 decimal places")
     return amount

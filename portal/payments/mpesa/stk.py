@@ -30,7 +30,7 @@ from portal.gateways.http import GatewayError
 from portal.lib import db, queue
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
-from portal.lib.money import Money
+from portal.lib.money import CENT, LARGEST, Money
 from portal.lib.phones import PhoneError, display_phone, safaricom_phone
 from portal.payments import state
 from portal.payments.limits import check_confirmed, check_limit
@@ -101,6 +101,8 @@ def parse_stk_callback(data) -> tuple[str, StkOutcome]:
             raise ValueError(f"Amount {raw_amount!r} is not a number") from None
         if not amount.is_finite() or amount <= 0:
             raise ValueError(f"Amount {raw_amount!r} is not a positive amount")
+        if amount >= LARGEST or amount != amount.quantize(CENT):  # no payment could hold it
+            raise ValueError(f"Amount {str(raw_amount)[:30]!r} is not an amount a payment can hold")
     return checkout, StkOutcome(code=code, description=desc, amount=amount,
                                 receipt=str(items.get("MpesaReceiptNumber", ""))[:30],
                                 phone=str(items.get("PhoneNumber", ""))[:15])

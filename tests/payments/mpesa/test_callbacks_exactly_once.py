@@ -111,14 +111,19 @@ async def test_an_oversized_body_is_cut_stored_and_acknowledged(live):
     assert row["outcome"] == "malformed" and "cut" in row["note"] and len(row["body"]) == callbacks.MAX_BODY
 
 
-async def test_a_wrong_token_is_stored_as_rejected_and_never_acted_on(live):
+async def test_a_wrong_token_is_counted_as_rejected_and_never_acted_on(live):
+    """Kept as a count on one row per hook, address and day, with the first bytes of the first
+    (what staff need to see who tried what), never acted on, never kept whole (issue 12.4)."""
     member = await make_member()
     await invoice_for(member, 3000)
     pid = await in_flight_payment(member, 3000, "ws_CO_FORGED")
+    forged = [stk_body("ws_CO_FORGED", 0, 3000, "FAKE000001"), stk_body("ws_CO_FORGED", 0, 3000, "FAKE000002")]
     async with httpx.AsyncClient() as http:
-        r = await http.post(live.hook().replace("test-hook-token-1234", "guess"), content=stk_body("ws_CO_FORGED", 0, 3000, "FAKE000001"))
-    assert r.status_code == 200
-    assert (await GatewayCallback.select().first())["outcome"] == "rejected"
+        answers = [await http.post(live.hook().replace("test-hook-token-1234", "guess"), content=body) for body in forged]
+    assert [(r.status_code, r.json()) for r in answers] == [(200, {"ResultCode": 0, "ResultDesc": "Accepted"})] * 2
+    [row] = await GatewayCallback.select()
+    assert (row["outcome"], row["note"], row["deliveries"]) == ("rejected", "wrong callback token", 2)
+    assert row["body"] == forged[0][:callbacks.REFUSED_SAMPLE].decode() and row["processed_at"] is None
     assert (await Payment.select().where(Payment.id == pid).first())["status"] == "processing"
 
 
