@@ -36,9 +36,6 @@ SEED = int(os.environ.get("FUZZ_SEED", "20261207"))
 ADMIN, PASSWORD = "fuzzadmin", "fuzz-admin-password-1"
 TOKENS = {"DARAJA_CALLBACK_TOKEN": "fuzz-callback-token-1234", "FLUTTERWAVE_SECRET_HASH": "fuzz-flutterwave-hash",
           "AT_CALLBACK_TOKEN": "fuzz-sms-token-1234"}
-# Another helper is fixing the 5xx of these (issue 12, gateway hooks): a failure there is an
-# expected failure naming it, not a red suite; once fixed, these pass like every other route.
-HOOKS_HELPER = ("/hooks/", "/pay/card/return")
 SKIP_METHODS = {"OPTIONS", "HEAD"}
 
 TOTALS: Counter = Counter()
@@ -258,12 +255,7 @@ async def test_no_route_answers_5xx_or_logs_a_traceback(served, method, template
             failures.append(problem)
         assert problem is None, problem
 
-    try:
-        await asyncio.to_thread(fuzz)
-    except Exception:  # the assertion, or Hypothesis's FlakyFailure when state changed while shrinking
-        if failures and template.startswith(HOOKS_HELPER):
-            pytest.xfail(f"5xx on a gateway route: the hooks helper fixes these (issue 12). {failures[-1][:400]}")
-        raise
+    await asyncio.to_thread(fuzz)
 
 
 def _write_totals() -> None:
