@@ -108,7 +108,7 @@ async def test_amounts_no_column_can_hold_are_a_form_error_that_keeps_what_was_t
         assert f'value="{amount}"' in r.text  # the member page has two amount fields: the desk's kept it
         r = await alice.post(f"/members/{member}/mpesa", {"phone": "0712345678", "amount": amount})
         assert r.status_code == 422 and f'value="{amount}"' in r.text
-        # The desk card form (portal/web/cards.py, another helper's file) refuses it too.
+        # The desk card form sends what is owed (a hidden field, nothing typed): a forged amount is refused.
         r = await alice.post(f"/members/{member}/card", {"amount": amount})
         assert r.status_code == 422
         r = await bob.post("/plans/new", {"name": "Huge", "price": amount, "duration_months": "1"})
