@@ -50,14 +50,20 @@ async def _page(request: Request, location_id: int | None, day: date, *, status:
 
 @get("/close", guards=[manager_required])
 async def close_page(request: Request) -> Template:
-    day = parse_date(request.query_params.get("date", "")) or today()
-    return await _page(request, whole(request.query_params.get("location")), day)
+    typed = request.query_params.get("date", "")
+    day = parse_date(typed)
+    errors = {"date": f"“{typed[:40]}” is not a day this page can show; showing today"} if typed and day is None else {}
+    return await _page(request, whole(request.query_params.get("location")), day or today(),
+                       status=422 if errors else 200, errors=errors)
 
 
 @post("/close", guards=[manager_required], status_code=200)
 async def close_submit(request: Request, data: FormData) -> Template | Redirect:
     location_id = whole(data.get("location"))
-    day = parse_date(data.get("date", "")) or today()
+    day = parse_date(data.get("date", ""))
+    if day is None:  # never close some other day than the one asked for
+        return await _page(request, location_id, today(), status=422,
+                           errors={"form": "The day to close could not be read: pick the day again"})
     if location_id is None or not await Location.exists().where(Location.id == location_id):
         return await _page(request, None, day, status=422, errors={"form": "Pick a location"})
     existing = await closes.close_for(location_id, day)

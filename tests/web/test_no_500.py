@@ -5,7 +5,9 @@ or 400/404 for an address that cannot name anything. The fuzz suite (tests/fuzz)
 import re
 
 from portal.auth import create_staff
+from portal.lib.clock import today
 from tables.billing import Invoice, Payment
+from tables.closes import DayClose
 from tables.members import Member, Plan
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_location, make_member, make_plan
@@ -126,10 +128,10 @@ async def test_a_close_count_no_column_can_hold_is_a_form_error(bob):
     keys = re.findall(r'name="counted_([^"]+)"', page.text)
     assert keys, "the desk's cash should be listed to count"
     for counted, notes in (("1e30", ""), ("99999999999", ""), ("", "99999999999999999"), ("", "²")):
-        r = await bob.post("/close", {"location": str(loc), f"counted_{keys[0]}": counted,
-                                      f"d_{keys[0]}_1000": notes})
+        r = await bob.post("/close", {"location": str(loc), "date": today().isoformat(),
+                                      f"counted_{keys[0]}": counted, f"d_{keys[0]}_1000": notes})
         assert r.status_code == 422, (counted, notes, r.status_code)
-        assert "close-error" in r.text or 'class="error"' in r.text
+        assert 'class="error"' in r.text and "close-error" not in r.text  # the count's own message
 
 
 async def test_dates_far_away_on_analytics_are_said_and_kept(bob):
@@ -153,6 +155,18 @@ async def test_a_close_for_a_location_that_does_not_exist_is_no_500(bob):
     assert r.status_code < 500
     r = await bob.post("/close", {"location": TOO_BIG_ID})
     assert r.status_code < 500
+
+
+async def test_a_day_that_cannot_be_read_is_never_replaced_by_today(bob):
+    """The close read an unreadable day as today: a garbled form would close the wrong day."""
+    loc = await make_location()
+    member = await make_member()
+    await pay(member, 100, staff_id=await create_staff("desk2", "desk-password-2", "front_desk", location_id=loc))
+    r = await bob.post("/close", {"location": str(loc), "date": "07/12/2026"})
+    assert r.status_code == 422 and "could not be read" in r.text
+    assert await DayClose.count() == 0
+    r = await bob.get(f"/close?location={loc}&date=31-31-2026")
+    assert r.status_code == 422 and "“31-31-2026” is not a day this page can show; showing today" in r.text
 
 
 async def test_reopening_a_close_that_does_not_exist_is_not_found(carol):
