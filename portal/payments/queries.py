@@ -69,7 +69,9 @@ def where_clause(f: PaymentFilters) -> tuple[str, list]:
         upper = text.upper().replace(" ", "")
         where.add("(upper(p.receipt_number) LIKE {} || '%' OR upper(p.reference) LIKE {} || '%' "
                   "OR upper(m.member_number) LIKE {} || '%' "
-                  "OR lower(m.first_name || ' ' || m.last_name) LIKE {} || '%' OR lower(m.last_name) LIKE {} || '%')",
+                  # Names folded as the member search folds them (portal.members.members.SEARCH_WHERE).
+                  "OR m.first_name_folded || ' ' || m.last_name_folded LIKE (SELECT fold_name({})) || '%' "
+                  "OR m.last_name_folded LIKE (SELECT fold_name({})) || '%')",
                   upper, upper, upper, text.lower(), text.lower())
     return where.sql()
 

@@ -208,6 +208,13 @@ async def test_the_payments_list_filters_and_totals(alice):
     assert "Use a date like" in bad_date.text
 
 
+async def test_the_payments_list_finds_names_as_the_member_search_does(alice):
+    await pay(await make_member("Wanjikũ", "Ng'ang'a"), 700, method="cash")
+    for typed in ("nganga", "wanjiku nganga", "NG'ANG'A"):
+        r = await alice.get(f"/payments?q={typed}", htmx=True)
+        assert 'data-testid="total-count">1<' in r.text, typed
+
+
 async def test_csv_export_streams_the_filtered_payments(bob, alice):
     await _three_payments()
     assert (await alice.get("/payments.csv")).status_code == 403
