@@ -118,7 +118,7 @@ class _Env:
 # (portal.lib.logsafe); the passwords inside DATABASE_URL, QUEUE_URL and SMTP_URL are kept out too.
 SECRET_SETTINGS = ("secret_key", "daraja_consumer_secret", "daraja_passkey", "daraja_callback_token",
                    "daraja_security_credential", "flutterwave_secret_key", "flutterwave_secret_hash",
-                   "at_api_key", "at_callback_token", "smtp_url")
+                   "at_api_key", "at_callback_token", "smtp_url", "metrics_token")
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,8 @@ class Settings:
     worker_gateway_concurrency: int  # jobs at once on the gateway queue (prompts, checks, refunds, sweepers)
     worker_bulk_concurrency: int  # jobs at once on the bulk queue (PDFs, messages, daily runs)
     pay_link_sends_per_hour: int  # times staff may send one invoice's pay link to the member an hour
+    metrics_token: str  # "" = no /metrics (404); else Prometheus sends it as a Bearer token
+    callback_lag_alert_seconds: int  # /healthz fails when a callback has waited longer than this
 
     @property
     def tz(self) -> ZoneInfo:
@@ -345,6 +347,10 @@ class Settings:
             worker_gateway_concurrency=env.int("WORKER_GATEWAY_CONCURRENCY", 10, 1, 100),
             worker_bulk_concurrency=env.int("WORKER_BULK_CONCURRENCY", 4, 1, 100),
             pay_link_sends_per_hour=env.int("PAY_LINK_SENDS_PER_HOUR", 3, 1, 60),
+            metrics_token=env.str("METRICS_TOKEN"),
+            # The sweeper retries a failing callback at 1, 3, 7 minutes: a quarter of an hour
+            # behind means processing is stuck, not slow.
+            callback_lag_alert_seconds=env.int("CALLBACK_LAG_ALERT_SECONDS", 900, 60, 7 * 24 * 3600),
         )
 
     def check_for_serving(self) -> None:

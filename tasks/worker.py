@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Collection
 
 from saq import CronJob, Worker
 
-from portal.lib import queue
+from portal.lib import metrics, queue
 from portal.settings import Settings
 from tasks import billing, cards, digest, documents, memberships, mpesa, notifications, reminders
 
@@ -45,6 +46,21 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     return [*CRON_JOBS, CronJob(reminders.send_daily_reminders, cron=f"{minute} {hour} * * *", timeout=1800, retries=2),
             # The owner's digest of yesterday (once per staff member per day, however often it runs).
             CronJob(digest.send_daily_digest, cron=f"{digest_minute} {digest_hour} * * *", timeout=600, retries=2)]
+
+
+# SAQ's word for how a job ended, as /metrics says it: "queued" after a run means it will be retried.
+_ENDED = {"complete": "complete", "failed": "failed", "aborted": "aborted", "queued": "retry", "active": "unknown"}
+
+
+async def _count_job(ctx) -> None:
+    """After every job: its duration by kind and how it ended (portal.lib.metrics; in multi-process
+    mode written where the web processes' /metrics reads it)."""
+    job = ctx.get("job")
+    if job is None or not job.started:
+        return
+    status = getattr(job.status, "value", str(job.status))
+    metrics.job_finished(job.function, job.queue.name, _ENDED.get(status, status),
+                         max(time.time() - job.started / 1000, 0.0))
 
 
 class Workers:
@@ -90,6 +106,7 @@ def make_worker(settings: Settings, queues: queue.Queues, *, in_process: bool,
             dequeue_timeout=5,
             # Ensure the worker finds its jobs quickly even if a NOTIFY is missed.
             timers={"schedule": 1, "sweep": 30},
+            after_process=_count_job,
         )
         if in_process:
             worker.SIGNALS = []  # uvicorn (or portal.runner) owns the signals

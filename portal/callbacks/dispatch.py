@@ -23,7 +23,7 @@ from portal.callbacks.store import (
 from portal.documents.requests import request_receipts
 from portal.gateways.africastalking import parse_delivery_report
 from portal.gateways.flutterwave import parse_webhook
-from portal.lib import db
+from portal.lib import db, metrics
 from portal.lib.clock import now
 from portal.messages import delivery
 from portal.payments.cards import checkout
@@ -96,6 +96,8 @@ async def process(callback_id: int, parsed: Any = _UNREAD) -> str:
                     await alert(outcome, f"{row['gateway']} {row['kind']}: {note}", callback_id=callback_id)
                 elif not done and row["attempts"] + 1 >= MAX_ATTEMPTS:
                     await _given_up(row, note)
+        if done:
+            metrics.callback_processed(row["gateway"], outcome)
         if outcome == "applied":
             await after_money_moved(callback_id)
         return outcome
@@ -105,6 +107,8 @@ async def process(callback_id: int, parsed: Any = _UNREAD) -> str:
         rows = await GatewayCallback.raw(
             "UPDATE gateway_callback SET outcome = 'error', note = {}, attempts = attempts + 1 WHERE id = {} "
             "RETURNING id, gateway, kind, attempts, body", note, callback_id)
+        if rows:
+            metrics.callback_failed(rows[0]["gateway"])
         if rows and rows[0]["attempts"] >= MAX_ATTEMPTS:
             await _given_up({**rows[0], "attempts": rows[0]["attempts"] - 1}, note)
         return "error"

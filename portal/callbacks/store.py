@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 
-from portal.lib import db, ratelimit
+from portal.lib import db, metrics, ratelimit
 from portal.lib.clock import now
 from tables.gateway import GatewayCallback, StaffAlert
 
@@ -103,6 +103,10 @@ async def store(gateway: str, kind: str, raw: bytes, *, headers: dict | None = N
         if not rows:  # a different body for a row not acted on: a callback of its own
             own_key = key[:KEY_LENGTH - 33] + "#" + body_hash(raw)[7:39]
             rows = await GatewayCallback.raw(INSERT, gateway, kind, own_key, *args)
+    if rows[0]["inserted"]:
+        metrics.callback_stored(gateway)
+        if outcome != "stored":  # decided on arrival (malformed, rejected): nothing left to process
+            metrics.callback_processed(gateway, outcome)
     return Stored(rows[0]["id"], rows[0]["inserted"])
 
 

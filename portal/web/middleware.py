@@ -10,6 +10,7 @@ from litestar._asgi.utils import wrap_in_exception_handler
 from litestar.exceptions import ClientException, NotFoundException
 
 from portal.auth import SESSION_COOKIE, user_for_session
+from portal.lib import metrics
 from portal.lib.db import count_queries
 from portal.lib.forms import INT_MAX
 
@@ -128,7 +129,8 @@ def security_headers(*, hsts: bool, extra_form_action: str = ""):
 class PortalMiddleware:
     """Loads the staff member behind the session cookie into scope["user"] (one query) and, for
     staff only, counts the request's queries into Server-Timing and X-Query-Count headers (a
-    stranger learns nothing about our queries or timings). Enforcement is left to the route
+    stranger learns nothing about our queries or timings), and counts every request by its route
+    template and status for /metrics. Enforcement is left to the route
     guards so public pages (login, pay links, callbacks) pass through; the security headers are
     security_headers' (every response)."""
 
@@ -150,7 +152,12 @@ class PortalMiddleware:
         with count_queries() as queries:
             scope["user"] = await user_for_session(_cookie(scope, SESSION_COOKIE))
 
+            status = None
+
             async def send_with_timing(message):
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
                 if message["type"] == "http.response.start" and scope.get("user") is not None:
                     headers = list(message.get("headers", []))
                     elapsed = (time.perf_counter() - started) * 1000
@@ -159,4 +166,12 @@ class PortalMiddleware:
                     message = {**message, "headers": headers}
                 await send(message)
 
-            await app(scope, receive, send_with_timing)
+            try:
+                await app(scope, receive, send_with_timing)
+            except Exception as e:  # answered by the app's own exception handlers, outside this one
+                status = status or getattr(e, "status_code", 500)
+                raise
+            finally:
+                # The route's template (/pay/{token}), never the path itself: no token in a label.
+                metrics.observe_request(scope["method"], scope.get("path_template"), status or 500,
+                                        time.perf_counter() - started)

@@ -14,6 +14,7 @@ PUBLIC = {
     "/pay/{token:str}", "/pay/{token:str}/card", "/pay/{token:str}/mpesa", "/pay/{token:str}/card/return",
     "/pay/{token:str}/payments/{payment_id:int}", "/pay/{token:str}/payments/{payment_id:int}/receipt.pdf",
     "/pay/card/return",  # Flutterwave sends the browser back here; verified server-side
+    "/metrics",  # Prometheus: METRICS_TOKEN as a Bearer token is the credential (404 when unset)
 }
 PUBLIC_PREFIXES = ("/hooks/", "/static")  # gateways authenticate by token, hash or address
 GUARDS = {staff_required, manager_required, admin_required}
