@@ -40,6 +40,7 @@ SECRETS = {
     "FLUTTERWAVE_SECRET_HASH": "fh-Ty3Wk8Pz5Hc2Nd6Kl",
     "AT_API_KEY": "at-Ks9Ub4Jr7Qe1Vx3Mn",
     "AT_CALLBACK_TOKEN": "st-Gd2Zn6Yb8Lw5Rm4Op",
+    "METRICS_TOKEN": "mt-Pw8Xc3Vb6Nq1Ls5Df",
 }
 
 
@@ -91,7 +92,9 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
                "PUBLIC_BASE_URL": portal, "DARAJA_BASE_URL": sandbox, "DARAJA_CONSUMER_KEY": config.daraja_consumer_key,
                "DARAJA_SHORTCODE": config.daraja_shortcode, "DARAJA_INITIATOR": "gym-initiator",
                "FLUTTERWAVE_BASE_URL": f"{sandbox}/v3", "AT_BASE_URL": sandbox, "AT_USERNAME": config.at_username,
-               "SMS_RECEIPTS": "1", "SMTP_URL": f"smtp://receipts:{SMTP_PASSWORD}@127.0.0.1:{free_port()}"}
+               "SMS_RECEIPTS": "1", "SMTP_URL": f"smtp://receipts:{SMTP_PASSWORD}@127.0.0.1:{free_port()}",
+               # Web and worker count into one folder (prometheus-client's multi-process mode).
+               "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
         proc = subprocess.Popen([str(BIN / "portal"), "run"], env=env, stdout=log_file, stderr=subprocess.STDOUT)
         worker = subprocess.Popen([str(BIN / "portal"), "worker"], env=env, stdout=worker_log_file, stderr=subprocess.STDOUT)
         try:
@@ -139,6 +142,13 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
                 r = web.post("/hooks/daraja/stk/forged-token-1234", content=b"{}", headers={"content-type": "application/json"})
                 assert r.status_code == 200
 
+                # The scraper's token; the worker's jobs are in the web process's scrape.
+                assert web.get("/metrics", headers={"authorization": "Bearer wrong"}).status_code == 401
+                scraped = web.get("/metrics", headers={"authorization": f"Bearer {SECRETS['METRICS_TOKEN']}"})
+                assert scraped.status_code == 200
+                assert 'portal_job_duration_seconds_count{job="send_stk_push",queue="portal",status="complete"}' \
+                    in scraped.text, scraped.text
+
                 # Requests that may fail, with a pay token in them (answered, whatever the answer).
                 web.get(f"/pay/{mpesa_link}/payments/2147483648")
                 web.get(f"/pay/{quote(mpesa_link)}%00")
@@ -162,7 +172,7 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
                  '"POST /hooks/daraja/stk/[redacted] HTTP/1.1" 200', '"POST /hooks/flutterwave HTTP/1.1" 200',
                  '"POST /hooks/daraja/c2b/confirmation/[redacted] HTTP/1.1" 200',
                  '"POST /hooks/daraja/c2b/validation/[redacted] HTTP/1.1" 200',
-                 '"POST /hooks/sms/delivery/[redacted] HTTP/1.1" 200', "rejected Daraja stk callback",
+                 '"POST /hooks/sms/delivery/[redacted] HTTP/1.1" 200', "rejected daraja stk callback",
                  '"GET /pay/[redacted]/payments/2147483648 HTTP/1.1"', "worker running: queues", "Processing Job<function: send_stk_push",
                  "Finished Job<function: send_message"]:
         assert line in log, f"{line!r} not in the log:\n{log}"
