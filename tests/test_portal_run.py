@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,11 +24,24 @@ def _env(data_dir: Path, port: int) -> dict:
     return env
 
 
-def _start(env: dict, port: int, timeout: float = 90) -> tuple[subprocess.Popen, float]:
+class Run(subprocess.Popen):
+    """`portal run` writing to a file, not a pipe: a pipe nobody reads while the demo loads fills
+    up and blocks the process on a log line (it then never answers, the slower the machine the
+    likelier). communicate() returns what it wrote."""
+
+    def communicate(self, timeout=None):
+        self.wait(timeout)
+        self.output.seek(0)
+        return self.output.read(), b""
+
+
+def _start(env: dict, port: int, timeout: float = 180) -> tuple[Run, float]:
     t0 = time.monotonic()
-    proc = subprocess.Popen([str(BIN / "portal"), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = tempfile.TemporaryFile()
+    proc = Run([str(BIN / "portal"), "run"], env=env, stdout=output, stderr=subprocess.STDOUT)
+    proc.output = output
     while time.monotonic() - t0 < timeout:
-        assert proc.poll() is None, proc.stdout.read().decode()
+        assert proc.poll() is None, proc.communicate()[0].decode()
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc, time.monotonic() - t0
