@@ -194,6 +194,11 @@ class Settings:
     worker_gateway_concurrency: int  # jobs at once on the gateway queue (prompts, checks, refunds, sweepers)
     worker_bulk_concurrency: int  # jobs at once on the bulk queue (PDFs, messages, daily runs)
     pay_link_sends_per_hour: int  # times staff may send one invoice's pay link to the member an hour
+    backup_dir: Path  # where `portal backup` and the nightly backup write
+    backup_keep_daily: int  # the newest backup of each of this many days is kept
+    backup_keep_monthly: int  # and the newest of each of this many months
+    backup_copy_dir: str  # "" = none; else each backup is copied here too (a USB disk, a share)
+    backup_time: tuple[int, int] | None  # the nightly backup (in TIMEZONE); None = off
 
     @property
     def tz(self) -> ZoneInfo:
@@ -345,6 +350,11 @@ class Settings:
             worker_gateway_concurrency=env.int("WORKER_GATEWAY_CONCURRENCY", 10, 1, 100),
             worker_bulk_concurrency=env.int("WORKER_BULK_CONCURRENCY", 4, 1, 100),
             pay_link_sends_per_hour=env.int("PAY_LINK_SENDS_PER_HOUR", 3, 1, 60),
+            backup_dir=Path(env.str("BACKUP_DIR", str(data_dir / "backups"))).resolve(),
+            backup_keep_daily=env.int("BACKUP_KEEP_DAILY", 7, 1, 3650),
+            backup_keep_monthly=env.int("BACKUP_KEEP_MONTHLY", 12, 0, 1200),
+            backup_copy_dir=str(Path(env.str("BACKUP_COPY_DIR")).resolve()) if env.str("BACKUP_COPY_DIR") else "",
+            backup_time=None if env.str("BACKUP_TIME", "02:00").lower() in ("off", "") else env.clock("BACKUP_TIME", "02:00"),
         )
 
     def check_for_serving(self) -> None:
