@@ -160,7 +160,7 @@ def summary(conn: psycopg.Connection) -> dict:
     of the stored documents: what must be identical after a restore."""
     tables = [r[0] for r in conn.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename").fetchall()
-        if r[0] not in SKIP_DATA and not r[0].startswith("saq_")]
+        if not r[0].startswith("saq_")]
     counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
     ledger = {}
     if "ledger_leg" in counts:
