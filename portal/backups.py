@@ -244,6 +244,8 @@ def _backup(settings: Settings, dsn: str, now: datetime, started: float) -> Back
     partial.rename(dump)
     manifest.write_text(json.dumps({"taken_at": now.isoformat(), "server_major": major, **contents}, indent=1))
     sums.write_text(f"{_sha256(dump)}  {dump.name}\n{_sha256(manifest)}  {manifest.name}\n")
+    for f in (dump, manifest, sums):  # members' details and staff password hashes: the owner only
+        f.chmod(0o600)
     size = dump.stat().st_size
     copied_to = None
     if settings.backup_copy_dir:
@@ -262,6 +264,7 @@ def _copy(files: list[Path], folder: Path) -> Path:
     for f in files:
         tmp = folder / (f.name + ".partial")
         shutil.copyfile(f, tmp)
+        tmp.chmod(0o600)
         os.replace(tmp, folder / f.name)
     verify(folder / files[0].name)
     return folder / files[0].name

@@ -119,6 +119,7 @@ async def test_backup_then_restore_into_a_wiped_database_gives_back_everything(a
     for f in (dump, dump.with_suffix(".json")):
         assert f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}" in sums
         assert (copies / f.name).read_bytes() == f.read_bytes()
+        assert f.stat().st_mode & 0o077 == 0 and (copies / f.name).stat().st_mode & 0o077 == 0  # owner only
     with psycopg.connect(source) as conn:
         recorded = conn.execute("SELECT last_ok_file, last_ok_bytes FROM backup_status").fetchone()
     assert recorded == (dump.name, dump.stat().st_size)
@@ -248,3 +249,33 @@ def test_a_backup_with_no_matching_client_says_so():
     # No PostgreSQL 99 anywhere: the message names the version and where it looked.
     with pytest.raises(backups.BackupError, match="no pg_dump/pg_restore of PostgreSQL 99.*postgresql-client-99"):
         backups.client_bin_dir(99)
+
+
+def test_the_nightly_backup_is_a_bulk_queue_cron_at_backup_time(settings):
+    from dataclasses import replace
+
+    from portal.lib import queue
+    from tasks.worker import cron_jobs
+
+    [job] = [c for c in cron_jobs(replace(settings, backup_time=(3, 45))) if c.function.__qualname__ == "run_backup"]
+    assert job.cron == "45 3 * * *" and queue.route("run_backup") == queue.BULK
+    assert not [c for c in cron_jobs(replace(settings, backup_time=None)) if c.function.__qualname__ == "run_backup"]
+
+
+async def test_the_worker_makes_the_nightly_backup(queue, worker, settings):
+    """The cron's job, run by a real worker: a checked backup in BACKUP_DIR, its outcome recorded."""
+    source = os.environ["DATABASE_URL"]
+    _reset_status(source)
+    await make_member()
+    before = set(settings.backup_dir.glob("portal-*")) if settings.backup_dir.exists() else set()
+    try:
+        job = await queue.apply("run_backup", timeout=300)
+        made = set(settings.backup_dir.glob("portal-*")) - before
+        assert job["file"] in {p.name for p in made} and len(made) == 3
+        assert backups.verify(settings.backup_dir / job["file"])["tables"]["member"] == 1
+        with psycopg.connect(source) as conn:
+            assert conn.execute("SELECT last_ok_file FROM backup_status").fetchone()[0] == job["file"]
+    finally:
+        for p in set(settings.backup_dir.glob("portal-*")) - before:
+            p.unlink()
+        _reset_status(source)
