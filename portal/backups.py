@@ -344,9 +344,9 @@ def restore(dsn: str, dump: Path, force: bool = False) -> RestoreResult:
         raise BackupError(f"pg_restore failed (nothing was restored): {done.stderr.strip()[-1500:]}")
     with psycopg.connect(dsn) as conn:
         after = summary(conn)
-        # The restored backup is a good backup of this database: the header counts from it.
-        conn.execute("UPDATE backup_status SET since = now(), last_ok_at = %s, last_ok_file = %s WHERE id = 1",
-                     (datetime.fromisoformat(manifest["taken_at"]), dump.name))
+        if "backup_status" in after["tables"]:  # the restored backup is this database's last good one
+            conn.execute("UPDATE backup_status SET since = now(), last_ok_at = %s, last_ok_file = %s WHERE id = 1",
+                         (datetime.fromisoformat(manifest["taken_at"]), dump.name))
     differences = [f"{k}: backup {manifest.get(k)!r}, restored {after[k]!r}"
                    for k in ("tables", "ledger", "documents_digest") if manifest.get(k) != after[k]]
     if differences:

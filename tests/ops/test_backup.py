@@ -279,3 +279,9 @@ async def test_the_worker_makes_the_nightly_backup(queue, worker, settings):
         for p in set(settings.backup_dir.glob("portal-*")) - before:
             p.unlink()
         _reset_status(source)
+
+
+def test_a_server_password_is_never_on_pg_dumps_command_line():
+    url, env = backups._libpq("postgresql://gym:p%40ss%2Fword@db.example:5433/portal?sslmode=require")
+    assert url == "postgresql://gym@db.example:5433/portal?sslmode=require"
+    assert env["PGPASSWORD"] == "p@ss/word"
