@@ -28,6 +28,7 @@ from portal.web import (
     alerts,
     audit,
     auth,
+    backups,
     billing,
     brand,
     cards,
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     )
     app = Litestar(
         route_handlers=[
-            *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes, *audit.routes, *metrics.routes,
+            *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes, *audit.routes, *metrics.routes, *backups.routes,
             admin.mount,
             create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),
         ],

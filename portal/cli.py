@@ -178,6 +178,71 @@ def cmd_db(args) -> None:
         print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
 
 
+def _database_dsn() -> str:
+    """The database this command works on (the embedded server is started, or attached to)."""
+    import piccolo_conf  # noqa: F401  (resolves the database, starting the embedded one if needed)
+
+    return piccolo_conf.DB.config["dsn"]
+
+
+def cmd_backup(args) -> None:
+    from portal import backups
+    from portal.lib import db
+
+    settings = _settings()
+    try:
+        result = backups.backup(settings, _database_dsn())
+    except backups.BackupError as e:
+        sys.exit(f"backup failed: {e}")
+    finally:
+        db.release_embedded()
+    counts = result.summary["tables"]
+    print(f"backup written: {result.dump} ({result.bytes:,} bytes, {result.seconds:.1f} s; "
+          f"{counts.get('member', 0):,} members, {counts.get('payment', 0):,} payments, "
+          f"{counts.get('document', 0):,} documents)")
+    if result.copied_to:
+        print(f"copied to: {result.copied_to}")
+    for gone in result.deleted:
+        print(f"deleted by retention: {gone.name}")
+
+
+def cmd_restore(args) -> None:
+    from pathlib import Path
+
+    from portal import backups
+    from portal.billing import ledger
+    from portal.lib import db
+
+    _settings()
+
+    async def books() -> list[str]:
+        from piccolo.engine import engine_finder
+
+        engine = engine_finder()
+        await engine.start_connection_pool(min_size=1, max_size=2)
+        try:
+            return await ledger.books_disagreements()
+        finally:
+            await engine.close_connection_pool()
+
+    try:
+        result = backups.restore(_database_dsn(), Path(args.file), force=args.force)
+        problems = asyncio.run(books())
+    except backups.BackupError as e:
+        sys.exit(f"restore failed: {e}")
+    finally:
+        db.release_embedded()
+    if problems:
+        sys.exit("restored, but the books do not agree: " + "; ".join(problems))
+    print(f"restored {args.file} (taken {result.manifest['taken_at']}) in {result.seconds:.1f} s; "
+          "checksum verified, the ledger balances, documents identical")
+    counts = result.summary["tables"]
+    for table in backups.MAIN_TABLES:
+        if table in counts:
+            print(f"  {table:<14} {counts[table]:>10,} rows")
+    print(f"  (all {len(counts)} tables match the backup's row counts)")
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)  # warnings (piccolo's connection errors) pass the log redaction too
@@ -205,6 +270,11 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("mpesa", help="M-Pesa set-up")
     p.add_argument("action", choices=["register-urls"], help="register-urls: tell Daraja our Paybill (C2B) URLs")
     p.set_defaults(func=cmd_mpesa)
+    sub.add_parser("backup", help="back up the database and documents into BACKUP_DIR").set_defaults(func=cmd_backup)
+    p = sub.add_parser("restore", help="restore a backup into an empty database")
+    p.add_argument("file", help="the backup's .dump file (its .json and .sha256 beside it)")
+    p.add_argument("--force", action="store_true", help="replace what the database holds")
+    p.set_defaults(func=cmd_restore)
     p = sub.add_parser("db", help="the embedded database")
     p.add_argument("action", choices=["stop"], help="stop: hard stop of the embedded PostgreSQL")
     p.set_defaults(func=cmd_db)

@@ -196,6 +196,11 @@ class Settings:
     pay_link_sends_per_hour: int  # times staff may send one invoice's pay link to the member an hour
     metrics_token: str  # "" = no /metrics (404); else Prometheus sends it as a Bearer token
     callback_lag_alert_seconds: int  # /healthz fails when a callback has waited longer than this
+    backup_dir: Path  # where `portal backup` and the nightly backup write
+    backup_keep_daily: int  # the newest backup of each of this many days is kept
+    backup_keep_monthly: int  # and the newest of each of this many months
+    backup_copy_dir: str  # "" = none; else each backup is copied here too (a USB disk, a share)
+    backup_time: tuple[int, int] | None  # the nightly backup (in TIMEZONE); None = off
 
     @property
     def tz(self) -> ZoneInfo:
@@ -351,6 +356,11 @@ class Settings:
             # The sweeper retries a failing callback at 1, 3, 7 minutes: a quarter of an hour
             # behind means processing is stuck, not slow.
             callback_lag_alert_seconds=env.int("CALLBACK_LAG_ALERT_SECONDS", 900, 60, 7 * 24 * 3600),
+            backup_dir=Path(env.str("BACKUP_DIR", str(data_dir / "backups"))).resolve(),
+            backup_keep_daily=env.int("BACKUP_KEEP_DAILY", 7, 1, 3650),
+            backup_keep_monthly=env.int("BACKUP_KEEP_MONTHLY", 12, 0, 1200),
+            backup_copy_dir=str(Path(env.str("BACKUP_COPY_DIR")).resolve()) if env.str("BACKUP_COPY_DIR") else "",
+            backup_time=None if env.str("BACKUP_TIME", "02:00").lower() in ("off", "") else env.clock("BACKUP_TIME", "02:00"),
         )
 
     def check_for_serving(self) -> None:

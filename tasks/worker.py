@@ -16,14 +16,24 @@ from saq import CronJob, Worker
 
 from portal.lib import metrics, queue
 from portal.settings import Settings
-from tasks import billing, cards, digest, documents, memberships, mpesa, notifications, reminders
+from tasks import (
+    backups,
+    billing,
+    cards,
+    digest,
+    documents,
+    memberships,
+    mpesa,
+    notifications,
+    reminders,
+)
 
 log = logging.getLogger(__name__)
 
 FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documents.sweep_documents,
              billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal,
              cards.send_card_refund, cards.sweep_card_refunds, cards.sweep_card_checkouts, notifications.send_message, notifications.sweep_messages,
-             reminders.send_daily_reminders, digest.send_daily_digest]
+             reminders.send_daily_reminders, digest.send_daily_digest, backups.run_backup]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.
@@ -43,7 +53,11 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     """The fixed schedule plus the jobs whose time is a setting."""
     hour, minute = settings.reminder_time
     digest_hour, digest_minute = settings.digest_time
-    return [*CRON_JOBS, CronJob(reminders.send_daily_reminders, cron=f"{minute} {hour} * * *", timeout=1800, retries=2),
+    nightly = []
+    if settings.backup_time:  # the one-PC set-up backs itself up; BACKUP_TIME=off where backups are made elsewhere
+        backup_hour, backup_minute = settings.backup_time
+        nightly.append(CronJob(backups.run_backup, cron=f"{backup_minute} {backup_hour} * * *", timeout=3600, retries=1))
+    return [*CRON_JOBS, *nightly, CronJob(reminders.send_daily_reminders, cron=f"{minute} {hour} * * *", timeout=1800, retries=2),
             # The owner's digest of yesterday (once per staff member per day, however often it runs).
             CronJob(digest.send_daily_digest, cron=f"{digest_minute} {digest_hour} * * *", timeout=600, retries=2)]
 

@@ -87,3 +87,33 @@ async def trial_balance() -> dict[str, Decimal]:
     """Sum per account; the grand total is zero when the ledger is balanced."""
     rows = await LedgerLeg.raw("SELECT account, sum(amount) AS total FROM ledger_leg GROUP BY account ORDER BY account")
     return {r["account"]: r["total"] for r in rows}
+
+
+async def books_disagreements() -> list[str]:
+    """What is wrong with the books, in words (empty when they agree): the ledger balances, every
+    invoice's paid amount is what was allocated to it, and every payment was credited exactly once
+    and refunded at most what its refund entries took out. The suite checks it after every money
+    story, and `portal restore` after a restore."""
+    problems = []
+    totals = await trial_balance()
+    if sum(totals.values(), Decimal(0)) != 0:
+        problems.append(f"the ledger does not balance: {totals}")
+    off = await LedgerLeg.raw(
+        "SELECT i.id, i.paid, coalesce(sum(a.amount), 0) AS allocated FROM invoice i "
+        "LEFT JOIN allocation a ON a.invoice = i.id WHERE i.status <> 'void' "
+        "GROUP BY i.id HAVING i.paid <> coalesce(sum(a.amount), 0)")
+    if off:
+        problems.append(f"invoices whose paid amount is not their allocations: {off}")
+    credited = await LedgerLeg.raw(
+        "SELECT p.id, p.status, count(e.id) AS credits FROM payment p "
+        "LEFT JOIN ledger_entry e ON e.payment = p.id AND e.kind = 'payment_received' GROUP BY p.id "
+        "HAVING count(e.id) <> CASE WHEN p.status IN ('completed', 'partially_refunded', 'refunded') THEN 1 ELSE 0 END")
+    if credited:
+        problems.append(f"payments not credited exactly once: {credited}")
+    refunded = await LedgerLeg.raw(
+        "SELECT p.id, p.refunded FROM payment p LEFT JOIN ledger_entry e ON e.payment = p.id AND e.kind = 'refund' "
+        "LEFT JOIN ledger_leg l ON l.entry = e.id AND l.account = p.method "
+        "GROUP BY p.id HAVING p.refunded <> -coalesce(sum(l.amount), 0)")
+    if refunded:
+        problems.append(f"payments whose refunded amount is not their refund entries: {refunded}")
+    return problems

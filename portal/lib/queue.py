@@ -33,7 +33,7 @@ ROUTES = {
     # A quick status flip that must be done when the gym opens, whatever else is queued.
     "refresh_memberships": GATEWAY,
     "render_document": BULK, "send_message": BULK, "send_daily_reminders": BULK, "send_daily_digest": BULK,
-    "raise_renewal_invoices": BULK,
+    "raise_renewal_invoices": BULK, "run_backup": BULK,
 }
 
 
