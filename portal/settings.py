@@ -194,6 +194,7 @@ class Settings:
     worker_gateway_concurrency: int  # jobs at once on the gateway queue (prompts, checks, refunds, sweepers)
     worker_bulk_concurrency: int  # jobs at once on the bulk queue (PDFs, messages, daily runs)
     pay_link_sends_per_hour: int  # times staff may send one invoice's pay link to the member an hour
+    api_rate_per_minute: int  # requests one API key may make a minute (a burst of that many, then steady)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -345,6 +346,7 @@ class Settings:
             worker_gateway_concurrency=env.int("WORKER_GATEWAY_CONCURRENCY", 10, 1, 100),
             worker_bulk_concurrency=env.int("WORKER_BULK_CONCURRENCY", 4, 1, 100),
             pay_link_sends_per_hour=env.int("PAY_LINK_SENDS_PER_HOUR", 3, 1, 60),
+            api_rate_per_minute=env.int("API_RATE_PER_MINUTE", 120, 1, 100_000),
         )
 
     def check_for_serving(self) -> None:

@@ -148,10 +148,14 @@ class PortalMiddleware:
             else:
                 receive = await form_without_nul(scope, receive)
         with count_queries() as queries:
-            scope["user"] = await user_for_session(_cookie(scope, SESSION_COOKIE))
+            # The API takes no cookie (a key in the Authorization header, portal/web/api_v1.py).
+            api = scope["path"].startswith("/api/")
+            scope["user"] = None if api else await user_for_session(_cookie(scope, SESSION_COOKIE))
 
             async def send_with_timing(message):
-                if message["type"] == "http.response.start" and scope.get("user") is not None:
+                # Staff, and API callers whose key the API's guard accepted (scope["api_caller"]).
+                known = scope.get("user") is not None or scope.get("api_caller") is not None
+                if message["type"] == "http.response.start" and known:
                     headers = list(message.get("headers", []))
                     elapsed = (time.perf_counter() - started) * 1000
                     headers.append((b"server-timing", f"app;dur={elapsed:.1f}, db;desc=\"queries\";dur={queries.value}".encode()))
