@@ -1,5 +1,6 @@
 """Who may call the API: a live key with the scope, within its rate limit; never a staff cookie."""
 
+import json
 import os
 
 from portal.api import keys
@@ -88,5 +89,5 @@ async def test_writes_are_audited_with_the_key(api):
         await c.patch(f"/api/v1/members/{member_id}", json={"last_name": "Odhiambo"})
     rows = await AuditLog.select(AuditLog.action, AuditLog.details).where((AuditLog.entity == "member") & (AuditLog.entity_id == str(member_id))).order_by(AuditLog.id)
     assert [r["action"] for r in rows] == ["member.created", "member.updated"]
-    assert all(r["details"]["api_key"] == {"id": key_id, "name": "Front door kiosk"} for r in rows)
+    assert all(json.loads(r["details"])["api_key"] == {"id": key_id, "name": "Front door kiosk"} for r in rows)
     assert "ptf_live_" not in str(rows)
