@@ -69,6 +69,8 @@ def _not_logged_in(request: Request, exc: Exception) -> Response:
 def _error_page(status: int, message: str):
     def handler(request: Request, exc: Exception) -> Response:
         detail = getattr(exc, "detail", "") or message
+        if request.url.path.startswith("/api/"):  # an address no API route has: the API's kind of error
+            return api_v1.problem(status, detail)
         if status == 403 and "CSRF" in str(detail):
             detail = "This form has expired. Go back, reload the page and try again."
         if not _wants_html(request) and request.url.path.startswith("/healthz"):
@@ -81,6 +83,8 @@ def _error_page(status: int, message: str):
 def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code >= 500:
         return _server_error(request, exc)
+    if request.url.path.startswith("/api/"):
+        return api_v1.problem(exc.status_code, str(exc.detail))
     if not _wants_html(request):
         return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
     return _error_page(exc.status_code, exc.detail)(request, exc)

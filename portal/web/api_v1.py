@@ -61,6 +61,10 @@ def _problem(status: int, title: str, detail: str, errors: list | None = None, h
     return Response(content=json.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def problem(status: int, detail: str) -> Response:
+    return _problem(status, TITLES.get(status, "Error"), detail)
+
+
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
           409: "Conflict", 422: "Unprocessable content", 429: "Too many requests"}
 
