@@ -11,7 +11,6 @@ from typing import Any
 from portal.lib import paging
 from tables.audit import AuditLog
 
-
 # The API key a request came with (set by the API's guard, portal/web/api_v1.py): every write
 # the request makes is recorded with it, whichever domain function records it.
 api_key: contextvars.ContextVar[dict | None] = contextvars.ContextVar("audit_api_key", default=None)

@@ -22,6 +22,7 @@ from litestar import Request, Response, Router, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, Parameter
 
 from portal import audit
@@ -61,12 +62,41 @@ def _problem(status: int, title: str, detail: str, errors: list | None = None, h
     return Response(content=json.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
 
 
+TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+          409: "Conflict", 422: "Unprocessable content", 429: "Too many requests"}
+
+
+@dataclass
+class ProblemField:
+    name: str
+    reason: str
+
+
+@dataclass
+class Problem:
+    """RFC 9457 problem details (application/problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemField] | None = None
+
+
+def _problems(*codes: int) -> dict[int, ResponseSpec]:
+    return {code: ResponseSpec(data_container=Problem, media_type=PROBLEM, description=TITLES[code], generate_examples=False)
+            for code in codes}
+
+
+# What each kind of operation may answer besides success (the OpenAPI document says so).
+LIST_PROBLEMS = _problems(400, 401, 403, 422, 429)
+ONE_PROBLEMS = _problems(400, 401, 403, 404, 429)
+WRITE_PROBLEMS = _problems(400, 401, 403, 404, 422, 429)
+
+
 def problem(status: int, detail: str) -> Response:
     return _problem(status, TITLES.get(status, "Error"), detail)
 
-
-TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-          409: "Conflict", 422: "Unprocessable content", 429: "Too many requests"}
 
 
 def _on_problem(request: Request, exc: ApiProblem) -> Response:
@@ -334,13 +364,13 @@ def _member_out(r: dict, on_hold: bool | None = None) -> MemberOut:
                      on_hold=r.get("hold", on_hold))
 
 
-@get("/members", guards=[scope_required("read")], summary="Members, newest first; search by name, number or phone")
+@get("/members", guards=[scope_required("read")], responses=LIST_PROBLEMS, summary="Members, newest first; search by name, number or phone")
 async def list_members(q: Query = "", cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT) -> MemberList:
     rows, nxt = _next(await members.members_after(q.strip(), _decode(cursor, "before"), limit), limit)
     return MemberList(items=[_member_out(r) for r in rows], next_cursor=nxt)
 
 
-@get("/members/{member_id:int}", guards=[scope_required("read")], summary="One member")
+@get("/members/{member_id:int}", guards=[scope_required("read")], responses=ONE_PROBLEMS, summary="One member")
 async def member_detail(member_id: FromPath[int]) -> MemberOut:
     row = await members.member_with_hold(member_id)
     return _member_out(row, on_hold=row["hold_invoice"] is not None)
@@ -381,8 +411,8 @@ async def _answer(request: Request, body, write) -> Response:
     return Response(response, status_code=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
-@post("/members", guards=[scope_required("members")], summary="Register a member",
-      responses=None, status_code=201)
+@post("/members", guards=[scope_required("members")], summary="Register a member", status_code=201,
+      responses=WRITE_PROBLEMS)
 async def create_member(request: Request, data: MemberIn) -> Response[MemberOut]:
     values, errors = forms.member_form(_as_form(data), await _location_ids())
     if errors:
@@ -395,7 +425,7 @@ async def create_member(request: Request, data: MemberIn) -> Response[MemberOut]
     return await _answer(request, _body(data), write)
 
 
-@patch("/members/{member_id:int}", guards=[scope_required("members")], summary="Change a member (fields left out are kept)")
+@patch("/members/{member_id:int}", guards=[scope_required("members")], responses=WRITE_PROBLEMS, summary="Change a member (fields left out are kept)")
 async def update_member(member_id: FromPath[int], data: MemberIn) -> MemberOut:
     current = await members.get_member(member_id)
     form = _as_form(data, {**current, "phone": "0" + current["phone"][3:]})
@@ -407,7 +437,7 @@ async def update_member(member_id: FromPath[int], data: MemberIn) -> MemberOut:
     return _member_out(row, on_hold=row["hold_invoice"] is not None)
 
 
-@get("/members/{member_id:int}/access", guards=[scope_required("read")],
+@get("/members/{member_id:int}/access", guards=[scope_required("read")], responses=ONE_PROBLEMS,
      summary="May this member come in? (for a door controller)")
 async def member_access(member_id: FromPath[int]) -> AccessStatus:
     row = await members.member_with_hold(member_id)
@@ -430,7 +460,7 @@ async def member_access(member_id: FromPath[int]) -> AccessStatus:
 
 # --- plans -------------------------------------------------------------------------------------
 
-@get("/plans", guards=[scope_required("read")], summary="Membership plans, active first")
+@get("/plans", guards=[scope_required("read")], responses=LIST_PROBLEMS, summary="Membership plans, active first")
 async def list_plans() -> list[PlanOut]:
     plans = await Plan.select().order_by(Plan.active, ascending=False).order_by(Plan.price).order_by(Plan.id)
     return [PlanOut(id=p["id"], name=p["name"], price=_amount(p["price"], p["currency"]),
@@ -466,7 +496,7 @@ Day = Annotated[date | None, Parameter(description="A date, 2026-11-30")]
 Id = Annotated[int | None, Parameter(ge=1, le=INT_MAX)]
 
 
-@get("/payments", guards=[scope_required("read")], summary="Payments, newest first, with the payments page's filters")
+@get("/payments", guards=[scope_required("read")], responses=LIST_PROBLEMS, summary="Payments, newest first, with the payments page's filters")
 async def list_payments(request: Request, q: Query = "", status: Status = None, method: Method = None,
                         date_from: Day = None, date_to: Day = None, staff: Id = None, location: Id = None,
                         member: Id = None, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT) -> PaymentList:
@@ -474,7 +504,7 @@ async def list_payments(request: Request, q: Query = "", status: Status = None, 
     return PaymentList(items=[_payment_out(r) for r in rows], next_cursor=nxt)
 
 
-@get("/members/{member_id:int}/payments", guards=[scope_required("read")], summary="A member's payment history")
+@get("/members/{member_id:int}/payments", guards=[scope_required("read")], responses=ONE_PROBLEMS, summary="A member's payment history")
 async def member_payments(request: Request, member_id: FromPath[int], cursor: Cursor = None,
                           limit: Limit = DEFAULT_LIMIT) -> PaymentList:
     await members.get_member(member_id)  # 404 for no such member, not an empty list
@@ -483,7 +513,7 @@ async def member_payments(request: Request, member_id: FromPath[int], cursor: Cu
     return PaymentList(items=[_payment_out(r) for r in rows], next_cursor=nxt)
 
 
-@get("/payments/{payment_id:int}", guards=[scope_required("read")], summary="One payment and its events")
+@get("/payments/{payment_id:int}", guards=[scope_required("read")], responses=ONE_PROBLEMS, summary="One payment and its events")
 async def payment_detail(request: Request, payment_id: FromPath[int]) -> PaymentDetail:
     f = PaymentFilters()
     f.location = _caller(request).location_id
@@ -501,7 +531,7 @@ Urgency = Annotated[str | None, Parameter(description="One of: " + ", ".join(k f
 Window = Annotated[str, Parameter(description="One of: " + ", ".join(k for k, _ in dues.WINDOWS))]
 
 
-@get("/dues", guards=[scope_required("read")], summary="Open invoices, most urgent first (the dues page)")
+@get("/dues", guards=[scope_required("read")], responses=LIST_PROBLEMS, summary="Open invoices, most urgent first (the dues page)")
 async def list_dues(request: Request, q: Query = "", urgency: Urgency = None, cursor: Cursor = None,
                     limit: Limit = DEFAULT_LIMIT) -> DueList:
     if urgency and urgency not in dict(dues.URGENCIES):
@@ -518,7 +548,7 @@ async def list_dues(request: Request, q: Query = "", urgency: Urgency = None, cu
     return DueList(items=items, next_cursor=_encode({"page": page + 1}) if page < result.pages else None)
 
 
-@get("/renewals", guards=[scope_required("read")], summary="Memberships ending soon (the renewals page)")
+@get("/renewals", guards=[scope_required("read")], responses=LIST_PROBLEMS, summary="Memberships ending soon (the renewals page)")
 async def list_renewals(window: Window = "7", cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT) -> RenewalList:
     if window not in dict(dues.WINDOWS):
         raise _field_errors({"window": "One of: " + ", ".join(k for k, _ in dues.WINDOWS)})

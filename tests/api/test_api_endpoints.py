@@ -158,8 +158,8 @@ async def test_payments_cursor_pages_cover_every_payment_once(reader):
 
 
 async def test_a_key_for_one_location_sees_its_payments_only(api):
-    from tests.factories import make_location
     from tables.billing import Payment
+    from tests.factories import make_location
 
     west = await make_location("WST", "Westlands")
     member = await make_member()
