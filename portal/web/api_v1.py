@@ -23,7 +23,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from portal import audit
 from portal.api import idempotency, keys
@@ -413,7 +413,7 @@ async def _answer(request: Request, body, write) -> Response:
 
 @post("/members", guards=[scope_required("members")], summary="Register a member", status_code=201,
       responses=WRITE_PROBLEMS)
-async def create_member(request: Request, data: MemberIn) -> Response[MemberOut]:
+async def create_member(request: Request, data: JSONBody[MemberIn]) -> Response[MemberOut]:
     values, errors = forms.member_form(_as_form(data), await _location_ids())
     if errors:
         raise _field_errors(errors)
@@ -426,7 +426,7 @@ async def create_member(request: Request, data: MemberIn) -> Response[MemberOut]
 
 
 @patch("/members/{member_id:int}", guards=[scope_required("members")], responses=WRITE_PROBLEMS, summary="Change a member (fields left out are kept)")
-async def update_member(member_id: FromPath[int], data: MemberIn) -> MemberOut:
+async def update_member(member_id: FromPath[int], data: JSONBody[MemberIn]) -> MemberOut:
     current = await members.get_member(member_id)
     form = _as_form(data, {**current, "phone": "0" + current["phone"][3:]})
     values, errors = forms.member_form(form, await _location_ids() | {current["home_location"]} - {None})

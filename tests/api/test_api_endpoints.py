@@ -204,3 +204,23 @@ async def test_dues_renewals_and_access_status(reader):
     door = (await reader.get(f"/api/v1/members/{nobody}/access")).json()
     assert door["allowed"] is False and door["reason"] == "No active membership"
     assert Decimal(dues[0]["total"]["amount"]) == Decimal("3000")
+
+
+async def test_the_same_idempotency_key_sent_twice_at_once_writes_once(writer):
+    import asyncio
+
+    body = {"first_name": "Njeri", "last_name": "Mwangi", "phone": "0722000333"}
+    headers = {"Idempotency-Key": "at-once-1"}
+    a, b = await asyncio.gather(writer.post("/api/v1/members", json=body, headers=headers),
+                                writer.post("/api/v1/members", json=body, headers=headers))
+    assert a.status_code == b.status_code == 201 and a.json() == b.json()
+    assert len((await writer.get("/api/v1/members", params={"q": "njeri"})).json()["items"]) == 1
+
+
+async def test_a_refused_write_does_not_use_up_its_idempotency_key(writer):
+    headers = {"Idempotency-Key": "fix-and-retry"}
+    bad = await writer.post("/api/v1/members", json={"first_name": "Njeri", "last_name": "Mwangi", "phone": "1"}, headers=headers)
+    assert bad.status_code == 422
+    good = await writer.post("/api/v1/members", json={"first_name": "Njeri", "last_name": "Mwangi", "phone": "0722000333"},
+                             headers=headers)
+    assert good.status_code == 201
