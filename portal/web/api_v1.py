@@ -391,6 +391,9 @@ def _as_form(data: MemberIn, current: dict | None = None) -> dict[str, str]:
     form["home_location"] = str(location) if location is not None else ""
     opt_out = data.reminder_opt_out if data.reminder_opt_out is not None else current.get("reminder_opt_out", False)
     form["reminder_opt_out"] = "on" if opt_out else ""
+    # No text column can hold a NUL byte (the pages' forms lose theirs in the middleware).
+    if nul := {name: "Remove the NUL character" for name, value in form.items() if "\x00" in value}:
+        raise _field_errors(nul)
     return form
 
 

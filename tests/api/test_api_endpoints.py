@@ -224,3 +224,8 @@ async def test_a_refused_write_does_not_use_up_its_idempotency_key(writer):
     good = await writer.post("/api/v1/members", json={"first_name": "Njeri", "last_name": "Mwangi", "phone": "0722000333"},
                              headers=headers)
     assert good.status_code == 201
+
+
+async def test_a_nul_byte_in_a_json_field_is_named_not_a_500(writer):
+    r = await writer.post("/api/v1/members", json={"first_name": "Nj\u0000eri", "last_name": "Mwangi", "phone": "0722000333"})
+    _problem(r, 422, "first_name")
