@@ -149,7 +149,8 @@ class PortalMiddleware:
                 receive = await form_without_nul(scope, receive)
         with count_queries() as queries:
             # The API takes no cookie (a key in the Authorization header, portal/web/api_v1.py).
-            api = scope["path"].startswith("/api/")
+            # The address as sent: piccolo-admin's own /admin/api/... is seen here as /api/... .
+            api = (scope.get("raw_path") or scope["path"].encode()).startswith(b"/api/")
             scope["user"] = None if api else await user_for_session(_cookie(scope, SESSION_COOKIE))
 
             async def send_with_timing(message):
