@@ -126,9 +126,10 @@ def security_headers(*, hsts: bool, extra_form_action: str = ""):
 
 
 class PortalMiddleware:
-    """Loads the staff member behind the session cookie into scope["user"] (one query) and, for
-    staff only, counts the request's queries into Server-Timing and X-Query-Count headers (a
-    stranger learns nothing about our queries or timings). Enforcement is left to the route
+    """Loads the staff member behind the session cookie into scope["user"] (one query; none under
+    /api/, which takes keys, not cookies) and, for staff and API callers whose key was accepted
+    only, counts the request's queries into Server-Timing and X-Query-Count headers (a stranger
+    learns nothing about our queries or timings). Enforcement is left to the route
     guards so public pages (login, pay links, callbacks) pass through; the security headers are
     security_headers' (every response)."""
 
