@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.exceptions import (
     HTTPException,
@@ -14,6 +14,9 @@ from litestar.exceptions import (
     PermissionDeniedException,
 )
 from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -26,6 +29,8 @@ from portal.settings import ROOT, Settings, get_settings
 from portal.web import (
     admin,
     alerts,
+    api_keys,
+    api_v1,
     audit,
     auth,
     backups,
@@ -66,6 +71,8 @@ def _not_logged_in(request: Request, exc: Exception) -> Response:
 def _error_page(status: int, message: str):
     def handler(request: Request, exc: Exception) -> Response:
         detail = getattr(exc, "detail", "") or message
+        if request.url.path.startswith("/api/"):  # an address no API route has: the API's kind of error
+            return api_v1.problem(status, detail)
         if status == 403 and "CSRF" in str(detail):
             detail = "This form has expired. Go back, reload the page and try again."
         if not _wants_html(request) and request.url.path.startswith("/healthz"):
@@ -78,6 +85,8 @@ def _error_page(status: int, message: str):
 def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code >= 500:
         return _server_error(request, exc)
+    if request.url.path.startswith("/api/"):
+        return api_v1.problem(exc.status_code, str(exc.detail))
     if not _wants_html(request):
         return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
     return _error_page(exc.status_code, exc.detail)(request, exc)
@@ -127,11 +136,18 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         cookie_secure=settings.cookie_secure,
         cookie_samesite="lax",
         # Gateways authenticate their own way; piccolo-admin has its own CSRF middleware.
-        exclude=["^/hooks/", "^/admin", "^/healthz"],
+        # The API takes a bearer key and no cookie (portal/web/api_v1.py): nothing for CSRF to protect.
+        exclude=["^/hooks/", "^/admin", "^/healthz", "^/api/v1/"],
     )
+    # The staff pages stay out of the OpenAPI document: it is public and describes the API only.
+    pages = Router(path="/", include_in_schema=False, route_handlers=[
+        *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes, *audit.routes, *api_keys.routes,
+        *metrics.routes, *backups.routes,
+    ])
     app = Litestar(
         route_handlers=[
-            *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes, *audit.routes, *metrics.routes, *backups.routes,
+            pages,
+            api_v1.router,
             admin.mount,
             create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),
         ],
@@ -152,7 +168,16 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         on_startup=[_start] if manage_resources else [],
         on_shutdown=[_stop] if manage_resources else [],
         debug=False,
-        openapi_config=None,  # no public /schema: it would list every staff route to anyone
+        # The API's schema only, as JSON at /api/v1/openapi.json (no /schema, no viewer from a CDN:
+        # static/api-docs.html reads the JSON).
+        openapi_config=OpenAPIConfig(
+            title=f"{settings.gym_name} API", version="1.0.0", path="/api/v1",
+            render_plugins=[JsonRenderPlugin(path="/openapi.json")],
+            components=Components(security_schemes={"bearer": SecurityScheme(
+                type="http", scheme="bearer", description="An API key made at /settings/api-keys")}),
+            security=[{"bearer": []}],
+            description="Members, plans, payments, dues and access status. Errors are application/problem+json.",
+        ),
     )
     app.state.settings = settings
     return app

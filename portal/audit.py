@@ -3,6 +3,7 @@ Managers read it at /audit (portal/web/audit.py)."""
 
 from __future__ import annotations
 
+import contextvars
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -10,12 +11,19 @@ from typing import Any
 from portal.lib import paging
 from tables.audit import AuditLog
 
+# The API key a request came with (set by the API's guard, portal/web/api_v1.py): every write
+# the request makes is recorded with it, whichever domain function records it.
+api_key: contextvars.ContextVar[dict | None] = contextvars.ContextVar("audit_api_key", default=None)
+
 
 async def record(action: str, entity: str, entity_id: Any, *, staff_id: int | None = None,
                  reason: str = "", details: dict | None = None) -> None:
+    details = details or {}
+    if (key := api_key.get()) is not None:
+        details = {**details, "api_key": key}
     await AuditLog.insert(
         AuditLog(action=action, entity=entity, entity_id=str(entity_id), staff=staff_id,
-                 reason=reason, details=details or {})
+                 reason=reason, details=details)
     )
 
 

@@ -201,6 +201,7 @@ class Settings:
     backup_keep_monthly: int  # and the newest of each of this many months
     backup_copy_dir: str  # "" = none; else each backup is copied here too (a USB disk, a share)
     backup_time: tuple[int, int] | None  # the nightly backup (in TIMEZONE); None = off
+    api_rate_per_minute: int  # requests one API key may make a minute (a burst of that many, then steady)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -361,6 +362,7 @@ class Settings:
             backup_keep_monthly=env.int("BACKUP_KEEP_MONTHLY", 12, 0, 1200),
             backup_copy_dir=str(Path(env.str("BACKUP_COPY_DIR")).resolve()) if env.str("BACKUP_COPY_DIR") else "",
             backup_time=None if env.str("BACKUP_TIME", "02:00").lower() in ("off", "") else env.clock("BACKUP_TIME", "02:00"),
+            api_rate_per_minute=env.int("API_RATE_PER_MINUTE", 120, 1, 100_000),
         )
 
     def check_for_serving(self) -> None:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from portal.api import keys
 from portal.billing import paylinks
 from portal.sandbox.app import create_sandbox_app
 from portal.sandbox.config import SandboxConfig
@@ -83,6 +84,7 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
     by_card = await invoice_for(await make_member("Baraka", "Mwangi", email="baraka@example.com"), 4500)
     mpesa_link = await paylinks.create_link(by_mpesa["id"], None)
     card_link = await paylinks.create_link(by_card["id"], None)
+    _, api_key = await keys.create_key("Books", ["read", "members"], None, None)
 
     log_path, worker_log_path = tmp_path / "portal.log", tmp_path / "worker.log"
     with serve_in_thread(create_sandbox_app(config)) as sandbox, open(log_path, "wb") as log_file, \
@@ -149,6 +151,14 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
                 assert 'portal_job_duration_seconds_count{job="send_stk_push",queue="portal",status="complete"}' \
                     in scraped.text, scraped.text
 
+                # The API with its key: in the header as it should be, in a query string as it
+                # should not (refused, and still not logged), and a write that is audited.
+                bearer = {"authorization": f"Bearer {api_key}"}
+                assert web.get("/api/v1/members", headers=bearer).status_code == 200
+                assert web.post("/api/v1/members", headers={**bearer, "Idempotency-Key": "books-1"},
+                                json={"first_name": "Api", "last_name": "Member", "phone": "0712000111"}).status_code == 201
+                assert web.get(f"/api/v1/members?api_key={api_key}").status_code == 401
+
                 # Requests that may fail, with a pay token in them (answered, whatever the answer).
                 web.get(f"/pay/{mpesa_link}/payments/2147483648")
                 web.get(f"/pay/{quote(mpesa_link)}%00")
@@ -160,7 +170,8 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
 
     log = log_path.read_text() + worker_log_path.read_text()
     # No secret, nor any pay token, in any form, anywhere ...
-    secrets = [*SECRETS.values(), SMTP_PASSWORD, os.environ["SECRET_KEY"], mpesa_link, card_link, "forged-token-1234"]
+    secrets = [*SECRETS.values(), SMTP_PASSWORD, os.environ["SECRET_KEY"], mpesa_link, card_link, "forged-token-1234",
+               api_key]
     for secret in secrets:
         for form in {secret, quote(secret, safe=""), secret.split(".")[1] if secret.count(".") == 2 else secret}:
             leaks = [line for line in log.splitlines() if form in line]
@@ -173,6 +184,8 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
                  '"POST /hooks/daraja/c2b/confirmation/[redacted] HTTP/1.1" 200',
                  '"POST /hooks/daraja/c2b/validation/[redacted] HTTP/1.1" 200',
                  '"POST /hooks/sms/delivery/[redacted] HTTP/1.1" 200', "rejected daraja stk callback",
+                 '"GET /api/v1/members HTTP/1.1" 200', '"POST /api/v1/members HTTP/1.1" 201',
+                 '"GET /api/v1/members?api_key=[redacted] HTTP/1.1" 401',
                  '"GET /pay/[redacted]/payments/2147483648 HTTP/1.1"', "worker running: queues", "Processing Job<function: send_stk_push",
                  "Finished Job<function: send_message"]:
         assert line in log, f"{line!r} not in the log:\n{log}"

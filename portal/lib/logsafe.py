@@ -45,9 +45,17 @@ _secrets_pattern: re.Pattern | None = None
 _original_factory = None
 
 
+# API keys (portal/api/keys.py) are recognisable by their prefix: one sent where it does not
+# belong (in a query string, pasted in a note, in an exception's text) is redacted wherever it
+# appears. Their place is the Authorization header, which no log line writes (uvicorn's access log
+# has the request line and status only).
+_API_KEYS = re.compile(r"ptf_live_[A-Za-z0-9_\-]{8,}")
+
+
 def redact(text: str) -> str:
-    """`text` with path tokens and known secret values replaced by the placeholder."""
+    """`text` with path tokens, API keys and known secret values replaced by the placeholder."""
     text = _PATHS.sub(lambda m: m.group(1) + PLACEHOLDER, text)
+    text = _API_KEYS.sub(PLACEHOLDER, text)
     pattern = _secrets_pattern
     if pattern is not None:
         text = pattern.sub(PLACEHOLDER, text)

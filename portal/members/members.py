@@ -110,6 +110,26 @@ async def search_members(query: str = "", page: int = 1) -> SearchResult:
     return result
 
 
+async def members_after(query: str = "", before_id: int | None = None, limit: int = PAGE_SIZE) -> list[dict]:
+    """The API's list: the same search, newest first by id, `limit` + 1 rows after the cursor
+    `before_id` (the extra row says whether there is a next page). One query."""
+    q, phone, number = _search_terms(query)
+    where = SEARCH_WHERE.format(q="{}", number="{}", phone="{}")
+    args = [q, q, q, q, q, number, phone, phone]
+    after = "AND m.id < {}" if before_id is not None else ""
+    return await Member.raw(
+        f"""
+        SELECT m.id, m.member_number, m.first_name, m.last_name, m.phone, m.email, m.status, m.home_location,
+               m.message_channel, m.reminder_opt_out, m.created_at, {hold_sql()} AS hold
+        FROM member m
+        WHERE {where} {after}
+        ORDER BY m.id DESC
+        LIMIT {int(limit) + 1}
+        """,
+        hold_cutoff(), *args, *([before_id] if before_id is not None else []),
+    )
+
+
 async def get_member(member_id: int) -> dict:
     row = await Member.select(
         Member.all_columns(), Member.home_location.name.as_alias("location_name")

@@ -113,6 +113,16 @@ async def payment_page(f: PaymentFilters) -> PaymentPage:
     return page
 
 
+async def payments_after(f: PaymentFilters, before_id: int | None, limit: int) -> list[dict]:
+    """The API's list: the payments page's filters, newest first by id, `limit` + 1 rows after the
+    cursor `before_id` (the extra row says whether there is a next page). One query."""
+    where, args = where_clause(f)
+    if before_id is not None:
+        where, args = where + " AND p.id < {}", [*args, before_id]
+    sql = SELECT_ROWS.format(where=where).replace("ORDER BY p.created_at DESC, p.id DESC", "ORDER BY p.id DESC")
+    return await Payment.raw(sql + f" LIMIT {int(limit) + 1}", *args)
+
+
 def _positional(sql: str) -> str:
     """Piccolo's {} placeholders -> asyncpg's $1, $2, ..."""
     parts = sql.split("{}")

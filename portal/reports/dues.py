@@ -102,12 +102,12 @@ GROUP BY 1
 """
 
 
-async def payments_due(f: DueFilters, on: date | None = None) -> DuePage:
+async def payments_due(f: DueFilters, on: date | None = None, size: int = PAGE_SIZE) -> DuePage:
     """Open invoices, most urgent first, with what is still owed on each. Two queries."""
     on = on or today()
     due_where = _due_where(f, on)
     where, args = due_where.sql()
-    page = DuePage(page=f.page, size=PAGE_SIZE, filters=f)
+    page = DuePage(page=f.page, size=size, filters=f)
     urgency = URGENCY_SQL.replace("{today}", "{}")
     urgency_args = [on] * 4
     urgency_filter = f"AND {urgency} = {{}}" if f.urgency else ""
@@ -189,13 +189,13 @@ def _renewal_where(window: str) -> str:
     return "ms.status IN ('active', 'pending') AND ms.end_date >= {}::date AND ms.end_date <= {}::date + " + str(int(window))
 
 
-async def renewals_due(window: str = "7", page: int = 1, on: date | None = None) -> RenewalPage:
+async def renewals_due(window: str = "7", page: int = 1, on: date | None = None, size: int = PAGE_SIZE) -> RenewalPage:
     """Memberships ending in the window (or expired in the last 30 days), with their renewal
     invoice if it exists and whether a later membership already follows. Two queries."""
     on = on or today()
     window = window if window in dict(WINDOWS) else "7"
     where = _renewal_where(window)
-    result = RenewalPage(page=page, size=PAGE_SIZE, window=window)
+    result = RenewalPage(page=page, size=size, window=window)
     result.rows = await Invoice.raw(RENEWAL_ROWS.format(today="{}", where=where, renewed=RENEWED_SQL,
                                                         limit=result.size, offset=result.offset), on, on, on)
     s = (await Invoice.raw(RENEWAL_SUMMARY.format(where=where, renewed=RENEWED_SQL), on, on))[0]

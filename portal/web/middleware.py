@@ -127,10 +127,11 @@ def security_headers(*, hsts: bool, extra_form_action: str = ""):
 
 
 class PortalMiddleware:
-    """Loads the staff member behind the session cookie into scope["user"] (one query) and, for
-    staff only, counts the request's queries into Server-Timing and X-Query-Count headers (a
-    stranger learns nothing about our queries or timings), and counts every request by its route
-    template and status for /metrics. Enforcement is left to the route
+    """Loads the staff member behind the session cookie into scope["user"] (one query; none under
+    /api/, which takes keys, not cookies) and, for staff and API callers whose key was accepted
+    only, counts the request's queries into Server-Timing and X-Query-Count headers (a stranger
+    learns nothing about our queries or timings), and counts every request by its route template
+    and status for /metrics. Enforcement is left to the route
     guards so public pages (login, pay links, callbacks) pass through; the security headers are
     security_headers' (every response)."""
 
@@ -150,7 +151,10 @@ class PortalMiddleware:
             else:
                 receive = await form_without_nul(scope, receive)
         with count_queries() as queries:
-            scope["user"] = await user_for_session(_cookie(scope, SESSION_COOKIE))
+            # The API takes no cookie (a key in the Authorization header, portal/web/api_v1.py).
+            # The address as sent: piccolo-admin's own /admin/api/... is seen here as /api/... .
+            api = (scope.get("raw_path") or scope["path"].encode()).startswith(b"/api/")
+            scope["user"] = None if api else await user_for_session(_cookie(scope, SESSION_COOKIE))
 
             status = None
 
@@ -158,7 +162,9 @@ class PortalMiddleware:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
-                if message["type"] == "http.response.start" and scope.get("user") is not None:
+                # Staff, and API callers whose key the API's guard accepted (scope["api_caller"]).
+                known = scope.get("user") is not None or scope.get("api_caller") is not None
+                if message["type"] == "http.response.start" and known:
                     headers = list(message.get("headers", []))
                     elapsed = (time.perf_counter() - started) * 1000
                     headers.append((b"server-timing", f"app;dur={elapsed:.1f}, db;desc=\"queries\";dur={queries.value}".encode()))

@@ -87,7 +87,7 @@ async def served(_database, _queue):
     os.environ.update(TOKENS, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
                       # Nothing listens here: gateway calls made inline fail fast, as when one is down.
                       DARAJA_BASE_URL="http://127.0.0.1:9", FLUTTERWAVE_BASE_URL="http://127.0.0.1:9",
-                      AT_BASE_URL="http://127.0.0.1:9", GATEWAY_TIMEOUT_SECONDS="2")
+                      AT_BASE_URL="http://127.0.0.1:9", GATEWAY_TIMEOUT_SECONDS="2", API_RATE_PER_MINUTE="100000")
     get_settings.cache_clear()
     await empty_tables(_database)
     known = await _gym()
@@ -148,6 +148,11 @@ async def _login(client: httpx.AsyncClient) -> None:
     token = await login(get_settings(), ADMIN, PASSWORD, "10.255.255.1")
     assert token, "the fuzzing admin could not log in"
     client.cookies.set(SESSION_COOKIE, token)
+    # The API's routes are fuzzed behind their key too (an admin-scope key opens every one).
+    from portal.api import keys
+
+    _, api_key = await keys.create_key("Fuzz", ["admin"], None, None)
+    client.headers["authorization"] = f"Bearer {api_key}"
     if "portal_csrf" not in client.cookies:
         await client.get("/login")
 

@@ -60,3 +60,13 @@ def test_secret_values_in_messages_arguments_and_tracebacks_are_replaced():
     assert "unhandled error on GET /pay/[redacted]" in text
     assert "RuntimeError: failed on /pay/[redacted]/mpesa with [redacted] and [redacted]" in text
     assert "Traceback (most recent call last)" in text
+
+
+def test_api_keys_are_redacted_wherever_they_appear():
+    from portal.api.keys import new_key
+
+    key = new_key()
+    for line in (f'"GET /api/v1/members?api_key={key} HTTP/1.1" 401', f"Authorization: Bearer {key}",
+                 f"ValueError: bad key {key}."):
+        assert key not in logsafe.redact(line) and logsafe.PLACEHOLDER in logsafe.redact(line)
+    assert logsafe.redact('"GET /api/v1/members HTTP/1.1" 200') == '"GET /api/v1/members HTTP/1.1" 200'

@@ -17,7 +17,16 @@ PUBLIC = {
     "/metrics",  # Prometheus: METRICS_TOKEN as a Bearer token is the credential (404 when unset)
 }
 PUBLIC_PREFIXES = ("/hooks/", "/static")  # gateways authenticate by token, hash or address
+# The API's description is public (it lists the API's operations only, no staff page); the
+# OpenAPI router also answers /api/v1 and /api/v1/<anything else> with 404.
+PUBLIC |= {"/api/v1/openapi.json", "/api/v1", "/api/v1/{path:str}"}
 GUARDS = {staff_required, manager_required, admin_required}
+
+
+def _guarded(handler) -> bool:
+    """A staff guard, or the API's key-and-scope guard (portal/web/api_v1.scope_required)."""
+    guards = set(handler.guards or [])
+    return bool(guards & GUARDS) or any(getattr(g, "api_scope", None) for g in guards)
 
 
 def _routes(app):
@@ -34,8 +43,7 @@ def test_every_route_is_public_on_purpose_or_guarded(app):
         for handler in route.route_handlers:
             if handler.http_methods == {"OPTIONS"}:  # Litestar's own CORS preflight answer
                 continue
-            guards = set(handler.guards or [])
-            if not guards & GUARDS:
+            if not _guarded(handler):
                 unguarded.append(f"{sorted(handler.http_methods)} {route.path}")
     assert unguarded == []
     assert len(list(_routes(app))) > 30  # the walk saw the app's routes
@@ -49,5 +57,7 @@ async def test_anonymous_requests_to_staff_pages_go_to_the_login_page(app, anon)
         path = re.sub(r"\{[a-z_]+:str\}", "x", re.sub(r"\{[a-z_]+:int\}", "1", route.path))
         r = await anon.get(path)
         assert r.status_code in (302, 303, 401) and "/login" in r.headers.get("location", "/login"), (path, r.status_code)
+        if path.startswith("/api/"):
+            assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json"), path
         checked += 1
     assert checked > 15
