@@ -87,12 +87,16 @@ RETURNING id, (xmax = 0) AS inserted
 KEY_LENGTH = 120
 
 
+def _kept_headers(headers: dict | None) -> dict:
+    return {k.lower(): pg_text(v) for k, v in (headers or {}).items() if k.lower() in KEEP_HEADERS}
+
+
 async def store(gateway: str, kind: str, raw: bytes, *, headers: dict | None = None, source_ip: str = "",
                 external_id: str | None = None, outcome: str = "stored", note: str = "",
                 dedupe_extra: str = "") -> Stored:
     """Save what arrived, exactly once per gateway id (or per body when there is no id); a
     different body for an id whose row was not acted on is saved as a callback of its own."""
-    kept = {k.lower(): pg_text(v) for k, v in (headers or {}).items() if k.lower() in KEEP_HEADERS}
+    kept = _kept_headers(headers)
     text = pg_text(raw[:MAX_BODY].decode("utf-8", errors="replace"))
     if external_id is not None:
         external_id = pg_text(external_id)[:KEY_LENGTH]
@@ -121,7 +125,7 @@ async def count_refused(gateway: str, kind: str, raw: bytes, *, headers: dict | 
     """Count a request refused for its authentication on its hook's row for this address and day."""
     sample = raw[:REFUSED_SAMPLE].decode("utf-8", errors="replace")
     counted = f"{note}; first {min(len(raw), REFUSED_SAMPLE)} of {len(raw)} bytes kept" if len(raw) > REFUSED_SAMPLE else note
-    kept = {k.lower(): pg_text(v) for k, v in (headers or {}).items() if k.lower() in KEEP_HEADERS}
+    kept = _kept_headers(headers)
     key = f"refused:{now().date().isoformat()}:{pg_text(source_ip)}"[:KEY_LENGTH]
     rows = await GatewayCallback.raw(INSERT, gateway, kind, key, None, pg_text(sample), json.dumps(kept),
                                      pg_text(source_ip)[:64], "rejected", pg_text(counted))
