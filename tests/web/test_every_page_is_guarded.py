@@ -9,7 +9,7 @@ from litestar.routes import HTTPRoute
 from portal.auth import admin_required, manager_required, staff_required
 
 PUBLIC = {
-    "/login", "/logout", "/healthz", "/brand/logo",
+    "/login", "/logout", "/healthz", "/brand/logo", "/favicon.ico",
     # the member's side of pay links: the signed token is the credential (portal/billing/paylinks.py)
     "/pay/{token:str}", "/pay/{token:str}/card", "/pay/{token:str}/mpesa", "/pay/{token:str}/card/return",
     "/pay/{token:str}/payments/{payment_id:int}", "/pay/{token:str}/payments/{payment_id:int}/receipt.pdf",
