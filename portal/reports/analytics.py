@@ -35,6 +35,9 @@ PRESETS = [("7d", "Last 7 days"), ("30d", "Last 30 days"), ("month", "This month
 MONEY_ACCOUNTS = "('cash', 'bank', 'cheque', 'mpesa', 'card')"
 DONE = ("completed", "partially_refunded", "refunded")
 DECIDED_BAD = ("failed", "cancelled", "expired")
+# Each method's colour on every chart (M-Pesa in its green); fixed here so a method never changes
+# colour between views that happen to hold different methods.
+METHOD_COLOURS = {"mpesa": "#0f6b4f", "card": "#1d3f8f", "cash": "#d08a1a", "bank": "#7a3e9d", "cheque": "#2a9d8f"}
 AGING = [("current", "Not yet due"), ("0-30", "0–30 days"), ("31-60", "31–60 days"), ("61-90", "61–90 days"),
          ("90+", "Over 90 days")]
 

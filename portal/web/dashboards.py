@@ -49,6 +49,7 @@ def _chart_data(data: dict) -> dict:
     """What the charts draw (the same numbers as the tables beside them), as JSON-safe values."""
     series = data["series"]
     return {
+        "colours": analytics.METHOD_COLOURS,
         "revenue": {"labels": [r["bucket"].isoformat() for r in series],
                     "methods": {m: [str(r[m]) for r in series] for m in data["methods"]},
                     "refunds": [str(-r["refunds"]) for r in series], "net": [str(r["net"]) for r in series]},
