@@ -42,7 +42,7 @@
     datasets: [{data: num(data.methods.values), backgroundColor: data.methods.labels.map(colourOf)}]},
     options: {maintainAspectRatio: false, plugins: {tooltip: {callbacks: {label: function (c) { return c.label + ': ' + kes(c.parsed); }}}}}});
   bars('chart-success', data.success, pct, true, true);
-  bars('chart-collection', data.collection, pct, true);
+  bars('chart-collection', data.collection, pct, true, true);
   bars('chart-collection-staff', data.collection_staff, pct, true);
   bars('chart-aging', data.aging, kes, false);
 })();

@@ -12,6 +12,7 @@ from portal.lib.clock import now
 from portal.lib.money import Money
 from portal.payments.service import record_desk_payment
 from tables.billing import Payment
+from tests.billing.helpers import invoice_for
 from tests.e2e.pages import LoginPage
 from tests.factories import make_location, make_member
 
@@ -25,6 +26,8 @@ DRAWN = """() => {
   methods.data.labels.forEach((m, i) => colours['methods:' + m] = methods.data.datasets[0].backgroundColor[i]);
   const success = Chart.getChart(document.getElementById('chart-success'));
   success.data.labels.forEach((m, i) => colours['success:' + m] = success.data.datasets[0].backgroundColor[i]);
+  const collection = Chart.getChart(document.getElementById('chart-collection'));
+  collection.data.labels.forEach((m, i) => colours['collection:' + m] = collection.data.datasets[0].backgroundColor[i]);
   return colours;
 }"""
 
@@ -34,6 +37,7 @@ async def test_each_method_has_one_colour_on_every_chart_whatever_the_period(db,
     desk = await create_staff("faith", "faith-password-1", "front_desk", first_name="Faith", location_id=desk_location)
     await create_staff("mary", "mary-password-1", "manager", first_name="Mary", location_id=desk_location)
     member = await make_member("Wanjiku", "Kamau")
+    await invoice_for(member, 1500)  # due today: the cash pays part of it (collection by channel)
     for i, method in enumerate(("bank", "cash")):
         await record_desk_payment(member_id=member, method=method, amount=Money(Decimal(1000)), reference="EQ1",
                                   idempotency_key=f"colour-{i}", staff_id=desk, location_id=desk_location)
@@ -50,4 +54,5 @@ async def test_each_method_has_one_colour_on_every_chart_whatever_the_period(db,
     for view in seen.values():
         for chart in ("revenue", "methods", "success"):
             assert view[f"{chart}:cash"] == seen["7d"]["revenue:cash"], (chart, view)
+    assert seen["7d"]["collection:cash"] == seen["7d"]["revenue:cash"]
     assert seen["30d"]["methods:bank"] == seen["30d"]["revenue:bank"] == seen["30d"]["success:bank"] != seen["30d"]["revenue:cash"]
