@@ -80,14 +80,14 @@ SEARCH_WHERE = """
 """
 
 
-async def search_members(query: str = "", page: int = 1) -> SearchResult:
+async def search_members(query: str = "", page: int = 1, size: int = PAGE_SIZE) -> SearchResult:
     """Name (first or last, or both in either order), member number or phone, as typed. Each
     row says whether the member is on hold (a column of the same query: no query per row)."""
     q, phone, number = _search_terms(query)
     where = SEARCH_WHERE.format(q="{}", number="{}", phone="{}")
     # The same three values appear in the same order in both queries.
     args = [q, q, q, q, q, number, phone, phone]
-    result = SearchResult(page=max(page, 1), size=PAGE_SIZE, query=query)
+    result = SearchResult(page=max(page, 1), size=size, query=query)
     result.rows = await Member.raw(
         f"""
         SELECT m.id, m.member_number, m.first_name, m.last_name, m.phone, m.email, m.status,

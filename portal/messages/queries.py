@@ -70,9 +70,9 @@ LIMIT {limit} OFFSET {offset}
 """
 
 
-async def message_page(f: MessageFilters) -> paging.Page:
+async def message_page(f: MessageFilters, size: int = PAGE_SIZE) -> paging.Page:
     where, args = _where(f)
-    page = paging.Page(page=f.page, size=PAGE_SIZE)
+    page = paging.Page(page=f.page, size=size)
     page.count = (await Message.raw(f"SELECT count(*) AS n FROM message m WHERE {where}", *args))[0]["n"]
     page.rows = await Message.raw(ROWS.format(where=where, limit=page.size, offset=page.offset), *args)
     return page

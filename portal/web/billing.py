@@ -19,7 +19,6 @@ from portal.billing.invoices import void_invoice
 from portal.documents import store as document_store
 from portal.documents.requests import request_document, request_receipts
 from portal.lib.clock import today
-from portal.lib.csvfile import CsvText, local_header
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import confirmed_amount, desk_payment_form, parse_date
 from portal.lib.money import Money, MoneyParseError
@@ -41,6 +40,7 @@ from portal.payments.service import (
     record_desk_payment,
 )
 from portal.payments.state import KeyReused
+from portal.web.exports import csv_stream
 from portal.web.pages import (
     ask_to_confirm,
     member_page,
@@ -274,21 +274,11 @@ async def payment_list(request: Request) -> Template:
 async def payment_export(request: Request) -> Stream:
     filters = PaymentFilters.parse(request.query_params)
 
-    tz = request.app.state.settings.tz
-
-    async def lines():
-        out = CsvText(tz)
-        out.row(local_header(c, tz) if c in CSV_TIME_COLUMNS else c for c in CSV_COLUMNS)
-        count = 0
+    async def rows():
         async for record in stream_rows(filters):
-            out.row(record[c] for c in CSV_COLUMNS)
-            count += 1
-            if count % 500 == 0:
-                yield out.take().encode()
-        yield out.take().encode()
+            yield [record[c] for c in CSV_COLUMNS]
 
-    name = f"payments-{today().isoformat()}.csv"
-    return Stream(lines(), media_type="text/csv", headers={"content-disposition": f'attachment; filename="{name}"'})
+    return csv_stream("payments", CSV_COLUMNS, rows(), request.app.state.settings.tz, time_columns=CSV_TIME_COLUMNS)
 
 
 routes = [record_payment, payment_detail, payment_refund, invoice_detail, invoice_void, document_status,

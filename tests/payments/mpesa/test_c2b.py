@@ -4,6 +4,8 @@ is matched by account number and settles invoices; unknown accounts wait for sta
 /mpesa/unmatched; an STK Push to the Paybill, which M-Pesa also confirms over C2B, counts once."""
 
 import asyncio
+import csv
+import io
 import json
 import re
 from datetime import timedelta
@@ -529,3 +531,15 @@ async def _sandbox_c2b_for_stk(live) -> dict:
                 return payments[0]
             await asyncio.sleep(0.05)
     raise AssertionError("the sandbox sent no C2B copy of the STK payment")
+
+
+async def test_the_unmatched_queue_exports_what_staff_see(live, worker, bob):
+    await _register(live)
+    trans_id = await _simulate(live, 1500, "=Gym fees")
+    assert (await _confirmation(trans_id))["outcome"] == "unmatched"
+    r = await bob.get("/mpesa/unmatched.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [(row["mpesa_code"], row["amount"], row["account_typed"], row["phone"]) for row in rows] == [
+        (trans_id, "1500.00", "'=Gym fees", "2547 ***** 149")]
+    assert 'href="/mpesa/unmatched.csv"' in (await bob.get("/mpesa/unmatched")).text
