@@ -17,7 +17,7 @@ from piccolo.engine import engine_finder
 from piccolo.querystring import QueryString
 
 from portal import audit
-from portal.lib import db
+from portal.lib import db, paging
 from portal.lib.clock import now, today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import whole
@@ -207,3 +207,30 @@ async def reopen_day(close_id: int, reason: str, staff_id: int) -> dict:
 async def close_for(location_id: int, day: date) -> dict | None:
     return await DayClose.select().where(
         (DayClose.location == location_id) & (DayClose.business_date == day)).output(load_json=True).first()
+
+
+HISTORY_ROWS = """
+SELECT c.id, c.business_date, c.status, c.cash_expected, c.cash_counted, c.variance, c.note, c.closed_at,
+       c.reopened_at, c.reopen_reason, c.version, c.expected ->> 'total' AS expected_total,
+       l.id AS location_id, l.name AS location,
+       coalesce(nullif(trim(coalesce(cu.first_name, '') || ' ' || coalesce(cu.last_name, '')), ''), cu.username) AS closed_by,
+       coalesce(nullif(trim(coalesce(ru.first_name, '') || ' ' || coalesce(ru.last_name, '')), ''), ru.username) AS reopened_by
+FROM day_close c
+JOIN location l ON l.id = c.location
+LEFT JOIN staff cs ON cs.id = c.closed_by LEFT JOIN piccolo_user cu ON cu.id = cs.user
+LEFT JOIN staff rs ON rs.id = c.reopened_by LEFT JOIN piccolo_user ru ON ru.id = rs.user
+WHERE {where}
+ORDER BY c.business_date DESC, c.id DESC
+LIMIT {limit} OFFSET {offset}
+"""
+
+
+async def close_history(location_id: int | None = None, page: int = 1, size: int = 14) -> paging.Page:
+    """Past closes, newest day first (one location's, or every location's): what was expected,
+    counted and short or over, who closed and who reopened. One query per page."""
+    result = paging.Page(page=page, size=size)
+    where = paging.Where()
+    where.equal("c.location", location_id)
+    clause, args = where.sql()
+    result.rows = await DayClose.raw(HISTORY_ROWS.format(where=clause, limit=result.size, offset=result.offset), *args)
+    return result

@@ -42,8 +42,9 @@ async def _page(request: Request, location_id: int | None, day: date, *, status:
         subject = _subject(close)
         document = {"kind": "day_close", "subject": subject, "label": "Close report (PDF)",
                     "ready": await document_store.find("day_close", subject)}
+    history = await closes.close_history(location_id) if location_id else None
     return Template("close/index.html", status_code=status, context={
-        "locations": locations, "location_id": location_id, "day": day, "today": today(), "close": close,
+        "locations": locations, "location_id": location_id, "day": day, "today": today(), "close": close, "history": history,
         "expected": expected, "document": document, "denominations": closes.DENOMINATIONS,
         "values": values or {}, "errors": errors or {}})
 

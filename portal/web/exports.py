@@ -1,5 +1,5 @@
 """CSV of every list, with the list's own filters (issue 15): members, payments due, renewals,
-messages and unmatched M-Pesa, beside the payments list's and the analytics figures' exports.
+messages, unmatched M-Pesa and the close history, beside the payments list's and the analytics figures' exports.
 
 Each export reads the list through the same function as its page, page after page, so the
 filters, order and rules are the page's; it streams (a page of rows in memory at a time) and
@@ -8,12 +8,13 @@ managers: a list of members with their phones leaves the building with whoever d
 
     GET /members.csv?q=                 GET /dues.csv?q=&urgency=
     GET /renewals.csv?window=           GET /messages.csv?channel=&status=&kind=&member=
-    GET /mpesa/unmatched.csv
+    GET /mpesa/unmatched.csv            GET /close.csv?location=  (the close history)
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from litestar import Request, get
@@ -21,6 +22,7 @@ from litestar.params import FromQuery
 from litestar.response import Stream
 
 from portal.auth import manager_required
+from portal.billing import closes
 from portal.lib import paging
 from portal.lib.clock import today
 from portal.lib.csvfile import CsvText, local_header
@@ -147,4 +149,17 @@ async def unmatched_csv(request: Request) -> Stream:
                       time_columns=("received_at",))
 
 
-routes = [members_csv, dues_csv, renewals_csv, messages_csv, unmatched_csv]
+CLOSE_COLUMNS = ["business_date", "location", "status", "expected_total", "cash_expected", "cash_counted", "variance",
+                 "note", "closed_by", "closed_at", "reopened_by", "reopened_at", "reopen_reason", "version"]
+
+
+@get("/close.csv", guards=[manager_required])
+async def closes_csv(request: Request) -> Stream:
+    location = paging.whole_number(request.query_params, "location")
+    rows = every_row(lambda n: closes.close_history(location, n, size=EXPORT_PAGE))
+    return csv_stream("closes", CLOSE_COLUMNS, _pick(
+        rows, CLOSE_COLUMNS, expected_total=lambda r: Decimal(r["expected_total"]) if r["expected_total"] else None),
+        request.app.state.settings.tz, time_columns=("closed_at", "reopened_at"))
+
+
+routes = [members_csv, dues_csv, renewals_csv, messages_csv, unmatched_csv, closes_csv]

@@ -2,6 +2,7 @@
 variance, the day locked against late money, and an admin's reopen with a reason."""
 
 import asyncio
+import csv
 import io
 import itertools
 from datetime import timedelta
@@ -92,7 +93,7 @@ async def test_a_manager_closes_the_day_with_a_cash_variance_and_late_money_goes
     people = await _day(westlands, karen)
     page = await bob.get(f"/close?location={westlands}")
     assert page.status_code == 200 and 'data-testid="expected-cash">KES 4,000<' in page.text
-    assert page.headers["x-query-count"] == "4"
+    assert page.headers["x-query-count"] == "5"
     faith, juma = str(people["faith"]), str(people["juma"])
     # Notes and coins that do not add up to the typed amount: refused, what was typed kept.
     wrong = await bob.post("/close", {"location": westlands, "date": today().isoformat(), f"counted_{faith}": "2600",
@@ -109,7 +110,17 @@ async def test_a_manager_closes_the_day_with_a_cash_variance_and_late_money_goes
         ("Faith", "0.00"), ("Juma", "-100.00")]
     shown = await bob.get(f"/close?location={westlands}")
     assert 'data-testid="variance-total">-KES 100<' in shown.text or 'data-testid="variance-total">KES -100<' in shown.text
-    assert shown.headers["x-query-count"] == "5"
+    assert shown.headers["x-query-count"] == "6"
+    # The close history under it, and its CSV.
+    assert shown.text.count('data-testid="history-row"') == 1
+    assert f'href="/close.csv?location={westlands}"' in shown.text
+    export = await bob.get(f"/close.csv?location={westlands}")
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert [(r["business_date"], r["location"], r["status"], r["cash_expected"], r["cash_counted"], r["variance"],
+             r["note"], r["closed_by"], r["version"]) for r in rows] == [
+        (today().isoformat(), "Westlands", "closed", "4000.00", "3900.00", "-100.00", "Juma short by 100", "Bob", "1")]
+    assert rows[0]["expected_total"] == close["expected"]["total"] == "8972.00"  # every method, not cash alone
+    assert len(list(csv.DictReader(io.StringIO((await bob.get(f"/close.csv?location={karen}")).text)))) == 0
 
     # The report PDF.
     subject = f"day_close:{close['id']}:v1"

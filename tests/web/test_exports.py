@@ -14,7 +14,7 @@ from tables.messages import Message
 from tests.billing.helpers import invoice_for, pay
 from tests.factories import make_member, make_membership, make_plan
 
-EXPORTS = ["/members.csv", "/dues.csv", "/renewals.csv", "/messages.csv", "/mpesa/unmatched.csv"]
+EXPORTS = ["/members.csv", "/dues.csv", "/renewals.csv", "/messages.csv", "/mpesa/unmatched.csv", "/close.csv"]
 
 
 def _rows(r) -> list[dict]:
