@@ -1,22 +1,48 @@
-"""The small demo gym (demo.seed, what `make run` loads): its members' phones are kept by the
-portal's phone rule as they are, and nearly all can be sent M-Pesa prompts."""
+"""The demo gym `make run` loads (demo.seed): a past, not one day; books that agree; and members'
+phones kept by the portal's phone rule as they are, nearly all fit for M-Pesa prompts."""
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
+from portal.billing.ledger import books_disagreements
+from portal.lib.clock import today
 from portal.lib.phones import carrier_of, normalise_phone
+from portal.reports import analytics
+from tables.billing import Invoice, Payment
 from tables.members import Member
 from tests.support.env import setting
 
 
-async def test_demo_members_have_phones_the_desk_can_use(db):
+async def _load(members: int) -> None:
     from demo.seed import load_demo_data
 
     with setting("DEMO", "1"):
-        await load_demo_data(members=60)
+        await load_demo_data(members=members)
+
+
+async def test_demo_members_have_phones_the_desk_can_use(db):
+    await _load(60)
     phones = [r["phone"] for r in await Member.select(Member.phone)]
     assert len(phones) == len(set(phones)) == 60
     assert all(normalise_phone(phone) == phone for phone in phones)
     networks = Counter(carrier_of(phone) for phone in phones)
     assert set(networks) <= {"Safaricom", "Airtel"} and networks["Safaricom"] >= 50, networks
+
+
+async def test_the_demo_gym_has_a_past_and_its_books_agree(db):
+    await _load(200)
+    assert await books_disagreements() == []
+    assert await Payment.count() == 3000
+    span = (await Payment.raw("SELECT min(created_at)::date AS first, max(created_at)::date AS last FROM payment"))[0]
+    assert span["first"] < today() - timedelta(days=365) and span["last"] >= today() - timedelta(days=2)
+    methods = {r["method"] for r in await Payment.raw("SELECT DISTINCT method FROM payment WHERE status = 'completed'")}
+    assert methods == {"mpesa", "card", "cash", "bank", "cheque"}
+    # No invoice issued after it fell due (they read "issued today, due last year" before).
+    assert await Invoice.count().where(Invoice.issue_date > Invoice.due_date) == 0
+    # The last 30 days' chart has money on most days, not one bar.
+    report = await analytics.report(analytics.Period.parse({"preset": "30d"}))
+    days_with_money = [r for r in report["series"] if any(r[m] for m in report["methods"])]
+    assert len(days_with_money) >= 20, len(days_with_money)
+    assert report["days_to_pay"]["median"] not in (None, 0)
