@@ -114,7 +114,9 @@ async def _start(app: Litestar) -> None:
 async def _stop(app: Litestar) -> None:
     worker = getattr(app.state, "worker", None)
     if worker is not None:
-        await worker.stop()
+        from tasks.worker import shutdown_grace
+
+        await worker.stop(grace=shutdown_grace(app.state.settings))
     try:
         q = queue.get_queue()
         await q.disconnect()

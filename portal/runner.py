@@ -86,7 +86,7 @@ async def work(settings: Settings, queues: list[str] | None = None) -> None:
     from piccolo.engine import engine_finder
 
     from portal.lib import db, queue
-    from tasks.worker import make_worker
+    from tasks.worker import make_worker, shutdown_grace
 
     names = queues or [queue.GATEWAY, queue.BULK]
     q = await queue.start(settings, pool_size=queue.job_slots(settings, names) + 1)
@@ -97,7 +97,8 @@ async def work(settings: Settings, queues: list[str] | None = None) -> None:
     try:
         await _wait_for_signal()
     finally:
-        await worker.stop()
+        # SIGTERM (systemd stop, a deploy): the jobs in flight finish before the process exits.
+        await worker.stop(grace=shutdown_grace(settings))
         task.cancel()
         await q.disconnect()
         await engine.close_connection_pool()

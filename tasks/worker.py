@@ -77,17 +77,66 @@ async def _count_job(ctx) -> None:
                          max(time.time() - job.started / 1000, 0.0))
 
 
+class _DrainingWorker(Worker):
+    """SAQ's worker, able to drain before it stops: SAQ's own stop cancels the jobs in flight at
+    once (they are retried, but a prompt half-sent or a PDF half-made is work thrown away)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.draining = False
+        self.busy: set[asyncio.Task] = set()  # the process tasks running a job right now
+
+    async def process(self) -> bool:
+        if self.draining:  # a slot that comes free takes no new job; stop() cancels it
+            await asyncio.Event().wait()
+        return await super().process()
+
+    # SAQ calls these in the task that runs the job, before it and after its outcome is stored:
+    # that task being done is the job being finished and recorded.
+    async def _before_process(self, ctx) -> None:
+        self.busy.add(asyncio.current_task())
+        await super()._before_process(ctx)
+
+    async def _after_process(self, ctx) -> None:
+        try:
+            await super()._after_process(ctx)
+        finally:
+            self.busy.discard(asyncio.current_task())
+
+
+def shutdown_grace(settings: Settings) -> float:
+    """How long a stopping worker lets its jobs in flight finish: longer than any gateway call may
+    take (GATEWAY_TIMEOUT_SECONDS), so a job waiting on a gateway gets its answer (or its timeout)
+    and records it. A deployment's stop timeout (systemd's TimeoutStopSec) must be longer still."""
+    return settings.gateway_timeout_seconds + 5.0
+
+
 class Workers:
     """One SAQ worker per queue, started and stopped together (each has its own concurrency, so
     a backlog on one never holds the other's slots)."""
 
-    def __init__(self, workers: list[Worker]):
+    def __init__(self, workers: list[_DrainingWorker]):
         self.workers = workers
 
     async def start(self) -> None:
         await asyncio.gather(*(w.start() for w in self.workers))
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop every worker. With a grace period the jobs in flight get that long to finish first
+        (no new job is taken meanwhile); whatever still runs then is cancelled, and SAQ queues it
+        again for another worker (every job is safe to run again: the database row is the truth)."""
+        if grace > 0:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + grace
+            for w in self.workers:
+                w.draining = True
+            while running := {t for w in self.workers for t in w.busy if not t.done()}:
+                left = deadline - loop.time()
+                if left <= 0:
+                    log.warning("%d job(s) still running after %.0f s: cancelled, to be retried", len(running), grace)
+                    break
+                log.info("stopping: waiting for %d job(s) in flight", len(running))
+                await asyncio.wait(running, timeout=left)
         await asyncio.gather(*(w.stop() for w in self.workers))
 
 
@@ -108,7 +157,7 @@ def make_worker(settings: Settings, queues: queue.Queues, *, in_process: bool,
     for name, q in queues.by_name.items():
         if only is not None and name not in only:
             continue
-        worker = Worker(
+        worker = _DrainingWorker(
             q,
             functions=_functions(name),
             cron_jobs=[c for c in crons if queue.route(c.function.__qualname__) == name],

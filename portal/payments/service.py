@@ -83,8 +83,6 @@ async def record_desk_payment(*, member_id: int, method: str, amount: Money, ref
             inv = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
             if not inv or inv["member"] != member_id:
                 raise NotFound("invoice")
-            if inv["status"] not in OPEN_INVOICE:
-                raise RuleBroken("That invoice is not open", field="invoice")
         payment_id, created = await state.open_payment(
             {"member": member_id, "invoice": invoice_id, "method": method, "amount": amount.amount,
              "currency": amount.currency, "reference": reference.strip(), "idempotency_key": idempotency_key,
@@ -92,6 +90,10 @@ async def record_desk_payment(*, member_id: int, method: str, amount: Money, ref
             reason=f"{DESK_METHODS[method]} recorded at the desk", staff_id=staff_id)
         if not created:
             return Recorded(await Payment.select().where(Payment.id == payment_id).first(), created=False)
+        # Only for a new payment (raising rolls it back): the form sent again after its payment
+        # paid the invoice gets that payment back, not "not open".
+        if invoice_id is not None and inv["status"] not in OPEN_INVOICE:
+            raise RuleBroken("That invoice is not open", field="invoice")
         payment = await complete_payment(payment_id, reason=f"{DESK_METHODS[method]} received", staff_id=staff_id)
     return Recorded(payment, created=True)
 

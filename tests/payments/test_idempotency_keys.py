@@ -1,7 +1,7 @@
 """A form sent twice records one payment; a form sent again after Back *and changed* is refused
 with what the first send recorded and a fresh form, never answered with the first payment."""
 
-from tables.billing import Payment
+from tables.billing import Invoice, Payment
 from tests.billing.helpers import invoice_for
 from tests.factories import make_member
 from tests.support.client import field_value
@@ -59,3 +59,36 @@ async def test_back_then_a_changed_mpesa_prompt_is_refused(alice, queue):
     assert field_value(_form(refused.text, "mpesa-form"), "idempotency_key") != "stk-back"
     assert field_value(_form(refused.text, "mpesa-form"), "amount") == "1000"
     assert await Payment.count() == 1
+
+
+async def test_a_desk_form_that_paid_its_invoice_sent_again_is_the_same_payment_not_an_error(alice):
+    # Found by the chain of gyms (tests/ops/test_chain.py): the same form on two tills at once.
+    member = await make_member()
+    inv = await invoice_for(member, 1000)
+    form = {"idempotency_key": "desk-paid", "method": "cash", "amount": "1160", "invoice": str(inv["id"])}
+    first = await alice.post(f"/members/{member}/payments", form)
+    assert first.status_code == 303
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "paid"
+    again = await alice.post(f"/members/{member}/payments", form)
+    assert again.status_code == 303, again.text
+    assert again.headers["location"] == first.headers["location"]
+    assert await Payment.count() == 1
+    # A new form for the paid invoice is still refused.
+    other = await alice.post(f"/members/{member}/payments", {**form, "idempotency_key": "desk-paid-2"})
+    assert other.status_code == 422 and "That invoice is not open" in other.text
+    assert await Payment.count() == 1
+
+
+async def test_an_mpesa_form_sent_again_after_its_invoice_was_paid_is_the_same_prompt(alice, queue):
+    member = await make_member()
+    inv = await invoice_for(member, 1000)
+    form = {"idempotency_key": "stk-paid", "phone": "0712345678", "amount": "1160", "invoice": str(inv["id"])}
+    first = await alice.post(f"/members/{member}/mpesa", form)
+    assert first.status_code == 303
+    paid = await alice.post(f"/members/{member}/payments", {"idempotency_key": "desk-pays-it", "method": "cash",
+                                                            "amount": "1160", "invoice": str(inv["id"])})
+    assert paid.status_code == 303
+    again = await alice.post(f"/members/{member}/mpesa", form)
+    assert again.status_code == 303, again.text
+    assert again.headers["location"] == first.headers["location"]
+    assert await Payment.count() == 2

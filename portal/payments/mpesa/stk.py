@@ -129,7 +129,7 @@ async def start_stk_push(*, member_id: int, phone: str, amount: Money, idempoten
         await lock_member(member_id)
         if invoice_id is not None:
             inv = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
-            if not inv or inv["member"] != member_id or inv["status"] not in OPEN_INVOICE:
+            if not inv or inv["member"] != member_id:
                 raise RuleBroken("That invoice is not open", field="invoice")
         payment_id, created = await state.open_payment(
             {"member": member_id, "invoice": invoice_id, "method": "mpesa", "amount": amount.amount,
@@ -137,6 +137,10 @@ async def start_stk_push(*, member_id: int, phone: str, amount: Money, idempoten
              "location": location_id, "phone": msisdn,
              "expires_at": now() + timedelta(seconds=settings.stk_timeout_seconds)},
             reason=f"M-Pesa prompt requested for {display_phone(msisdn)}", staff_id=staff_id)
+        # After the key (raising rolls the new payment back): the form sent again once its
+        # prompt paid the invoice gets that payment back, not "not open".
+        if created and invoice_id is not None and inv["status"] not in OPEN_INVOICE:
+            raise RuleBroken("That invoice is not open", field="invoice")
     return Recorded(await Payment.select().where(Payment.id == payment_id).first(), created)
 
 
