@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -27,18 +28,36 @@ from litestar.params import FromPath, JSONBody, Parameter
 
 from portal import audit
 from portal.api import idempotency, keys
-from portal.lib import forms, ratelimit
-from portal.lib.errors import NotFound
+from portal.billing.invoices import void_invoice
+from portal.billing.queries import invoice_lines_and_allocations, invoices_after
+from portal.documents import store as document_store
+from portal.documents.requests import request_document, request_receipts
+from portal.lib import forms, queue, ratelimit
+from portal.lib.clock import today
+from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import INT_MAX
-from portal.lib.money import Money
-from portal.members import members
+from portal.lib.money import Money, MoneyParseError
+from portal.members import enrol, members, memberships
+from portal.payments import state
+from portal.payments.cards.checkout import check_card_payment, new_tx_ref, start_card_checkout
+from portal.payments.limits import NeedsConfirmation
+from portal.payments.mpesa.stk import check_stk, request_stk_push, start_stk_push
 from portal.payments.queries import PaymentFilters, payments_after
-from portal.payments.service import payment_history
+from portal.payments.refunds import refund_reason, start_refund
+from portal.payments.service import (
+    DESK_METHODS,
+    desk_payment_problems,
+    payment_history,
+    record_desk_payment,
+)
+from portal.payments.state import KeyReused
 from portal.reports import dues
 from portal.settings import get_settings
-from tables.billing import Payment
+from portal.web.cards import RETURN_PATH as CARD_RETURN_PATH
+from tables.billing import Invoice, Payment, PaymentEvent
 from tables.locations import Location
-from tables.members import Membership, Plan
+from tables.members import Member, Membership, Plan
+from tables.statuses import IN_FLIGHT, OPEN_INVOICE
 
 PROBLEM = "application/problem+json"
 DEFAULT_LIMIT, MAX_LIMIT = 25, 100
@@ -567,11 +586,496 @@ async def list_renewals(window: Window = "7", cursor: Cursor = None, limit: Limi
     return RenewalList(items=items, next_cursor=_encode({"page": page + 1}) if page < result.pages else None)
 
 
+# --- writes that move money: shared plumbing ---------------------------------------------------
+
+# What the domain's RuleBroken.field calls an input, as this API's bodies call it.
+API_FIELD = {"invoice": "invoice_id", "location": "location_id", "member": "member_id", "plan": "plan_id"}
+
+
+def _rule_problem(e: RuleBroken, default: str) -> ApiProblem:
+    name = API_FIELD.get(e.field or "", e.field or default)
+    return _field_errors({name: str(e)})
+
+
+async def _answer_after_commit(request: Request, body, write) -> Response:
+    """`_answer`, with the jobs the domain functions ask for sent once the write has committed
+    (a worker then always finds the payment, refund or document it is asked about)."""
+    async with queue.after_commit():
+        return await _answer(request, body, write)
+
+
+def _located(request: Request, location_id: int | None) -> int | None:
+    """A key made for one location acts for that location; other keys may name one."""
+    own = _caller(request).location_id
+    return own if own is not None else location_id
+
+
+async def _payment_row(request: Request, payment_id: int) -> dict:
+    """The payment, or 404: also for a payment at another location than the key's own."""
+    row = await Payment.select().where(Payment.id == payment_id).first()
+    own = _caller(request).location_id
+    if row is None or (own is not None and row["location"] != own):
+        raise NotFound("payment")
+    return row
+
+
+# --- payments: start, status, verify, refund, receipt ------------------------------------------
+
+@dataclass
+class PaymentIn:
+    """A payment to start. cash, bank, cheque: recorded now (bank and cheque need `reference`);
+    mpesa: a prompt sent to `phone`; card: a Flutterwave checkout link to open."""
+
+    member_id: Annotated[int, Parameter(ge=1, le=INT_MAX)]
+    method: str
+    amount: Annotated[str, Parameter(description="A decimal string, 3000.00", max_length=30)]
+    reference: Annotated[str | None, Parameter(max_length=100)] = None
+    phone: Annotated[str | None, Parameter(max_length=30)] = None
+    invoice_id: Annotated[int | None, Parameter(ge=1, le=INT_MAX)] = None
+    location_id: Annotated[int | None, Parameter(ge=1, le=INT_MAX, description="The desk (ignored for a key made for one location)")] = None
+    note: Annotated[str | None, Parameter(max_length=500)] = None
+    confirmed: bool = False
+
+
+@dataclass
+class PaymentStatusOut:
+    """A payment's state, small enough to poll."""
+
+    id: int
+    method: str
+    status: str
+    in_flight: bool
+    amount: Amount
+    refunded: Amount
+    reason: str
+    reference: str
+    receipt_number: str | None
+    completed_at: datetime | None
+
+
+@dataclass
+class PaymentStarted:
+    payment: PaymentStatusOut
+    checkout_url: str | None = None
+
+
+def _status_out(p: dict, reason: str) -> PaymentStatusOut:
+    return PaymentStatusOut(id=p["id"], method=p["method"], status=p["status"], in_flight=p["status"] in IN_FLIGHT,
+                            amount=_amount(p["amount"], p["currency"]), refunded=_amount(p["refunded"], p["currency"]),
+                            reason=reason, reference=p["reference"], receipt_number=p["receipt_number"],
+                            completed_at=p["completed_at"])
+
+
+async def _status_now(payment_id: int) -> PaymentStatusOut:
+    payment = await Payment.select().where(Payment.id == payment_id).first()
+    last = await PaymentEvent.select(PaymentEvent.reason).where(
+        (PaymentEvent.payment == payment_id) & (PaymentEvent.kind == state.STATUS)).order_by(
+        PaymentEvent.id, ascending=False).first()
+    return _status_out(payment, last["reason"] if last else "")
+
+
+def _payment_key(request: Request) -> str:
+    """The payment's own idempotency key: one per API key and Idempotency-Key (the domain then
+    refuses the same key for a different payment too), or a new one for a POST without it."""
+    sent = request.headers.get("idempotency-key")
+    if sent is None:
+        return "api-" + new_tx_ref()
+    return "api-" + hashlib.sha256(f"{_caller(request).key_id}:{sent}".encode()).hexdigest()[:40]
+
+
+PAYMENT_METHODS = ("cash", "bank", "cheque", "mpesa", "card")
+
+
+@post("/payments", guards=[scope_required("payments")], status_code=201, responses=WRITE_PROBLEMS,
+      summary="Start a payment: cash/bank/cheque recorded now, an M-Pesa prompt, or a card checkout link")
+async def start_payment(request: Request, data: JSONBody[PaymentIn]) -> Response[PaymentStarted]:
+    settings = get_settings()
+    if data.method not in PAYMENT_METHODS:
+        raise _field_errors({"method": "One of: " + ", ".join(PAYMENT_METHODS)})
+    try:
+        amount = Money.parse(data.amount, settings.currency)
+    except MoneyParseError as e:
+        raise _field_errors({"amount": str(e)[:1].upper() + str(e)[1:]}) from None
+    texts = {"reference": data.reference or "", "phone": data.phone or "", "note": data.note or ""}
+    if nul := {name: "Remove the NUL character" for name, value in texts.items() if "\x00" in value}:
+        raise _field_errors(nul)
+    if data.method == "mpesa" and not texts["phone"].strip():
+        raise _field_errors({"phone": "Enter the phone to send the M-Pesa prompt to"})
+    if data.method in DESK_METHODS and (problems := desk_payment_problems(
+            method=data.method, amount=amount, reference=texts["reference"])):
+        raise _field_errors({API_FIELD.get(p.field or "", p.field or "amount"): str(p) for p in problems})
+    location = _located(request, data.location_id)
+    key = _payment_key(request)
+    if not await Member.exists().where(Member.id == data.member_id):
+        raise _field_errors({"member_id": "There is no such member"})
+
+    async def write():
+        link = None
+        try:
+            if data.method in DESK_METHODS:
+                recorded = await record_desk_payment(
+                    member_id=data.member_id, method=data.method, amount=amount, reference=texts["reference"],
+                    invoice_id=data.invoice_id, idempotency_key=key, staff_id=None, location_id=location,
+                    note=texts["note"], confirmed=data.confirmed)
+                if recorded.created:
+                    await request_receipts(recorded.payment["id"])
+            elif data.method == "mpesa":
+                recorded = await start_stk_push(
+                    member_id=data.member_id, phone=texts["phone"], amount=amount, idempotency_key=key,
+                    invoice_id=data.invoice_id, staff_id=None, location_id=location, confirmed=data.confirmed)
+                if recorded.created:
+                    await request_stk_push(recorded.payment["id"])
+            else:
+                if data.invoice_id is not None:
+                    await _open_invoice_of(data.member_id, data.invoice_id)
+                recorded, link = await start_card_checkout(
+                    member_id=data.member_id, amount=amount, idempotency_key=key, invoice_id=data.invoice_id,
+                    redirect_url=settings.public_base_url + CARD_RETURN_PATH, staff_id=None, location_id=location)
+        except NeedsConfirmation as e:
+            raise _field_errors({"confirmed": f"{e}: send confirmed: true"}) from None
+        except KeyReused as e:
+            raise ApiProblem(409, "Conflict", str(e)) from None
+        except NotFound:  # the invoice is not this member's (the member was found above)
+            raise _field_errors({"invoice_id": "There is no such invoice for this member"}) from None
+        except RuleBroken as e:
+            raise _rule_problem(e, "amount") from None
+        return 201, asdict(PaymentStarted(payment=await _status_now(recorded.payment["id"]), checkout_url=link))
+
+    return await _answer_after_commit(request, asdict(data), write)
+
+
+async def _open_invoice_of(member_id: int, invoice_id: int) -> None:
+    # The card rail takes the invoice as given; the other rails refuse one that is not this
+    # member's open invoice, so the API asks the same of a card payment.
+    inv = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
+    if not inv or inv["member"] != member_id or inv["status"] not in OPEN_INVOICE:
+        raise RuleBroken("That invoice is not open", field="invoice")
+
+
+@get("/payments/{payment_id:int}/status", guards=[scope_required("read")], responses=ONE_PROBLEMS,
+     summary="A payment's status, small enough to poll while a prompt or checkout is in flight")
+async def payment_status(request: Request, payment_id: FromPath[int]) -> PaymentStatusOut:
+    await _payment_row(request, payment_id)
+    return await _status_now(payment_id)
+
+
+@post("/payments/{payment_id:int}/verify", guards=[scope_required("payments")], status_code=200,
+      responses=WRITE_PROBLEMS, summary="Ask the gateway now (M-Pesa STK query, Flutterwave verify) how a payment in flight went")
+async def verify_payment(request: Request, payment_id: FromPath[int]) -> Response[PaymentStatusOut]:
+    payment = await _payment_row(request, payment_id)
+
+    async def write():
+        if payment["status"] in IN_FLIGHT:
+            if payment["method"] == "mpesa":
+                await check_stk(payment_id)
+            elif payment["method"] == "card":
+                await check_card_payment(payment_id)
+        # Desk payments are final when recorded, and a final payment has nothing left to ask.
+        return 200, asdict(await _status_now(payment_id))
+
+    return await _answer_after_commit(request, {"payment": payment_id}, write)
+
+
+@dataclass
+class RefundIn:
+    reason: Annotated[str, Parameter(max_length=500)]
+    amount: Annotated[str | None, Parameter(description="A decimal string; left out: all that is left (M-Pesa reverses whole payments only)", max_length=30)] = None
+    confirmed: bool = False
+
+
+@dataclass
+class RefundOut:
+    """A desk refund is done at once (with its credit note); a gateway's is asked for and the
+    payment's status moves when the gateway confirms it."""
+
+    rail: str
+    done: bool
+    credit_note: str | None
+    payment: PaymentStatusOut
+
+
+@post("/payments/{payment_id:int}/refund", guards=[scope_required("payments")], status_code=200,
+      responses=_problems(400, 401, 403, 404, 409, 422, 429), summary="Refund all or part of a payment, with a reason")
+async def refund(request: Request, payment_id: FromPath[int], data: JSONBody[RefundIn]) -> Response[RefundOut]:
+    payment = await _payment_row(request, payment_id)
+    errors = {}
+    amount = None
+    if data.amount is not None:
+        try:
+            amount = Money.parse(data.amount, payment["currency"])
+        except MoneyParseError as e:
+            errors["amount"] = str(e)[:1].upper() + str(e)[1:]
+    if "\x00" in data.reason:
+        errors["reason"] = "Remove the NUL character"
+    else:
+        try:
+            refund_reason(data.reason)
+        except RuleBroken as e:
+            errors["reason"] = str(e)
+    if errors:
+        raise _field_errors(errors)
+
+    async def write():
+        try:
+            started = await start_refund(payment_id, amount, data.reason, None, confirmed=data.confirmed)
+        except NeedsConfirmation as e:
+            raise _field_errors({"confirmed": f"{e}: send confirmed: true"}) from None
+        except RuleBroken as e:
+            if e.field is None:  # about the payment (not completed, nothing to reverse), not the input
+                raise ApiProblem(409, "Conflict", str(e)) from None
+            raise _rule_problem(e, "amount") from None
+        note = started.credit_note
+        return 200, asdict(RefundOut(rail=started.rail, done=note is not None,
+                                     credit_note=note["number"] if note else None,
+                                     payment=await _status_now(payment_id)))
+
+    return await _answer_after_commit(request, {"payment": payment_id, **asdict(data)}, write)
+
+
+@dataclass
+class DocumentPending:
+    """The PDF is being made: ask again after Retry-After seconds."""
+
+    status: str
+    retry_after: int
+
+
+@get("/payments/{payment_id:int}/receipt", guards=[scope_required("read")], media_type="application/pdf",
+     responses={**_problems(401, 403, 404, 409, 429),
+                202: ResponseSpec(data_container=DocumentPending, description="Being prepared", generate_examples=False)},
+     summary="A completed payment's receipt (PDF), as the payment page serves it")
+async def payment_receipt(request: Request, payment_id: FromPath[int]) -> Response[bytes]:
+    payment = await _payment_row(request, payment_id)
+    if not payment["receipt_number"]:
+        raise ApiProblem(409, "Conflict", f"This payment is {payment['status']}: it has no receipt")
+    subject = f"payment:{payment_id}"
+    found = await document_store.content("receipt", subject)
+    if not found:
+        await request_document("receipt", subject)
+        return Response(asdict(DocumentPending("being prepared", 2)), status_code=202, media_type="application/json",
+                        headers={"Retry-After": "2"})
+    name, pdf = found
+    return Response(pdf, media_type="application/pdf",
+                    headers={"content-disposition": f'inline; filename="{name}"', "cache-control": "private, max-age=3600"})
+
+
+# --- memberships -------------------------------------------------------------------------------
+
+@dataclass
+class MembershipOut:
+    id: int
+    member_id: int
+    plan_id: int
+    plan_name: str
+    start_date: date
+    end_date: date
+    status: str
+    price: Amount
+
+
+def _membership_out(r: dict) -> MembershipOut:
+    return MembershipOut(id=r["id"], member_id=r["member"], plan_id=r["plan"], plan_name=r["plan_name"],
+                         start_date=r["start_date"], end_date=r["end_date"], status=r["status"],
+                         price=_amount(r["price"], r["currency"]))
+
+
+@get("/members/{member_id:int}/memberships", guards=[scope_required("read")], responses=ONE_PROBLEMS,
+     summary="A member's memberships, latest start first")
+async def member_memberships(member_id: FromPath[int]) -> list[MembershipOut]:
+    await members.get_member(member_id)  # 404 for no such member, not an empty list
+    return [_membership_out(r) for r in await memberships.member_memberships(member_id)]
+
+
+@dataclass
+class EnrolIn:
+    """Put a member on a plan: the membership waits, unpaid, for the invoice raised with it."""
+
+    plan_id: Annotated[int, Parameter(ge=1, le=INT_MAX)]
+    start_date: Annotated[date | None, Parameter(description="The first day; left out: today")] = None
+
+
+@dataclass
+class Enrolled:
+    membership: MembershipOut
+    invoice: "InvoiceOut"
+
+
+async def _enrol(member_id: int, data: EnrolIn) -> Enrolled:
+    """The member page's "put on a plan" (portal.members.enrol), with its refusals named."""
+    try:
+        membership = await enrol.put_on_plan(member_id, data.plan_id, data.start_date or today(), None)
+    except RuleBroken as e:
+        raise _field_errors({"plan_id" if "plan" in str(e).lower() else "start_date": str(e)}) from None
+    row = next(r for r in await memberships.member_memberships(member_id) if r["id"] == membership.id)
+    invoice = await Invoice.select().where((Invoice.membership == membership.id) & (Invoice.kind == "new")).first()
+    return Enrolled(membership=_membership_out(row), invoice=_invoice_out(invoice))
+
+
+@post("/members/{member_id:int}/memberships", guards=[scope_required("members")], status_code=201,
+      responses=WRITE_PROBLEMS, summary="Put a member on a plan (the membership waits for its invoice, raised with it)")
+async def put_on_plan(request: Request, member_id: FromPath[int], data: JSONBody[EnrolIn]) -> Response[Enrolled]:
+    await members.get_member(member_id)
+
+    async def write():
+        return 201, asdict(await _enrol(member_id, data))
+
+    return await _answer_after_commit(request, {"member": member_id, **asdict(data)}, write)
+
+
+# --- invoices ----------------------------------------------------------------------------------
+
+@dataclass
+class InvoiceOut:
+    id: int
+    number: str
+    member_id: int
+    kind: str
+    status: str
+    issue_date: date
+    due_date: date
+    total: Amount
+    paid: Amount
+    balance: Amount
+    plan_id: int | None
+    membership_id: int | None
+    void_reason: str
+
+
+@dataclass
+class InvoiceList:
+    items: list[InvoiceOut]
+    next_cursor: str | None
+
+
+@dataclass
+class InvoiceLineOut:
+    description: str
+    quantity: int
+    unit_price: Amount
+    vat_rate: str
+    net: Amount
+    vat: Amount
+    total: Amount
+
+
+@dataclass
+class AllocationOut:
+    """Money put on (or, negative, taken off) the invoice: by a payment, or by credit or a void."""
+
+    amount: Amount
+    at: datetime
+    payment_id: int | None
+    receipt_number: str | None
+    method: str | None
+
+
+@dataclass
+class InvoiceDetail:
+    invoice: InvoiceOut
+    lines: list[InvoiceLineOut]
+    allocations: list[AllocationOut]
+
+
+def _invoice_out(r: dict) -> InvoiceOut:
+    cur = r["currency"]
+    balance = r["total"] - r["paid"] if r["status"] != "void" else Decimal("0")
+    return InvoiceOut(id=r["id"], number=r["number"], member_id=r["member"], kind=r["kind"], status=r["status"],
+                      issue_date=r["issue_date"], due_date=r["due_date"], total=_amount(r["total"], cur),
+                      paid=_amount(r["paid"], cur), balance=_amount(balance, cur), plan_id=r["plan"],
+                      membership_id=r["membership"], void_reason=r["void_reason"])
+
+
+InvoiceStatus = Annotated[str | None, Parameter(description="One of: " + ", ".join(s.value for s in Invoice.Status))]
+
+
+@get("/invoices", guards=[scope_required("read")], responses=LIST_PROBLEMS, summary="Invoices, newest first")
+async def list_invoices(member: Id = None, status: InvoiceStatus = None, cursor: Cursor = None,
+                        limit: Limit = DEFAULT_LIMIT) -> InvoiceList:
+    if status and status not in {s.value for s in Invoice.Status}:
+        raise ApiProblem(400, "Bad request", "status: one of " + ", ".join(s.value for s in Invoice.Status),
+                         [{"name": "status", "reason": "One of: " + ", ".join(s.value for s in Invoice.Status)}])
+    rows, nxt = _next(await invoices_after(member, status or None, _decode(cursor, "before"), limit), limit)
+    return InvoiceList(items=[_invoice_out(r) for r in rows], next_cursor=nxt)
+
+
+@get("/invoices/{invoice_id:int}", guards=[scope_required("read")], responses=ONE_PROBLEMS,
+     summary="One invoice: its lines and the money allocated to it")
+async def invoice_detail(invoice_id: FromPath[int]) -> InvoiceDetail:
+    invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
+    if invoice is None:
+        raise NotFound("invoice")
+    lines, allocations = await invoice_lines_and_allocations(invoice_id)
+    cur = invoice["currency"]
+    return InvoiceDetail(
+        invoice=_invoice_out(invoice),
+        lines=[InvoiceLineOut(description=r["description"], quantity=r["quantity"],
+                              unit_price=_amount(r["unit_price"], cur), vat_rate=str(r["vat_rate"]),
+                              net=_amount(r["net"], cur), vat=_amount(r["vat"], cur), total=_amount(r["total"], cur))
+               for r in lines],
+        allocations=[AllocationOut(amount=_amount(r["amount"], cur), at=r["at"], payment_id=r["payment_id"],
+                                   receipt_number=r["receipt_number"], method=r["method"]) for r in allocations])
+
+
+@dataclass
+class InvoiceIn:
+    """An invoice for a plan: the member is put on it (as on the member page), and the invoice
+    raised with that membership is the answer; paying it in full activates the membership."""
+
+    member_id: Annotated[int, Parameter(ge=1, le=INT_MAX)]
+    plan_id: Annotated[int, Parameter(ge=1, le=INT_MAX)]
+    start_date: Annotated[date | None, Parameter(description="The first day; left out: today")] = None
+
+
+@post("/invoices", guards=[scope_required("members")], status_code=201, responses=WRITE_PROBLEMS,
+      summary="Invoice a member for a plan (puts them on it, as the member page does)")
+async def create_invoice(request: Request, data: JSONBody[InvoiceIn]) -> Response[Enrolled]:
+    if not await Member.exists().where(Member.id == data.member_id):
+        raise _field_errors({"member_id": "There is no such member"})
+
+    async def write():
+        return 201, asdict(await _enrol(data.member_id, EnrolIn(plan_id=data.plan_id, start_date=data.start_date)))
+
+    return await _answer_after_commit(request, asdict(data), write)
+
+
+@dataclass
+class VoidIn:
+    reason: Annotated[str, Parameter(max_length=500)]
+
+
+@dataclass
+class Voided:
+    invoice: InvoiceOut
+    credit_note: str
+
+
+@post("/invoices/{invoice_id:int}/void", guards=[scope_required("payments")], status_code=200,
+      responses=_problems(400, 401, 403, 404, 409, 422, 429), summary="Void an invoice, with a reason (a manager's action)")
+async def void(request: Request, invoice_id: FromPath[int], data: JSONBody[VoidIn]) -> Response[Voided]:
+    reason = data.reason.strip()
+    if not reason or "\x00" in reason:
+        raise _field_errors({"reason": "Give a reason for voiding" if not reason else "Remove the NUL character"})
+    if not await Invoice.exists().where(Invoice.id == invoice_id):
+        raise NotFound("invoice")
+
+    async def write():
+        try:
+            note = await void_invoice(invoice_id, reason, None)
+        except RuleBroken as e:  # already void
+            raise ApiProblem(409, "Conflict", str(e)) from None
+        await request_document("credit_note", f"credit_note:{note['id']}")
+        invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
+        return 200, asdict(Voided(invoice=_invoice_out(invoice), credit_note=note["number"]))
+
+    return await _answer_after_commit(request, {"invoice": invoice_id, "reason": reason}, write)
+
 
 router = Router(
     path="/api/v1",
     route_handlers=[list_members, member_detail, create_member, update_member, member_access, list_plans,
-                    list_payments, member_payments, payment_detail, list_dues, list_renewals],
+                    list_payments, member_payments, payment_detail, list_dues, list_renewals,
+                    start_payment, payment_status, verify_payment, refund, payment_receipt,
+                    member_memberships, put_on_plan, list_invoices, invoice_detail, create_invoice, void],
     exception_handlers={
         ApiProblem: _on_problem,
         ValidationException: _on_validation,
