@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -122,9 +123,18 @@ def _on_problem(request: Request, exc: ApiProblem) -> Response:
     return _problem(exc.status_code, exc.title, exc.detail, exc.errors, exc.headers)
 
 
+# msgspec names a missing body field only in its message; Litestar's key is then the body ("data").
+MISSING_FIELD = re.compile(r"missing required field `([A-Za-z_]+)`")
+
+
+def _invalid_name(e: dict) -> str:
+    missing = MISSING_FIELD.search(str(e.get("message", "")))
+    return missing.group(1) if missing else e.get("key") or e.get("source") or "body"
+
+
 def _on_validation(request: Request, exc: ValidationException) -> Response:
     # Litestar's own checks of parameters and bodies (a missing field, a word for a number).
-    errors = [{"name": e.get("key") or e.get("source") or "body", "reason": e.get("message", "invalid")}
+    errors = [{"name": _invalid_name(e), "reason": e.get("message", "invalid")}
               for e in (exc.extra or []) if isinstance(e, dict)]
     detail = "; ".join(f"{e['name']}: {e['reason']}" for e in errors) or str(exc.detail)
     return _problem(400, "Bad request", detail, errors)
