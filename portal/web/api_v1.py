@@ -33,7 +33,7 @@ from portal.billing.invoices import void_invoice
 from portal.billing.queries import invoice_lines_and_allocations, invoices_after
 from portal.documents import store as document_store
 from portal.documents.requests import request_document, request_receipts
-from portal.lib import forms, queue, ratelimit
+from portal.lib import db, forms, queue, ratelimit
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import INT_MAX
@@ -608,10 +608,12 @@ def _rule_problem(e: RuleBroken, default: str) -> ApiProblem:
 
 
 async def _answer_after_commit(request: Request, body, write) -> Response:
-    """`_answer`, with the jobs the domain functions ask for sent once the write has committed
-    (a worker then always finds the payment, refund or document it is asked about)."""
+    """`_answer` in one transaction, with or without an Idempotency-Key (a write that fails part
+    way leaves nothing behind), and the jobs the domain functions ask for sent once it has
+    committed (a worker then always finds the payment, refund or document it is asked about)."""
     async with queue.after_commit():
-        return await _answer(request, body, write)
+        async with db.transaction():
+            return await _answer(request, body, write)
 
 
 def _located(request: Request, location_id: int | None) -> int | None:
