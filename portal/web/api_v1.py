@@ -25,7 +25,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
 from portal import audit
 from portal.api import idempotency, keys
@@ -52,7 +52,7 @@ from portal.payments.service import (
     record_desk_payment,
 )
 from portal.payments.state import KeyReused
-from portal.reports import dues
+from portal.reports import analytics, dues
 from portal.settings import get_settings
 from portal.web.cards import RETURN_PATH as CARD_RETURN_PATH
 from tables.billing import Invoice, Payment, PaymentEvent
@@ -639,7 +639,7 @@ class PaymentIn:
     mpesa: a prompt sent to `phone`; card: a Flutterwave checkout link to open."""
 
     member_id: Annotated[int, Parameter(ge=1, le=INT_MAX)]
-    method: str
+    method: Annotated[str, Parameter(description="One of: cash, bank, cheque, mpesa, card", max_length=10)]
     amount: Annotated[str, Parameter(description="A decimal string, 3000.00", max_length=30)]
     reference: Annotated[str | None, Parameter(max_length=100)] = None
     phone: Annotated[str | None, Parameter(max_length=30)] = None
@@ -678,8 +678,8 @@ def _status_out(p: dict, reason: str) -> PaymentStatusOut:
                             completed_at=p["completed_at"])
 
 
-async def _status_now(payment_id: int) -> PaymentStatusOut:
-    payment = await Payment.select().where(Payment.id == payment_id).first()
+async def _status_now(payment_id: int, payment: dict | None = None) -> PaymentStatusOut:
+    payment = payment or await Payment.select().where(Payment.id == payment_id).first()
     last = await PaymentEvent.select(PaymentEvent.reason).where(
         (PaymentEvent.payment == payment_id) & (PaymentEvent.kind == state.STATUS)).order_by(
         PaymentEvent.id, ascending=False).first()
@@ -698,7 +698,7 @@ def _payment_key(request: Request) -> str:
 PAYMENT_METHODS = ("cash", "bank", "cheque", "mpesa", "card")
 
 
-@post("/payments", guards=[scope_required("payments")], status_code=201, responses=WRITE_PROBLEMS,
+@post("/payments", guards=[scope_required("payments")], status_code=201, responses=_problems(400, 401, 403, 404, 409, 422, 429),
       summary="Start a payment: cash/bank/cheque recorded now, an M-Pesa prompt, or a card checkout link")
 async def start_payment(request: Request, data: JSONBody[PaymentIn]) -> Response[PaymentStarted]:
     settings = get_settings()
@@ -767,8 +767,7 @@ async def _open_invoice_of(member_id: int, invoice_id: int) -> None:
 @get("/payments/{payment_id:int}/status", guards=[scope_required("read")], responses=ONE_PROBLEMS,
      summary="A payment's status, small enough to poll while a prompt or checkout is in flight")
 async def payment_status(request: Request, payment_id: FromPath[int]) -> PaymentStatusOut:
-    await _payment_row(request, payment_id)
-    return await _status_now(payment_id)
+    return await _status_now(payment_id, await _payment_row(request, payment_id))
 
 
 @post("/payments/{payment_id:int}/verify", guards=[scope_required("payments")], status_code=200,
@@ -1082,12 +1081,182 @@ async def void(request: Request, invoice_id: FromPath[int], data: JSONBody[VoidI
     return await _answer_after_commit(request, {"invoice": invoice_id, "reason": reason}, write)
 
 
+# --- analytics ---------------------------------------------------------------------------------
+
+@dataclass
+class SeriesPoint:
+    bucket: date
+    received: Amount
+    refunds: Amount
+    net: Amount
+    by_method: dict[str, Amount]
+
+
+@dataclass
+class MethodFigures:
+    method: str
+    started: int
+    completed: int
+    failed: int
+    pending: int
+    success_rate_percent: str | None
+    received: Amount
+
+
+@dataclass
+class StatusFigures:
+    status: str
+    payments: int
+    amount: Amount
+
+
+@dataclass
+class Collected:
+    name: str
+    collected: Amount
+    rate_percent: str | None
+
+
+@dataclass
+class Collection:
+    due: Amount
+    collected: Amount
+    rate_percent: str | None
+    channels: list[Collected]
+    staff: list[Collected]
+
+
+@dataclass
+class DaysToPay:
+    invoices: int
+    median: str | None
+    mean: str | None
+
+
+@dataclass
+class AgingBucket:
+    bucket: str
+    label: str
+    invoices: int
+    owed: Amount
+
+
+@dataclass
+class MemberFigures:
+    active_start: int
+    active_end: int
+    mrr: Amount
+    churned: int
+    churn_rate_percent: str | None
+
+
+@dataclass
+class TopPayer:
+    member_id: int
+    member_number: str
+    name: str
+    payments: int
+    paid: Amount
+
+
+@dataclass
+class Totals:
+    received: Amount
+    refunds: Amount
+    net: Amount
+
+
+@dataclass
+class AnalyticsOut:
+    """The analytics page's figures for a period (definitions: portal/reports/analytics.py)."""
+
+    start: date
+    end: date
+    grain: str
+    totals: Totals
+    series: list[SeriesPoint]
+    by_method: list[MethodFigures]
+    by_status: list[StatusFigures]
+    collection: Collection
+    days_to_pay: DaysToPay
+    aging: list[AgingBucket]
+    members: MemberFigures
+    top: list[TopPayer]
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def PeriodDay(name: str, description: str):  # noqa: N802  (a type, as the other parameter types here)
+    return Annotated[str | None, QueryParameter(name=name, description=description, max_length=10,
+                                                schema_extra={"format": "date"})]
+
+
+Grain = Annotated[str | None, Parameter(description="day, week or month (left out: chosen from the period's length)")]
+
+
+@get("/analytics", guards=[scope_required("read")], responses=LIST_PROBLEMS,
+     summary="The analytics figures for a period (from and to inclusive; left out: the last 30 days)")
+async def analytics_figures(date_from: PeriodDay("from", "The first day, 2026-11-01") = None,
+                            date_to: PeriodDay("to", "The last day, 2026-11-30") = None,
+                            grain: Grain = None) -> AnalyticsOut:
+    # Read here, not by Litestar, whose errors would name these by their Python names.
+    unread = {name: "Use a date like 2026-11-30" for name, text in (("from", date_from), ("to", date_to))
+              if text is not None and forms.parse_date(text) is None}
+    if unread:
+        raise ApiProblem(400, "Bad request", "; ".join(f"{k}: {v}" for k, v in unread.items()),
+                         [{"name": k, "reason": v} for k, v in unread.items()])
+    date_from, date_to = forms.parse_date(date_from or ""), forms.parse_date(date_to or "")
+    if grain is not None and grain not in analytics.GRAINS:
+        raise _field_errors({"grain": "One of: " + ", ".join(analytics.GRAINS)})
+    params = {"grain": grain or ""}
+    if date_from is not None or date_to is not None:
+        params.update(start=date_from.isoformat() if date_from else "", end=date_to.isoformat() if date_to else "")
+    period = analytics.Period.parse(params)
+    if period.errors:
+        named = {{"start": "from", "end": "to"}[k]: v for k, v in period.errors.items()}
+        if date_from is None or date_to is None:
+            named = {k: "Give both from and to (or neither, for the last 30 days)" for k in named}
+        raise _field_errors(named)
+    data = await analytics.report(period)
+    cur = get_settings().currency
+
+    def money(value) -> Amount:
+        return _amount(value, cur)
+
+    c = data["collection"]
+    return AnalyticsOut(
+        start=period.start, end=period.end, grain=period.grain,
+        totals=Totals(**{k: money(v) for k, v in data["totals"].items()}),
+        series=[SeriesPoint(bucket=s["bucket"], received=money(s["received"]), refunds=money(s["refunds"]),
+                            net=money(s["net"]), by_method={m: money(s[m]) for m in data["methods"]})
+                for s in data["series"]],
+        by_method=[MethodFigures(method=m["method"], started=m["started"], completed=m["done"], failed=m["bad"],
+                                 pending=m["pending"], success_rate_percent=_text(m["success_rate"]),
+                                 received=money(m["amount_done"])) for m in data["by_method"]],
+        by_status=[StatusFigures(status=s["status"], payments=s["n"], amount=money(s["amount"])) for s in data["by_status"]],
+        collection=Collection(due=money(c["due"]), collected=money(c["collected"]), rate_percent=_text(c["rate"]),
+                              channels=[Collected(x["name"], money(x["collected"]), _text(x["rate"])) for x in c["channels"]],
+                              staff=[Collected(x["name"], money(x["collected"]), _text(x["rate"])) for x in c["staff"]]),
+        days_to_pay=DaysToPay(invoices=data["days_to_pay"]["n"], median=_text(data["days_to_pay"]["median"]),
+                              mean=_text(data["days_to_pay"]["mean"])),
+        aging=[AgingBucket(bucket=a["key"], label=a["label"], invoices=a["n"], owed=money(a["owed"])) for a in data["aging"]],
+        members=MemberFigures(active_start=data["members"]["active_start"], active_end=data["members"]["active_end"],
+                              mrr=money(data["members"]["mrr"]), churned=data["members"]["churned"],
+                              churn_rate_percent=_text(data["members"]["churn_rate"])),
+        top=[TopPayer(member_id=t["id"], member_number=t["member_number"], name=t["name"], payments=t["n"],
+                      paid=money(t["amount"])) for t in data["top"]],
+    )
+
+
 router = Router(
     path="/api/v1",
     route_handlers=[list_members, member_detail, create_member, update_member, member_access, list_plans,
                     list_payments, member_payments, payment_detail, list_dues, list_renewals,
                     start_payment, payment_status, verify_payment, refund, payment_receipt,
-                    member_memberships, put_on_plan, list_invoices, invoice_detail, create_invoice, void],
+                    member_memberships, put_on_plan, list_invoices, invoice_detail, create_invoice, void,
+                    analytics_figures],
     exception_handlers={
         ApiProblem: _on_problem,
         ValidationException: _on_validation,
