@@ -107,3 +107,23 @@ async def test_the_same_key_sent_twice_at_once_records_one_payment(live, worker,
                                 client.post("/payments", json=body, headers=headers))
     assert a.status_code == b.status_code == 201 and a.json() == b.json()
     assert await Payment.count() == 1
+
+
+async def test_verify_asks_mpesa_when_no_callback_comes(live, worker, client):
+    """The sandbox's no_callback phone: paid, but only an STK query tells. The worker's own first
+    query is 15 s after the push; the API's verify asks now."""
+    member, invoice = await _member_on_a_plan(client)
+    r = await client.post("/payments", json={"member_id": member, "method": "mpesa", "amount": "3000",
+                                             "phone": PHONES["no_callback"]})
+    pid = r.json()["payment"]["id"]
+    await _until(client, f"/payments/{pid}/status", lambda r: r.json()["status"] == "processing")
+    started = asyncio.get_running_loop().time()
+    for _ in range(50):
+        verified = await client.post(f"/payments/{pid}/verify")
+        assert verified.status_code == 200, verified.text
+        if not verified.json()["in_flight"]:
+            break
+        await asyncio.sleep(0.2)
+    assert verified.json()["status"] == "completed"
+    assert asyncio.get_running_loop().time() - started < 12  # the verify's query, not the worker's
+    await _after_paying(client, member, invoice, pid)
