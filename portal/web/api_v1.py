@@ -33,6 +33,7 @@ from portal.billing.invoices import void_invoice
 from portal.billing.queries import invoice_lines_and_allocations, invoices_after
 from portal.documents import store as document_store
 from portal.documents.requests import request_document, request_receipts
+from portal.gateways.http import GatewayError
 from portal.lib import db, forms, queue, ratelimit
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
@@ -83,7 +84,7 @@ def _problem(status: int, title: str, detail: str, errors: list | None = None, h
 
 
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-          409: "Conflict", 422: "Unprocessable content", 429: "Too many requests"}
+          409: "Conflict", 422: "Unprocessable content", 429: "Too many requests", 503: "Service unavailable"}
 
 
 @dataclass
@@ -641,7 +642,7 @@ class PaymentIn:
     member_id: Annotated[int, Parameter(ge=1, le=INT_MAX)]
     method: Annotated[str, Parameter(description="One of: cash, bank, cheque, mpesa, card", max_length=10)]
     amount: Annotated[str, Parameter(description="A decimal string, 3000.00", max_length=30)]
-    reference: Annotated[str | None, Parameter(max_length=100)] = None
+    reference: Annotated[str | None, Parameter(max_length=60, description="Bank reference or cheque number")] = None
     phone: Annotated[str | None, Parameter(max_length=30)] = None
     invoice_id: Annotated[int | None, Parameter(ge=1, le=INT_MAX)] = None
     location_id: Annotated[int | None, Parameter(ge=1, le=INT_MAX, description="The desk (ignored for a key made for one location)")] = None
@@ -698,7 +699,7 @@ def _payment_key(request: Request) -> str:
 PAYMENT_METHODS = ("cash", "bank", "cheque", "mpesa", "card")
 
 
-@post("/payments", guards=[scope_required("payments")], status_code=201, responses=_problems(400, 401, 403, 404, 409, 422, 429),
+@post("/payments", guards=[scope_required("payments")], status_code=201, responses=_problems(400, 401, 403, 404, 409, 422, 429, 503),
       summary="Start a payment: cash/bank/cheque recorded now, an M-Pesa prompt, or a card checkout link")
 async def start_payment(request: Request, data: JSONBody[PaymentIn]) -> Response[PaymentStarted]:
     settings = get_settings()
@@ -750,6 +751,9 @@ async def start_payment(request: Request, data: JSONBody[PaymentIn]) -> Response
         except NotFound:  # the invoice is not this member's (the member was found above)
             raise _field_errors({"invoice_id": "There is no such invoice for this member"}) from None
         except RuleBroken as e:
+            if e.field is None and isinstance(e.__cause__, Exception):
+                # Flutterwave did not give a checkout link: nothing is recorded, try again later.
+                raise ApiProblem(503, "Service unavailable", str(e), headers={"Retry-After": "30"}) from None
             raise _rule_problem(e, "amount") from None
         return 201, asdict(PaymentStarted(payment=await _status_now(recorded.payment["id"]), checkout_url=link))
 
@@ -771,7 +775,7 @@ async def payment_status(request: Request, payment_id: FromPath[int]) -> Payment
 
 
 @post("/payments/{payment_id:int}/verify", guards=[scope_required("payments")], status_code=200,
-      responses=WRITE_PROBLEMS, summary="Ask the gateway now (M-Pesa STK query, Flutterwave verify) how a payment in flight went")
+      responses=_problems(400, 401, 403, 404, 422, 429, 503), summary="Ask the gateway now (M-Pesa STK query, Flutterwave verify) how a payment in flight went")
 async def verify_payment(request: Request, payment_id: FromPath[int]) -> Response[PaymentStatusOut]:
     payment = await _payment_row(request, payment_id)
 
@@ -780,7 +784,11 @@ async def verify_payment(request: Request, payment_id: FromPath[int]) -> Respons
             if payment["method"] == "mpesa":
                 await check_stk(payment_id)
             elif payment["method"] == "card":
-                await check_card_payment(payment_id)
+                try:
+                    await check_card_payment(payment_id)
+                except GatewayError as e:  # no answer is no news: the status stays as it was
+                    raise ApiProblem(503, "Service unavailable", f"Flutterwave did not answer: {e}"[:300],
+                                     headers={"Retry-After": "30"}) from None
         # Desk payments are final when recorded, and a final payment has nothing left to ask.
         return 200, asdict(await _status_now(payment_id))
 

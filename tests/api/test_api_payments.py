@@ -12,10 +12,12 @@ import httpx
 import pytest
 
 from portal.api import keys
+from portal.settings import get_settings
 from tables.audit import AuditLog
 from tables.billing import CreditNote, Invoice, Payment
 from tests.billing.helpers import assert_books_agree, invoice_for, pay
 from tests.factories import make_location, make_member
+from tests.support.servers import free_port
 
 
 def _problem(r, status: int, field: str) -> dict:
@@ -175,3 +177,18 @@ async def test_mpesa_is_reversed_whole_and_an_unfinished_payment_is_not_refunded
     _problem(await payer.post(f"/api/v1/payments/{payment.id}/refund", json={"reason": "x", "amount": "1000"}),
              422, "amount")  # M-Pesa reverses whole payments only
     assert (await payer.get(f"/api/v1/payments/{payment.id}/receipt")).status_code == 409
+
+
+async def test_a_card_link_flutterwave_cannot_give_is_503_and_records_nothing(payer, monkeypatch):
+    """Flutterwave does not answer (nothing listens at its address), so there is no link to give."""
+    monkeypatch.setenv("FLUTTERWAVE_BASE_URL", f"http://127.0.0.1:{free_port()}/v3")
+    get_settings.cache_clear()
+    member = await make_member()
+    try:
+        r = await payer.post("/api/v1/payments", json={"member_id": member, "method": "card", "amount": "3000"})
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert r.status_code == 503 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.headers["retry-after"] and "try again" in r.json()["detail"]
+    assert await Payment.count() == 0
