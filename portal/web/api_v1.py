@@ -26,6 +26,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
+from msgspec import Meta
 
 from portal import audit
 from portal.api import idempotency, keys
@@ -527,6 +528,10 @@ Status = Annotated[str | None, Parameter(description="One of: " + ", ".join(s.va
 Method = Annotated[str | None, Parameter(description="One of: " + ", ".join(m.value for m in Payment.Method))]
 Day = Annotated[date | None, Parameter(description="A date, 2026-11-30")]
 Id = Annotated[int | None, Parameter(ge=1, le=INT_MAX)]
+# In a JSON body Litestar's Parameter only describes (the OpenAPI document); msgspec's Meta is
+# what refuses a value out of range (as 400, naming the field) before any query can overflow.
+BodyId = Annotated[int, Parameter(ge=1, le=INT_MAX), Meta(ge=1, le=INT_MAX)]
+OptionalBodyId = Annotated[Annotated[int, Meta(ge=1, le=INT_MAX)] | None, Parameter(ge=1, le=INT_MAX)]
 
 
 @get("/payments", guards=[scope_required("read")], responses=LIST_PROBLEMS, summary="Payments, newest first, with the payments page's filters")
@@ -639,14 +644,14 @@ class PaymentIn:
     """A payment to start. cash, bank, cheque: recorded now (bank and cheque need `reference`);
     mpesa: a prompt sent to `phone`; card: a Flutterwave checkout link to open."""
 
-    member_id: Annotated[int, Parameter(ge=1, le=INT_MAX)]
-    method: Annotated[str, Parameter(description="One of: cash, bank, cheque, mpesa, card", max_length=10)]
-    amount: Annotated[str, Parameter(description="A decimal string, 3000.00", max_length=30)]
-    reference: Annotated[str | None, Parameter(max_length=60, description="Bank reference or cheque number")] = None
-    phone: Annotated[str | None, Parameter(max_length=30)] = None
-    invoice_id: Annotated[int | None, Parameter(ge=1, le=INT_MAX)] = None
-    location_id: Annotated[int | None, Parameter(ge=1, le=INT_MAX, description="The desk (ignored for a key made for one location)")] = None
-    note: Annotated[str | None, Parameter(max_length=500)] = None
+    member_id: BodyId
+    method: Annotated[str, Parameter(description="One of: cash, bank, cheque, mpesa, card", max_length=10), Meta(max_length=10)]
+    amount: Annotated[str, Parameter(description="A decimal string, 3000.00", max_length=30), Meta(max_length=30)]
+    reference: Annotated[Annotated[str, Meta(max_length=60)] | None, Parameter(max_length=60, description="Bank reference or cheque number")] = None
+    phone: Annotated[Annotated[str, Meta(max_length=30)] | None, Parameter(max_length=30)] = None
+    invoice_id: OptionalBodyId = None
+    location_id: Annotated[Annotated[int, Meta(ge=1, le=INT_MAX)] | None, Parameter(ge=1, le=INT_MAX, description="The desk (ignored for a key made for one location)")] = None
+    note: Annotated[Annotated[str, Meta(max_length=500)] | None, Parameter(max_length=500)] = None
     confirmed: bool = False
 
 
@@ -718,6 +723,8 @@ async def start_payment(request: Request, data: JSONBody[PaymentIn]) -> Response
             method=data.method, amount=amount, reference=texts["reference"])):
         raise _field_errors({API_FIELD.get(p.field or "", p.field or "amount"): str(p) for p in problems})
     location = _located(request, data.location_id)
+    if location is not None and location == data.location_id and location not in await _location_ids():
+        raise _field_errors({"location_id": "There is no such desk (an active location)"})
     key = _payment_key(request)
     if not await Member.exists().where(Member.id == data.member_id):
         raise _field_errors({"member_id": "There is no such member"})
@@ -797,8 +804,8 @@ async def verify_payment(request: Request, payment_id: FromPath[int]) -> Respons
 
 @dataclass
 class RefundIn:
-    reason: Annotated[str, Parameter(max_length=500)]
-    amount: Annotated[str | None, Parameter(description="A decimal string; left out: all that is left (M-Pesa reverses whole payments only)", max_length=30)] = None
+    reason: Annotated[str, Parameter(max_length=500), Meta(max_length=500)]
+    amount: Annotated[Annotated[str, Meta(max_length=30)] | None, Parameter(description="A decimal string; left out: all that is left (M-Pesa reverses whole payments only)", max_length=30)] = None
     confirmed: bool = False
 
 
@@ -909,7 +916,7 @@ async def member_memberships(member_id: FromPath[int]) -> list[MembershipOut]:
 class EnrolIn:
     """Put a member on a plan: the membership waits, unpaid, for the invoice raised with it."""
 
-    plan_id: Annotated[int, Parameter(ge=1, le=INT_MAX)]
+    plan_id: BodyId
     start_date: Annotated[date | None, Parameter(description="The first day; left out: today")] = None
 
 
@@ -1040,8 +1047,8 @@ class InvoiceIn:
     """An invoice for a plan: the member is put on it (as on the member page), and the invoice
     raised with that membership is the answer; paying it in full activates the membership."""
 
-    member_id: Annotated[int, Parameter(ge=1, le=INT_MAX)]
-    plan_id: Annotated[int, Parameter(ge=1, le=INT_MAX)]
+    member_id: BodyId
+    plan_id: BodyId
     start_date: Annotated[date | None, Parameter(description="The first day; left out: today")] = None
 
 
@@ -1059,7 +1066,7 @@ async def create_invoice(request: Request, data: JSONBody[InvoiceIn]) -> Respons
 
 @dataclass
 class VoidIn:
-    reason: Annotated[str, Parameter(max_length=500)]
+    reason: Annotated[str, Parameter(max_length=500), Meta(max_length=500)]
 
 
 @dataclass

@@ -70,6 +70,8 @@ async def test_cash_belongs_to_a_desk(api, payer):
     member = await make_member()
     body = {"member_id": member, "method": "cash", "amount": "100"}
     assert "desk" in _problem(await payer.post("/api/v1/payments", json=body), 422, "location_id")["detail"]
+    _problem(await payer.post("/api/v1/payments", json={**body, "location_id": 999999}), 422, "location_id")
+    _problem(await payer.post("/api/v1/payments", json={**body, "location_id": 2**31}), 400, "location_id")
     r = await payer.post("/api/v1/payments", json={**body, "location_id": east})
     assert r.status_code == 201, r.text
     assert (await Payment.select(Payment.location).where(Payment.id == r.json()["payment"]["id"]).first())["location"] == east
