@@ -186,7 +186,11 @@ async def test_a_card_link_flutterwave_cannot_give_is_503_and_records_nothing(pa
     monkeypatch.setenv("FLUTTERWAVE_BASE_URL", f"http://127.0.0.1:{free_port()}/v3")
     get_settings.cache_clear()
     member = await make_member()
+    theirs = await invoice_for(await make_member("Other", "Member", phone="254711000099"), 1000)
     try:
+        # The rule of every rail, before Flutterwave is asked: only this member's open invoice.
+        _problem(await payer.post("/api/v1/payments", json={"member_id": member, "method": "card", "amount": "3000",
+                                                            "invoice_id": theirs["id"]}), 422, "invoice_id")
         r = await payer.post("/api/v1/payments", json={"member_id": member, "method": "card", "amount": "3000"})
     finally:
         monkeypatch.undo()
