@@ -21,9 +21,9 @@ from tables.api import ApiKey
 KEY_PREFIX = "ptf_live_"
 KEY_RE = re.compile(r"^ptf_live_[A-Za-z0-9_-]{43}$")
 SCOPES = {
-    "read": "Read members, plans, payments, dues and access status",
-    "members": "Create and update members",
-    "payments": "Start and refund payments",
+    "read": "Read members, memberships, plans, invoices, payments and receipts, dues, renewals, analytics and access status",
+    "members": "Create and update members, put them on plans (which invoices them)",
+    "payments": "Start, verify and refund payments; void invoices",
     "admin": "Everything, including managing the API itself",
 }
 SHOWN_PREFIX = 14  # characters of the key kept in clear to tell keys apart: ptf_live_ and 5 more

@@ -15,6 +15,8 @@ Callers name the function only; `ROUTES` is the one place that says which queue 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 
 from piccolo.engine import engine_finder
 from saq import Queue
@@ -136,6 +138,28 @@ def get_queue() -> Queues:
     return _queues
 
 
+# Jobs asked for inside `after_commit()`: held until its block ends, dropped if it fails.
+_held: contextvars.ContextVar[list | None] = contextvars.ContextVar("queue_held", default=None)
+
+
 async def enqueue(function: str, *, key: str | None = None, timeout: int = 60, retries: int = 3, **kwargs):
     """Enqueue after the state is committed; `key` makes a repeat a no-op while the job lives."""
+    if (held := _held.get()) is not None:
+        held.append((function, dict(key=key, timeout=timeout, retries=retries, **kwargs)))
+        return None
     return await get_queue().enqueue(function, key=key, timeout=timeout, retries=retries, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def after_commit():
+    """For a caller whose transaction encloses domain functions that enqueue (an API write inside
+    its Idempotency-Key claim): their jobs go out once the block, and so the commit, is done, so a
+    worker never looks for a row that is not committed yet; none go out if the block fails."""
+    held: list = []
+    token = _held.set(held)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+    for function, kwargs in held:
+        await enqueue(function, **kwargs)

@@ -16,6 +16,7 @@ from litestar.response import Redirect, Stream, Template
 from portal.auth import manager_required, staff_required
 from portal.billing import paylinks
 from portal.billing.invoices import void_invoice
+from portal.billing.queries import invoice_lines_and_allocations
 from portal.documents import store as document_store
 from portal.documents.requests import request_document, request_receipts
 from portal.lib.clock import today
@@ -50,7 +51,7 @@ from portal.web.pages import (
     qr_svg,
 )
 from portal.web.templating import is_htmx
-from tables.billing import Allocation, CreditNote, Invoice, InvoiceLine
+from tables.billing import CreditNote, Invoice
 from tables.locations import Location
 from tables.staff import Staff
 
@@ -149,10 +150,7 @@ async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | 
     if not rows:
         raise NotFound("invoice")
     invoice = rows[0]
-    lines = await InvoiceLine.select().where(InvoiceLine.invoice == invoice_id).order_by(InvoiceLine.id)
-    allocations = await Allocation.raw(
-        "SELECT a.amount, a.at, p.id AS payment_id, p.receipt_number, p.method FROM allocation a "
-        "LEFT JOIN payment p ON p.id = a.payment WHERE a.invoice = {} ORDER BY a.id", invoice_id)
+    lines, allocations = await invoice_lines_and_allocations(invoice_id)
     subject = await document_store.invoice_subject(invoice_id)  # makes the pay link the PDF prints
     link = await paylinks.live_link(invoice_id)
     token = link and paylinks.token_for(link)

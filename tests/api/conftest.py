@@ -7,6 +7,7 @@ import httpx
 import pytest_asyncio
 
 from portal.api import keys
+from tests.support.live import card_live, live  # noqa: F401  (the portal with the gateway sandbox, for the journeys)
 from tests.support.servers import free_port, serve_on_this_loop
 
 

@@ -51,6 +51,18 @@ async def test_list_query_counts_are_fixed(reader, size):
     assert await _count(reader, "/api/v1/renewals") == AUTH + 2
     # the member with why they are on hold, their active membership
     assert await _count(reader, f"/api/v1/members/{member}/access") == AUTH + 2
+    # the invoices list is one query, filtered or not
+    assert await _count(reader, "/api/v1/invoices", limit=100) == AUTH + 1
+    assert await _count(reader, "/api/v1/invoices", member=member, status="partially_paid", limit=100) == AUTH + 1
+    # the invoice, its lines, its allocations
+    invoice = (await reader.get("/api/v1/invoices", params={"member": member})).json()["items"][0]["id"]
+    assert await _count(reader, f"/api/v1/invoices/{invoice}") == AUTH + 3
+    # the member's existence, their memberships
+    assert await _count(reader, f"/api/v1/members/{member}/memberships") == AUTH + 2
+    # the payment, its last status event
+    assert await _count(reader, f"/api/v1/payments/{payment}/status") == AUTH + 2
+    # the analytics page's seven aggregates
+    assert await _count(reader, "/api/v1/analytics") == AUTH + 7
 
 
 async def test_query_count_is_not_sent_without_an_accepted_key(api):

@@ -29,9 +29,10 @@ from portal.payments import state
 from portal.payments.limits import check_limit
 from portal.payments.service import Recorded, complete_payment
 from portal.settings import get_settings
-from tables.billing import Payment
+from tables.billing import Invoice, Payment
 from tables.gateway import GatewayCallback
 from tables.members import Member
+from tables.statuses import OPEN_INVOICE
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ async def start_card_checkout(*, member_id: int, amount: Money, idempotency_key:
     check_limit("card", amount)
     async with db.transaction():
         await lock_member(member_id)
+        if invoice_id is not None:  # as the other rails: only this member's open invoice
+            inv = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
+            if not inv or inv["member"] != member_id or inv["status"] not in OPEN_INVOICE:
+                raise RuleBroken("That invoice is not open", field="invoice")
         payment_id, created = await state.open_payment(
             {"member": member_id, "invoice": invoice_id, "method": "card", "amount": amount.amount,
              "currency": amount.currency, "idempotency_key": idempotency_key, "staff": staff_id,
