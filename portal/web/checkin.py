@@ -118,7 +118,7 @@ async def visits_page(days: FromQuery[str] = "14") -> Template:
 async def member_card(member_id: FromPath[int]) -> Template:
     """The member's card, to print: name, number, and the number as a QR the door's scanner reads."""
     member = await members.get_member(member_id)
-    qr = segno.make(member["member_number"], error="m").svg_inline(scale=5, border=2, dark="#000", light="#fff")
+    qr = segno.make(member["member_number"], error="m").svg_inline(border=2, omitsize=True, dark="#000", light="#fff")
     return Template("members/card.html", context={"member": member, "qr": qr})
 
 
