@@ -31,7 +31,7 @@ from portal.lib import forms, ratelimit
 from portal.lib.errors import NotFound
 from portal.lib.forms import INT_MAX
 from portal.lib.money import Money
-from portal.members import members
+from portal.members import checkin, members
 from portal.payments.queries import PaymentFilters, payments_after
 from portal.payments.service import payment_history
 from portal.reports import dues
@@ -320,6 +320,8 @@ class AccessStatus:
     reason: str | None
     hold_invoice: str | None
     hold_days_overdue: int | None
+    checkin_colour: str  # the check-in screen's answer (portal/members/checkin.py): green, amber or red
+    checkin_reasons: list[str]  # its reasons, in plain words
 
 
 # --- cursors -----------------------------------------------------------------------------------
@@ -447,6 +449,7 @@ async def member_access(member_id: FromPath[int]) -> AccessStatus:
     current = await Membership.select(Membership.end_date).where(
         (Membership.member == member_id) & (Membership.status == "active")).order_by(Membership.end_date, ascending=False).first()
     on_hold = row["hold_invoice"] is not None
+    answer = await checkin.check(member_id)
     reason = None
     if row["status"] != "active":
         reason = f"The member's account is {row['status']}"
@@ -458,7 +461,8 @@ async def member_access(member_id: FromPath[int]) -> AccessStatus:
     return AccessStatus(member_id=row["id"], member_number=row["member_number"], allowed=reason is None,
                         member_status=row["status"], membership_active=current is not None,
                         membership_ends=current["end_date"] if current else None, on_hold=on_hold, reason=reason,
-                        hold_invoice=row["hold_invoice"], hold_days_overdue=row["hold_days"])
+                        hold_invoice=row["hold_invoice"], hold_days_overdue=row["hold_days"],
+                        checkin_colour=answer.colour, checkin_reasons=[r.text for r in answer.reasons])
 
 
 # --- plans -------------------------------------------------------------------------------------
