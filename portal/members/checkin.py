@@ -206,7 +206,8 @@ async def standing(member_id: int | None = None, *, number: str | None = None,
     scanned, any case); None when there is no such member. One query."""
     day = on or today()
     if number is not None:
-        rows = await Member.raw(_standing_sql("upper(m.member_number) = upper({})"), day, hold_cutoff(day),
+        # Numbers are stored upper case (MEMBER_PREFIX is): compared as stored, the unique index finds it.
+        rows = await Member.raw(_standing_sql("m.member_number = upper({})"), day, hold_cutoff(day),
                                 number.strip())
     else:
         rows = await Member.raw(_standing_sql("m.id = {}"), day, hold_cutoff(day), member_id)
