@@ -91,8 +91,11 @@ async def checkin_override(request: Request, visit_id: FromPath[int], data: Form
     try:
         done = await checkin.override(visit_id, data.get("reason", ""), request.scope["user"].staff_id)
     except RuleBroken as e:
+        # The actions stay beside the form: the desk may take payment instead of overriding.
+        found = await checkin.standing(visit["member"])
+        actions = _actions(visit["member"], checkin.decide(found[1], today(), checkin.Rules.from_settings())) if found else []
         return _page(request, 422, member=member, stored=visit, visit_id=visit_id, override_error=str(e),
-                     override_value=data.get("reason", "")[:checkin.OVERRIDE_REASON_MAX])
+                     override_value=data.get("reason", "")[:checkin.OVERRIDE_REASON_MAX], actions=actions)
     visit = {**visit, "outcome": Visit.Outcome.override.value, "override_reason": done["override_reason"]}
     return _page(request, member=member, stored=visit, visit_id=visit_id)
 

@@ -128,6 +128,7 @@ async def test_override_needs_a_reason_and_is_audited(alice):
     r = await alice.post(f"/checkin/visits/{visit}/override", {"reason": " "}, htmx=True)
     assert r.status_code == 422
     assert re.search(r'data-testid="error-override">([^<]*)<', r.text).group(1) == "Say why you are letting them in (a few words)."
+    assert f'href="/members/{member}#plan" data-testid="checkin-action-renew"' in r.text  # still beside the form
     assert (await Visit.select(Visit.outcome).where(Visit.id == visit).first())["outcome"] == "refused"
 
     r = await alice.post(f"/checkin/visits/{visit}/override", {"reason": "Owner's guest today"}, htmx=True)
