@@ -227,12 +227,31 @@ async def check(member_id: int, on: date | None = None, rules: Rules | None = No
     return decide(found[1], day, rules or Rules.from_settings())
 
 
+# A scanner can read a card twice, and a member may be scanned again while the desk deals with
+# them: the same answer for the same member within this many seconds is the same visit.
+SAME_VISIT_SECONDS = 60
+
+RECORD_VISIT_SQL = f"""
+WITH recent AS (
+    SELECT id FROM visit
+    WHERE member = {{}} AND outcome = {{}} AND colour = {{}} AND at > {{}}::timestamptz - interval '{SAME_VISIT_SECONDS} seconds'
+    ORDER BY at DESC LIMIT 1
+), added AS (
+    INSERT INTO visit (member, staff, location, at, colour, outcome, reason)
+    SELECT {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}} WHERE NOT EXISTS (SELECT 1 FROM recent)
+    RETURNING id
+)
+SELECT id FROM added UNION ALL SELECT id FROM recent
+"""
+
+
 async def record_visit(member_id: int, answer: Answer, *, staff_id: int | None, location_id: int | None) -> int:
-    """Every check-in is a visit: let in (green, amber) or refused (red). One query."""
-    outcome = Visit.Outcome.allowed if answer.allowed else Visit.Outcome.refused
-    rows = await Visit.insert(Visit(member=member_id, staff=staff_id, location=location_id, at=now(),
-                                    colour=answer.colour, outcome=outcome.value, reason=answer.text)
-                              ).returning(Visit.id)
+    """Every check-in is a visit: let in (green, amber) or refused (red); a repeat of the same
+    answer within SAME_VISIT_SECONDS is the visit already recorded. One query."""
+    outcome = (Visit.Outcome.allowed if answer.allowed else Visit.Outcome.refused).value
+    at = now()
+    rows = await Visit.raw(RECORD_VISIT_SQL, member_id, outcome, answer.colour, at,
+                           member_id, staff_id, location_id, at, answer.colour, outcome, answer.text)
     return rows[0]["id"]
 
 

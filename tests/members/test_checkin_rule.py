@@ -229,3 +229,23 @@ async def test_the_override_needs_a_reason_is_audited_and_happens_once(db):
                                          location_id=None)
     with pytest.raises(RuleBroken, match="not refused"):
         await checkin.override(allowed, "a green one", staff)
+
+
+async def test_a_second_scan_within_a_minute_is_the_same_visit(db):
+    from portal.lib.clock import now
+
+    member = await _member_on_plan()
+    green = decide(ACTIVE, DAY, RULES)
+    first = await checkin.record_visit(member, green, staff_id=None, location_id=None)
+    assert await checkin.record_visit(member, green, staff_id=None, location_id=None) == first
+    # A different answer is a different visit; so is the same answer a minute later.
+    refused = await checkin.record_visit(member, decide(Standing(), DAY, RULES), staff_id=None, location_id=None)
+    assert refused != first
+    await Visit.update({Visit.at: now() - timedelta(seconds=checkin.SAME_VISIT_SECONDS + 1)}).where(Visit.id == first)
+    later = await checkin.record_visit(member, green, staff_id=None, location_id=None)
+    assert later not in (first, refused)
+    # Once let in by override, a new red scan is a new refusal to decide on.
+    await checkin.override(refused, "paying after class", None)
+    again = await checkin.record_visit(member, decide(Standing(), DAY, RULES), staff_id=None, location_id=None)
+    assert again not in (first, refused, later)
+    assert await Visit.count() == 4
