@@ -23,7 +23,7 @@ async def _on_plan(plan: int, number: str, first: str, last: str, ends_in: int =
     return member
 
 
-@pytest.mark.parametrize("width, height", [(1366, 900), (768, 1024)])
+@pytest.mark.parametrize("width, height", [(1366, 900), (768, 1024), (390, 844)])
 async def test_check_in_by_keyboard(db, browser, live_server, width, height):
     from playwright.async_api import expect
 
