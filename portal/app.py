@@ -37,6 +37,7 @@ from portal.web import (
     billing,
     brand,
     cards,
+    checkin,
     closes,
     dashboards,
     exports,
@@ -145,7 +146,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     # The staff pages stay out of the OpenAPI document: it is public and describes the API only.
     pages = Router(path="/", include_in_schema=False, route_handlers=[
         *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes, *audit.routes, *api_keys.routes,
-        *metrics.routes, *backups.routes, *exports.routes,
+        *metrics.routes, *backups.routes, *exports.routes, *checkin.routes,
     ])
     app = Litestar(
         route_handlers=[

@@ -202,6 +202,9 @@ class Settings:
     backup_copy_dir: str  # "" = none; else each backup is copied here too (a USB disk, a share)
     backup_time: tuple[int, int] | None  # the nightly backup (in TIMEZONE); None = off
     api_rate_per_minute: int  # requests one API key may make a minute (a burst of that many, then steady)
+    # The check-in rule (portal/members/checkin.py); "too many days overdue" is the hold (HOLD_GRACE_DAYS).
+    checkin_red_owed_amount: Decimal  # overdue above this is red at the door; 0 = no amount rule
+    checkin_amber_expiry_days: int  # a membership ending within this many days is amber
 
     @property
     def tz(self) -> ZoneInfo:
@@ -363,6 +366,8 @@ class Settings:
             backup_copy_dir=str(Path(env.str("BACKUP_COPY_DIR")).resolve()) if env.str("BACKUP_COPY_DIR") else "",
             backup_time=None if env.str("BACKUP_TIME", "02:00").lower() in ("off", "") else env.clock("BACKUP_TIME", "02:00"),
             api_rate_per_minute=env.int("API_RATE_PER_MINUTE", 120, 1, 100_000),
+            checkin_red_owed_amount=Decimal(env.int("CHECKIN_RED_OWED_AMOUNT", 0, 0, 100_000_000)),
+            checkin_amber_expiry_days=env.int("CHECKIN_AMBER_EXPIRY_DAYS", 7, 0, 90),
         )
 
     def check_for_serving(self) -> None:

@@ -40,7 +40,7 @@ from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import INT_MAX
 from portal.lib.money import Money, MoneyParseError
-from portal.members import enrol, members, memberships
+from portal.members import checkin, enrol, members, memberships
 from portal.payments import state
 from portal.payments.cards.checkout import check_card_payment, new_tx_ref, start_card_checkout
 from portal.payments.limits import NeedsConfirmation
@@ -351,6 +351,8 @@ class AccessStatus:
     reason: str | None
     hold_invoice: str | None
     hold_days_overdue: int | None
+    checkin_colour: str  # the check-in screen's answer (portal/members/checkin.py): green, amber or red
+    checkin_reasons: list[str]  # its reasons, in plain words
 
 
 # --- cursors -----------------------------------------------------------------------------------
@@ -478,6 +480,7 @@ async def member_access(member_id: FromPath[int]) -> AccessStatus:
     current = await Membership.select(Membership.end_date).where(
         (Membership.member == member_id) & (Membership.status == "active")).order_by(Membership.end_date, ascending=False).first()
     on_hold = row["hold_invoice"] is not None
+    answer = await checkin.check(member_id)
     reason = None
     if row["status"] != "active":
         reason = f"The member's account is {row['status']}"
@@ -489,7 +492,8 @@ async def member_access(member_id: FromPath[int]) -> AccessStatus:
     return AccessStatus(member_id=row["id"], member_number=row["member_number"], allowed=reason is None,
                         member_status=row["status"], membership_active=current is not None,
                         membership_ends=current["end_date"] if current else None, on_hold=on_hold, reason=reason,
-                        hold_invoice=row["hold_invoice"], hold_days_overdue=row["hold_days"])
+                        hold_invoice=row["hold_invoice"], hold_days_overdue=row["hold_days"],
+                        checkin_colour=answer.colour, checkin_reasons=[r.text for r in answer.reasons])
 
 
 # --- plans -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from portal.lib.errors import NotFound
 from portal.lib.money import Money
 from portal.lib.phones import display_phone
 from portal.members import members, memberships
+from portal.members.visits import recent_visits
 from portal.messages.queries import member_messages
 from portal.payments import state
 from portal.payments.cards.refunds import refunds_of
@@ -110,6 +111,7 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
         "desks": await Location.select(Location.id, Location.name).where(Location.active == True).order_by(  # noqa: E712
             Location.name),
         "plan_values": plan_values or {"start_date": today().isoformat()}, "plan_errors": plan_errors or {},
+        "visits": await recent_visits(member_id),
     })
 
 

@@ -49,8 +49,8 @@ async def test_list_query_counts_are_fixed(reader, size):
     # the report's page and its summary, as on the dues and renewals pages
     assert await _count(reader, "/api/v1/dues", limit=100) == AUTH + 2
     assert await _count(reader, "/api/v1/renewals") == AUTH + 2
-    # the member with why they are on hold, their active membership
-    assert await _count(reader, f"/api/v1/members/{member}/access") == AUTH + 2
+    # the member with why they are on hold, their active membership, the check-in rule's standing
+    assert await _count(reader, f"/api/v1/members/{member}/access") == AUTH + 3
     # the invoices list is one query, filtered or not
     assert await _count(reader, "/api/v1/invoices", limit=100) == AUTH + 1
     assert await _count(reader, "/api/v1/invoices", member=member, status="partially_paid", limit=100) == AUTH + 1
