@@ -45,6 +45,15 @@ window.addEventListener('pageshow', function () {
   });
 });
 
+// The menu's "More": Escape or a click elsewhere closes it (a <details>, so it opens by keyboard too).
+document.addEventListener('click', function (e) {
+  document.querySelectorAll('details.nav-more[open]').forEach(function (d) { if (!d.contains(e.target)) d.open = false; });
+});
+document.addEventListener('keydown', function (e) {
+  if (e.key !== 'Escape') return;
+  document.querySelectorAll('details.nav-more[open]').forEach(function (d) { d.open = false; d.querySelector('summary').focus(); });
+});
+
 // "Copy" buttons (pay links): the text to copy is in data-copy; the button says when it is done.
 document.addEventListener('click', function (e) {
   var button = e.target.closest && e.target.closest('[data-copy]');

@@ -57,3 +57,36 @@ async def test_staff_pages_fit_narrow_screens(db, queue, browser, live_server, w
         await screenshot(page, f"width-{width}-{path.strip('/').split('?')[0].replace('/', '-') or 'home'}")
     await context.close()
     assert problems == {}
+
+
+async def test_the_menu_is_one_line_on_the_desk_screen_and_more_opens_by_keyboard(db, queue, browser, live_server):
+    from playwright.async_api import expect
+
+    from portal.auth import create_staff
+
+    await _gym()
+    await create_staff("ann", "ann-password-1", "admin", first_name="Ann")
+    context = await browser.new_context(base_url=live_server, viewport={"width": 1366, "height": 900})
+    page = await context.new_page()
+    for login in ("faith", "mary", "ann"):
+        await page.context.clear_cookies()
+        await LoginPage(page).login(login, f"{login}-password-1")
+        await page.goto("/dues")
+        # The brand, every menu item and who is logged in, on one row.
+        middles = await page.evaluate(
+            "() => [...document.querySelectorAll('.topbar .brand, .topbar nav > a, .topbar nav > details > summary, .topbar .me')]"
+            ".map(e => { const r = e.getBoundingClientRect(); return Math.round(r.top + r.height / 2); })")
+        assert max(middles) - min(middles) <= 4, (login, middles)
+    # The admin's set-up pages are under More, by keyboard: focus it, Enter opens, Escape closes.
+    more = page.get_by_test_id("nav-more")
+    await more.locator("summary").focus()
+    await page.keyboard.press("Enter")
+    await expect(more.get_by_role("link", name="API keys")).to_be_visible()
+    await screenshot(page, "menu-more-open")
+    await page.keyboard.press("Escape")
+    await expect(more.get_by_role("link", name="API keys")).to_be_hidden()
+    await more.locator("summary").click()
+    await more.get_by_role("link", name="Staff").click()
+    await expect(page).to_have_url(f"{live_server}/staff")
+    await expect(page.get_by_test_id("nav-more").locator("summary")).to_have_attribute("aria-current", "page")
+    await context.close()
