@@ -480,16 +480,11 @@ async def member_access(member_id: FromPath[int]) -> AccessStatus:
     current = await Membership.select(Membership.end_date).where(
         (Membership.member == member_id) & (Membership.status == "active")).order_by(Membership.end_date, ascending=False).first()
     on_hold = row["hold_invoice"] is not None
+    # The door lets in whom the check-in desk lets in: one rule (portal/members/checkin.py).
     answer = await checkin.check(member_id)
-    reason = None
-    if row["status"] != "active":
-        reason = f"The member's account is {row['status']}"
-    elif current is None:
-        reason = "No active membership"
-    elif on_hold:
-        reason = (f"On hold: invoice {row['hold_invoice']} is {row['hold_days']} days overdue"
-                  + (f" ({row['hold_invoices']} invoices past the grace period)" if row["hold_invoices"] > 1 else ""))
-    return AccessStatus(member_id=row["id"], member_number=row["member_number"], allowed=reason is None,
+    stops = [r.text for r in answer.reasons if r.colour == checkin.RED]
+    reason = None if answer.allowed else " ".join(stops)
+    return AccessStatus(member_id=row["id"], member_number=row["member_number"], allowed=answer.allowed,
                         member_status=row["status"], membership_active=current is not None,
                         membership_ends=current["end_date"] if current else None, on_hold=on_hold, reason=reason,
                         hold_invoice=row["hold_invoice"], hold_days_overdue=row["hold_days"],

@@ -28,3 +28,21 @@ async def test_access_status_gives_the_check_in_colour_and_reasons(reader, alice
     assert (door["checkin_colour"], door["allowed"]) == ("green", True)
     assert door["checkin_reasons"] == [f"Active until {today() + timedelta(days=30):%d %b %Y}; nothing overdue."]
     assert (await reader.get("/api/v1/members/999999/access")).status_code == 404
+
+
+async def test_the_door_allows_exactly_whom_the_desk_lets_in(reader):
+    """`allowed` is the check-in rule's (not red): an amount owed past CHECKIN_RED_OWED_AMOUNT
+    stops a member at the door as at the desk, though they are not on hold; amber lets in."""
+    from tests.support.env import setting
+
+    plan = await make_plan()
+    member = await make_member("Owes", "Much", number="PTF0302")
+    await make_membership(member, plan, today() - timedelta(days=25), today() + timedelta(days=30), "active")
+    inv = await invoice_for(member, 3000)
+    await Invoice.update({Invoice.due_date: today() - timedelta(days=3)}).where(Invoice.id == inv["id"])
+    door = (await reader.get(f"/api/v1/members/{member}/access")).json()
+    assert (door["checkin_colour"], door["allowed"], door["on_hold"], door["reason"]) == ("amber", True, False, None)
+    with setting("CHECKIN_RED_OWED_AMOUNT", "2000"):
+        door = (await reader.get(f"/api/v1/members/{member}/access")).json()
+    assert (door["checkin_colour"], door["allowed"], door["on_hold"]) == ("red", False, False)
+    assert door["reason"] == " ".join(door["checkin_reasons"][:1]) and "3,000" in door["reason"]
