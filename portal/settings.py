@@ -81,6 +81,14 @@ class _Env:
             raise SettingsError(f"{name}={raw!r}: expected a time of day like 09:00")
         return int(hour), int(minute)
 
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        """One of `choices`, written in any case (the choices' own case is returned)."""
+        value = self.str(name) or default
+        for choice in choices:
+            if value.lower() == choice.lower():
+                return choice
+        raise SettingsError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+
     def int(self, name: str, default: int, minimum: int = 0, maximum: int = 10**9) -> int:
         raw = self.environ.get(name)
         if raw is None or raw.strip() == "":
@@ -202,6 +210,8 @@ class Settings:
     backup_copy_dir: str  # "" = none; else each backup is copied here too (a USB disk, a share)
     backup_time: tuple[int, int] | None  # the nightly backup (in TIMEZONE); None = off
     api_rate_per_minute: int  # requests one API key may make a minute (a burst of that many, then steady)
+    log_format: str  # "text" (readable key=value lines) or "json" (one object per line): portal.lib.logs
+    log_level: str  # DEBUG, INFO, WARNING or ERROR; DEBUG adds the job and PDF steps and each HTTP call
 
     @property
     def tz(self) -> ZoneInfo:
@@ -363,6 +373,8 @@ class Settings:
             backup_copy_dir=str(Path(env.str("BACKUP_COPY_DIR")).resolve()) if env.str("BACKUP_COPY_DIR") else "",
             backup_time=None if env.str("BACKUP_TIME", "02:00").lower() in ("off", "") else env.clock("BACKUP_TIME", "02:00"),
             api_rate_per_minute=env.int("API_RATE_PER_MINUTE", 120, 1, 100_000),
+            log_format=env.choice("LOG_FORMAT", "text", ("text", "json")),
+            log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
 
     def check_for_serving(self) -> None:
