@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import logging
 import re
 import threading
@@ -32,11 +31,10 @@ from portal.settings import get_settings
 from portal.web.middleware import BehindProxy
 from tests.billing.helpers import invoice_for
 from tests.factories import make_member
+from tests.support.logs import jobs_in, parse, requests_in
 from tests.support.servers import free_port, serve_on_this_loop
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
-_TEXT_LINE = re.compile(r"^(?P<timestamp>\S+) (?P<level>[A-Z]+) +(?P<logger>[\w.]+): (?P<event>\S+)(?P<rest>.*)$")
-_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
 @contextlib.contextmanager
@@ -51,27 +49,6 @@ def captured(log_format: str, level: str = "INFO"):
     finally:
         logs.unconfigure(handler)
         root.setLevel(old_level)
-
-
-def parse(text: str, log_format: str) -> list[dict]:
-    """Every line as a dict of its fields (a traceback's lines, which follow their line, skipped)."""
-    events = []
-    for line in text.splitlines():
-        if log_format == "json":
-            events.append(json.loads(line))  # every line is one JSON object
-            continue
-        m = _TEXT_LINE.match(line)
-        if not m:
-            continue
-        event = {k: m.group(k) for k in ("timestamp", "level", "logger", "event")}
-        for key, value in _FIELD.findall(m.group("rest")):
-            event[key] = json.loads(value) if value.startswith('"') else value
-        events.append(event)
-    return events
-
-
-def requests_in(events: list[dict]) -> list[dict]:
-    return [e for e in events if e.get("logger") == "portal.access" and e["event"] == "request"]
 
 
 @contextlib.asynccontextmanager
@@ -167,8 +144,7 @@ async def test_the_workers_job_lines_carry_the_request_that_queued_them(db, queu
             subject = f"payment:{int(r.headers['location'].rsplit('/', 1)[1])}"
 
             def jobs():
-                return [e for e in parse(out.getvalue(), log_format)
-                        if e.get("logger") == "portal.jobs" and e.get("job") == "render_document"]
+                return jobs_in(parse(out.getvalue(), log_format), "render_document")
 
             for _ in range(300):
                 if len(jobs()) == 2 and await document_store.find("receipt_80mm", subject):

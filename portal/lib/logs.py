@@ -63,6 +63,11 @@ def _foreign_exception(logger, method, event: dict) -> dict:
     return event
 
 
+def _drop_color(logger, method, event: dict) -> dict:
+    event.pop("color_message", None)  # uvicorn's copy of its message with terminal colour codes
+    return event
+
+
 def _redact(logger, method, event: dict) -> dict:
     return {key: _redact_value(value) for key, value in event.items()}
 
@@ -84,7 +89,7 @@ _FIRST = ("timestamp", "level", "logger", "event")
 class _TextRenderer:
     def __init__(self):
         self._fields = structlog.processors.LogfmtRenderer(
-            key_order=["request_id", "method", "route", "status", "duration_ms", "job", "job_key"],
+            key_order=["request_id", "job", "job_key", "method", "route", "status", "duration_ms"],
             drop_missing=True, bool_as_flag=False)
 
     def __call__(self, logger, method, event: dict) -> str:
@@ -138,7 +143,7 @@ def configure(log_format: str = "text", level: str = "INFO", stream=None) -> log
     renderer = _json_renderer() if log_format == "json" else _TextRenderer()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_shared, structlog.stdlib.ExtraAdder(), _foreign_exception],
+        foreign_pre_chain=[*_shared, structlog.stdlib.ExtraAdder(), _drop_color, _foreign_exception],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact, renderer],
     ))
     handler.addFilter(_Threshold(numeric))
