@@ -87,8 +87,10 @@ async def _job_done(ctx) -> None:
     status = _ENDED.get(getattr(job.status, "value", str(job.status)), str(job.status))
     seconds = max(time.time() - job.started / 1000, 0.0)
     metrics.job_finished(job.function, job.queue.name, status, seconds)
-    # The sweepers' minutely runs are chatter unless they fail; a job someone queued is news.
-    level = "warning" if status != "complete" else "debug" if (job.key or "").startswith("cron:") else "info"
+    # A job a request queued (directly, or through a job it queued) is news, and so is any job
+    # that did not complete; the crons' runs and what they queue (a sweeper's catch-up, the
+    # nightly runs' hundreds of messages) are chatter, shown at DEBUG.
+    level = "warning" if status != "complete" else "info" if logs.bound().get("request_id") else "debug"
     getattr(job_log, level)("job", queue=job.queue.name, status=status, attempts=job.attempts,
                             duration_ms=round(seconds * 1000, 1))
 
