@@ -120,6 +120,18 @@ _shared = [
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 
+# structlog's loggers hand their events to stdlib logging, whether or not `configure` has run (a
+# test, or the app served by another runner): never structlog's own printer, which would write
+# every event at every level past the levels and the redaction. A level stdlib would drop is
+# dropped first, before any other work.
+structlog.configure(
+    processors=[structlog.stdlib.filter_by_level, *_shared, structlog.processors.StackInfoRenderer(),
+                structlog.processors.format_exc_info, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    cache_logger_on_first_use=True,
+)
+
 _handler: logging.Handler | None = None
 
 
@@ -133,13 +145,6 @@ def configure(log_format: str = "text", level: str = "INFO", stream=None) -> log
     if not isinstance(numeric, int):
         raise ValueError(f"log level {level!r}: expected one of {LEVELS}")
     logsafe.install()
-    structlog.configure(
-        processors=[*_shared, structlog.processors.StackInfoRenderer(), structlog.processors.format_exc_info,
-                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
     renderer = _json_renderer() if log_format == "json" else _TextRenderer()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
