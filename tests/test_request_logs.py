@@ -195,7 +195,8 @@ def test_making_apps_leaves_no_thread_behind(settings):
     for _ in range(5):
         create_app(settings, manage_resources=False)
         create_sandbox_app(SandboxConfig())
-    assert threading.active_count() == before, [t.name for t in threading.enumerate()]
+    # (fewer is fine: a thread of an earlier test may end meanwhile; before the fix, 10 more)
+    assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
 
 
 def test_log_settings_are_checked():
