@@ -53,7 +53,7 @@ from portal.web import (
     staff,
     unmatched,
 )
-from portal.web.middleware import PortalMiddleware, security_headers
+from portal.web.middleware import PortalMiddleware, RequestLog, security_headers
 from portal.web.templating import configure_jinja, sent_by_htmx
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,9 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         on_startup=[_start] if manage_resources else [],
         on_shutdown=[_stop] if manage_resources else [],
         debug=False,
+        # Logging is set up once per process (portal.lib.logs), not per app: Litestar's own config
+        # starts a thread for every app made and never stops it for apps run without a lifespan.
+        logging_config=None,
         # The API's schema only, as JSON at /api/v1/openapi.json (no /schema, no viewer from a CDN:
         # static/api-docs.html reads the JSON).
         openapi_config=OpenAPIConfig(
@@ -184,4 +187,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         ),
     )
     app.state.settings = settings
+    # Around the router, inside Litestar's before-send hooks: every request gets its line and its
+    # X-Request-ID, a router 404 or 405 too (route middleware never sees those).
+    app.asgi_handler = RequestLog(app.asgi_handler)
     return app

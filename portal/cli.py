@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
 import sys
 import time
 
@@ -244,8 +243,6 @@ def cmd_restore(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.captureWarnings(True)  # warnings (piccolo's connection errors) pass the log redaction too
     parser = argparse.ArgumentParser(prog="portal", description="The gym's staff portal.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="serve the portal (worker in-process; sandbox and demo data when enabled)").set_defaults(func=cmd_run)
@@ -279,12 +276,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("action", choices=["stop"], help="stop: hard stop of the embedded PostgreSQL")
     p.set_defaults(func=cmd_db)
     args = parser.parse_args(argv)
-    from portal.lib import logsafe
+    from portal.lib import logs, logsafe
 
     try:
-        logsafe.install(get_settings())
+        settings = get_settings()
     except SettingsError:
-        logsafe.install()  # paths are still redacted; the command reports the setting
+        logs.configure()  # paths are still redacted; the command reports the setting
+    else:
+        logs.configure_from(settings)
+        logsafe.install(settings)
     args.func(args)
 
 

@@ -34,10 +34,13 @@ async def _wait_for_signal() -> None:
 
 async def serve(settings: Settings) -> None:
     from portal.app import create_app
+    from portal.web.middleware import BehindProxy
 
+    # Our request lines (portal.web.middleware.RequestLog) replace uvicorn's access log, and
+    # uvicorn's own lines go through the process's logging (log_config=None: portal.lib.logs).
     servers = [_quiet_signals(uvicorn.Server(uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_level="info",
-        proxy_headers=True, forwarded_allow_ips="127.0.0.1", lifespan="on",
+        BehindProxy(create_app(settings)), host=settings.host, port=settings.port, log_config=None, log_level=None,
+        access_log=False, proxy_headers=False, lifespan="on",
     )))]
     if settings.sandbox:
         from portal.gateways.callback_urls import sms_delivery_url
@@ -49,7 +52,8 @@ async def serve(settings: Settings) -> None:
         config.flutterwave_webhook_url = config.flutterwave_webhook_url or f"{settings.public_base_url}/hooks/flutterwave"
         config.at_delivery_report_url = config.at_delivery_report_url or sms_delivery_url(settings)
         servers.append(_quiet_signals(uvicorn.Server(uvicorn.Config(
-            create_sandbox_app(config), host="127.0.0.1", port=settings.sandbox_port, log_level="warning",
+            create_sandbox_app(config), host="127.0.0.1", port=settings.sandbox_port, log_config=None,
+            log_level=None, access_log=False,
         ))))
     tasks = [asyncio.create_task(s.serve()) for s in servers]
     # Not one of the tasks waited on below: it finishing must not stop the servers.

@@ -81,6 +81,14 @@ class _Env:
             raise SettingsError(f"{name}={raw!r}: expected a time of day like 09:00")
         return int(hour), int(minute)
 
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        """One of `choices`, written in any case (the choices' own case is returned)."""
+        value = self.str(name) or default
+        for choice in choices:
+            if value.lower() == choice.lower():
+                return choice
+        raise SettingsError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+
     def int(self, name: str, default: int, minimum: int = 0, maximum: int = 10**9) -> int:
         raw = self.environ.get(name)
         if raw is None or raw.strip() == "":
@@ -205,6 +213,8 @@ class Settings:
     # The check-in rule (portal/members/checkin.py); "too many days overdue" is the hold (HOLD_GRACE_DAYS).
     checkin_red_owed_amount: Decimal  # overdue above this is red at the door; 0 = no amount rule
     checkin_amber_expiry_days: int  # a membership ending within this many days is amber
+    log_format: str  # "text" (readable key=value lines) or "json" (one object per line): portal.lib.logs
+    log_level: str  # DEBUG, INFO, WARNING or ERROR; DEBUG adds the job and PDF steps and each HTTP call
 
     @property
     def tz(self) -> ZoneInfo:
@@ -368,6 +378,8 @@ class Settings:
             api_rate_per_minute=env.int("API_RATE_PER_MINUTE", 120, 1, 100_000),
             checkin_red_owed_amount=Decimal(env.int("CHECKIN_RED_OWED_AMOUNT", 0, 0, 100_000_000)),
             checkin_amber_expiry_days=env.int("CHECKIN_AMBER_EXPIRY_DAYS", 7, 0, 90),
+            log_format=env.choice("LOG_FORMAT", "text", ("text", "json")),
+            log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
 
     def check_for_serving(self) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Collection
 
 from saq import CronJob, Worker
 
-from portal.lib import metrics, queue
+from portal.lib import logs, metrics, queue
 from portal.settings import Settings
 from tasks import (
     backups,
@@ -66,15 +66,33 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
 _ENDED = {"complete": "complete", "failed": "failed", "aborted": "aborted", "queued": "retry", "active": "unknown"}
 
 
-async def _count_job(ctx) -> None:
-    """After every job: its duration by kind and how it ended (portal.lib.metrics; in multi-process
-    mode written where the web processes' /metrics reads it)."""
+job_log = logs.get_logger("portal.jobs")
+
+
+async def _bind_job(ctx) -> None:
+    """Before every job: the job and the request id that queued it (portal.lib.queue puts it in
+    the job's metadata) go on every line written while it runs, and on any job it queues. SAQ runs
+    each job in a task of its own, so nothing bound here outlives the job."""
+    job = ctx.get("job")
+    if job is not None:
+        logs.bind(job=job.function, job_key=job.key, request_id=(job.meta or {}).get("request_id"))
+
+
+async def _job_done(ctx) -> None:
+    """After every job: its line in the log, and its duration by kind and how it ended
+    (portal.lib.metrics; in multi-process mode written where the web processes' /metrics reads it)."""
     job = ctx.get("job")
     if job is None or not job.started:
         return
-    status = getattr(job.status, "value", str(job.status))
-    metrics.job_finished(job.function, job.queue.name, _ENDED.get(status, status),
-                         max(time.time() - job.started / 1000, 0.0))
+    status = _ENDED.get(getattr(job.status, "value", str(job.status)), str(job.status))
+    seconds = max(time.time() - job.started / 1000, 0.0)
+    metrics.job_finished(job.function, job.queue.name, status, seconds)
+    # A job a request queued (directly, or through a job it queued) is news, and so is any job
+    # that did not complete; the crons' runs and what they queue (a sweeper's catch-up, the
+    # nightly runs' hundreds of messages) are chatter, shown at DEBUG.
+    level = "warning" if status != "complete" else "info" if logs.bound().get("request_id") else "debug"
+    getattr(job_log, level)("job", queue=job.queue.name, status=status, attempts=job.attempts,
+                            duration_ms=round(seconds * 1000, 1))
 
 
 class _DrainingWorker(Worker):
@@ -169,7 +187,8 @@ def make_worker(settings: Settings, queues: queue.Queues, *, in_process: bool,
             dequeue_timeout=5,
             # Ensure the worker finds its jobs quickly even if a NOTIFY is missed.
             timers={"schedule": 1, "sweep": 30},
-            after_process=_count_job,
+            before_process=_bind_job,
+            after_process=_job_done,
         )
         if in_process:
             worker.SIGNALS = []  # uvicorn (or portal.runner) owns the signals

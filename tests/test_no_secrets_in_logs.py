@@ -7,6 +7,11 @@ and whose verification uses the secret key), the gateways post C2B, result and S
 callbacks on their token URLs, a wrong token is refused, and requests that may fail carry a pay
 token. Everything the processes write (stdout and stderr: uvicorn's access and error logs, ours,
 the worker's) is then searched for every secret; the requests themselves must be in the logs.
+
+It runs twice: readable lines at INFO (what `make run` shows), and JSON at DEBUG (every library's
+chatter too, so more lines that could leak). Each request's line (portal.lib.logs) must carry a
+request id and the route's template, and the worker's line for the STK push must carry the id of
+the request that queued it.
 """
 
 import asyncio
@@ -20,6 +25,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import pytest
 
 from portal.api import keys
 from portal.billing import paylinks
@@ -28,6 +34,7 @@ from portal.sandbox.config import SandboxConfig
 from tables.billing import Payment
 from tests.billing.helpers import invoice_for
 from tests.factories import make_member
+from tests.support.logs import jobs_in, parse, requests_in
 from tests.support.servers import free_port, serve_in_thread
 
 BIN = Path(sys.executable).parent
@@ -69,7 +76,8 @@ def _csrf_form(web: httpx.Client, page: httpx.Response, **fields) -> dict:
     return {"_csrf_token": web.cookies["portal_csrf"], "attempt": attempt, **fields}
 
 
-async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_path):
+@pytest.mark.parametrize("log_format,log_level", [("text", "INFO"), ("json", "DEBUG")])
+async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_path, log_format, log_level):
     port = free_port()
     portal = f"http://127.0.0.1:{port}"
     config = SandboxConfig(
@@ -86,9 +94,12 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
     card_link = await paylinks.create_link(by_card["id"], None)
     _, api_key = await keys.create_key("Books", ["read", "members"], None, None)
 
+    # The log lines go to stderr; stdout has the banner and piccolo's migration report.
     log_path, worker_log_path = tmp_path / "portal.log", tmp_path / "worker.log"
+    out_path, worker_out_path = tmp_path / "portal.out", tmp_path / "worker.out"
     with serve_in_thread(create_sandbox_app(config)) as sandbox, open(log_path, "wb") as log_file, \
-            open(worker_log_path, "wb") as worker_log_file:
+            open(worker_log_path, "wb") as worker_log_file, open(out_path, "wb") as out_file, \
+            open(worker_out_path, "wb") as worker_out_file:
         config.public_url = sandbox
         env = {**os.environ, **SECRETS, "PORT": str(port), "DEMO": "0", "SANDBOX": "0", "WORKER_IN_PROCESS": "0",
                "PUBLIC_BASE_URL": portal, "DARAJA_BASE_URL": sandbox, "DARAJA_CONSUMER_KEY": config.daraja_consumer_key,
@@ -96,9 +107,9 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
                "FLUTTERWAVE_BASE_URL": f"{sandbox}/v3", "AT_BASE_URL": sandbox, "AT_USERNAME": config.at_username,
                "SMS_RECEIPTS": "1", "SMTP_URL": f"smtp://receipts:{SMTP_PASSWORD}@127.0.0.1:{free_port()}",
                # Web and worker count into one folder (prometheus-client's multi-process mode).
-               "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-        proc = subprocess.Popen([str(BIN / "portal"), "run"], env=env, stdout=log_file, stderr=subprocess.STDOUT)
-        worker = subprocess.Popen([str(BIN / "portal"), "worker"], env=env, stdout=worker_log_file, stderr=subprocess.STDOUT)
+               "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "LOG_FORMAT": log_format, "LOG_LEVEL": log_level}
+        proc = subprocess.Popen([str(BIN / "portal"), "run"], env=env, stdout=out_file, stderr=log_file)
+        worker = subprocess.Popen([str(BIN / "portal"), "worker"], env=env, stdout=worker_out_file, stderr=worker_log_file)
         try:
             def up():
                 assert proc.poll() is None and worker.poll() is None, log_path.read_text() + worker_log_path.read_text()
@@ -115,6 +126,7 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
                 assert page.status_code == 200
                 r = web.post(f"/pay/{mpesa_link}/mpesa", data=_csrf_form(web, page, phone="254700000001"))
                 assert r.status_code == 303, r.text
+                stk_request_id = r.headers["x-request-id"]
                 await _await_status(int(r.headers["location"].rsplit("/", 1)[1]), "completed")
 
                 # A card through the other link: checkout opened with the secret key, the
@@ -169,23 +181,34 @@ async def test_a_run_that_uses_every_secret_logs_none_of_them(db, queue, tmp_pat
                 await asyncio.to_thread(p.wait, 30)
 
     log = log_path.read_text() + worker_log_path.read_text()
+    everything = log + out_path.read_text() + worker_out_path.read_text()
     # No secret, nor any pay token, in any form, anywhere ...
     secrets = [*SECRETS.values(), SMTP_PASSWORD, os.environ["SECRET_KEY"], mpesa_link, card_link, "forged-token-1234",
                api_key]
     for secret in secrets:
         for form in {secret, quote(secret, safe=""), secret.split(".")[1] if secret.count(".") == 2 else secret}:
-            leaks = [line for line in log.splitlines() if form in line]
+            leaks = [line for line in everything.splitlines() if form in line]
             assert not leaks, f"{form!r} written to the log:\n" + "\n".join(leaks)
-    # ... while the requests are in the log, with their secret parts replaced (nothing passes by
-    # logging nothing).
-    for line in ['"GET /pay/[redacted] HTTP/1.1" 200', '"POST /pay/[redacted]/mpesa HTTP/1.1" 303',
-                 '"POST /pay/[redacted]/card HTTP/1.1" 303', '"GET /pay/[redacted]/card/return?',
-                 '"POST /hooks/daraja/stk/[redacted] HTTP/1.1" 200', '"POST /hooks/flutterwave HTTP/1.1" 200',
-                 '"POST /hooks/daraja/c2b/confirmation/[redacted] HTTP/1.1" 200',
-                 '"POST /hooks/daraja/c2b/validation/[redacted] HTTP/1.1" 200',
-                 '"POST /hooks/sms/delivery/[redacted] HTTP/1.1" 200', "rejected daraja stk callback",
-                 '"GET /api/v1/members HTTP/1.1" 200', '"POST /api/v1/members HTTP/1.1" 201',
-                 '"GET /api/v1/members?api_key=[redacted] HTTP/1.1" 401',
-                 '"GET /pay/[redacted]/payments/2147483648 HTTP/1.1"', "worker running: queues", "Processing Job<function: send_stk_push",
-                 "Finished Job<function: send_message"]:
+    # ... while the requests are in the log, each by its route's template with its request id
+    # (nothing passes by logging nothing), ...
+    events = parse(log, log_format)
+    requests = requests_in(events)
+    assert requests and all(r["request_id"] for r in requests), log
+    logged = {(r["method"], r.get("route"), str(r["status"])) for r in requests}
+    for method, route, status in [
+            ("GET", "/pay/{token}", "200"), ("POST", "/pay/{token}/mpesa", "303"), ("POST", "/pay/{token}/card", "303"),
+            ("GET", "/pay/{token}/card/return", "303"), ("POST", "/hooks/daraja/stk/{token}", "200"),
+            ("POST", "/hooks/flutterwave", "200"), ("POST", "/hooks/daraja/c2b/confirmation/{token}", "200"),
+            ("POST", "/hooks/daraja/c2b/validation/{token}", "200"), ("POST", "/hooks/sms/delivery/{token}", "200"),
+            ("GET", "/api/v1/members", "200"), ("POST", "/api/v1/members", "201"), ("GET", "/api/v1/members", "401"),
+            ("GET", "/metrics", "200"), ("GET", "/metrics", "401")]:
+        assert (method, route, status) in logged, f"{method} {route} {status} not logged: {sorted(logged, key=str)}"
+    assert any(r["method"] == "GET" and r.get("route") == "/pay/{token}/payments/{payment_id}" for r in requests), logged
+    assert not [r for r in requests if "[redacted]" in str(r.get("route"))], "a route logged as its path"
+    # ... the worker's line for the push carries the request that queued it, ...
+    pushes = jobs_in(events, "send_stk_push")
+    assert pushes and all(p["request_id"] == stk_request_id and p["status"] == "complete" for p in pushes), pushes
+    assert jobs_in(events, "send_message"), "no SMS receipt job line"
+    # ... and our other lines.
+    for line in ["rejected daraja stk callback", "worker running: queues"]:
         assert line in log, f"{line!r} not in the log:\n{log}"

@@ -32,7 +32,9 @@ TOKEN_PATHS = [
     r"/hooks/daraja/timeout/",
     r"/hooks/sms/delivery/",
 ]
-_PATHS = re.compile("(" + "|".join(p.replace("/", _SLASH) for p in TOKEN_PATHS) + ")" + _SEGMENT)
+# A route's template (/pay/{token}, as request lines give it) names the token and holds none: kept.
+_TEMPLATE = r"(?!\{\w+\}(?:[/?#\s\"']|$))"
+_PATHS = re.compile("(" + "|".join(p.replace("/", _SLASH) for p in TOKEN_PATHS) + ")" + _TEMPLATE + _SEGMENT)
 
 # Values shorter than this are not searched for: replacing a 3-character string everywhere would
 # wreck every log line, and settings refuse no such secret anyway (a callback token that short is
@@ -102,6 +104,9 @@ def _redacting_factory(*args, **kwargs) -> logging.LogRecord:
     try:
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
+        elif isinstance(record.msg, dict):
+            # A structlog event (portal.lib.logs) stays a dict for its formatter, its values redacted.
+            record.msg = {k: _clean(v) for k, v in record.msg.items()}
         elif record.msg is not None:
             record.msg = _clean(record.msg)
         if isinstance(record.args, dict):

@@ -21,6 +21,7 @@ import contextvars
 from piccolo.engine import engine_finder
 from saq import Queue
 
+from portal.lib import logs
 from portal.settings import Settings
 
 # The gateway queue keeps the name of the single queue it was split from, so jobs queued before
@@ -69,10 +70,10 @@ class Queues:
             await q.disconnect()
 
     async def enqueue(self, function: str, **kwargs):
-        return await self.for_function(function).enqueue(function, **kwargs)
+        return await self.for_function(function).enqueue(function, **_traced(kwargs))
 
     async def apply(self, function: str, **kwargs):
-        return await self.for_function(function).apply(function, **kwargs)
+        return await self.for_function(function).apply(function, **_traced(kwargs))
 
     async def job(self, key: str):
         for q in self:
@@ -83,6 +84,15 @@ class Queues:
 
     async def count(self, kind) -> int:
         return sum(await asyncio.gather(*(q.count(kind) for q in self)))
+
+
+def _traced(kwargs: dict) -> dict:
+    """The job's kwargs with the request id of the request (or job) queueing it in the job's
+    metadata, not its arguments: the worker's lines for the job carry it (tasks.worker)."""
+    request_id = logs.bound().get("request_id")
+    if request_id and "meta" not in kwargs:
+        return {**kwargs, "meta": {"request_id": request_id}}
+    return kwargs
 
 
 def concurrency(settings: Settings, name: str) -> int:

@@ -156,7 +156,7 @@ async def nudge(message_ids: list[int]) -> None:
             await queue.enqueue("send_message", key=job_key(message_id), timeout=SEND_TIMEOUT, retries=MAX_ATTEMPTS,
                                 retry_delay=RETRY_DELAY, retry_backoff=RETRY_MAX_DELAY, message_id=message_id)
         except RuntimeError:
-            log.info("no queue: message %s left to the sweeper", message_id)
+            log.debug("no queue: message %s left to the sweeper", message_id)
             return
 
 

@@ -21,6 +21,8 @@ def healthz() -> dict:
 def create_sandbox_app(config: SandboxConfig | None = None) -> Litestar:
     config = config or SandboxConfig()
     app = Litestar(
+        # Logging is the process's (portal.lib.logs): Litestar's config would start a thread per app.
+        logging_config=None,
         route_handlers=[healthz, daraja.router, flutterwave.router, africastalking.router],
         on_startup=[daraja.on_startup, flutterwave.on_startup, africastalking.on_startup],
         on_shutdown=[daraja.on_shutdown, flutterwave.on_shutdown, africastalking.on_shutdown],

@@ -1,16 +1,18 @@
-"""Who is asking and what the request cost (plain ASGI middleware), and the security headers of
-every response (a before-send hook)."""
+"""Who is asking and what the request cost (plain ASGI middleware), the request's line in the log
+with its request id, and the security headers of every response (a before-send hook)."""
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from http.cookies import SimpleCookie
 
 from litestar._asgi.utils import wrap_in_exception_handler
 from litestar.exceptions import ClientException, NotFoundException
 
 from portal.auth import SESSION_COOKIE, user_for_session
-from portal.lib import metrics
+from portal.lib import logs, metrics
 from portal.lib.db import count_queries
 from portal.lib.forms import INT_MAX
 
@@ -155,6 +157,7 @@ class PortalMiddleware:
             # The address as sent: piccolo-admin's own /admin/api/... is seen here as /api/... .
             api = (scope.get("raw_path") or scope["path"].encode()).startswith(b"/api/")
             scope["user"] = None if api else await user_for_session(_cookie(scope, SESSION_COOKIE))
+            tokens = logs.bind(**who(scope))  # every line of the request names the staff member
 
             status = None
 
@@ -181,3 +184,90 @@ class PortalMiddleware:
                 # The route's template (/pay/{token}), never the path itself: no token in a label.
                 metrics.observe_request(scope["method"], scope.get("path_template"), status or 500,
                                         time.perf_counter() - started)
+                logs.reset(**tokens)
+
+
+# The addresses whose X-Forwarded-For and X-Request-ID are believed: a proxy on this machine
+# (Caddy in deploy/). From anyone else an X-Request-ID could forge or hide another request's trail.
+TRUSTED_PROXIES = ["127.0.0.1"]
+TRUSTED_PEER = "portal.trusted_peer"
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+access_log = logs.get_logger("portal.access")
+
+
+class BehindProxy:
+    """How `portal run` serves the app: notes whether the connection came from a trusted proxy,
+    then lets uvicorn's proxy-headers middleware take the client's address from X-Forwarded-For
+    (it rewrites the client, so the peer is noted first)."""
+
+    def __init__(self, app, trusted=TRUSTED_PROXIES):
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        self.trusted = set(trusted)
+        self.app = ProxyHeadersMiddleware(app, trusted_hosts=list(trusted))
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            scope[TRUSTED_PEER] = bool(client) and client[0] in self.trusted
+        await self.app(scope, receive, send)
+
+
+def request_id_for(scope) -> str:
+    """The trusted proxy's X-Request-ID when it is sane (short, letters, digits and . _ : -), else a
+    new one."""
+    if scope.get(TRUSTED_PEER):
+        for key, value in scope.get("headers", []):
+            if key == b"x-request-id":
+                text = value.decode("latin-1")
+                if REQUEST_ID.fullmatch(text):
+                    return text
+                break
+    return uuid.uuid4().hex
+
+
+def who(scope) -> dict:
+    """The staff member or API key behind a request, for its log line."""
+    user, caller = scope.get("user"), scope.get("api_caller")
+    if user is not None:
+        return {"user": user.username, "staff_id": user.staff_id}
+    if caller is not None:
+        return {"api_key": caller.name, "api_key_id": caller.key_id}
+    return {}
+
+
+class RequestLog:
+    """One line per request, every request (router 404s and 405s too: it wraps the whole app, not a
+    route): its request id, who asked, the route's template (/pay/{token}, never the path, which may
+    hold a token), method, status and duration. The request id is bound for every other line
+    written meanwhile, goes with any job queued (portal.lib.queue) and is sent back as X-Request-ID."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = request_id_for(scope)
+        tokens = logs.bind(request_id=request_id)
+        status = None
+
+        async def send_with_id(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            status = status or 500
+            static = (scope.get("path_template") or "").startswith("/static")
+            level = "error" if status >= 500 else "debug" if static and status < 400 else "info"
+            getattr(access_log, level)(
+                "request", method=scope.get("method"), route=scope.get("path_template") or None, status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1), **who(scope))
+            logs.reset(**tokens)

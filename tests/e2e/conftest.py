@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,12 +30,17 @@ def live_server(_database):
     sandbox_port = free_port()
     env = {**os.environ, "PORT": str(port), "DEMO": "0", "SANDBOX": "1", "SANDBOX_PORT": str(sandbox_port),
            "WORKER_IN_PROCESS": "1", "SANDBOX_CALLBACK_DELAY": "0.2"}
+    # A file, not a pipe: a pipe nobody reads fills up with the request lines of a long browser
+    # session and then blocks the server on its next log line.
+    output = tempfile.TemporaryFile()
     proc = subprocess.Popen([str(Path(sys.executable).parent / "portal"), "run"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
-        assert proc.poll() is None, proc.stdout.read().decode()
+        if proc.poll() is not None:
+            output.seek(0)
+            raise AssertionError(output.read().decode())
         try:
             if httpx.get(base + "/healthz", timeout=1).status_code == 200:
                 break

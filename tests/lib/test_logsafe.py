@@ -43,6 +43,7 @@ def test_secret_values_in_messages_arguments_and_tracebacks_are_replaced():
     log = logging.getLogger("tests.logsafe")
     log.addHandler(handler)
     log.propagate = False
+    log.setLevel(logging.INFO)  # not left to whatever level the root logger has
     try:
         log.warning("calling %s with %s", f"https://x/hooks/daraja/stk/{env['DARAJA_CALLBACK_TOKEN']}", {"apiKey": env["AT_API_KEY"]})
         log.info("%d payments, %.1f s", 3, 0.25)
@@ -52,6 +53,7 @@ def test_secret_values_in_messages_arguments_and_tracebacks_are_replaced():
             log.exception("unhandled error on GET /pay/%s", TOKEN)
     finally:
         log.removeHandler(handler)
+        log.setLevel(logging.NOTSET)
     text = out.getvalue()
     for secret in ("hook-token-Pq7Rs9", "at-key-Lm4Nb6Vc", "db-pass-Hy6Tg4", "mail-pass-Wq2Ez8", "k" * 40, TOKEN):
         assert secret not in text
@@ -70,3 +72,18 @@ def test_api_keys_are_redacted_wherever_they_appear():
                  f"ValueError: bad key {key}."):
         assert key not in logsafe.redact(line) and logsafe.PLACEHOLDER in logsafe.redact(line)
     assert logsafe.redact('"GET /api/v1/members HTTP/1.1" 200') == '"GET /api/v1/members HTTP/1.1" 200'
+
+
+def test_route_templates_are_kept_and_structured_events_are_redacted_field_by_field():
+    # A request line names the route's template: it holds no token, and reads as the template.
+    for template in ("/pay/{token}", "/pay/{token}/mpesa", "/hooks/daraja/stk/{token}", "/hooks/sms/delivery/{token}"):
+        assert logsafe.redact(f"route={template} status=200") == f"route={template} status=200"
+        assert logsafe.redact(f'{{"route": "{template}"}}') == f'{{"route": "{template}"}}'
+    # Anything else in that place is a token, a look-alike too.
+    assert logsafe.redact("/pay/{token}x") == "/pay/[redacted]"
+    assert logsafe.redact(f"/pay/{TOKEN}") == "/pay/[redacted]"
+    # structlog's events reach the record factory as dicts: redacted value by value, still a dict.
+    logsafe.install()
+    record = logging.getLogRecordFactory()("x", logging.INFO, __file__, 1,
+                                           {"event": f"paid /pay/{TOKEN}", "route": "/pay/{token}", "n": 3}, (), None)
+    assert record.msg == {"event": "paid /pay/[redacted]", "route": "/pay/{token}", "n": 3}

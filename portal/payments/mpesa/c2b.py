@@ -487,7 +487,7 @@ async def _request_receipts(payment_id: int) -> None:
     try:
         await request_receipts(payment_id)
     except RuntimeError:  # no queue in this process (a script): the documents sweeper makes them
-        log.info("no queue: receipts of payment %s left to the sweeper", payment_id)
+        log.debug("no queue: receipts of payment %s left to the sweeper", payment_id)
 
 
 # --- set-up -----------------------------------------------------------------------------------
