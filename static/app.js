@@ -27,6 +27,14 @@
   });
 })();
 
+// Arriving at a member's payment form (from the search: name, Enter): the amount owed is there and
+// selected, so Enter records it or typing replaces it.
+window.addEventListener('DOMContentLoaded', function () {
+  if (location.hash !== '#pay') return;
+  var amount = document.getElementById('f-amount');
+  if (amount) { amount.focus(); amount.select(); }
+});
+
 // A form that starts something (a payment, a refund) submits once: the button is disabled on
 // submit, so a double click cannot send it twice (the server's idempotency key is the backstop).
 document.addEventListener('submit', function (e) {

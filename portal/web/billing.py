@@ -10,14 +10,16 @@ from litestar import Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.enums import RequestEncodingType
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Body, FromPath, FromQuery
+from litestar.params import Body, FromPath, FromQuery, Parameter
 from litestar.response import Redirect, Stream, Template
 
 from portal.auth import manager_required, staff_required
 from portal.billing import paylinks
 from portal.billing.invoices import void_invoice
 from portal.billing.queries import invoice_lines_and_allocations
+from portal.documents import context as document_context
 from portal.documents import store as document_store
+from portal.documents.render import render_html
 from portal.documents.requests import request_document, request_receipts
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
@@ -93,6 +95,8 @@ async def record_payment(request: Request, member_id: FromPath[int], data: FormD
         else:
             if recorded.created:
                 await request_receipts(recorded.payment["id"])
+            if data.get("then") == "slip":
+                return Redirect(f"/payments/{recorded.payment['id']}/slip?print=1", status_code=303)
             return Redirect(f"/payments/{recorded.payment['id']}", status_code=303)
     return await member_page(member_id, status=422, pay_values=values, pay_errors=errors)
 
@@ -103,6 +107,17 @@ async def record_payment(request: Request, member_id: FromPath[int], data: FormD
 @get("/payments/{payment_id:int}", guards=[staff_required])
 async def payment_detail(payment_id: FromPath[int]) -> Template:
     return await payment_page_response(payment_id)
+
+
+@get("/payments/{payment_id:int}/slip", guards=[staff_required])
+async def payment_slip(payment_id: FromPath[int], print_: Annotated[bool, Parameter(query="print")] = False) -> Response:
+    """The 80 mm receipt slip as a page the desk's browser prints (the same template as the slip
+    PDF, 80 mm wide), printing itself when asked (`?print=1`, after "Record and print slip") and
+    then going back to the member search for the next person in the queue."""
+    context = await document_context.receipt_context(payment_id)
+    html = render_html("receipt_80mm", {**context, "stylesheet": "/static/pdf.css",
+                                        "slip": {"autoprint": print_, "payment_id": payment_id}})
+    return Response(html, media_type="text/html")
 
 
 @post("/payments/{payment_id:int}/refund", guards=[manager_required], status_code=200)
@@ -279,5 +294,5 @@ async def payment_export(request: Request) -> Stream:
     return csv_stream("payments", CSV_COLUMNS, rows(), request.app.state.settings.tz, time_columns=CSV_TIME_COLUMNS)
 
 
-routes = [record_payment, payment_detail, payment_refund, invoice_detail, invoice_void, document_status,
+routes = [record_payment, payment_detail, payment_slip, payment_refund, invoice_detail, invoice_void, document_status,
           document_download, member_statement, payment_list, payment_export]

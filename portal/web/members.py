@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
@@ -28,6 +29,16 @@ async def _locations() -> list[dict]:
 @get("/", guards=[staff_required])
 async def home() -> Redirect:
     return Redirect("/members", status_code=303)
+
+
+@get("/members/go", guards=[staff_required])
+async def member_go(q: FromQuery[str] = "") -> Redirect:
+    """Enter in the member search: straight to the member's payment form when one member matches
+    (the desk's queue: name, Enter, the amount owed, Enter), else the list of matches."""
+    result = await members.search_members(q, 1, size=2)
+    if result.count == 1:
+        return Redirect(f"/members/{result.rows[0]['id']}#pay", status_code=303)
+    return Redirect("/members" + (f"?{urlencode({'q': q})}" if q.strip() else ""), status_code=303)
 
 
 @get("/members", guards=[staff_required])
@@ -105,5 +116,5 @@ async def member_put_on_plan(request: Request, member_id: FromPath[int], data: F
     return await member_page(member_id, status=422, plan_values=values, plan_errors=errors)
 
 
-routes = [home, member_list, member_new, member_create, member_detail, member_edit, member_update,
+routes = [home, member_go, member_list, member_new, member_create, member_detail, member_edit, member_update,
           member_put_on_plan]
