@@ -554,10 +554,10 @@ async def payment_detail(request: Request, payment_id: FromPath[int]) -> Payment
 
 # --- reports -----------------------------------------------------------------------------------
 
-# The document lists the choices (so a caller, or Schemathesis, knows them); the handler still
-# answers another value with a 422 naming the field.
+# The document lists the choices (so a caller, or Schemathesis, knows them; an empty urgency is
+# "any", as on the dues page); the handler still answers another value with a 422 naming the field.
 Urgency = Annotated[str | None, Parameter(description="One of: " + ", ".join(k for k, _ in dues.URGENCIES),
-                                          schema_extra={"enum": [k for k, _ in dues.URGENCIES]})]
+                                          schema_extra={"enum": ["", *(k for k, _ in dues.URGENCIES)]})]
 Window = Annotated[str, Parameter(description="One of: " + ", ".join(k for k, _ in dues.WINDOWS),
                                   schema_extra={"enum": [k for k, _ in dues.WINDOWS]})]
 
