@@ -584,7 +584,7 @@ async def list_renewals(window: Window = "7", cursor: Cursor = None, limit: Limi
     if window not in dict(dues.WINDOWS):
         raise _field_errors({"window": "One of: " + ", ".join(k for k, _ in dues.WINDOWS)})
     page = _decode(cursor, "page") or 1
-    result = await dues.renewals_due(window, page, size=limit)
+    result = await dues.renewals_due(window, page, size=limit, summary=False)
     currency = get_settings().currency
     items = [RenewalOut(membership_id=r["membership_id"], end_date=r["end_date"], days_left=r["days_left"],
                         status=r["status"], plan_name=r["plan_name"],
