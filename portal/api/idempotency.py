@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date, datetime
 from typing import Awaitable, Callable
 
 from portal.lib import db
@@ -26,9 +27,15 @@ def body_hash(body) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
+def _plain(value):
+    # Dates and times as the OpenAPI document says (RFC 3339: 2026-12-07T13:18:55+00:00, which
+    # str() would write with a space), anything else (Decimal) as its string.
+    return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
+
+
 def as_json(value):
     """What the client is sent, as it will be stored: the first answer and its repeats are the same."""
-    return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(value, default=_plain))
 
 
 CLAIM_SQL = """

@@ -244,6 +244,21 @@ class MemberIn:
 
 
 @dataclass
+class NewMember:
+    """A member to register: the member form's required fields are required here too (the form's
+    own rules, such as a real Kenyan phone number, still answer 422 naming the field)."""
+
+    first_name: str
+    last_name: str
+    phone: str
+    email: str | None = None
+    notes: str | None = None
+    home_location: int | None = None
+    message_channel: str | None = None
+    reminder_opt_out: bool | None = None
+
+
+@dataclass
 class PlanOut:
     id: int
     name: str
@@ -378,8 +393,13 @@ def _decode(cursor: str | None, name: str) -> int | None:
 
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"Rows per page (1 to {MAX_LIMIT})")]
-Cursor = Annotated[str | None, Parameter(description="next_cursor of the previous page", max_length=200)]
-Query = Annotated[str, Parameter(description="Name, member number or phone, as on the members page", max_length=80)]
+# No address may carry a NUL byte (the middleware refuses it with a 400 before any handler runs),
+# so the document says so for every text parameter.
+NO_NUL = {"pattern": r"^[^\x00]*$"}
+Cursor = Annotated[str | None, Parameter(description="next_cursor of the previous page", max_length=200,
+                                         schema_extra=NO_NUL)]
+Query = Annotated[str, Parameter(description="Name, member number or phone, as on the members page", max_length=80,
+                                 schema_extra=NO_NUL)]
 
 
 def _next(rows: list, limit: int) -> tuple[list, str | None]:
@@ -413,7 +433,7 @@ async def _location_ids() -> set[int]:
     return {r["id"] for r in await Location.select(Location.id).where(Location.active == True)}  # noqa: E712
 
 
-def _as_form(data: MemberIn, current: dict | None = None) -> dict[str, str]:
+def _as_form(data: MemberIn | NewMember, current: dict | None = None) -> dict[str, str]:
     """The member form's fields from JSON (missing fields keep the member's current values)."""
     current = current or {}
     form = {}
@@ -430,7 +450,7 @@ def _as_form(data: MemberIn, current: dict | None = None) -> dict[str, str]:
     return form
 
 
-def _body(data: MemberIn) -> dict:
+def _body(data: MemberIn | NewMember) -> dict:
     return {k: v for k, v in data.__dict__.items() if v is not None}
 
 
@@ -449,7 +469,7 @@ async def _answer(request: Request, body, write) -> Response:
 
 @post("/members", guards=[scope_required("members")], summary="Register a member", status_code=201,
       responses=WRITE_PROBLEMS)
-async def create_member(request: Request, data: JSONBody[MemberIn]) -> Response[MemberOut]:
+async def create_member(request: Request, data: JSONBody[NewMember]) -> Response[MemberOut]:
     values, errors = forms.member_form(_as_form(data), await _location_ids())
     if errors:
         raise _field_errors(errors)
@@ -523,9 +543,13 @@ def _payment_filters(request: Request, member_id: int | None = None) -> PaymentF
     return f
 
 
-Status = Annotated[str | None, Parameter(description="One of: " + ", ".join(s.value for s in Payment.Status))]
-Method = Annotated[str | None, Parameter(description="One of: " + ", ".join(m.value for m in Payment.Method))]
-Day = Annotated[date | None, Parameter(description="A date, 2026-11-30")]
+Status = Annotated[str | None, Parameter(description="One of: " + ", ".join(s.value for s in Payment.Status),
+                                         schema_extra=NO_NUL)]
+Method = Annotated[str | None, Parameter(description="One of: " + ", ".join(m.value for m in Payment.Method),
+                                         schema_extra=NO_NUL)]
+# The years the pages' date fields accept (portal/lib/forms.py MIN_DATE, MAX_DATE), said in the document.
+Day = Annotated[date | None, Parameter(description="A date, 2026-11-30 (years 1900 to 2999)",
+                                       schema_extra={"pattern": r"^(19|2[0-9])[0-9]{2}-"})]
 Id = Annotated[int | None, Parameter(ge=1, le=INT_MAX)]
 # In a JSON body Litestar's Parameter only describes (the OpenAPI document); msgspec's Meta is
 # what refuses a value out of range (as 400, naming the field) before any query can overflow.
@@ -564,8 +588,12 @@ async def payment_detail(request: Request, payment_id: FromPath[int]) -> Payment
 
 # --- reports -----------------------------------------------------------------------------------
 
-Urgency = Annotated[str | None, Parameter(description="One of: " + ", ".join(k for k, _ in dues.URGENCIES))]
-Window = Annotated[str, Parameter(description="One of: " + ", ".join(k for k, _ in dues.WINDOWS))]
+# The document lists the choices (so a caller, or Schemathesis, knows them; an empty urgency is
+# "any", as on the dues page); the handler still answers another value with a 422 naming the field.
+Urgency = Annotated[str | None, Parameter(description="One of: " + ", ".join(k for k, _ in dues.URGENCIES),
+                                          schema_extra={"enum": ["", *(k for k, _ in dues.URGENCIES)]})]
+Window = Annotated[str, Parameter(description="One of: " + ", ".join(k for k, _ in dues.WINDOWS),
+                                  schema_extra={"enum": [k for k, _ in dues.WINDOWS]})]
 
 
 @get("/dues", guards=[scope_required("read")], responses=LIST_PROBLEMS, summary="Open invoices, most urgent first (the dues page)")
@@ -590,7 +618,7 @@ async def list_renewals(window: Window = "7", cursor: Cursor = None, limit: Limi
     if window not in dict(dues.WINDOWS):
         raise _field_errors({"window": "One of: " + ", ".join(k for k, _ in dues.WINDOWS)})
     page = _decode(cursor, "page") or 1
-    result = await dues.renewals_due(window, page, size=limit)
+    result = await dues.renewals_due(window, page, size=limit, summary=False)
     currency = get_settings().currency
     items = [RenewalOut(membership_id=r["membership_id"], end_date=r["end_date"], days_left=r["days_left"],
                         status=r["status"], plan_name=r["plan_name"],
@@ -998,7 +1026,8 @@ def _invoice_out(r: dict) -> InvoiceOut:
                       membership_id=r["membership"], void_reason=r["void_reason"])
 
 
-InvoiceStatus = Annotated[str | None, Parameter(description="One of: " + ", ".join(s.value for s in Invoice.Status))]
+InvoiceStatus = Annotated[str | None, Parameter(description="One of: " + ", ".join(s.value for s in Invoice.Status),
+                                                schema_extra={"enum": ["", *(s.value for s in Invoice.Status)]})]
 
 
 @get("/invoices", guards=[scope_required("read")], responses=LIST_PROBLEMS, summary="Invoices, newest first")
@@ -1192,10 +1221,11 @@ def _text(value) -> str | None:
 
 def PeriodDay(name: str, description: str):  # noqa: N802  (a type, as the other parameter types here)
     return Annotated[str | None, QueryParameter(name=name, description=description, max_length=10,
-                                                schema_extra={"format": "date"})]
+                                                schema_extra={"format": "date", "pattern": r"^(19|2[0-9])[0-9]{2}-"})]
 
 
-Grain = Annotated[str | None, Parameter(description="day, week or month (left out: chosen from the period's length)")]
+Grain = Annotated[str | None, Parameter(description="day, week or month (left out: chosen from the period's length)",
+                                        schema_extra={"enum": list(analytics.GRAINS)})]
 
 
 @get("/analytics", guards=[scope_required("read")], responses=LIST_PROBLEMS,

@@ -107,6 +107,12 @@ async def test_renewals_due_by_window_with_their_renewal_invoices(bob):
     assert [r["first_name"] for r in month.rows] == ["Renewed", "Paid", "Ending", "Invoiced", "Later"]
     lapsed = await dues.renewals_due("expired")
     assert [r["first_name"] for r in lapsed.rows] == ["Lapsed"]
+    # Without the summary (the API's list): the same rows and count, pages of 3, nothing summed.
+    for window, full in (("7", week), ("30", month), ("expired", lapsed)):
+        bare = await dues.renewals_due(window, size=3, summary=False)
+        assert bare.rows == full.rows[:3] and bare.count == len(full.rows) and bare.expected == 0
+    second = await dues.renewals_due("30", page=2, size=3, summary=False)
+    assert second.rows == month.rows[3:] and second.pages == 2
 
     page = await bob.get("/renewals?window=7")
     assert page.status_code == 200 and page.headers["x-query-count"] == "3"
