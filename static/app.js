@@ -27,9 +27,22 @@
   });
 })();
 
+// Enter in the member search leaves for /members/go: the live search must not answer meanwhile (its
+// history push would cancel the page being opened), so its requests stop and late answers are dropped.
+document.addEventListener('submit', function (e) {
+  var form = e.target;
+  if (form.getAttribute('role') !== 'search') return;
+  form.dataset.leaving = '1';
+  form.querySelectorAll('[hx-get]').forEach(function (el) { if (window.htmx) htmx.trigger(el, 'htmx:abort'); });
+}, true);
+function leavingSearch(e) { return e.target.closest && e.target.closest('form[data-leaving]'); }
+document.addEventListener('htmx:beforeRequest', function (e) { if (leavingSearch(e)) e.preventDefault(); });
+document.addEventListener('htmx:beforeSwap', function (e) { if (leavingSearch(e)) e.detail.shouldSwap = false; });
+
 // Arriving at a member's payment form (from the search: name, Enter): the amount owed is there and
 // selected, so Enter records it or typing replaces it.
-window.addEventListener('DOMContentLoaded', function () {
+// (On load, once the browser has moved to #pay: focus given at DOMContentLoaded did not hold in Chromium.)
+window.addEventListener('load', function () {
   if (location.hash !== '#pay') return;
   var amount = document.getElementById('f-amount');
   if (amount) { amount.focus(); amount.select(); }
@@ -47,6 +60,7 @@ document.addEventListener('submit', function (e) {
 });
 // Coming back with the Back button shows the form usable again.
 window.addEventListener('pageshow', function () {
+  document.querySelectorAll('form[data-leaving]').forEach(function (form) { delete form.dataset.leaving; });
   document.querySelectorAll('form[data-submitting]').forEach(function (form) {
     delete form.dataset.submitting;
     form.querySelectorAll('button[data-once]').forEach(function (b) { b.disabled = false; b.removeAttribute('aria-busy'); });
