@@ -42,7 +42,7 @@ async def test_redirect_and_webhook_are_each_verified_and_credit_once(card_live,
     assert "Thank you" in page.text
     paid = await wait_for_status(pid, {"completed"})
     assert (paid["card_brand"], len(paid["card_last4"])) != ("", 0) and paid["card_last4"].isdigit()
-    for _ in range(100):
+    for _ in range(400):
         if await GatewayCallback.count().where(GatewayCallback.kind == "webhook") >= 1:
             break
         await asyncio.sleep(0.05)
@@ -91,7 +91,7 @@ async def test_a_forged_webhook_is_stored_as_rejected_and_credits_nothing(card_l
     await invoice_for(member, 3000)
     pid, tx_ref, _ = await _checkout(alice, member)
     await _pay(card_live, tx_ref, scenario="wrong_hash")
-    for _ in range(100):
+    for _ in range(400):
         row = await GatewayCallback.select().where(GatewayCallback.kind == "webhook").first()
         if row:
             break

@@ -180,7 +180,7 @@ async def test_a_malformed_success_never_takes_the_genuine_callbacks_place(live,
         assert (await sandbox.post(f"/_sandbox/daraja/stk/{checkout}/resend", json={"times": 2})).status_code < 300
     rows = await GatewayCallback.select().order_by(GatewayCallback.id)
     assert [(r["outcome"], r["deliveries"]) for r in rows] == [("malformed", 2), ("applied", 2)]
-    paid = await wait_for_status(pid, {"completed"}, timeout=2)
+    paid = await wait_for_status(pid, {"completed"})
     completed = await PaymentEvent.select().where((PaymentEvent.payment == pid) & (PaymentEvent.new_status == "completed")).first()
     assert completed["gateway_event"] == f"callback:{rows[1]['id']}"
     assert paid["amount"] == 3000 and paid["reference"] == genuine["Body"]["stkCallback"]["CallbackMetadata"]["Item"][1]["Value"]
