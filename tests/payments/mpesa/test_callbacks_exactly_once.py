@@ -54,7 +54,9 @@ async def test_200_payments_each_delivered_5_times_concurrently_out_of_order_cre
     random.Random(42).shuffle(deliveries)
     started = time.monotonic()
     limits = httpx.Limits(max_connections=20)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+    # What is proven is exactly once, not speed (the time is printed): on a machine shared with
+    # another suite the burst took 230 s and one answer over 60 s, which failed the run.
+    async with httpx.AsyncClient(limits=limits, timeout=600) as http:
         answers = await asyncio.gather(*[
             http.post(live.hook(), content=body, headers={"content-type": "application/json"}) for _, body in deliveries])
     elapsed = time.monotonic() - started
