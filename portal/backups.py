@@ -354,6 +354,27 @@ def restore(dsn: str, dump: Path, force: bool = False) -> RestoreResult:
     return RestoreResult(manifest, after, time.monotonic() - started)
 
 
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (a bare container)
+        return f"uid {os.getuid()}"
+
+
+async def record_restore(dump: Path, result: RestoreResult, *, forced: bool, problems: list[str]) -> None:
+    """The audit entry of a restore, written into the restored database once it is checked: what
+    was restored (the file, when it was taken), by which OS user (no staff member runs the CLI),
+    and whether the books agreed."""
+    from portal import audit
+
+    await audit.record("backup.restored", "backup", dump.name, details={
+        "file": str(dump.resolve()), "taken_at": result.manifest["taken_at"], "os_user": _os_user(),
+        "forced": forced, "seconds": round(result.seconds, 1), "tables": len(result.summary["tables"]),
+        "books_agree": not problems, "problems": problems[:20]})
+
+
 # --- the admins' warning ------------------------------------------------------------------------
 
 STATUS_SQL = ("SELECT coalesce(last_ok_at, since) AS since_good, last_ok_at, last_error, last_failed_at"

@@ -214,19 +214,21 @@ def cmd_restore(args) -> None:
 
     _settings()
 
-    async def books() -> list[str]:
+    async def books(result) -> list[str]:
         from piccolo.engine import engine_finder
 
         engine = engine_finder()
         await engine.start_connection_pool(min_size=1, max_size=2)
         try:
-            return await ledger.books_disagreements()
+            problems = await ledger.books_disagreements()
+            await backups.record_restore(Path(args.file), result, forced=args.force, problems=problems)
+            return problems
         finally:
             await engine.close_connection_pool()
 
     try:
         result = backups.restore(_database_dsn(), Path(args.file), force=args.force)
-        problems = asyncio.run(books())
+        problems = asyncio.run(books(result))
     except backups.BackupError as e:
         sys.exit(f"restore failed: {e}")
     finally:
@@ -239,7 +241,7 @@ def cmd_restore(args) -> None:
     for table in backups.MAIN_TABLES:
         if table in counts:
             print(f"  {table:<14} {counts[table]:>10,} rows")
-    print(f"  (all {len(counts)} tables match the backup's row counts)")
+    print(f"  (all {len(counts)} tables match the backup's row counts; the restore is in the audit log)")
 
 
 def main(argv: list[str] | None = None) -> None:

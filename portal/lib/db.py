@@ -8,6 +8,7 @@ server running with a stale pid that keeps it alive for ever.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import json
@@ -130,10 +131,43 @@ async def transaction():
     if current is not None:
         yield current
         return
-    async with engine.transaction() as tx:
+    tx = engine.transaction()
+    try:
+        await tx.__aenter__()
+    except BaseException:
+        # Cancelled between taking a connection and BEGIN's answer (a worker stopping, a busy
+        # machine): Piccolo never reaches __aexit__, and the connection would stay checked out,
+        # idle in transaction, for good (closing the pool then waits forever). Releasing it
+        # resets it, which rolls BEGIN back.
+        connection = getattr(tx, "connection", None)
+        if connection is not None and engine.pool is not None:
+            await asyncio.shield(engine.pool.release(connection))
+        raise
+    async with _entered(tx):
         yield tx
         try:
             await tx.commit()
         except BaseException:
             tx._rolled_back = True  # a failed COMMIT has already ended the transaction
             raise
+
+
+@contextlib.asynccontextmanager
+async def _entered(tx):
+    """The exit half of Piccolo's transaction context manager, for one already entered; if its
+    ROLLBACK fails too (a query cut off by a cancellation can leave the connection mid-operation),
+    the connection still goes back to the pool and the task's transaction is still cleared."""
+    try:
+        yield
+    except BaseException as e:
+        try:
+            await tx.__aexit__(type(e), e, e.__traceback__)
+        except BaseException:
+            if tx.engine.pool is not None:
+                with contextlib.suppress(Exception):  # already released if only the reset failed
+                    await asyncio.shield(tx.engine.pool.release(tx.connection))
+            with contextlib.suppress(ValueError):
+                tx.engine.current_transaction.reset(tx.context)
+        raise
+    else:
+        await tx.__aexit__(None, None, None)

@@ -37,7 +37,7 @@ async def test_the_worker_expires_ended_and_starts_pending_memberships(worker, q
 async def test_the_cron_is_scheduled_just_after_midnight_in_nairobi(worker, queue):
     # Starting the worker schedules the next cron run; it is 00:05 Africa/Nairobi (21:05 UTC).
     job = None
-    for _ in range(100):
+    for _ in range(400):
         job = await queue.job("cron:refresh_memberships")
         if job:
             break

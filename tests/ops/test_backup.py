@@ -65,6 +65,24 @@ def _contents(url: str) -> dict:
         }
 
 
+def _restore_audited(url: str, dump, *, forced: bool) -> int:
+    """How many restore entries the audit log holds, once each is checked to say what was restored
+    (the file and when it was taken, from its manifest), by which OS user, and that the books agreed."""
+    import getpass
+    import json
+
+    taken_at = json.loads(dump.with_suffix(".json").read_text())["taken_at"]
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT entity, entity_id, staff, details FROM audit_log WHERE action = 'backup.restored'"
+                            " ORDER BY id").fetchall()
+    for entity, entity_id, staff, details in rows:
+        assert (entity, entity_id, staff) == ("backup", dump.name, None)
+        assert details["file"] == str(dump.resolve()) and details["taken_at"] == taken_at
+        assert details["os_user"] == getpass.getuser() and details["forced"] is forced
+        assert details["books_agree"] is True and details["problems"] == []
+    return len(rows)
+
+
 async def _wait_for_documents(n: int) -> None:
     from tables.billing import Document
 
@@ -132,7 +150,11 @@ async def test_backup_then_restore_into_a_wiped_database_gives_back_everything(a
         assert done.returncode == 0, done.stderr
         assert "the ledger balances" in done.stdout and "member" in done.stdout and "payment" in done.stdout
         after = _contents(wiped)
-        assert after == before  # rows per table, every ledger leg, every document byte for byte
+        # Rows per table, every ledger leg, every document byte for byte; plus the restore's own
+        # audit entry, written once the restored database is checked.
+        assert _restore_audited(wiped, dump, forced=False) == 1
+        after["counts"]["audit_log"] -= 1
+        assert after == before
         _record_timing(f"suite data ({before['counts']['payment']} payments, {len(before['documents'])} documents, "
                        f"{urlsplit(source).hostname or 'embedded'}): backup {backup_seconds:.1f} s, "
                        f"restore {restore_seconds:.1f} s (CLI start included)")
@@ -146,7 +168,11 @@ async def test_backup_then_restore_into_a_wiped_database_gives_back_everything(a
         # Told to, it replaces what is there with the backup.
         forced = portal_cli("restore", "--force", str(dump), database_url=wiped)
         assert forced.returncode == 0, forced.stderr
-        assert _contents(wiped) == before
+        # The forced restore replaced everything, the first restore's audit entry included.
+        assert _restore_audited(wiped, dump, forced=True) == 1
+        after = _contents(wiped)
+        after["counts"]["audit_log"] -= 1
+        assert after == before
     finally:
         _drop(wiped)
         _reset_status(source)

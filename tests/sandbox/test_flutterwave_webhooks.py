@@ -339,7 +339,7 @@ def test_reset_cancels_pending_webhooks(sandbox, callback_sink):
     assert attempts(sandbox) == []
 
 
-def wait_for_attempt(sandbox, tx_id, count=1, timeout=5.0):
+def wait_for_attempt(sandbox, tx_id, count=1, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = attempts(sandbox, transaction_id=tx_id)

@@ -103,10 +103,19 @@ async def send_card_refund(request_id: int, client=None) -> str:
 
 
 async def give_up(request_id: int, why: str) -> None:
-    req = await GatewayRequest.select(GatewayRequest.payment).where(GatewayRequest.id == request_id).first()
-    receipt = (await Payment.select(Payment.receipt_number).where(Payment.id == req["payment"]).first())["receipt_number"]
-    await _finish(request_id, "failed", "", why)
-    await alert("refund_failed", f"Card refund of {receipt}: {why}", payment_id=req["payment"])
+    """Fail an open refund request and alert staff, in one transaction: whoever sees the request
+    failed (the refunds page, a test) sees its alert too, and a sender and the sweeper giving up on
+    the same request alert once."""
+    async with db.transaction():
+        failed = await GatewayRequest.update({
+            GatewayRequest.status: "failed", GatewayRequest.result_code: "", GatewayRequest.result_desc: why[:2000],
+            GatewayRequest.finished_at: now()}).where(
+            (GatewayRequest.id == request_id) & GatewayRequest.status.is_in(OPEN)).returning(GatewayRequest.payment)
+        if not failed:
+            return
+        payment_id = failed[0]["payment"]
+        receipt = (await Payment.select(Payment.receipt_number).where(Payment.id == payment_id).first())["receipt_number"]
+        await alert("refund_failed", f"Card refund of {receipt}: {why}", payment_id=payment_id)
 
 
 async def post_sent_refund(request_id: int) -> str:

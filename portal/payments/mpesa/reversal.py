@@ -100,8 +100,9 @@ async def send_reversal(request_id: int, client=None) -> str:
     except (DarajaFieldError, GatewayError) as e:
         if isinstance(e, GatewayError) and e.retryable and not e.maybe_delivered:
             raise  # nothing reached Daraja: the job is retried
-        await _finish(request_id, "failed", "", f"Daraja refused the reversal: {e}")
-        await alert("reversal_failed", f"Reversal of {payment['reference']} refused: {e}", payment_id=payment["id"])
+        async with db.transaction():  # whoever sees the reversal failed sees its alert too
+            await _finish(request_id, "failed", "", f"Daraja refused the reversal: {e}")
+            await alert("reversal_failed", f"Reversal of {payment['reference']} refused: {e}", payment_id=payment["id"])
         return "failed"
     finally:
         if own:

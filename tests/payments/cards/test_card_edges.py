@@ -120,7 +120,7 @@ async def test_a_webhook_while_verify_says_pending_is_verified_again_when_repeat
     await invoice_for(member, 3000)
     pid, tx_ref, _ = await _checkout(alice, member)
     done = await _pay(card_live, tx_ref, card="success", scenario="pending_first")
-    for _ in range(100):
+    for _ in range(400):
         row = await GatewayCallback.select().where(GatewayCallback.kind == "webhook").first()
         if row and row["attempts"]:
             break

@@ -54,7 +54,9 @@ async def test_200_payments_each_delivered_5_times_concurrently_out_of_order_cre
     random.Random(42).shuffle(deliveries)
     started = time.monotonic()
     limits = httpx.Limits(max_connections=20)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+    # What is proven is exactly once, not speed (the time is printed): on a machine shared with
+    # another suite the burst took 230 s and one answer over 60 s, which failed the run.
+    async with httpx.AsyncClient(limits=limits, timeout=600) as http:
         answers = await asyncio.gather(*[
             http.post(live.hook(), content=body, headers={"content-type": "application/json"}) for _, body in deliveries])
     elapsed = time.monotonic() - started
@@ -180,7 +182,7 @@ async def test_a_malformed_success_never_takes_the_genuine_callbacks_place(live,
         assert (await sandbox.post(f"/_sandbox/daraja/stk/{checkout}/resend", json={"times": 2})).status_code < 300
     rows = await GatewayCallback.select().order_by(GatewayCallback.id)
     assert [(r["outcome"], r["deliveries"]) for r in rows] == [("malformed", 2), ("applied", 2)]
-    paid = await wait_for_status(pid, {"completed"}, timeout=2)
+    paid = await wait_for_status(pid, {"completed"})
     completed = await PaymentEvent.select().where((PaymentEvent.payment == pid) & (PaymentEvent.new_status == "completed")).first()
     assert completed["gateway_event"] == f"callback:{rows[1]['id']}"
     assert paid["amount"] == 3000 and paid["reference"] == genuine["Body"]["stkCallback"]["CallbackMetadata"]["Item"][1]["Value"]

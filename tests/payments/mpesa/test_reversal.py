@@ -195,7 +195,7 @@ async def test_a_payment_mpesa_reversed_unseen_is_refunded_when_reversed_again(l
         await client.reversal(payment["reference"], Money(payment["amount"]), f"{live.portal}/lost", f"{live.portal}/lost",
                               "Refund, result lost")
     async with httpx.AsyncClient() as http:
-        for _ in range(100):
+        for _ in range(400):
             ledger = (await http.get(f"{live.sandbox}/_sandbox/daraja/ledger")).json()["items"]
             if next(e for e in ledger if e["receipt"] == payment["reference"])["reversed_by"]:
                 break

@@ -77,7 +77,7 @@ async def test_a_callback_delivered_twice_credits_once(live, worker, alice):
     await invoice_for(member, 3000)
     pid = await _ask(alice, member, PHONES["twice"])
     await wait_for_status(pid, {"completed"})
-    for _ in range(100):
+    for _ in range(400):
         cb = await GatewayCallback.select().where(GatewayCallback.payment == pid).first()
         if cb and cb["deliveries"] == 2:
             break
