@@ -140,8 +140,10 @@ def test_the_caddyfile_proxies_to_the_enabled_web_ports_on_127_0_0_1():
     text = (DEPLOY / "Caddyfile").read_text()
     upstreams = re.search(r"^\s*reverse_proxy (.+?) \{", text, re.M)[1].split()
     assert upstreams == [f"127.0.0.1:{port}" for port in _instances()["portal-web@"]]
-    # The portal trusts forwarded headers from 127.0.0.1 only (portal/runner.py): the proxy must be there.
-    assert 'forwarded_allow_ips="127.0.0.1"' in (ROOT / "portal" / "runner.py").read_text()
+    # The portal trusts forwarded headers (and X-Request-ID) from 127.0.0.1 only: the proxy must be there.
+    from portal.web.middleware import TRUSTED_PROXIES
+
+    assert TRUSTED_PROXIES == ["127.0.0.1"]
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
