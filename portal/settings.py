@@ -202,6 +202,8 @@ class Settings:
     backup_copy_dir: str  # "" = none; else each backup is copied here too (a USB disk, a share)
     backup_time: tuple[int, int] | None  # the nightly backup (in TIMEZONE); None = off
     api_rate_per_minute: int  # requests one API key may make a minute (a burst of that many, then steady)
+    webhook_timeout_seconds: int  # how long one webhook delivery waits for the receiver's answer
+    webhook_private_urls: bool  # webhook endpoints may be on loopback/private addresses (tests, one-PC set-ups)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -363,6 +365,8 @@ class Settings:
             backup_copy_dir=str(Path(env.str("BACKUP_COPY_DIR")).resolve()) if env.str("BACKUP_COPY_DIR") else "",
             backup_time=None if env.str("BACKUP_TIME", "02:00").lower() in ("off", "") else env.clock("BACKUP_TIME", "02:00"),
             api_rate_per_minute=env.int("API_RATE_PER_MINUTE", 120, 1, 100_000),
+            webhook_timeout_seconds=env.int("WEBHOOK_TIMEOUT_SECONDS", 10, 1, 60),
+            webhook_private_urls=env.bool("WEBHOOK_PRIVATE_URLS", False),
         )
 
     def check_for_serving(self) -> None:

@@ -130,10 +130,40 @@ async def transaction():
     if current is not None:
         yield current
         return
-    async with engine.transaction() as tx:
-        yield tx
+    pending: list = []
+    token = _after_commit.set(pending)
+    try:
+        async with engine.transaction() as tx:
+            yield tx
+            try:
+                await tx.commit()
+            except BaseException:
+                tx._rolled_back = True  # a failed COMMIT has already ended the transaction
+                raise
+    finally:
+        _after_commit.reset(token)
+    for callback in pending:
         try:
-            await tx.commit()
-        except BaseException:
-            tx._rolled_back = True  # a failed COMMIT has already ended the transaction
-            raise
+            await callback()
+        except Exception:  # the commit stands; what the callback nudges has a sweeper behind it
+            log.exception("after-commit callback %r failed", callback)
+
+
+# What to run once the current transaction() commits (after_commit).
+_after_commit: contextvars.ContextVar[list | None] = contextvars.ContextVar("after_commit", default=None)
+
+
+async def after_commit(callback) -> None:
+    """Run `callback()` (a coroutine function) once the current transaction commits (never if
+    it rolls back), or now outside one. For nudges only: the rows are the truth, and a sweeper
+    must find anything a lost nudge leaves behind."""
+    from piccolo.engine import engine_finder
+
+    if engine_finder().current_transaction.get() is None:
+        await callback()
+        return
+    pending = _after_commit.get()
+    if pending is None:  # a transaction not opened by transaction() above: the sweeper sends it
+        return
+    if callback not in pending:
+        pending.append(callback)

@@ -20,6 +20,7 @@ from portal.lib import db
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
+from portal.members.holds import announce_holds
 from portal.members.memberships import after_paying
 from portal.payments import state
 from portal.payments.limits import METHOD_LABELS, check_confirmed, over_limit
@@ -122,6 +123,8 @@ async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None
             debit("receivable", left, member=member_id),
             credit("member_credit", left, member=member_id),
         ], memo=f"Credit from {receipt}", staff_id=staff_id, payment_id=payment_id)
+    if settled:  # paying an overdue invoice may lift the member's hold
+        await announce_holds([member_id])
     owed, held = await ledger.member_balances(member_id, received.currency)
     await state.record_settlement(payment_id, {
         "settled": [{"invoice": inv["id"], "number": inv["number"], "amount": str(part.amount)} for inv, part in settled],
@@ -180,6 +183,7 @@ async def refund_payment(payment_id: int, amount: Money, reason: str, staff_id: 
         await audit.record("payment.refunded", "payment", payment_id, staff_id=staff_id, reason=reason,
                            details={"amount": str(amount.amount), "credit_note": note["number"]})
         await apply_credit(member_id, staff_id=staff_id)
+        await announce_holds([member_id])  # a reopened overdue invoice puts the hold back
     return note
 
 
