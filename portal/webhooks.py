@@ -308,7 +308,10 @@ async def deliver_endpoint(endpoint_id: int, limit: int = 200) -> dict:
 
 
 def job_key(endpoint_id: int) -> str:
-    return f"webhooks:endpoint:{endpoint_id}"
+    """One job per endpoint per ten seconds: nudges in a burst of payments share a job, and a
+    job lost with a dead worker (SAQ keeps its key while it looks active) holds nobody up for
+    longer than that. Two jobs of one endpoint may overlap: claim() keeps them in order."""
+    return f"webhooks:endpoint:{endpoint_id}:{int(time.time() // 10)}"
 
 
 async def nudge(endpoint_ids) -> None:
