@@ -69,7 +69,8 @@ class Receiver:
                 status = 500
             else:
                 status = 200
-            self.got.append(Got(headers.get("webhook-id", ""), headers, body, verified, status))
+            # A held request's answer goes to whoever is still there: maybe no one (0).
+            self.got.append(Got(headers.get("webhook-id", ""), headers, body, verified, 0 if hold else status))
             self._cond.notify_all()
         if hold:
             while not self._released.is_set():
