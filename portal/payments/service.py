@@ -98,10 +98,12 @@ async def record_desk_payment(*, member_id: int, method: str, amount: Money, ref
 
 
 async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None = None,
-                           gateway_event: str | None = None, amount: Money | None = None) -> dict:
+                           gateway_event: str | None = None, amount: Money | None = None,
+                           reference: str | None = None) -> dict:
     """Money has arrived: post it, settle invoices (chosen one first, then oldest), keep any
     excess as credit, number the receipt. Applying it twice is a no-op. Runs in the caller's
-    transaction, after the member lock."""
+    transaction, after the member lock. `reference` (the gateway's code for the money) is
+    written with the completion, so everything told of it (a webhook) has it."""
     payment = await state.lock(payment_id)
     if payment["status"] in (state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED):
         return payment
@@ -110,7 +112,8 @@ async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None
     receipt = await next_number("RCP", today().year)
     change = await state.transition(payment_id, state.COMPLETED, reason=reason, staff_id=staff_id,
                                     gateway_event=gateway_event,
-                                    values={Payment.receipt_number: receipt, Payment.amount: received.amount})
+                                    values={Payment.receipt_number: receipt, Payment.amount: received.amount,
+                                            **({Payment.reference: reference} if reference else {})})
     entry = await ledger.post("payment_received", [
         debit(ACCOUNT_FOR[payment["method"]], received, location=payment["location"]),
         credit("receivable", received, member=member_id),
