@@ -20,6 +20,7 @@ The clock is portal.lib.clock.now() (read through the module, so tests can move 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
 import json
@@ -186,7 +187,7 @@ def named(sql: str, **values) -> list:
     return ["".join(parts) + rest, *args]
 
 
-def private_address(url: str) -> str | None:
+async def private_address(url: str) -> str | None:
     """Why this URL may not be called (a loopback, private or link-local address: the portal
     must not be made to probe its own network), or None. WEBHOOK_PRIVATE_URLS allows them."""
     try:
@@ -198,7 +199,7 @@ def private_address(url: str) -> str | None:
     if get_settings().webhook_private_urls:
         return None
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
                                    proto=socket.IPPROTO_TCP)
     except OSError:
         return f"{parts.hostname} could not be found"
@@ -234,7 +235,7 @@ async def attempt(endpoint: dict, delivery: dict, http: httpx.AsyncClient) -> bo
                **sign(endpoint["secret"], message_id(event["id"]), body)}
     started = time.monotonic()
     status, excerpt, error = None, "", ""
-    refused = private_address(endpoint["url"])
+    refused = await private_address(endpoint["url"])
     if refused:
         error = f"not sent: {refused}"
     else:
@@ -362,7 +363,7 @@ async def create_endpoint(url: str, events: list[str], description: str, staff_i
     url = url.strip()
     if len(url) > 500:
         raise RuleBroken("The address is too long (500 characters at most)")
-    if problem := private_address(url):
+    if problem := await private_address(url):
         raise RuleBroken(f"That address cannot be used: {problem}")
     events = parse_events(events)
     secret = new_secret()

@@ -197,3 +197,21 @@ async def test_a_receiver_that_does_not_verify_is_told_by_its_own_library(db, wo
     row = await wait_for_delivery(lambda r: r["last_status"] is not None)
     assert row["status"] == "pending" and row["last_status"] == 401 and row["attempts"] == 1
     assert json.loads(got[0].body)["type"] == "payment.completed"
+
+
+async def test_a_signing_secret_never_reaches_a_log_line(db, worker, receiver, caplog):
+    import logging
+
+    from portal.lib import logsafe
+
+    logsafe.install()
+    caplog.set_level(logging.DEBUG)
+    await endpoint_for(receiver)
+    member = await make_member()
+    await pay(member, 100)
+    await receiver.until(lambda g: len(g) >= 1)
+    logging.getLogger("portal.test").warning("pasted by mistake: %s", receiver.secret)
+    logging.getLogger("portal.test").warning(f"in the format: {receiver.secret}")
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "pasted by mistake: [redacted]" in text and "in the format: [redacted]" in text
+    assert receiver.secret not in text and receiver.secret.removeprefix("whsec_") not in text
