@@ -120,7 +120,7 @@ def membership_data(m: dict) -> dict:
 EMIT_SQL = """
 WITH wanted AS (
     SELECT id FROM webhook_endpoint
-    WHERE enabled AND {} = ANY(string_to_array(events, ',')) AND ({}::int IS NULL OR id = {})
+    WHERE enabled AND {} = ANY(string_to_array(events, ','))
 ), event AS (
     INSERT INTO webhook_event (type, resource, resource_id, data, created_at)
     SELECT {}, {}, {}, {}::jsonb, {} WHERE EXISTS (SELECT 1 FROM wanted)
@@ -133,13 +133,13 @@ RETURNING event
 """
 
 
-async def emit(event_type: str, resource: str, resource_id: int, data: dict, *, only_endpoint: int | None = None) -> int | None:
+async def emit(event_type: str, resource: str, resource_id: int, data: dict) -> int | None:
     """Write an event to the outbox for every enabled endpoint that wants it; call it inside the
     transaction of the change, so the event exists exactly when the change does. One query;
     nothing is written when no endpoint wants the type. Returns the event id (None if none)."""
     if event_type not in EVENTS and event_type != TEST_EVENT:
         raise ValueError(f"unknown webhook event {event_type!r}")
-    rows = await WebhookEvent.raw(EMIT_SQL, event_type, only_endpoint, only_endpoint, event_type, resource,
+    rows = await WebhookEvent.raw(EMIT_SQL, event_type, event_type, resource,
                                   resource_id, json.dumps(data), clock.now(), RETRY_FOR.total_seconds())
     if not rows:
         return None
