@@ -52,6 +52,7 @@ from portal.web import (
     reminders,
     staff,
     unmatched,
+    webhooks,
 )
 from portal.web.middleware import PortalMiddleware, RequestLog, security_headers
 from portal.web.templating import configure_jinja, sent_by_htmx
@@ -145,7 +146,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     )
     # The staff pages stay out of the OpenAPI document: it is public and describes the API only.
     pages = Router(path="/", include_in_schema=False, route_handlers=[
-        *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes, *audit.routes, *api_keys.routes,
+        *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes, *audit.routes, *api_keys.routes, *webhooks.routes,
         *metrics.routes, *backups.routes, *exports.routes, *checkin.routes,
     ])
     app = Litestar(

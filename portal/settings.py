@@ -215,6 +215,8 @@ class Settings:
     checkin_amber_expiry_days: int  # a membership ending within this many days is amber
     log_format: str  # "text" (readable key=value lines) or "json" (one object per line): portal.lib.logs
     log_level: str  # DEBUG, INFO, WARNING or ERROR; DEBUG adds the job and PDF steps and each HTTP call
+    webhook_timeout_seconds: int  # how long one webhook delivery waits for the receiver's answer
+    webhook_private_urls: bool  # webhook endpoints may be on loopback/private addresses (tests, one-PC set-ups)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -380,6 +382,8 @@ class Settings:
             checkin_amber_expiry_days=env.int("CHECKIN_AMBER_EXPIRY_DAYS", 7, 0, 90),
             log_format=env.choice("LOG_FORMAT", "text", ("text", "json")),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            webhook_timeout_seconds=env.int("WEBHOOK_TIMEOUT_SECONDS", 10, 1, 60),
+            webhook_private_urls=env.bool("WEBHOOK_PRIVATE_URLS", False),
         )
 
     def check_for_serving(self) -> None:

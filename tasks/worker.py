@@ -26,6 +26,7 @@ from tasks import (
     mpesa,
     notifications,
     reminders,
+    webhooks,
 )
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documents.sweep_documents,
              billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal,
              cards.send_card_refund, cards.sweep_card_refunds, cards.sweep_card_checkouts, notifications.send_message, notifications.sweep_messages,
-             reminders.send_daily_reminders, digest.send_daily_digest, backups.run_backup]
+             reminders.send_daily_reminders, digest.send_daily_digest, backups.run_backup,
+             webhooks.deliver_webhooks, webhooks.sweep_webhooks]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.
@@ -46,6 +48,7 @@ CRON_JOBS = [
     CronJob(cards.sweep_card_refunds, cron="* * * * *", timeout=120, retries=1),
     CronJob(cards.sweep_card_checkouts, cron="* * * * *", timeout=120, retries=1),
     CronJob(notifications.sweep_messages, cron="* * * * *", timeout=120, retries=1),
+    CronJob(webhooks.sweep_webhooks, cron="* * * * *", timeout=120, retries=1),
 ]
 
 

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from portal import audit
+from portal import audit, webhooks
 from portal.billing import ledger
 from portal.billing.ledger import credit, debit
 from portal.billing.numbering import next_number
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import CENT, Money
+from portal.members.holds import announce_holds
 from portal.members.memberships import on_invoice_paid
 from portal.messages import outbox
 from portal.settings import get_settings
@@ -93,10 +94,18 @@ async def issue_invoice(member_id: int, lines: list[Line], *, kind: str = "other
     ], memo=f"Invoice {number}", staff_id=staff_id, invoice_id=invoice_id)
     await audit.record("invoice.issued", "invoice", invoice_id, staff_id=staff_id,
                        details={"number": number, "total": str(total.amount), "kind": kind})
+    # Before credit is applied: a receiver hears of the invoice before it hears it was paid.
+    await webhooks.emit("invoice.created", "invoice", invoice_id, webhooks.invoice_data({
+        "id": invoice_id, "number": number, "status": "open", "kind": kind, "member": member_id,
+        "membership": membership_id, "currency": currency, "total": total.amount, "paid": Decimal("0"),
+        "issue_date": day, "due_date": due_date or day}))
     await apply_credit(member_id, staff_id=staff_id)
     # In this transaction: the member hears of the invoice exactly when it exists.
     await outbox.invoice_issued(invoice_id, member_id)
-    return await Invoice.select().where(Invoice.id == invoice_id).first()
+    invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
+    if invoice["due_date"] < day:  # raised already overdue (a back-dated invoice) may start a hold
+        await announce_holds([member_id])
+    return invoice
 
 
 async def open_invoices(member_id: int, lock: bool = False) -> list[dict]:
@@ -121,6 +130,7 @@ async def allocate(invoice: dict, amount: Money, *, payment_id: int | None, entr
     await Invoice.update({Invoice.paid: paid, Invoice.status: status}).where(Invoice.id == invoice["id"])
     updated = {**invoice, "paid": paid, "status": status}
     if status == "paid" and invoice["status"] != "paid":
+        await webhooks.emit("invoice.paid", "invoice", invoice["id"], webhooks.invoice_data(updated))
         await on_invoice_paid(updated, when or today(), staff_id)
     return updated
 
@@ -196,7 +206,10 @@ async def void_invoice(invoice_id: int, reason: str, staff_id: int) -> dict:
     note = await create_credit_note("void", member_id, total, reason, staff_id, invoice_id=invoice_id)
     await audit.record("invoice.voided", "invoice", invoice_id, staff_id=staff_id, reason=reason,
                        details={"number": invoice["number"], "paid_to_credit": str(paid.amount), "credit_note": note["number"]})
+    voided = {**invoice, "status": "void", "paid": Decimal("0"), "void_reason": reason}
+    await webhooks.emit("invoice.voided", "invoice", invoice_id, webhooks.invoice_data(voided))
     await apply_credit(member_id, staff_id=staff_id)
+    await announce_holds([member_id])
     return note
 
 

@@ -131,25 +131,35 @@ async def transaction():
     if current is not None:
         yield current
         return
-    tx = engine.transaction()
+    pending: list = []
+    token = _after_commit.set(pending)
     try:
-        await tx.__aenter__()
-    except BaseException:
-        # Cancelled between taking a connection and BEGIN's answer (a worker stopping, a busy
-        # machine): Piccolo never reaches __aexit__, and the connection would stay checked out,
-        # idle in transaction, for good (closing the pool then waits forever). Releasing it
-        # resets it, which rolls BEGIN back.
-        connection = getattr(tx, "connection", None)
-        if connection is not None and engine.pool is not None:
-            await asyncio.shield(engine.pool.release(connection))
-        raise
-    async with _entered(tx):
-        yield tx
+        tx = engine.transaction()
         try:
-            await tx.commit()
+            await tx.__aenter__()
         except BaseException:
-            tx._rolled_back = True  # a failed COMMIT has already ended the transaction
+            # Cancelled between taking a connection and BEGIN's answer (a worker stopping, a busy
+            # machine): Piccolo never reaches __aexit__, and the connection would stay checked out,
+            # idle in transaction, for good (closing the pool then waits forever). Releasing it
+            # resets it, which rolls BEGIN back.
+            connection = getattr(tx, "connection", None)
+            if connection is not None and engine.pool is not None:
+                await asyncio.shield(engine.pool.release(connection))
             raise
+        async with _entered(tx):
+            yield tx
+            try:
+                await tx.commit()
+            except BaseException:
+                tx._rolled_back = True  # a failed COMMIT has already ended the transaction
+                raise
+    finally:
+        _after_commit.reset(token)
+    for callback in pending:
+        try:
+            await callback()
+        except Exception:  # the commit stands; what the callback nudges has a sweeper behind it
+            log.exception("after-commit callback %r failed", callback)
 
 
 @contextlib.asynccontextmanager
@@ -171,3 +181,23 @@ async def _entered(tx):
         raise
     else:
         await tx.__aexit__(None, None, None)
+
+
+# What to run once the current transaction() commits (after_commit).
+_after_commit: contextvars.ContextVar[list | None] = contextvars.ContextVar("after_commit", default=None)
+
+
+async def after_commit(callback) -> None:
+    """Run `callback()` (a coroutine function) once the current transaction commits (never if
+    it rolls back), or now outside one. For nudges only: the rows are the truth, and a sweeper
+    must find anything a lost nudge leaves behind."""
+    from piccolo.engine import engine_finder
+
+    if engine_finder().current_transaction.get() is None:
+        await callback()
+        return
+    pending = _after_commit.get()
+    if pending is None:  # a transaction not opened by transaction() above: the sweeper sends it
+        return
+    if callback not in pending:
+        pending.append(callback)

@@ -52,12 +52,16 @@ _original_factory = None
 # appears. Their place is the Authorization header, which no log line writes (uvicorn's access log
 # has the request line and status only).
 _API_KEYS = re.compile(r"ptf_live_[A-Za-z0-9_\-]{8,}")
+# Webhook endpoints' signing secrets (portal/webhooks.py) are Standard Webhooks secrets: whsec_
+# and base64. They live in the database to sign with; in a log line they are redacted likewise.
+_WEBHOOK_SECRETS = re.compile(r"whsec_[A-Za-z0-9+/=]{8,}")
 
 
 def redact(text: str) -> str:
     """`text` with path tokens, API keys and known secret values replaced by the placeholder."""
     text = _PATHS.sub(lambda m: m.group(1) + PLACEHOLDER, text)
     text = _API_KEYS.sub(PLACEHOLDER, text)
+    text = _WEBHOOK_SECRETS.sub(PLACEHOLDER, text)
     pattern = _secrets_pattern
     if pattern is not None:
         text = pattern.sub(PLACEHOLDER, text)

@@ -32,11 +32,13 @@ BULK = "portal-bulk"
 ROUTES = {
     "send_stk_push": GATEWAY, "check_stk": GATEWAY, "send_reversal": GATEWAY, "send_card_refund": GATEWAY,
     "sweep_mpesa": GATEWAY, "sweep_card_checkouts": GATEWAY, "sweep_card_refunds": GATEWAY,
-    "sweep_messages": GATEWAY, "sweep_documents": GATEWAY,
+    "sweep_messages": GATEWAY, "sweep_documents": GATEWAY, "sweep_webhooks": GATEWAY,
     # A quick status flip that must be done when the gym opens, whatever else is queued.
     "refresh_memberships": GATEWAY,
     "render_document": BULK, "send_message": BULK, "send_daily_reminders": BULK, "send_daily_digest": BULK,
     "raise_renewal_invoices": BULK, "run_backup": BULK,
+    # Other systems' receivers: one slow or down must never hold a member's M-Pesa prompt.
+    "deliver_webhooks": BULK,
 }
 
 

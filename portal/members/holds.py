@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from portal import webhooks
+from portal.lib import clock
 from portal.lib.clock import today
 from portal.settings import get_settings
 from tables.statuses import OPEN_INVOICE_SQL
+from tables.webhooks import WebhookEvent
 
 
 def _hold_where(member: str) -> str:
@@ -35,3 +38,36 @@ def hold_reason_sql(member: str = "m.id") -> str:
 
 def hold_cutoff(on: date | None = None) -> date:
     return (on or today()) - timedelta(days=get_settings().hold_grace_days)
+
+
+SYNC_HOLDS_SQL = """
+WITH now_held AS (
+    SELECT m.id FROM member m WHERE ({ids}::int[] IS NULL OR m.id = ANY({ids}::int[])) AND {held}
+), added AS (
+    INSERT INTO webhook_hold (member, since) SELECT id, {now} FROM now_held ON CONFLICT (member) DO NOTHING
+    RETURNING member
+), removed AS (
+    DELETE FROM webhook_hold h WHERE ({ids}::int[] IS NULL OR h.member = ANY({ids}::int[]))
+      AND h.member NOT IN (SELECT id FROM now_held)
+    RETURNING member
+)
+SELECT 'member.on_hold' AS type, member FROM added
+UNION ALL SELECT 'member.hold_cleared', member FROM removed
+ORDER BY member, type DESC
+"""
+
+
+async def announce_holds(member_ids: list[int] | None = None, on: date | None = None) -> list[tuple[str, int]]:
+    """Outbound webhooks for holds that began or ended (of these members, or of everyone): a hold
+    is this module's rule over dates, not a stored status, so webhook_hold keeps who was last
+    announced as held and this is the difference. Runs in the transaction that paid, voided or
+    raised an invoice (the member's lock held), and nightly for holds that time alone began."""
+    cutoff = hold_cutoff(on)
+    sql = SYNC_HOLDS_SQL.replace("{held}", hold_sql("m.id").replace("{}", "{cutoff}"))
+    changes = await WebhookEvent.raw(*webhooks.named(sql, ids=member_ids, now=clock.now(), cutoff=cutoff))
+    cut = f"{cutoff:%Y-%m-%d}"
+    for row in changes:
+        await webhooks.emit(row["type"], "member", row["member"],
+                            {"member_id": row["member"], "on_hold": row["type"] == "member.on_hold",
+                             "grace_days": get_settings().hold_grace_days, "overdue_before": cut})
+    return [(row["type"], row["member"]) for row in changes]

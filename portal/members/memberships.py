@@ -6,7 +6,7 @@ from __future__ import annotations
 import calendar
 from datetime import date, timedelta
 
-from portal import audit
+from portal import audit, webhooks
 from portal.lib import db
 from portal.lib.clock import today
 from tables.members import Membership, Plan
@@ -41,13 +41,18 @@ def status_on(start: date, end: date, day: date) -> str:
 async def refresh_membership_statuses(as_of: date | None = None) -> dict[str, int]:
     """The nightly job: expire what has ended, start what begins today. Idempotent."""
     day = as_of or today()
+    columns = (Membership.id, Membership.member, Membership.plan, Membership.status, Membership.start_date,
+               Membership.end_date)
     async with db.transaction():
         expired = await Membership.update({Membership.status: "expired"}).where(
             Membership.status.is_in(["active", "pending"]) & (Membership.end_date < day)
-        ).returning(Membership.id)
+        ).returning(*columns)
         started = await Membership.update({Membership.status: "active"}).where(
             (Membership.status == "pending") & (Membership.start_date <= day) & (Membership.end_date >= day)
-        ).returning(Membership.id)
+        ).returning(*columns)
+        for kind, rows in (("membership.expired", expired), ("membership.activated", started)):
+            for row in sorted(rows, key=lambda r: r["id"]):
+                await webhooks.emit(kind, "membership", row["id"], webhooks.membership_data(row))
         if expired or started:
             await audit.record("membership.nightly", "membership", "*", reason=f"status refresh for {day}",
                                details={"expired": [r["id"] for r in expired], "started": [r["id"] for r in started]})
@@ -66,8 +71,12 @@ async def on_invoice_paid(invoice: dict, paid_on: date, staff_id: int | None) ->
             plan = await Plan.select().where(Plan.id == ms["plan"]).first()
             start = max(ms["start_date"], paid_on)
             end = membership_end(start, plan["duration_months"], plan["duration_days"])
+            status = status_on(start, end, paid_on)
             await Membership.update({Membership.start_date: start, Membership.end_date: end,
-                                     Membership.status: status_on(start, end, paid_on)}).where(Membership.id == ms["id"])
+                                     Membership.status: status}).where(Membership.id == ms["id"])
+            if status == "active":  # one that starts later is announced by the nightly refresh
+                await webhooks.emit("membership.activated", "membership", ms["id"], webhooks.membership_data(
+                    {**ms, "start_date": start, "end_date": end, "status": status}))
             await audit.record("membership.activated", "membership", ms["id"], staff_id=staff_id,
                                details={"invoice": invoice["number"], "start": str(start), "end": str(end)})
     elif invoice["kind"] == "renewal" and invoice["membership"]:
@@ -75,11 +84,16 @@ async def on_invoice_paid(invoice: dict, paid_on: date, staff_id: int | None) ->
         plan = await Plan.select().where(Plan.id == (invoice["plan"] or old["plan"])).first()
         start = old["end_date"] + timedelta(days=1) if old["end_date"] >= paid_on else paid_on
         end = membership_end(start, plan["duration_months"], plan["duration_days"])
+        status = status_on(start, end, paid_on)
         new_id = (await Membership.insert(Membership(
             member=invoice["member"], plan=plan["id"], start_date=start, end_date=end,
-            status=status_on(start, end, paid_on), price=invoice["total"], currency=invoice["currency"],
+            status=status, price=invoice["total"], currency=invoice["currency"],
             created_by=staff_id,
         )).returning(Membership.id))[0]["id"]
+        if status == "active":
+            await webhooks.emit("membership.activated", "membership", new_id, webhooks.membership_data(
+                {"id": new_id, "member": invoice["member"], "plan": plan["id"], "status": status,
+                 "start_date": start, "end_date": end}))
         await audit.record("membership.renewed", "membership", new_id, staff_id=staff_id,
                            details={"invoice": invoice["number"], "from": old["id"], "start": str(start), "end": str(end)})
 

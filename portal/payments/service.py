@@ -20,6 +20,7 @@ from portal.lib import db
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
+from portal.members.holds import announce_holds
 from portal.members.memberships import after_paying
 from portal.payments import state
 from portal.payments.limits import METHOD_LABELS, check_confirmed, over_limit
@@ -99,10 +100,12 @@ async def record_desk_payment(*, member_id: int, method: str, amount: Money, ref
 
 
 async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None = None,
-                           gateway_event: str | None = None, amount: Money | None = None) -> dict:
+                           gateway_event: str | None = None, amount: Money | None = None,
+                           reference: str | None = None) -> dict:
     """Money has arrived: post it, settle invoices (chosen one first, then oldest), keep any
     excess as credit, number the receipt. Applying it twice is a no-op. Runs in the caller's
-    transaction, after the member lock."""
+    transaction, after the member lock. `reference` (the gateway's code for the money) is
+    written with the completion, so everything told of it (a webhook) has it."""
     payment = await state.lock(payment_id)
     if payment["status"] in (state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED):
         return payment
@@ -111,7 +114,8 @@ async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None
     receipt = await next_number("RCP", today().year)
     change = await state.transition(payment_id, state.COMPLETED, reason=reason, staff_id=staff_id,
                                     gateway_event=gateway_event,
-                                    values={Payment.receipt_number: receipt, Payment.amount: received.amount})
+                                    values={Payment.receipt_number: receipt, Payment.amount: received.amount,
+                                            **({Payment.reference: reference} if reference else {})})
     entry = await ledger.post("payment_received", [
         debit(ACCOUNT_FOR[payment["method"]], received, location=payment["location"]),
         credit("receivable", received, member=member_id),
@@ -124,6 +128,8 @@ async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None
             debit("receivable", left, member=member_id),
             credit("member_credit", left, member=member_id),
         ], memo=f"Credit from {receipt}", staff_id=staff_id, payment_id=payment_id)
+    if settled:  # paying an overdue invoice may lift the member's hold
+        await announce_holds([member_id])
     owed, held = await ledger.member_balances(member_id, received.currency)
     await state.record_settlement(payment_id, {
         "settled": [{"invoice": inv["id"], "number": inv["number"], "amount": str(part.amount)} for inv, part in settled],
@@ -182,6 +188,7 @@ async def refund_payment(payment_id: int, amount: Money, reason: str, staff_id: 
         await audit.record("payment.refunded", "payment", payment_id, staff_id=staff_id, reason=reason,
                            details={"amount": str(amount.amount), "credit_note": note["number"]})
         await apply_credit(member_id, staff_id=staff_id)
+        await announce_holds([member_id])  # a reopened overdue invoice puts the hold back
     return note
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from portal import webhooks
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
@@ -44,6 +45,11 @@ REPEATABLE = {(PARTIALLY_REFUNDED, PARTIALLY_REFUNDED)}
 
 
 STATUS, SETTLEMENT = "status", "settlement"  # PaymentEvent.kind
+
+# The outbound webhook each new status sends (portal/webhooks.py); cancelled and expired
+# prompts are attempts that ended with nothing asked of the payer's money: `payment.failed` too.
+WEBHOOK_EVENTS = {COMPLETED: "payment.completed", FAILED: "payment.failed", CANCELLED: "payment.failed",
+                  EXPIRED: "payment.failed", REFUNDED: "payment.refunded", PARTIALLY_REFUNDED: "payment.refunded"}
 
 # What a new payment may be opened with (column names go into SQL: only these, never input).
 OPENING_COLUMNS = frozenset({"member", "invoice", "method", "amount", "currency", "reference", "idempotency_key",
@@ -109,6 +115,10 @@ async def transition(payment_id: int, new: str, *, reason: str, staff_id: int | 
         gateway_event=gateway_event, details=details or {},
     ))
     payment = await Payment.select().where(Payment.id == payment_id).first()
+    if event_type := WEBHOOK_EVENTS.get(new):
+        # Here, in the transaction of the change: every way a payment completes, fails or is
+        # refunded passes through this function, and the event commits (or not) with it.
+        await webhooks.emit(event_type, "payment", payment_id, webhooks.payment_data(payment))
     return Change(payment, old, new, changed=True)
 
 

@@ -26,7 +26,8 @@ KIND_LABELS = {"late_success": "Money after expiry", "amount_mismatch": "Amount 
                "malformed": "Unreadable callback", "reversal_failed": "Reversal refused",
                "reversal_unconfirmed": "Reversal not confirmed", "reversal_twice": "Reversed twice?",
                "c2b_assumed_stk": "Paybill copy of a prompt", "callback_stuck": "Callback given up on",
-               "card_not_credited": "Card not credited", "refund_failed": "Card refund refused"}
+               "card_not_credited": "Card not credited", "refund_failed": "Card refund refused",
+               "webhook_disabled": "Webhook switched off"}
 
 
 async def open_count() -> int:

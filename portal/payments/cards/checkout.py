@@ -115,7 +115,7 @@ async def apply_verified(payment: dict, verified, *, source: str) -> tuple[str, 
         return "applied", "not credited: " + "; ".join(verdict.problems)
     received = verified.amount if verified.amount.currency == asked.currency else asked
     await complete_payment(current["id"], reason="Card payment confirmed by Flutterwave", gateway_event=source,
-                           amount=received)
+                           amount=received, reference=f"FLW {verified.id}")
     fee = verified.app_fee
     if fee.amount > 0 and fee.currency == received.currency:
         # Flutterwave keeps its fee: card money held is what it settles to us (the close shows it net).

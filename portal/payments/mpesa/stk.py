@@ -278,7 +278,7 @@ async def apply_stk_result(payment: dict, outcome: StkOutcome, *, source: str) -
         received = Money(outcome.amount, current["currency"]) if outcome.amount is not None else asked
         late = current["status"] in state.LATE_SUCCESS_FROM
         completed = await complete_payment(payment_id, reason="M-Pesa payment confirmed", gateway_event=source,
-                                           amount=received)
+                                           amount=received, reference=outcome.receipt or None)
         flags = []
         if received != asked:
             flags.append("amount_mismatch")
