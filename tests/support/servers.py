@@ -72,6 +72,26 @@ class Received:
     body: bytes
 
 
+async def read_request(scope, receive, send) -> tuple[bytes, dict[str, str]] | None:
+    """For the tests' small ASGI servers: the request's whole body and its headers (lower-case
+    names), or None once a lifespan scope has been answered."""
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return None
+    body = b""
+    while True:
+        msg = await receive()
+        body += msg.get("body", b"")
+        if not msg.get("more_body"):
+            break
+    return body, {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+
+
 @dataclass
 class CallbackSink:
     """A tiny ASGI app that records every request it gets and answers a configurable body."""
@@ -82,21 +102,10 @@ class CallbackSink:
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        request = await read_request(scope, receive, send)
+        if request is None:
+            return
+        body, headers = request
         if scope["path"] != "/healthz":
             with self._cond:
                 self.received.append(Received(scope["method"], scope["path"], headers, body))

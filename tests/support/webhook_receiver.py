@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from tests.support.servers import read_request
+
 
 @dataclass
 class Got:
@@ -35,21 +37,10 @@ class Receiver:
     _released: threading.Event = field(default_factory=threading.Event)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        request = await read_request(scope, receive, send)
+        if request is None:
+            return
+        body, headers = request
         try:
             Webhook(self.secret).verify(body, headers)
             verified = True
