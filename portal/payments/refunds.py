@@ -46,9 +46,15 @@ async def start_refund(payment_id: int, amount: Money | None, reason: str, staff
     if payment is None:
         raise NotFound("payment")
     left = Money(payment["amount"] - payment["refunded"], payment["currency"])
+    if payment["method"] == "mpesa":
+        whole = Money(payment["amount"], payment["currency"])
+        if amount is not None and amount != whole:
+            raise RuleBroken("M-Pesa reverses the whole payment: use Reverse", field="amount")
+        standing = await reversal.open_reversal(payment_id)
+        if standing is not None:  # asked again, under way or done: the same reversal, not an error
+            return RefundStarted("mpesa", None, standing)
+        amount = whole
     amount = left if amount is None else amount
-    if payment["method"] == "mpesa" and amount != Money(payment["amount"], payment["currency"]):
-        raise RuleBroken("M-Pesa reverses the whole payment: use Reverse", field="amount")
     problem = refundable_problem(amount, left)
     if problem:
         raise problem

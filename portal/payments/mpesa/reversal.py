@@ -71,13 +71,15 @@ async def request_reversal(payment_id: int, reason: str, staff_id: int) -> dict:
         payment = await state.lock(payment_id)
         if payment["method"] != "mpesa":
             raise NotFound("M-Pesa payment")
+        # Asked again (the button pressed twice, the form sent again) while it is under way or once
+        # it has succeeded: the same reversal, never a second one and never an error for the repeat.
+        existing = await open_reversal(payment_id)
+        if existing:
+            return existing
         if payment["status"] != state.COMPLETED or payment["refunded"] > 0:
             raise RuleBroken("Only a completed, unrefunded M-Pesa payment can be reversed")
         if not payment["reference"]:
             raise RuleBroken("This payment has no M-Pesa code to reverse; refund it by hand")
-        existing = await open_reversal(payment_id)
-        if existing:
-            return existing
         row = (await GatewayRequest.insert(GatewayRequest(
             gateway="daraja", kind="reversal", payment=payment_id, amount=str(payment["amount"]), reason=reason,
             staff=staff_id)).returning(*GatewayRequest.all_columns()))[0]

@@ -68,6 +68,9 @@ async def test_a_manager_reverses_an_mpesa_payment(live, worker, alice, bob):
     assert req["status"] == "succeeded", req
     paid = await wait_for_status(pid, {"refunded"})
     assert paid["refunded"] == paid["amount"]
+    # The form sent once more after the money went back: the same reversal, not an error, not a second one.
+    late = await bob.post(f"/payments/{pid}/refund", {"reason": "Member paid twice"})
+    assert (late.status_code, late.headers.get("location")) == (303, f"/payments/{pid}") and await GatewayRequest.count() == 1
     assert (await Invoice.select(Invoice.status).where(Invoice.id == invoice_id).first())["status"] == "open"
     assert await CreditNote.count().where(CreditNote.payment == pid) == 1
     page = await bob.get(f"/payments/{pid}")
