@@ -20,6 +20,8 @@ import contextvars
 
 from piccolo.engine import engine_finder
 from saq import Queue
+from saq.job import Status
+from saq.queue.redis import RedisQueue
 
 from portal.lib import logs
 from portal.settings import Settings
@@ -115,9 +117,64 @@ def queue_dsn(settings: Settings, database_dsn: str) -> str:
     return settings.queue_url or database_dsn
 
 
+class PatientRedisQueue(RedisQueue):
+    """SAQ's Redis queue with one race closed (tobymao/saq#124, #277).
+
+    A worker takes a job by moving its id to the active list and only then, a round trip later,
+    marks the job active. SAQ's sweep aborts any job on the active list that is not marked active,
+    so a sweep landing in between aborted a job nobody had run: with no retry left (the nightly
+    backup's cron) the job was simply lost. Here a job found still marked queued on the active list
+    is left alone the first time this process sees it; only if it is still like that at the next
+    sweep (its worker died between the two steps) is it swept, as SAQ would have."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._in_transit: set[bytes] = set()
+        self._active_ids = None
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        if self._active_ids is None:
+            # The lock makes one process sweep a queue at a time, as SAQ's own sweep does.
+            self._active_ids = self.redis.register_script(
+                """
+                if redis.call('EXISTS', KEYS[1]) == 1 then return {} end
+                redis.call('SETEX', KEYS[1], ARGV[1], 1)
+                local found = {}
+                for i, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+                    found[i] = {id, redis.call('GET', id)}
+                end
+                return found
+                """
+            )
+        found = await self._active_ids(keys=[self._sweep, self._active], args=[lock], client=self.redis)
+        seen_before, self._in_transit = self._in_transit, set()
+        swept = []
+        for job_id, job_bytes in found:
+            job = self.deserialize(job_bytes)
+            if job is None:  # its record expired: nothing to abort, only the list entry to drop
+                swept.append(job_id)
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    await pipe.lrem(self._active, 0, job_id).zrem(self._incomplete, job_id).execute()
+                continue
+            if job.status == Status.QUEUED and job_id not in seen_before:
+                self._in_transit.add(job_id)
+                continue
+            if job.status == Status.ACTIVE and not job.stuck:
+                continue
+            swept.append(job_id)
+            await self.abort(job, error=self.swept_error_message)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await job.refresh(abort)
+            if job.retryable:
+                await self.retry(job, error=self.swept_error_message)
+            else:
+                await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+        return [job_id.decode() for job_id in swept]
+
+
 def _make_one(url: str, name: str) -> Queue:
     if url.startswith(("redis://", "rediss://")):
-        return Queue.from_url(url, name=name)
+        return PatientRedisQueue.from_url(url, name=name)
     # A pool per queue: a busy bulk queue never holds the connections the gateway queue needs.
     return Queue.from_url(url.replace("postgres://", "postgresql://", 1), name=name, min_size=1, max_size=5)
 
