@@ -21,6 +21,7 @@ import asyncpg
 
 from demo.gym import FIRST_NAMES, LAST_NAMES, ensure_gym
 from demo.history import Gym, History, PlanTerms
+from demo.visits import simulate_visits
 from portal.lib.clock import now
 from portal.lib.progress import Progress
 from portal.settings import get_settings
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # In foreign-key order.
 TABLES = ["member", "membership", "invoice", "invoice_line", "payment", "payment_event", "ledger_entry", "ledger_leg",
-          "allocation", "credit_note", "gateway_request"]
+          "allocation", "credit_note", "gateway_request", "visit"]
 PLAN_WEIGHTS = {"Monthly": 70, "Quarterly": 22, "Annual": 8}
 LOCATION_WEIGHTS = [60, 40]
 # A front desk for each location, so cash at every branch has someone who took it.
@@ -49,7 +50,7 @@ class BulkReport:
     def summary(self) -> str:
         c = self.counts
         return (f"{c['member']:,} members, {c['payment']:,} payments, {c['invoice']:,} invoices, "
-                f"{c['ledger_entry']:,} ledger entries ({c['ledger_leg']:,} legs) in "
+                f"{c['ledger_entry']:,} ledger entries ({c['ledger_leg']:,} legs), {c['visit']:,} check-ins in "
                 f"{sum(self.seconds.values()):.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items()) + ")")
 
 
@@ -77,6 +78,7 @@ async def load_bulk(members: int, payments: int, *, seed: int = 7, force_append:
         bar = Progress("simulating members", members, "members", enabled=show_progress)
         history.simulate(members, payments, _names(), taken, progress=bar)
         history.ordered()
+        history.visits = simulate_visits(history)
         timings["simulate"] = bar.finish()
         counts = history.counts()
         assert counts["payment"] == payments, counts

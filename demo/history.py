@@ -765,6 +765,7 @@ class History(Rows):
         self._codes = 0
         self._lines: dict[tuple, str] = {}
         self.members: list[MemberRow] = []
+        self.visits: list = []  # check-ins, played after the money (demo.visits)
 
     # small helpers ---------------------------------------------------------------------------------
 
@@ -934,7 +935,7 @@ class History(Rows):
                 "invoice_line": len(self.invoices), "payment": len(self.payments),
                 "payment_event": len(self.events), "ledger_entry": len(self.entries),
                 "ledger_leg": sum(len(e.legs) for e in self.entries), "allocation": len(self.allocations),
-                "credit_note": len(self.notes), "gateway_request": len(self.reversals)}
+                "credit_note": len(self.notes), "gateway_request": len(self.reversals), "visit": len(self.visits)}
 
     def numbers_needed(self) -> dict[tuple[str, int], int]:
         """How many INV/RCP/CRN numbers each year takes."""
@@ -971,6 +972,7 @@ class History(Rows):
         number(self.allocations, "allocation")
         number(self.notes, "credit_note")
         number(self.reversals, "gateway_request")
+        number(self.visits, "visit")
         counters = dict(first_number)
         for inv in self.invoices:
             key = ("INV", inv.issue_date.year)
@@ -1061,6 +1063,12 @@ class History(Rows):
                     ((r.id, "daraja", "reversal", r.payment.id, r.amount, r.reason, r.staff, r.originator,
                       r.conversation, "succeeded", "0", "The service request is processed successfully.", when(r.us),
                       when(r.finished_us)) for r in self.reversals))
+        if table == "visit":
+            return (["id", "member", "staff", "location", "at", "colour", "outcome", "reason", "override_reason",
+                     "overridden_by", "overridden_at"],
+                    ((v.id, v.member.id, v.staff, v.location, when(v.us), v.colour, v.outcome, v.reason,
+                      v.override_reason, v.overridden_by, when(v.overridden_us) if v.overridden_us else None)
+                     for v in self.visits))
         raise KeyError(table)
 
     def _legs(self, currency: str):

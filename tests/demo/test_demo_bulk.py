@@ -3,7 +3,7 @@ code keeps, checked with SQL over a small bulk load (300 members, 3,000 payments
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -246,6 +246,32 @@ async def test_memberships_follow_their_invoices(bulk):
         GROUP BY member HAVING count(*) FILTER (WHERE status = 'active') > 1""")
     await none_of("SELECT id FROM invoice WHERE issue_date > {} OR created_at > now()", day)
     await none_of("SELECT id FROM payment WHERE created_at > now()")
+
+
+async def test_check_ins_follow_the_memberships_paid_for(bulk):
+    """The door's history: let in (green, amber in the last week) only on a day a paid membership
+    ran; turned away red only after one ran out; an override has its reason and who gave it."""
+    assert bulk.counts["visit"] > MEMBERS  # most members come in more than once in the window
+    rows = (await sql("""SELECT count(*) AS n, count(DISTINCT member) AS members,
+                                count(*) FILTER (WHERE colour = 'amber') AS amber,
+                                count(*) FILTER (WHERE outcome = 'refused') AS refused,
+                                count(*) FILTER (WHERE outcome = 'override') AS overridden,
+                                min(at)::date AS first FROM visit"""))[0]
+    assert rows["n"] == bulk.counts["visit"] and rows["members"] > MEMBERS // 2
+    assert rows["amber"] and rows["refused"] and rows["overridden"], rows
+    from demo.visits import VISIT_DAYS
+    from portal.settings import get_settings
+
+    assert rows["first"] >= today() - timedelta(days=VISIT_DAYS + 1)
+    covered = """EXISTS (SELECT 1 FROM membership ms WHERE ms.member = v.member
+                         AND ms.status NOT IN ('unpaid', 'cancelled')
+                         AND (v.at AT TIME ZONE {}) ::date BETWEEN ms.start_date AND ms.end_date)"""
+    tz = get_settings().timezone
+    await none_of(f"SELECT v.id FROM visit v WHERE v.outcome = 'allowed' AND NOT {covered}", tz)
+    await none_of(f"SELECT v.id FROM visit v WHERE v.outcome <> 'allowed' AND {covered}", tz)
+    await none_of("SELECT id FROM visit WHERE at > now() OR (outcome = 'override') <> (override_reason <> '')"
+                  " OR (outcome = 'override') <> (overridden_by IS NOT NULL)")
+    await none_of("SELECT v.id FROM visit v JOIN member m ON m.id = v.member WHERE v.at < m.created_at")
 
 
 async def test_the_app_carries_on_after_the_bulk_rows(bulk):

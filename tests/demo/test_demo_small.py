@@ -9,6 +9,7 @@ from datetime import timedelta
 from portal.billing.ledger import books_disagreements
 from portal.lib.clock import today
 from portal.lib.phones import carrier_of, normalise_phone
+from portal.members import visits
 from portal.reports import analytics
 from tables.billing import Invoice, Payment
 from tables.members import Member
@@ -46,3 +47,9 @@ async def test_the_demo_gym_has_a_past_and_its_books_agree(db):
     days_with_money = [r for r in report["series"] if any(r[m] for m in report["methods"])]
     assert len(days_with_money) >= 20, len(days_with_money)
     assert report["days_to_pay"]["median"] not in (None, 0)
+    # The door has a past too: check-ins on most of the last 14 days, and some members not seen lately.
+    ranges = visits.day_and_week_ranges()
+    by_day = await visits.visits_by("day", *ranges["days"])
+    assert sum(1 for r in by_day if r["came_in"]) >= 12, by_day
+    absent, absent_total = await visits.not_seen(14)
+    assert 0 < absent_total < await Member.count(), absent_total
