@@ -25,7 +25,7 @@ from tables.staff import Staff
 from tables.statuses import OPEN_INVOICE
 
 
-def _base() -> dict:
+def base() -> dict:
     s = get_settings()
     return {"gym": {"name": s.gym_name, "address": s.gym_address, "phone": s.gym_phone, "email": s.gym_email,
                     "kra_pin": s.gym_kra_pin, "logo": branding.logo_data_uri()}, "generated_at": now(), "timezone": s.timezone}
@@ -57,7 +57,7 @@ async def invoice_context(invoice_id: int, pay_link: str | None = None) -> dict:
     if inv["membership"] and inv["kind"] == "new":
         ms = await Membership.select(Membership.start_date, Membership.end_date).where(Membership.id == inv["membership"]).first()
         period = f"{ms['start_date']:%d %b %Y} – {ms['end_date']:%d %b %Y}"
-    return {**_base(), "invoice": {
+    return {**base(), "invoice": {
         "number": inv["number"], "issue_date": inv["issue_date"], "due_date": inv["due_date"], "status": inv["status"],
         "currency": inv["currency"], "member": await _member(inv["member"]),
         "lines": [{k: line[k] for k in ("description", "quantity", "unit_price", "vat_rate", "vat_inclusive", "net", "vat", "total")}
@@ -80,7 +80,7 @@ async def receipt_context(payment_id: int) -> dict:
             InvoiceLine.invoice.number.is_in(numbers))
         for row in rows:
             descriptions.setdefault(row["invoice.number"], row["description"])
-    return {**_base(), "receipt": {
+    return {**base(), "receipt": {
         "number": p["receipt_number"], "paid_at": p["completed_at"] or p["created_at"],
         "method_label": METHOD_LABELS[p["method"]], "reference": payment_reference(p), "amount": p["amount"],
         "currency": p["currency"], "member": await _member(p["member"]), "staff_name": await _staff_name(p["staff"]),
@@ -106,7 +106,7 @@ async def credit_note_context(note_id: int) -> dict:
         pay = await Payment.select(Payment.receipt_number, Payment.amount, Payment.method).where(Payment.id == n["payment"]).first()
         original = {"label": f"Receipt {pay['receipt_number']}", "amount": pay["amount"]}
         method = METHOD_LABELS[pay["method"]]
-    return {**_base(), "credit_note": {
+    return {**base(), "credit_note": {
         "number": n["number"], "date": n["created_at"].astimezone(get_settings().tz).date(), "kind": n["kind"],
         "reason": n["reason"], "currency": n["currency"], "amount": n["amount"], "member": await _member(n["member"]),
         "original": original, "staff_name": await _staff_name(n["staff"]), "method_label": method,
@@ -149,7 +149,7 @@ async def statement_context(member_id: int, start: date, end: date) -> dict:
         credits += credit_amt
         entries.append({"date": r["at"].astimezone(get_settings().tz).date(), "description": KIND_LABEL.get(r["kind"], r["kind"]),
                         "reference": r["memo"], "debit": debit_amt, "credit": credit_amt, "balance": balance})
-    return {**_base(), "statement": {
+    return {**base(), "statement": {
         "member": await _member(member_id), "period_start": start, "period_end": end, "currency": get_settings().currency,
         "opening_balance": opening, "entries": entries, "closing_balance": balance,
         "total_debits": debits, "total_credits": credits,
@@ -161,7 +161,7 @@ async def day_close_context(close_id: int) -> dict:
     if not row:
         raise NotFound("close")
     location = await Location.select(Location.name).where(Location.id == row["location"]).first()
-    return {**_base(), "close": {
+    return {**base(), "close": {
         "id": row["id"], "location": location["name"], "business_date": row["business_date"], "status": row["status"],
         "version": row["version"], "expected": row["expected"], "counted": row["counted"],
         "cash_expected": row["cash_expected"], "cash_counted": row["cash_counted"], "variance": row["variance"],

@@ -24,6 +24,7 @@ from portal.gateways.africastalking import gsm7_safe, sms_parts
 from portal.messages import email
 from portal.settings import get_settings
 from tables.billing import Invoice
+from tables.members import Member
 from tables.statuses import OPEN_INVOICE
 
 
@@ -141,3 +142,28 @@ async def reminder(message: dict) -> Content:
     ctx.update(stage=message["kind"].removeprefix("reminder_"), days=abs(offset),
                hold_days=get_settings().hold_grace_days)
     return content_for(message, "reminder", ctx, sms_name="reminder" if link else "reminder-nolink")
+
+
+@builder("miss_you")
+async def miss_you(message: dict) -> Content:
+    """'We miss you' (portal/members/absent.py): when they were last in and how long the
+    membership still runs. Skipped if they opted out, or came in after it was queued."""
+    rows = await Member.raw(MISS_YOU_SQL, message["member"])
+    if not rows:
+        raise Skip("the member no longer exists")
+    m = rows[0]
+    if m["reminder_opt_out"] or m["status"] != "active":
+        raise Skip("the member opted out of reminders or left before it went")
+    if m["last_seen"] is not None and m["last_seen"] > message["created_at"]:
+        raise Skip("the member came in after it was queued")
+    ctx = {**document_context.base(), "member": {"name": f"{m['first_name']} {m['last_name']}", "first_name": m["first_name"]},
+           "last_seen": m["last_seen"], "runs_until": m["runs_until"]}
+    return content_for(message, "miss-you", ctx)
+
+
+MISS_YOU_SQL = """
+SELECT m.first_name, m.last_name, m.status, m.reminder_opt_out,
+       (SELECT max(v.at) FROM visit v WHERE v.member = m.id AND v.outcome IN ('allowed', 'override')) AS last_seen,
+       (SELECT max(ms.end_date) FROM membership ms WHERE ms.member = m.id AND ms.status IN ('active', 'pending')) AS runs_until
+FROM member m WHERE m.id = {}
+"""

@@ -18,7 +18,8 @@ CHANNELS = [c.value for c in Message.Channel]
 # Labels for the kinds we know; any other kind (a new reminder step) shows as written.
 KIND_LABELS = {"receipt": "Receipt", "invoice": "Invoice", "pay_link": "Pay link", "digest": "Daily digest",
                "reminder_before": "Reminder: due soon", "reminder_due": "Reminder: due today",
-               "reminder_overdue": "Reminder: overdue", "reminder_final": "Final notice"}
+               "reminder_overdue": "Reminder: overdue", "reminder_final": "Final notice",
+               "miss_you": "We miss you"}
 _KIND = re.compile(r"^[a-z0-9_]{1,30}$")
 FAILED = ("failed", "bounced")
 

@@ -9,12 +9,13 @@ import segno
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 from portal.auth import manager_required, staff_required
 from portal.lib import forms
-from portal.lib.clock import today
+from portal.lib.clock import now, today
 from portal.lib.errors import NotFound, RuleBroken
+from portal.members import absent as absent_members
 from portal.members import checkin, members, visits
 from portal.members.checkin import ACTIONS
 from portal.web.templating import is_htmx
@@ -101,7 +102,7 @@ async def checkin_override(request: Request, visit_id: FromPath[int], data: Form
 
 
 @get("/checkin/visits", guards=[manager_required])
-async def visits_page(days: FromQuery[str] = "14") -> Template:
+async def visits_page(days: FromQuery[str] = "14", reminded: FromQuery[str] = "") -> Template:
     """Visits per day and per week, and members with a running membership not seen for N days."""
     n = forms.whole(days)
     error = "" if n is not None and 1 <= n <= 365 else "Choose a number of days from 1 to 365"
@@ -110,11 +111,32 @@ async def visits_page(days: FromQuery[str] = "14") -> Template:
     by_day = await visits.visits_by("day", *ranges["days"])
     by_week = await visits.visits_by("week", *ranges["weeks"])
     absent, absent_total = await visits.not_seen(n)
+    lately = await absent_members.reminded_lately([m["id"] for m in absent], now() - absent_members.LOOK_BACK)
     return Template("checkin/visits.html", status_code=422 if error else 200, context={
         "by_day": by_day, "by_week": by_week, "absent": absent, "absent_total": absent_total, "days": n,
         "days_error": error, "day_max": max([r["came_in"] + r["refused"] for r in by_day] + [1]),
         "week_max": max([r["came_in"] + r["refused"] for r in by_week] + [1]),
+        "reminded_lately": lately, "reminded": _reminded_summary(reminded),
     })
+
+
+def _reminded_summary(text: str) -> dict | None:
+    """The counts the remind button's redirect carries ("queued.already.skipped"), read back."""
+    parts = [forms.whole(p) for p in text.split(".")] if text else []
+    if len(parts) != 3 or any(p is None for p in parts):
+        return None
+    return dict(zip(("queued", "already", "skipped"), parts))
+
+
+@post("/checkin/visits/remind", guards=[manager_required], status_code=303)
+async def remind_absent(request: Request) -> Redirect:
+    """'We miss you' to the members chosen on the not-seen list (one, or all shown)."""
+    form = await request.form()
+    ids = [i for i in (forms.whole(v) for v in form.getall("member", [])) if i is not None][:visits.NOT_SEEN_LIMIT]
+    days = forms.whole(form.get("days", "")) or 14
+    done = await absent_members.remind(ids, request.scope["user"].staff_id)
+    counts = f"{len(done.queued)}.{len(done.already)}.{len(done.opted_out)}"
+    return Redirect(f"/checkin/visits?days={days}&reminded={counts}#not-seen", status_code=303)
 
 
 @get("/members/{member_id:int}/card", guards=[staff_required])
@@ -125,4 +147,4 @@ async def member_card(member_id: FromPath[int]) -> Template:
     return Template("members/card.html", context={"member": member, "qr": qr})
 
 
-routes = [checkin_page, checkin_post, checkin_override, visits_page, member_card]
+routes = [checkin_page, checkin_post, checkin_override, visits_page, remind_absent, member_card]

@@ -144,5 +144,12 @@ async def test_check_in_by_keyboard(db, browser, live_server, width, height):
         await expect(page.get_by_test_id("absent-row")).to_have_count(1)  # Achieng Odhiambo
         await expect(page.get_by_test_id("not-seen")).to_contain_text("Achieng Odhiambo")
         await screenshot(page, f"checkin-{size}-11-visits")
+        # One click reminds the absentee; the row then says when.
+        await page.get_by_test_id("remind").click()
+        await expect(page.get_by_test_id("reminded")).to_contain_text("1 reminded now")
+        await expect(page.get_by_test_id("reminded-on")).to_have_count(1)
+        await expect(page.get_by_test_id("remind-all")).to_be_disabled()
+        await page.get_by_test_id("not-seen").scroll_into_view_if_needed()
+        await screenshot(page, f"checkin-{size}-12-reminded")
     finally:
         await context.close()

@@ -176,7 +176,7 @@ async def test_the_visits_page_is_for_managers_and_counts_days_weeks_and_absente
     assert re.findall(r'data-testid="came-in">(\d+)<', today_row) == ["2"]  # PTF0041 once, PTF0044
     assert re.findall(r'data-testid="refused">(\d+)<', today_row) == ["1"]
     assert r.text.count("<tr data-day=") == 14 and r.text.count("<tr data-week=") == 12
-    absent = re.findall(r'data-testid="absent-row"><td><a href="/members/(\d+)">', r.text)
+    absent = re.findall(r'data-testid="absent-row" data-member="\d+"><td><a href="/members/(\d+)">', r.text)
     assert len(absent) == 1 and int(absent[0]) != seen and "Never Came" in r.text
     assert (await bob.get("/checkin/visits?days=abc")).status_code == 422
     assert (await bob.get("/checkin/visits?days=0")).status_code == 422
@@ -220,3 +220,16 @@ async def _ids(limit: int) -> list[int]:
     from tables.members import Member
 
     return [r["id"] for r in await Member.select(Member.id).limit(limit)]
+
+
+@pytest.mark.parametrize("absentees", [3, 60])
+async def test_the_visits_page_costs_the_same_queries_however_many_are_absent(bob, absentees):
+    from portal.members import absent
+
+    members = [await _on_plan(f"PTF{2000 + i}", "Away", f"Member{i}") for i in range(absentees)]
+    await absent.remind(members[::2], None)
+    r = await bob.get("/checkin/visits")
+    assert r.status_code == 200 and r.text.count('data-testid="absent-row"') == absentees
+    assert r.text.count('data-testid="reminded-on"') == len(members[::2])
+    # the session's staff member, visits by day, by week, the not-seen list, who was reminded lately
+    assert int(r.headers["x-query-count"]) == 5
