@@ -32,6 +32,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from standardwebhooks.webhooks import Webhook
 
@@ -199,16 +200,71 @@ async def private_address(url: str) -> str | None:
     if get_settings().webhook_private_urls:
         return None
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   proto=socket.IPPROTO_TCP)
+        await public_address(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except Refused as e:
+        return str(e)
+    return None
+
+
+class Refused(Exception):
+    """The receiver's name does not lead to a public address."""
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    return [info[4][0].split("%")[0] for info in infos]
+
+
+async def public_address(host: str, port: int) -> str:
+    """The address to connect to for `host`: the first it resolves to, if every one is public."""
+    try:
+        addresses = await resolve(host, port)
     except OSError:
-        return f"{parts.hostname} could not be found"
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        raise Refused(f"{host} could not be found") from None
+    for text in addresses:
+        address = ipaddress.ip_address(text)
         if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved \
                 or address.is_multicast or address.is_unspecified:
-            return f"{parts.hostname} is a private or local address"
-    return None
+            raise Refused(f"{host} is a private or local address")
+    if not addresses:
+        raise Refused(f"{host} could not be found")
+    return addresses[0]
+
+
+class _PublicOnly(httpcore.AsyncNetworkBackend):
+    """Connects only to the public address it has just checked. The check before sending is not
+    enough alone: a receiver's DNS can answer a public address to the check and a private one a
+    moment later to the connection (DNS rebinding). Here the name is resolved once, checked, and
+    that very address is connected to (TLS still verifies the certificate for the name)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend):
+        self._inner = inner
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        try:
+            address = await public_address(host, port)
+        except Refused as e:
+            raise httpcore.ConnectError(f"not sent: {e}") from None
+        return await self._inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                             socket_options=socket_options)
+
+    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise httpcore.ConnectError("webhooks are sent over TCP only")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def client() -> httpx.AsyncClient:
+    """The HTTP client webhooks are sent with: no redirects followed (a redirect could point
+    inside), and unless WEBHOOK_PRIVATE_URLS, connections only to public addresses."""
+    transport = httpx.AsyncHTTPTransport()
+    if not get_settings().webhook_private_urls:
+        # httpx takes no network backend of its own: its connection pool is given ours.
+        pool = transport._pool
+        pool._network_backend = _PublicOnly(pool._network_backend)
+    return httpx.AsyncClient(transport=transport, timeout=get_settings().webhook_timeout_seconds,
+                             follow_redirects=False)
 
 
 def sign(secret: str, msg_id: str, body: str, at: datetime | None = None) -> dict[str, str]:
@@ -295,7 +351,7 @@ async def deliver_endpoint(endpoint_id: int, limit: int = 200) -> dict:
     done = {"delivered": 0, "failed": 0}
     if not endpoint or not endpoint["enabled"]:
         return done
-    async with httpx.AsyncClient(timeout=get_settings().webhook_timeout_seconds, follow_redirects=False) as http:
+    async with client() as http:
         for _ in range(limit):
             delivery = await claim(endpoint_id)
             if delivery is None:
@@ -425,7 +481,7 @@ async def deliver_one_now(endpoint_id: int, event_id: int) -> None:
         "WHERE endpoint = {} AND event = {} AND status = 'pending' RETURNING id, event, attempts, retry_until",
         clock.now(), endpoint_id, event_id)
     if rows:
-        async with httpx.AsyncClient(timeout=get_settings().webhook_timeout_seconds, follow_redirects=False) as http:
+        async with client() as http:
             await attempt(endpoint, rows[0], http)
 
 
