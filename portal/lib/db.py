@@ -191,13 +191,21 @@ async def after_commit(callback) -> None:
     """Run `callback()` (a coroutine function) once the current transaction commits (never if
     it rolls back), or now outside one. For nudges only: the rows are the truth, and a sweeper
     must find anything a lost nudge leaves behind."""
+    if not deferred_to_commit(callback):
+        await callback()
+
+
+def deferred_to_commit(callback) -> bool:
+    """Hold `callback` for the commit of the current `transaction()`: True if held, False if
+    there is no transaction to wait for (or one this module did not open, whose end it cannot
+    see: the caller runs it now, as before transactions waited)."""
     from piccolo.engine import engine_finder
 
     if engine_finder().current_transaction.get() is None:
-        await callback()
-        return
+        return False
     pending = _after_commit.get()
-    if pending is None:  # a transaction not opened by transaction() above: the sweeper sends it
-        return
+    if pending is None:
+        return False
     if callback not in pending:
         pending.append(callback)
+    return True

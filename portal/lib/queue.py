@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
+import functools
 
 from piccolo.engine import engine_finder
 from saq import Queue
 from saq.job import Status
 from saq.queue.redis import RedisQueue
 
-from portal.lib import logs
+from portal.lib import db, logs
 from portal.settings import Settings
 
 # The gateway queue keeps the name of the single queue it was split from, so jobs queued before
@@ -207,28 +207,16 @@ def get_queue() -> Queues:
     return _queues
 
 
-# Jobs asked for inside `after_commit()`: held until its block ends, dropped if it fails.
-_held: contextvars.ContextVar[list | None] = contextvars.ContextVar("queue_held", default=None)
-
-
 async def enqueue(function: str, *, key: str | None = None, timeout: int = 60, retries: int = 3, **kwargs):
-    """Enqueue after the state is committed; `key` makes a repeat a no-op while the job lives."""
-    if (held := _held.get()) is not None:
-        held.append((function, dict(key=key, timeout=timeout, retries=retries, **kwargs)))
+    """Enqueue once the state is committed: inside `db.transaction()` the job goes out when it
+    commits (never if it rolls back), so a worker always finds the rows it is asked about;
+    outside one, at once. `key` makes a repeat a no-op while the job lives. Returns the job when
+    it went out at once, None when it waits for the commit."""
+    job = functools.partial(_enqueue_now, function, dict(key=key, timeout=timeout, retries=retries, **kwargs))
+    if db.deferred_to_commit(job):
         return None
-    return await get_queue().enqueue(function, key=key, timeout=timeout, retries=retries, **kwargs)
+    return await job()
 
 
-@contextlib.asynccontextmanager
-async def after_commit():
-    """For a caller whose transaction encloses domain functions that enqueue (an API write inside
-    its Idempotency-Key claim): their jobs go out once the block, and so the commit, is done, so a
-    worker never looks for a row that is not committed yet; none go out if the block fails."""
-    held: list = []
-    token = _held.set(held)
-    try:
-        yield
-    finally:
-        _held.reset(token)
-    for function, kwargs in held:
-        await enqueue(function, **kwargs)
+async def _enqueue_now(function: str, kwargs: dict):
+    return await get_queue().enqueue(function, **kwargs)

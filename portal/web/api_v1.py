@@ -35,7 +35,7 @@ from portal.billing.queries import invoice_lines_and_allocations, invoices_after
 from portal.documents import store as document_store
 from portal.documents.requests import request_document, request_receipts
 from portal.gateways.http import GatewayError
-from portal.lib import db, forms, queue, ratelimit
+from portal.lib import db, forms, ratelimit
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import INT_MAX
@@ -644,9 +644,8 @@ async def _answer_after_commit(request: Request, body, write) -> Response:
     """`_answer` in one transaction, with or without an Idempotency-Key (a write that fails part
     way leaves nothing behind), and the jobs the domain functions ask for sent once it has
     committed (a worker then always finds the payment, refund or document it is asked about)."""
-    async with queue.after_commit():
-        async with db.transaction():
-            return await _answer(request, body, write)
+    async with db.transaction():
+        return await _answer(request, body, write)
 
 
 def _located(request: Request, location_id: int | None) -> int | None:
