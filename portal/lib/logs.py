@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from typing import Any
 
 import structlog
@@ -162,6 +163,9 @@ def configure(log_format: str = "text", level: str = "INFO", stream=None) -> log
     root.setLevel(numeric)
     _handler = handler
     logging.captureWarnings(True)  # warnings (piccolo's connection errors) pass the redaction too
+    # The embedded server's library asks for a per-user runtime directory at import and falls
+    # back to /tmp by itself when there is none (a systemd service, a container): nothing to act on.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     return handler
 
 
