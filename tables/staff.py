@@ -24,6 +24,8 @@ class Staff(Table, tablename="staff"):
     role = Varchar(length=20, choices=Role, default=Role.front_desk)
     location = ForeignKey(references=Location, on_delete=OnDelete.restrict, null=True)
     daily_digest = Boolean(default=False, help_text="Managers and admins: the owner's digest email each morning")
+    weekly_money_edits = Boolean(default=False, help_text="Managers and admins: every refund, void, discount and "
+                                 "reopened close of the week, by email each Monday")
     created_at = Timestamptz()
 
 

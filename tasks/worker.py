@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documents.sweep_documents,
              billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal,
              cards.send_card_refund, cards.sweep_card_refunds, cards.sweep_card_checkouts, notifications.send_message, notifications.sweep_messages,
-             reminders.send_daily_reminders, digest.send_daily_digest, backups.run_backup,
+             reminders.send_daily_reminders, digest.send_daily_digest, digest.send_weekly_money_edits, backups.run_backup,
              webhooks.deliver_webhooks, webhooks.sweep_webhooks]
 
 CRON_JOBS = [
@@ -62,7 +62,9 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         nightly.append(CronJob(backups.run_backup, cron=f"{backup_minute} {backup_hour} * * *", timeout=3600, retries=1))
     return [*CRON_JOBS, *nightly, CronJob(reminders.send_daily_reminders, cron=f"{minute} {hour} * * *", timeout=1800, retries=2),
             # The owner's digest of yesterday (once per staff member per day, however often it runs).
-            CronJob(digest.send_daily_digest, cron=f"{digest_minute} {digest_hour} * * *", timeout=600, retries=2)]
+            CronJob(digest.send_daily_digest, cron=f"{digest_minute} {digest_hour} * * *", timeout=600, retries=2),
+            # The week before's money edits, Mondays with the digest (once per staff member per week).
+            CronJob(digest.send_weekly_money_edits, cron=f"{digest_minute} {digest_hour} * * 1", timeout=600, retries=2)]
 
 
 # SAQ's word for how a job ended, as /metrics says it: "queued" after a run means it will be retried.

@@ -37,7 +37,7 @@ ROUTES = {
     "sweep_messages": GATEWAY, "sweep_documents": GATEWAY, "sweep_webhooks": GATEWAY,
     # A quick status flip that must be done when the gym opens, whatever else is queued.
     "refresh_memberships": GATEWAY,
-    "render_document": BULK, "send_message": BULK, "send_daily_reminders": BULK, "send_daily_digest": BULK,
+    "render_document": BULK, "send_message": BULK, "send_daily_reminders": BULK, "send_daily_digest": BULK, "send_weekly_money_edits": BULK,
     "raise_renewal_invoices": BULK, "run_backup": BULK,
     # Other systems' receivers: one slow or down must never hold a member's M-Pesa prompt.
     "deliver_webhooks": BULK,

@@ -25,3 +25,19 @@ async def digest(message: dict) -> Content:
     s = get_settings()
     gym = {"name": s.gym_name, "address": s.gym_address, "phone": s.gym_phone, "email": s.gym_email}
     return content_for(message, "digest", {"digest": figures.from_params(params), "gym": gym})
+
+
+@builder("money_edits")
+async def money_edits(message: dict) -> Content:
+    """The week's money edits as queued on Monday (portal/reports/money_edits.py): a snapshot,
+    like the daily digest."""
+    from portal.reports import digest as figures
+
+    if message["channel"] != "email":
+        raise Skip("the money edits email goes by email only")
+    params = message.get("params") or {}
+    if "edits" not in params:
+        raise Skip("this email carries no week")
+    s = get_settings()
+    gym = {"name": s.gym_name, "address": s.gym_address, "phone": s.gym_phone, "email": s.gym_email}
+    return content_for(message, "money-edits", {"week": figures.from_params(params), "gym": gym})

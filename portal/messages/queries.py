@@ -19,7 +19,7 @@ CHANNELS = [c.value for c in Message.Channel]
 KIND_LABELS = {"receipt": "Receipt", "invoice": "Invoice", "pay_link": "Pay link", "digest": "Daily digest",
                "reminder_before": "Reminder: due soon", "reminder_due": "Reminder: due today",
                "reminder_overdue": "Reminder: overdue", "reminder_final": "Final notice",
-               "miss_you": "We miss you"}
+               "miss_you": "We miss you", "money_edits": "Weekly money edits"}
 _KIND = re.compile(r"^[a-z0-9_]{1,30}$")
 FAILED = ("failed", "bounced")
 

@@ -173,7 +173,7 @@ async def figures(on: date) -> dict:
 # Money as strings (never floats), dates and times in ISO form; read back by key name.
 
 _MONEY_KEYS = {"received", "refunds", "net", "owed", "amount", "unmatched_amount"}
-_DATE_KEYS = {"on", "day", "until"}
+_DATE_KEYS = {"on", "day", "until", "monday", "sunday"}  # "monday", "sunday": portal/reports/money_edits.py
 _TIME_KEYS = {"at"}
 
 

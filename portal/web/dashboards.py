@@ -3,15 +3,19 @@ manager's analytics with charts, each with its table and CSV."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from litestar import Request, Response, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
 from portal.auth import manager_required, staff_required
 from portal.billing import paylinks
+from portal.lib.clock import today
 from portal.lib.csvfile import CsvText
 from portal.lib.errors import NotFound
-from portal.reports import analytics, dues
+from portal.lib.forms import parse_date
+from portal.reports import analytics, dues, money_edits
 from portal.web.pages import new_idempotency_key
 from portal.web.templating import is_htmx
 
@@ -105,3 +109,19 @@ async def analytics_csv(request: Request, figure: FromQuery[str] = "revenue") ->
 
 
 routes += [analytics_page, analytics_csv]
+
+
+@get("/money-edits", guards=[manager_required])
+async def money_edits_page(week: FromQuery[str] = "") -> Template:
+    """Every refund, void, discount, write-off and reopened close of a week (Monday to Sunday)."""
+    day = parse_date(week) if week else today()
+    error = "" if day is not None else f"“{week[:40]}” is not a day: showing this week"
+    monday = money_edits.monday_of(day or today())
+    figures = await money_edits.week(monday)
+    this_week = money_edits.monday_of(today())
+    return Template("reports/money_edits.html", status_code=422 if error else 200, context={
+        **figures, "error": error, "previous": monday - timedelta(days=7),
+        "next": monday + timedelta(days=7) if monday < this_week else None})
+
+
+routes += [money_edits_page]

@@ -24,7 +24,7 @@ FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENC
 USERNAME_RE = re.compile(r"^[a-z0-9._-]{3,40}$")
 
 STAFF_SQL = """
-SELECT s.id, s.role, s.location, s.daily_digest, l.name AS location_name, u.id AS user_id, u.username,
+SELECT s.id, s.role, s.location, s.daily_digest, s.weekly_money_edits, l.name AS location_name, u.id AS user_id, u.username,
        u.first_name, u.last_name, u.email, u.active, u.last_login
 FROM staff s JOIN piccolo_user u ON u.id = s.user LEFT JOIN location l ON l.id = s.location
 {where} ORDER BY u.active DESC, lower(u.username)
@@ -42,6 +42,7 @@ def _validate(data: dict, new: bool) -> tuple[dict, dict]:
     values["email"] = values["email"].lower()
     values["active"] = data.get("active") in ("on", "1", "true") or (new and "active" not in data)
     values["daily_digest"] = data.get("daily_digest") in ("on", "1", "true")
+    values["weekly_money_edits"] = data.get("weekly_money_edits") in ("on", "1", "true")
     errors = {}
     if new and not USERNAME_RE.match(values["username"]):
         errors["username"] = "3 to 40 lower-case letters, digits, dots, dashes or underscores"
@@ -61,6 +62,8 @@ def _validate(data: dict, new: bool) -> tuple[dict, dict]:
         errors["email"] = "That does not look like an email address"
     if values["daily_digest"] and "email" not in errors and (problem := opt_in_problem(values["role"], values["email"])):
         errors["daily_digest"] = problem
+    if values["weekly_money_edits"] and "email" not in errors and (problem := opt_in_problem(values["role"], values["email"])):
+        errors["weekly_money_edits"] = problem.replace("The daily digest is", "The weekly money edits email is")
     return values, errors
 
 
@@ -98,9 +101,11 @@ async def staff_create(request: Request, data: FormData) -> Template | Redirect:
         values["username"], values["password"], values["role"], first_name=values["first_name"],
         last_name=values["last_name"], email=values["email"] or None,
         location_id=whole(values["location"]), daily_digest=values["daily_digest"])
+    await Staff.update({Staff.weekly_money_edits: values["weekly_money_edits"]}).where(Staff.id == staff_id)
     await audit.record("staff.created", "staff", staff_id, staff_id=request.scope["user"].staff_id,
                        details={"username": values["username"], "role": values["role"],
-                                "daily_digest": values["daily_digest"]})
+                                "daily_digest": values["daily_digest"],
+                                "weekly_money_edits": values["weekly_money_edits"]})
     return Redirect("/staff", status_code=303)
 
 
@@ -134,7 +139,8 @@ async def staff_update(request: Request, staff_id: FromPath[int], data: FormData
         return Template("staff/form.html", status_code=422, context=await _context({**values, "username": row["username"]}, errors, staff=row))
     role = values["role"]
     await Staff.update({Staff.role: role, Staff.location: whole(values["location"]),
-                        Staff.daily_digest: values["daily_digest"]}).where(Staff.id == staff_id)
+                        Staff.daily_digest: values["daily_digest"],
+                        Staff.weekly_money_edits: values["weekly_money_edits"]}).where(Staff.id == staff_id)
     await BaseUser.update({BaseUser.first_name: values["first_name"], BaseUser.last_name: values["last_name"],
                            BaseUser.email: values["email"] or auth.placeholder_email(row["username"]),
                            BaseUser.active: values["active"], BaseUser.admin: role == "admin",
@@ -146,6 +152,7 @@ async def staff_update(request: Request, staff_id: FromPath[int], data: FormData
     await audit.record("staff.updated", "staff", staff_id, staff_id=me.staff_id,
                        details={"role": role, "active": values["active"], "password_reset": bool(values["password"]),
                                 "daily_digest": values["daily_digest"],
+                                "weekly_money_edits": values["weekly_money_edits"],
                                 "email_changed": values["email"] != real_email(row["email"])})
     return Redirect("/staff", status_code=303)
 

@@ -32,10 +32,11 @@ async def invoice_for(member_id: int, amount, description: str = "Monthly member
 
 
 async def pay(member_id: int, amount, method: str = "cash", staff_id: int | None = None, reference: str = "",
-              invoice_id: int | None = None, key: str | None = None, confirmed: bool = False):
+              invoice_id: int | None = None, key: str | None = None, confirmed: bool = False,
+              location_id: int | None = None):
     return await record_desk_payment(member_id=member_id, method=method, amount=kes(amount), reference=reference,
                                      invoice_id=invoice_id, idempotency_key=key or f"test-{next(_keys)}",
-                                     staff_id=staff_id, location_id=None, confirmed=confirmed)
+                                     staff_id=staff_id, location_id=location_id, confirmed=confirmed)
 
 
 async def invoice(invoice_id: int) -> dict:
