@@ -117,8 +117,8 @@ def clean_reason(text: str, what: str = "freezing") -> str:
 async def _shift_later(ms: dict, days: int) -> list[int]:
     """Move the member's memberships that wait after this one by `days` (negative: earlier)."""
     rows = await Membership.raw(
-        "UPDATE membership SET start_date = start_date + {}, end_date = end_date + {} "
-        "WHERE member = {} AND id <> {} AND start_date > {} AND status IN ('pending', 'unpaid') RETURNING id",
+        "UPDATE membership SET start_date = start_date + {}::int, end_date = end_date + {}::int "
+        "WHERE member = {} AND id <> {} AND start_date > {}::date AND status IN ('pending', 'unpaid') RETURNING id",
         days, days, ms["member"], ms["id"], ms["end_date"])
     return [r["id"] for r in rows]
 

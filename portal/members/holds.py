@@ -32,7 +32,7 @@ def frozen_sql(member: str, day: str) -> str:
     """SQL true when the member has a membership frozen on `day` (SQL expressions, no placeholder):
     the one statement of "frozen", shared by holds, reminders, check-in and the member page."""
     return (f"EXISTS (SELECT 1 FROM membership_freeze fz WHERE fz.member = {member} AND fz.status = 'active' "
-            f"AND fz.start_date <= ({day}) AND fz.end_date >= ({day}))")
+            f"AND ({day}) BETWEEN fz.start_date AND fz.end_date)")
 
 
 def hold_sql(member: str = "m.id") -> str:
