@@ -154,8 +154,8 @@ async def remind_now(invoice_id: int, staff_id: int | None, on: date | None = No
     on = on or today()
     row = await Invoice.raw(
         "SELECT i.id AS invoice, i.status, i.due_date, i.reminders_paused AS invoice_paused, m.id, m.email, m.phone, "
-        "m.message_channel, m.reminders_paused, m.reminder_opt_out FROM invoice i JOIN member m ON m.id = i.member "
-        "WHERE i.id = {}", invoice_id)
+        "m.message_channel, m.reminders_paused, m.reminder_opt_out, " + frozen_sql("m.id", "{}::date") + " AS frozen "
+        "FROM invoice i JOIN member m ON m.id = i.member WHERE i.id = {}", on, invoice_id)
     if not row:
         raise NotFound("invoice")
     row = row[0]
@@ -163,6 +163,8 @@ async def remind_now(invoice_id: int, staff_id: int | None, on: date | None = No
         raise RuleBroken("Only an open invoice can be reminded about")
     if row["reminder_opt_out"]:
         raise RuleBroken("This member opted out of reminders")
+    if row["frozen"]:
+        raise RuleBroken("The membership is frozen: no reminders while it is")
     if row["reminders_paused"] or row["invoice_paused"]:
         raise RuleBroken(f"Reminders are paused: {row['reminders_paused'] or row['invoice_paused']}")
     offset = (on - row["due_date"]).days

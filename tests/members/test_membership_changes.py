@@ -72,6 +72,8 @@ async def test_a_20_day_freeze_moves_the_end_date_and_silences_reminders_and_the
     sent = await Message.select(Message.member).where(Message.kind.like("reminder_%"))
     assert result.created >= 1
     assert {m["member"] for m in sent} == {otieno}  # something for Otieno, nothing for frozen Wanjiku
+    with pytest.raises(RuleBroken, match="frozen"):  # nor by hand from the dues page
+        await reminders.remind_now(fee["id"], staff)
 
     assert (await member_with_hold(otieno))["hold_invoice"] is not None
     assert (await member_with_hold(wanjiku))["hold_invoice"] is None
