@@ -56,6 +56,14 @@ async def test_a_freeze_at_the_desk(db, browser, live_server):
         await expect(badge).to_contain_text(f"{t + timedelta(days=19):%d %b %Y}")
         await expect(page.get_by_test_id("memberships")).to_contain_text(f"{t + timedelta(days=44):%d %b %Y}")
         await screenshot(page, "freeze-1366-02-member-page")
+        # The same page on a phone: the memberships card fits the screen (its table scrolls inside it).
+        await page.set_viewport_size({"width": 390, "height": 844})
+        await page.reload()
+        card = await page.locator("section#plan").bounding_box()
+        assert card["x"] >= 0 and card["x"] + card["width"] <= 390, card
+        await page.get_by_test_id("memberships").scroll_into_view_if_needed()
+        await screenshot(page, "freeze-390-member-page")
+        await page.set_viewport_size({"width": 1366, "height": 900})
 
         await page.goto("/checkin")
         await page.get_by_test_id("checkin-q").fill("PTF0301")
