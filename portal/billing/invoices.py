@@ -156,8 +156,10 @@ async def settle(member_id: int, amount: Money, *, payment_id: int | None, entry
     return settled, left
 
 
-async def apply_credit(member_id: int, staff_id: int | None = None) -> Money:
-    """Use credit the member holds on their open invoices (after an overpayment or a void)."""
+async def apply_credit(member_id: int, staff_id: int | None = None, invoice_id: int | None = None) -> Money:
+    """Use credit the member holds on their open invoices (after an overpayment or a void):
+    `invoice_id` first when given (a plan switch's credit goes to the new plan's invoice), then
+    oldest due first."""
     owed, held = await ledger.member_balances(member_id)
     usable = min(owed, held) if owed.amount > 0 and held.amount > 0 else Money.zero(held.currency)
     if not usable:
@@ -166,7 +168,8 @@ async def apply_credit(member_id: int, staff_id: int | None = None) -> Money:
         debit("member_credit", usable, member=member_id),
         credit("receivable", usable, member=member_id),
     ], memo="Credit applied to open invoices", staff_id=staff_id)
-    settled, left = await settle(member_id, usable, payment_id=None, entry_id=entry, staff_id=staff_id)
+    settled, left = await settle(member_id, usable, payment_id=None, entry_id=entry, invoice_id=invoice_id,
+                                 staff_id=staff_id)
     assert not left, "credit applied beyond what invoices owe"
     return usable
 

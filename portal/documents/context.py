@@ -130,7 +130,8 @@ WHERE l.member = {} AND l.account IN ('receivable', 'member_credit') AND (e.at A
 """
 
 KIND_LABEL = {"invoice_issued": "Invoice", "payment_received": "Payment", "void": "Invoice voided",
-              "refund": "Refund", "credit_applied": "Credit applied", "credit_held": "Credit held"}
+              "refund": "Refund", "credit_applied": "Credit applied", "credit_held": "Credit held",
+              "prorate_credit": "Unused days credited"}
 
 
 async def statement_context(member_id: int, start: date, end: date) -> dict:

@@ -4,7 +4,8 @@ and what to do about each.
 The rule is `decide`, a plain function of what is known about the member (a `Standing`) and the
 gym's settings (`Rules`):
 
-- red: the member has left or is suspended; no membership covers the day (none, not paid yet,
+- red: the member has left or is suspended; the membership is frozen that day (a freeze,
+  portal/members/changes.py: "Frozen until <date>"); no membership covers the day (none, not paid yet,
   starts later, or expired); on hold (portal/members/holds.py: an invoice more than HOLD_GRACE_DAYS
   overdue; that is the one statement of "too many days overdue"); or more owed past its due date
   than CHECKIN_RED_OWED_AMOUNT (when that is set).
@@ -71,6 +72,7 @@ class Standing:
     hold_invoice: str | None = None  # the most overdue invoice past the grace period
     hold_days: int = 0  # how many days overdue it is
     oldest_due: date | None = None  # the due date of the oldest overdue invoice
+    frozen_until: date | None = None  # the last day of a freeze covering the day
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,9 @@ def decide(s: Standing, day: date, rules: Rules) -> Answer:
     elif s.member_status == Member.Status.suspended.value:
         reasons.append(Reason(RED, "Membership is suspended."))
 
-    if s.covered_until is None:
+    if s.frozen_until is not None:
+        reasons.append(Reason(RED, f"Frozen until {s.frozen_until:%d %b %Y}."))
+    elif s.covered_until is None:
         if s.unpaid:
             reasons.append(Reason(RED, "The membership is not paid yet.", owe))
         elif s.next_start is not None:
@@ -165,7 +169,9 @@ WITH asked AS (SELECT {{}}::date AS day)
 SELECT m.id, m.member_number, m.first_name, m.last_name, m.phone, m.status AS member_status,
        ms.covered, ms.covered_until, ms.next_start, ms.last_ended, coalesce(ms.unpaid, false) AS unpaid,
        coalesce(inv.overdue, 0) AS overdue, inv.oldest_due,
-       hold.number AS hold_invoice, coalesce(asked.day - hold.due_date, 0) AS hold_days
+       hold.number AS hold_invoice, coalesce(asked.day - hold.due_date, 0) AS hold_days,
+       (SELECT max(fz.end_date) FROM membership_freeze fz WHERE fz.member = m.id AND fz.status = 'active'
+          AND fz.start_date <= asked.day AND fz.end_date >= asked.day) AS frozen_until
 FROM member m CROSS JOIN asked
 LEFT JOIN LATERAL (
     SELECT max(x.end_date) FILTER (WHERE x.status IN ('active', 'pending') AND x.end_date >= asked.day)
@@ -197,7 +203,8 @@ def _standing_of(row: dict) -> Standing:
     return Standing(member_status=row["member_status"], covered_until=covered_until,
                     next_start=row["next_start"], last_ended=row["last_ended"], unpaid=row["unpaid"],
                     overdue=row["overdue"], on_hold=row["hold_invoice"] is not None,
-                    hold_invoice=row["hold_invoice"], hold_days=row["hold_days"], oldest_due=row["oldest_due"])
+                    hold_invoice=row["hold_invoice"], hold_days=row["hold_days"], oldest_due=row["oldest_due"],
+                    frozen_until=row.get("frozen_until"))
 
 
 async def standing(member_id: int | None = None, *, number: str | None = None,

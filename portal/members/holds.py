@@ -16,15 +16,29 @@ from tables.webhooks import WebhookEvent
 
 
 def _hold_where(member: str) -> str:
-    # The one statement of the rule: an open invoice due before the cut-off (today - grace).
+    # The one statement of the rule: an open invoice due before the cut-off (today - grace), and
+    # the member not frozen today (a membership freeze, portal/members/changes.py, silences the
+    # hold while it lasts: today is the cut-off + grace, hc.cut is the one placeholder).
+    frozen = frozen_sql("h.member", f"hc.cut + {int(get_settings().hold_grace_days)}")
     return (f"h.member = {member} "
-            f"AND h.status IN {OPEN_INVOICE_SQL} AND h.due_date < {{}}::date")
+            f"AND h.status IN {OPEN_INVOICE_SQL} AND h.due_date < hc.cut AND NOT {frozen}")
+
+
+# The invoices a hold looks at, with the cut-off bound once (its one placeholder).
+_HOLD_FROM = "invoice h CROSS JOIN (SELECT {}::date AS cut) hc"
+
+
+def frozen_sql(member: str, day: str) -> str:
+    """SQL true when the member has a membership frozen on `day` (SQL expressions, no placeholder):
+    the one statement of "frozen", shared by holds, reminders, check-in and the member page."""
+    return (f"EXISTS (SELECT 1 FROM membership_freeze fz WHERE fz.member = {member} AND fz.status = 'active' "
+            f"AND ({day}) BETWEEN fz.start_date AND fz.end_date)")
 
 
 def hold_sql(member: str = "m.id") -> str:
     """SQL true when the member has an invoice more than the grace period overdue; one arg: the
     cut-off date (today - grace)."""
-    return f"EXISTS (SELECT 1 FROM invoice h WHERE {_hold_where(member)})"
+    return f"EXISTS (SELECT 1 FROM {_HOLD_FROM} WHERE {_hold_where(member)})"
 
 
 def hold_reason_sql(member: str = "m.id") -> str:
@@ -32,7 +46,7 @@ def hold_reason_sql(member: str = "m.id") -> str:
     invoice past the grace period (`number`, `due_date`) and how many there are (`n`); no row
     when they are not on hold. One arg: the cut-off date, as for hold_sql."""
     # count(*) OVER () is taken before the LIMIT: every invoice past the grace period.
-    return (f"SELECT h.number, h.due_date, count(*) OVER () AS n FROM invoice h WHERE {_hold_where(member)} "
+    return (f"SELECT h.number, h.due_date, count(*) OVER () AS n FROM {_HOLD_FROM} WHERE {_hold_where(member)} "
             "ORDER BY h.due_date, h.id LIMIT 1")
 
 

@@ -24,10 +24,31 @@ def membership_end(start: date, duration_months: int, duration_days: int) -> dat
     return add_months(start, duration_months) + timedelta(days=duration_days) - timedelta(days=1)
 
 
-async def member_memberships(member_id: int) -> list[dict]:
-    return await Membership.select(
-        Membership.all_columns(), Membership.plan.name.as_alias("plan_name")
-    ).where(Membership.member == member_id).order_by(Membership.start_date, ascending=False)
+MEMBER_MEMBERSHIPS_SQL = """
+SELECT ms.*, p.name AS plan_name,
+       fz.id AS freeze_id, fz.start_date AS frozen_from, fz.end_date AS frozen_until,
+       r.id AS renewal_invoice, r.number AS renewal_number, r.status AS renewal_status,
+       EXISTS (SELECT 1 FROM membership nxt WHERE nxt.member = ms.member AND nxt.start_date > ms.end_date
+               AND nxt.status IN ('active', 'pending', 'unpaid')) AS has_next
+FROM membership ms JOIN plan p ON p.id = ms.plan
+LEFT JOIN LATERAL (
+    SELECT f.id, f.start_date, f.end_date FROM membership_freeze f
+    WHERE f.membership = ms.id AND f.status = 'active' AND f.end_date >= {}::date ORDER BY f.start_date LIMIT 1
+) fz ON true
+LEFT JOIN LATERAL (
+    SELECT i.id, i.number, i.status FROM invoice i
+    WHERE i.membership = ms.id AND i.kind = 'renewal' AND i.status <> 'void' ORDER BY i.id DESC LIMIT 1
+) r ON true
+WHERE ms.member = {}
+ORDER BY ms.start_date DESC, ms.id DESC
+"""
+
+
+async def member_memberships(member_id: int, on: date | None = None) -> list[dict]:
+    """The member's memberships, newest first, each with the freeze now running or next to come
+    (freeze_id, frozen_from, frozen_until), its live renewal invoice, and whether a later
+    membership follows (has_next). One query."""
+    return await Membership.raw(MEMBER_MEMBERSHIPS_SQL, on or today(), member_id)
 
 
 def status_on(start: date, end: date, day: date) -> str:

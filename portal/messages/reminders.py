@@ -9,7 +9,8 @@ The message is built when the worker sends it (portal/messages/content.py), so a
 between is skipped and the amount is what is owed then.
 
 Nobody gets reminders who opted out, whose reminders staff paused (member or invoice, with a
-reason), or whose invoice is paid, void or settled by credit. A day the job did not run is not
+reason), whose membership is frozen that day (portal/members/holds.frozen_sql), or whose invoice
+is paid, void or settled by credit. A day the job did not run is not
 made up the next day: each step is tied to its own day, so a member never gets a stale "due in
 3 days" on the day it is due.
 """
@@ -24,6 +25,7 @@ from portal import audit
 from portal.lib import db
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
+from portal.members.holds import frozen_sql
 from portal.messages import outbox
 from portal.settings import Settings, get_settings
 from tables.billing import Invoice
@@ -70,6 +72,7 @@ JOIN member m ON m.id = i.member
 WHERE i.status IN {OPEN_INVOICE_SQL} AND i.total > i.paid
   AND i.due_date = ANY({{}}::date[])
   AND i.reminders_paused = '' AND m.reminders_paused = '' AND NOT m.reminder_opt_out
+  AND NOT {frozen_sql("i.member", "{}::date")}
 ORDER BY i.id
 """
 
@@ -88,7 +91,7 @@ async def send_reminders(on: date | None = None) -> RunResult:
     started = time.perf_counter()
     on = on or today()
     steps = {s.offset: s for s in schedule()}
-    rows = await Invoice.raw(CANDIDATES_SQL, on, [on - timedelta(days=offset) for offset in steps])
+    rows = await Invoice.raw(CANDIDATES_SQL, on, [on - timedelta(days=offset) for offset in steps], on)
     messages = []
     for row in rows:
         step = steps[row["offset_days"]]
@@ -151,8 +154,8 @@ async def remind_now(invoice_id: int, staff_id: int | None, on: date | None = No
     on = on or today()
     row = await Invoice.raw(
         "SELECT i.id AS invoice, i.status, i.due_date, i.reminders_paused AS invoice_paused, m.id, m.email, m.phone, "
-        "m.message_channel, m.reminders_paused, m.reminder_opt_out FROM invoice i JOIN member m ON m.id = i.member "
-        "WHERE i.id = {}", invoice_id)
+        "m.message_channel, m.reminders_paused, m.reminder_opt_out, " + frozen_sql("m.id", "{}::date") + " AS frozen "
+        "FROM invoice i JOIN member m ON m.id = i.member WHERE i.id = {}", on, invoice_id)
     if not row:
         raise NotFound("invoice")
     row = row[0]
@@ -160,6 +163,8 @@ async def remind_now(invoice_id: int, staff_id: int | None, on: date | None = No
         raise RuleBroken("Only an open invoice can be reminded about")
     if row["reminder_opt_out"]:
         raise RuleBroken("This member opted out of reminders")
+    if row["frozen"]:
+        raise RuleBroken("The membership is frozen: no reminders while it is")
     if row["reminders_paused"] or row["invoice_paused"]:
         raise RuleBroken(f"Reminders are paused: {row['reminders_paused'] or row['invoice_paused']}")
     offset = (on - row["due_date"]).days

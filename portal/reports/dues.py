@@ -144,7 +144,9 @@ SELECT ms.id AS membership_id, ms.end_date, ms.status, ms.price, ms.currency, ms
        p.name AS plan_name, p.price AS plan_price, p.active AS plan_active,
        m.id AS member_id, m.member_number, m.first_name, m.last_name, m.phone,
        r.id AS renewal_invoice, r.number AS renewal_number, r.status AS renewal_status, r.total - r.paid AS renewal_owed,
-       {renewed} AS renewed
+       {renewed} AS renewed,
+       (SELECT max(fz.end_date) FROM membership_freeze fz WHERE fz.membership = ms.id AND fz.status = 'active'
+          AND fz.end_date >= {today}::date) AS frozen_until
 FROM membership ms
 JOIN member m ON m.id = ms.member
 JOIN plan p ON p.id = ms.plan
@@ -205,7 +207,7 @@ async def renewals_due(window: str = "7", page: int = 1, on: date | None = None,
     where = _renewal_where(window)
     result = RenewalPage(page=page, size=size, window=window)
     result.rows = await Invoice.raw(RENEWAL_ROWS.format(today="{}", where=where, renewed=RENEWED_SQL,
-                                                        limit=result.size, offset=result.offset), on, on, on)
+                                                        limit=result.size, offset=result.offset), on, on, on, on)
     if not summary:
         result.count = (await Invoice.raw(f"SELECT count(*) AS n FROM membership ms WHERE {where}", on, on))[0]["n"]
         return result

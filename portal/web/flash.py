@@ -21,6 +21,11 @@ NOTICES = {
     "paylink_refused": ("error", "No pay link made: only an open invoice can have one."),
     "retry_refused": ("error", "Not asked again: only a failed, cancelled or expired M-Pesa request within today's "
                                "limits can be retried. Start a new one from the member's page."),
+    "membership_frozen": ("ok", "Membership frozen: its end date moved by the frozen days."),
+    "freeze_ended": ("ok", "Freeze ended: the days not used came off the end date."),
+    "renewal_raised": ("ok", "Renewal invoice raised: paying it starts the next membership the day after this one ends."),
+    "renewal_exists": ("muted", "This membership already has its renewal invoice: here it is."),
+    "plan_changed": ("ok", "Plan changed: the unused days were credited to this invoice."),
 }
 
 

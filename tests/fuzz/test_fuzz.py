@@ -135,6 +135,18 @@ async def _gym() -> dict[str, list[str]]:
         "staff_id": [str(other)], "location": [str(loc)], "token": [token], "kind": ["receipt", "invoice", "statement"],
         "subject": [f"receipt:{payment_ids[0] if payment_ids else 1}:v1", f"invoice:{invoice['id']}:v1"],
     }
+    # A running membership with a coming freeze, and one waiting for payment (freeze, renew, change plan).
+    from datetime import timedelta
+
+    from portal.lib.clock import today
+    from portal.members import changes
+    from tests.factories import make_membership
+
+    running = await make_membership(member, plan, today() - timedelta(days=5), today() + timedelta(days=24), "active")
+    coming = await changes.freeze(running, today() + timedelta(days=10), today() + timedelta(days=19), "Fuzz trip", None, staff)
+    unpaid = await make_membership(await make_member("Fuzz", "Unpaid"), plan, today(), today() + timedelta(days=29), "unpaid")
+    ids["membership_id"] = [str(running), str(unpaid)]
+    ids["freeze_id"] = [str(coming["id"])]
     ids["all"] = sorted({v for vs in ids.values() for v in vs} | {str(loc), str(plan), str(staff)})
     return ids
 
