@@ -81,9 +81,11 @@ WHERE e.kind = 'refund' AND l.account IN {MONEY_ACCOUNTS} AND e.at >= {{}} AND e
 GROUP BY l.account
 """
 
-# One row: dues, overdue, members on hold and unmatched Paybill payments. Args: D four times
-# (the week, counted and summed), D twice (overdue, likewise), the hold cut-off.
-STANDING_SQL = f"""
+def standing_sql() -> str:
+    """One row: dues, overdue, members on hold and unmatched Paybill payments. Args: D four times
+    (the week, counted and summed), D twice (overdue, likewise), the hold cut-off. Built at each
+    use: the hold rule carries HOLD_GRACE_DAYS, read when the SQL is made."""
+    return f"""
 SELECT count(*) FILTER (WHERE i.due_date BETWEEN {{}}::date AND {{}}::date + {DUE_DAYS}) AS due_n,
        coalesce(sum(i.total - i.paid) FILTER (WHERE i.due_date BETWEEN {{}}::date AND {{}}::date + {DUE_DAYS}), 0) AS due_owed,
        count(*) FILTER (WHERE i.due_date < {{}}::date) AS overdue_n,
@@ -96,6 +98,7 @@ SELECT count(*) FILTER (WHERE i.due_date BETWEEN {{}}::date AND {{}}::date + {DU
 FROM invoice i
 WHERE i.status IN {OPEN_INVOICE_SQL}
 """
+
 
 # A failed or expired payment reached that status once (the only way out is a late success,
 # which makes it completed), so its event into the current status says when it failed.
@@ -130,7 +133,7 @@ async def figures(on: date) -> dict:
     zero = Decimal("0")
 
     money_rows = await Payment.raw(COLLECTIONS_SQL, since, until, since, until)
-    standing = (await Payment.raw(STANDING_SQL, on, on, on, on, on, on, hold_cutoff(on)))[0]
+    standing = (await Payment.raw(standing_sql(), on, on, on, on, on, on, hold_cutoff(on)))[0]
     failed_rows = await Payment.raw(FAILED_SQL, since, until)
 
     methods: dict[str, dict] = {}
