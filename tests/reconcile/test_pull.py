@@ -1,0 +1,122 @@
+"""Pull Transactions: the Paybill's confirmations M-Pesa never delivered are found in Daraja's own
+book and credited once; the late real confirmations then change nothing."""
+
+from decimal import Decimal
+
+import httpx
+
+from portal.reconcile import pull
+from tables.billing import Payment
+from tables.gateway import GatewayCallback
+from tests.billing.helpers import assert_books_agree, invoice_for
+from tests.factories import make_member
+from tests.reconcile.helpers import (
+    confirm_late,
+    confirmation_row,
+    lose_next,
+    mpesa_in_ledger,
+    number,
+    page_size,
+    pay_paybill,
+    register,
+)
+
+
+async def test_a_day_with_two_lost_confirmations_found_by_pull_credited_once(live):
+    """Worked example. Three members owe 3,000, 8,000 and 3,000 KES and pay the Paybill with their
+    member numbers as the account. M-Pesa confirms the first; the other two confirmations are lost.
+
+        ledger M-Pesa after the day:        3,000                      (1 payment)
+        Pull, pages of 2 records:           page 1: 2, page 2: 1, page 3: empty -> 3 listed
+                                            1 already known, 2 new -> stored and credited
+        ledger M-Pesa after the pull:       3,000 + 8,000 + 3,000 = 14,000   (3 payments)
+        the two late confirmations:         stored raw, both "duplicate": still 14,000, 3 payments
+        a second pull:                      3 listed, 3 known, nothing stored
+    """
+    members = [await make_member(phone=f"25471200000{i}") for i in range(3)]
+    amounts = [3000, 8000, 3000]
+    for m, a in zip(members, amounts):
+        await invoice_for(m, a)
+    await register(live)
+    await page_size(live, 2)
+    paid_first = await pay_paybill(live, 3000, await number(members[0]))
+    assert (await confirmation_row(paid_first))["outcome"] == "applied"
+    await lose_next(live, 2)
+    lost = [await pay_paybill(live, a, await number(m)) for m, a in zip(members[1:], amounts[1:])]
+    assert await GatewayCallback.count().where(GatewayCallback.external_id.is_in(lost)
+                                               & (GatewayCallback.kind != "c2b_validation")) == 0
+    assert await mpesa_in_ledger() == Decimal("3000")
+
+    assert await pull.register_pull(live.settings) == "Success"
+    result = await pull.pull_recent(live.settings, 3)
+    assert (result.pages, result.listed, result.seen, dict(result.outcomes)) == (2, 3, 1, {"applied": 2})
+    assert await mpesa_in_ledger() == Decimal("14000")
+    credited = await Payment.select(Payment.reference, Payment.amount, Payment.member, Payment.status).where(
+        Payment.reference.is_in(lost)).order_by(Payment.amount)
+    assert [(p["reference"], p["amount"], p["member"], p["status"]) for p in credited] == sorted(
+        [(lost[1], Decimal("3000.00"), members[2], "completed"), (lost[0], Decimal("8000.00"), members[1], "completed")],
+        key=lambda p: p[1])
+    rows = await GatewayCallback.select(GatewayCallback.kind, GatewayCallback.outcome, GatewayCallback.source_ip).where(
+        GatewayCallback.external_id.is_in(lost) & (GatewayCallback.kind != "c2b_validation"))
+    assert [(r["kind"], r["outcome"], r["source_ip"]) for r in rows] == [("c2b_pull", "applied", "pull")] * 2
+
+    for trans_id in lost:  # M-Pesa delivers them after all
+        await confirm_late(live, trans_id)
+    for trans_id in lost:
+        row = await confirmation_row(trans_id)
+        assert row["outcome"] == "duplicate" and "already recorded" in row["note"]
+    assert await mpesa_in_ledger() == Decimal("14000")
+    assert await Payment.count().where(Payment.method == "mpesa") == 3
+
+    again = await pull.pull_recent(live.settings, 3)
+    assert (again.listed, again.seen, dict(again.outcomes)) == (3, 3, {})
+    assert await Payment.count().where(Payment.method == "mpesa") == 3
+    await assert_books_agree()
+
+
+async def test_pull_without_registering_is_refused_by_daraja_and_changes_nothing(live):
+    from portal.gateways.http import GatewayError
+
+    await register(live)
+    member = await make_member()
+    await lose_next(live, 1)
+    await pay_paybill(live, 3000, await number(member))
+    try:
+        await pull.pull_recent(live.settings, 3)
+    except GatewayError as e:
+        assert "not registered" in str(e)
+    else:
+        raise AssertionError("Daraja answered a pull for a shortcode not registered")
+    assert await Payment.count() == 0
+
+
+async def test_the_sandbox_keeps_48_hours_and_pages_by_offset(live):
+    """The wire: register answers 1000/Success; the query pages by OffSetValue (records skipped)
+    and answers [[]] past the end; a window older than 48 hours lists nothing."""
+    from portal.gateways.daraja import DarajaClient
+
+    await register(live)
+    members = [await make_member(phone=f"25471300000{i}") for i in range(3)]
+    for m in members:
+        await pay_paybill(live, 1000, await number(m))
+    async with DarajaClient(live.settings) as client:
+        token = await client.access_token()
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=live.sandbox, headers=auth) as http:
+        r = await http.post("/pulltransactions/v1/register", json={
+            "ShortCode": live.settings.daraja_shortcode, "RequestType": "Pull", "NominatedNumber": "254708374149",
+            "CallBackURL": "https://example.test/pull"})
+        assert r.status_code == 200 and r.json()["ResponseStatus"] == "1000", r.text
+        await page_size(live, 2)
+        window = {"ShortCode": live.settings.daraja_shortcode, "StartDate": "2000-01-01 00:00:00",
+                  "EndDate": "2100-01-01 00:00:00"}
+        pages = [(await http.post("/pulltransactions/v1/query", json={**window, "OffSetValue": str(o)})).json()
+                 for o in (0, 2, 4)]
+        assert [len(p["Response"][0]) for p in pages] == [2, 1, 0]
+        record = pages[0]["Response"][0][0]
+        assert set(record) == {"transactionId", "trxDate", "msisdn", "sender", "transactiontype", "billreference",
+                               "amount", "organizationname"}
+        assert record["amount"] == "1000" and record["msisdn"] == 254708374149
+        old = (await http.post("/pulltransactions/v1/query", json={
+            **window, "EndDate": "2001-01-01 00:00:00", "OffSetValue": "0"})).json()
+        assert old["Response"] == [[]]
