@@ -60,11 +60,12 @@ async def confirm_late(live, trans_id: str) -> None:
         assert r.status_code == 200, r.text
 
 
-async def confirmation_row(trans_id: str, timeout: float = 20) -> dict:
+async def confirmation_row(trans_id: str, timeout: float = 20, waiting_ok: bool = False) -> dict:
+    """The Paybill confirmation of `trans_id` once processed (or, `waiting_ok`, waiting for its STK twin)."""
     for _ in range(int(timeout / 0.05)):
         row = await GatewayCallback.select().where((GatewayCallback.kind == "c2b_confirmation")
                                                    & (GatewayCallback.external_id == trans_id)).first()
-        if row and row["processed_at"]:
+        if row and (row["processed_at"] or (waiting_ok and row["outcome"] == "stored" and row["attempts"])):
             return row
         await asyncio.sleep(0.05)
     raise AssertionError(f"confirmation {trans_id} not processed")
