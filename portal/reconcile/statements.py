@@ -30,6 +30,7 @@ the statement's Paid In is 3,000 + 8,000 + 3,000 = 14,000: equal. Importing the 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -44,7 +45,7 @@ from portal.callbacks import store as callbacks
 from portal.lib import db
 from portal.lib.clock import now
 from portal.reconcile.sources import STATEMENT, statement_body
-from portal.reconcile.statement import Statement, StatementLine, read_statement
+from portal.reconcile.statement import Statement, StatementLine, file_hash, read_statement
 from portal.settings import get_settings
 from tables.reconcile import MpesaStatement, MpesaStatementLine
 
@@ -60,6 +61,11 @@ LABELS = {
     "waiting": "Waiting for its STK result", "reversal": "Reversal", "not_payment": "Charges and withdrawals",
     "not_completed": "Not completed",
 }
+
+
+def _summary(value) -> dict:
+    """The JSONB summary as asyncpg hands it over (text) or already read."""
+    return json.loads(value) if isinstance(value, str) else dict(value or {})
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,10 @@ async def _credit(line: StatementLine) -> tuple[str, int | None, int | None, int
 async def import_statement(data: bytes, *, filename: str = "", staff_id: int | None = None) -> Imported:
     """Read (StatementError when malformed: nothing stored), then match and store in one transaction."""
     started = time.monotonic()
+    known = await MpesaStatement.select(MpesaStatement.id, MpesaStatement.summary, MpesaStatement.seconds).where(
+        MpesaStatement.file_hash == file_hash(data)).first()
+    if known:  # the same file again: nothing to read
+        return Imported(known["id"], False, _summary(known["summary"]), float(known["seconds"]))
     statement = read_statement(data, get_settings().tz)
     async with db.transaction():
         # Two managers uploading the same file at once: the second waits, then finds the first.
@@ -110,7 +120,7 @@ async def import_statement(data: bytes, *, filename: str = "", staff_id: int | N
         existing = await MpesaStatement.select(MpesaStatement.id, MpesaStatement.summary, MpesaStatement.seconds).where(
             MpesaStatement.file_hash == statement.file_hash).first()
         if existing:
-            return Imported(existing["id"], False, existing["summary"], float(existing["seconds"]))
+            return Imported(existing["id"], False, _summary(existing["summary"]), float(existing["seconds"]))
         statement_id = await _store(statement, filename, staff_id)
         summary = await _match_lines(statement_id, statement)
         seconds = round(time.monotonic() - started, 3)
@@ -184,18 +194,19 @@ async def _match_lines(statement_id: int, statement: Statement) -> dict:
 # --- reading ------------------------------------------------------------------------------------
 
 async def statements(limit: int = 50) -> list[dict]:
-    return await MpesaStatement.raw(
+    rows = await MpesaStatement.raw(
         "SELECT s.id, s.filename, s.period_start, s.period_end, s.line_count, s.paid_in, s.withdrawn, s.imported_at, "
         "s.seconds, s.summary, u.username AS imported_by FROM mpesa_statement s "
         "LEFT JOIN staff st ON st.id = s.imported_by LEFT JOIN piccolo_user u ON u.id = st.user "
         "ORDER BY s.id DESC LIMIT {}", limit)
+    return [{**r, "summary": _summary(r["summary"])} for r in rows]
 
 
 async def statement(statement_id: int) -> dict | None:
     rows = await MpesaStatement.raw(
         "SELECT s.*, u.username AS imported_by_name FROM mpesa_statement s LEFT JOIN staff st ON st.id = s.imported_by "
         "LEFT JOIN piccolo_user u ON u.id = st.user WHERE s.id = {}", statement_id)
-    return rows[0] if rows else None
+    return {**rows[0], "summary": _summary(rows[0]["summary"])} if rows else None
 
 
 async def attention_lines(statement_id: int, limit: int = SHOWN) -> list[dict]:
