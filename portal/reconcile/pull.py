@@ -79,8 +79,9 @@ async def pull_recent(settings: Settings, hours: int = PULL_HOURS, *, staff_id: 
     """Ask Daraja for the last `hours` (at most 48) page by page and take in what is new."""
     hours = max(1, min(int(hours), KEPT_HOURS))
     result = PullResult(hours)
-    end = now()
-    start = end - timedelta(hours=hours)
+    # EndDate has whole seconds: a minute ahead so that what was paid this very second is in.
+    end = now() + timedelta(minutes=1)
+    start = end - timedelta(hours=hours, minutes=1)
     short_code = settings.daraja_shortcode
     async with DarajaClient(settings) as client:
         async for page in query_all(client, start, end):

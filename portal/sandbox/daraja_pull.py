@@ -74,6 +74,8 @@ def pull_state(store: DarajaStore) -> PullState:
     state = store.__dict__.get("_pull")
     if state is None:
         state = store.__dict__["_pull"] = PullState()
+        # The engine asks this before it POSTs a Paybill confirmation (it cannot import this module).
+        store.__dict__["confirmation_lost"] = lambda pay: confirmation_lost(store, pay)
     return state
 
 
