@@ -77,7 +77,7 @@ class Imported:
 
 
 PAYMENTS_SQL = f"""
-SELECT id, reference, amount, member FROM payment
+SELECT id, reference, amount, member, status FROM payment
  WHERE method = 'mpesa' AND status IN {RECORDED!r} AND reference = ANY({{}}::varchar[])
 """
 CALLBACKS_SQL = """
@@ -163,6 +163,8 @@ async def _match_lines(statement_id: int, statement: Statement) -> dict:
                 reversed_payment = payments.get(line.linked_receipt)
                 if reversed_payment:
                     payment, member = reversed_payment["id"], reversed_payment["member"]
+                    if reversed_payment["status"] == "completed":
+                        note = "the portal has not recorded this reversal: its payment still counts in full"
                 else:
                     note = f"reverses {line.linked_receipt or 'a payment not named'}, which the portal has no payment for"
             else:

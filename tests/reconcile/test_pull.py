@@ -120,3 +120,38 @@ async def test_the_sandbox_keeps_48_hours_and_pages_by_offset(live):
         old = (await http.post("/pulltransactions/v1/query", json={
             **window, "EndDate": "2001-01-01 00:00:00", "OffSetValue": "0"})).json()
         assert old["Response"] == [[]]
+
+
+async def test_managers_pull_now_and_the_scheduled_job_runs_on_the_gateway_queue(live, worker, queue, bob):
+    """A lost confirmation found by the manager's "Pull now"; a second lost one found by the job the
+    worker runs every 30 minutes (applied through the queue as the cron does)."""
+    from portal.lib.queue import GATEWAY, route
+    from tables.audit import AuditLog
+    from tasks.worker import CRON_JOBS
+
+    assert route("pull_paybill") == GATEWAY
+    assert [c.cron for c in CRON_JOBS if c.function.__name__ == "pull_paybill"] == ["7,37 * * * *"]
+    await register(live)
+    members = [await make_member(phone=f"25471600000{i}") for i in range(2)]
+    await lose_next(live, 2)
+    first = await pay_paybill(live, 3000, await number(members[0]))
+
+    r = await bob.post("/reconcile/mpesa/pull", {"hours": "3"})  # not registered yet: Daraja refuses
+    assert r.status_code == 422 and "not registered" in r.text
+    r = await bob.post("/reconcile/mpesa/register")
+    assert r.status_code == 200 and "Registered for Pull Transactions" in r.text
+    r = await bob.post("/reconcile/mpesa/pull", {"hours": "49"})
+    assert r.status_code == 422 and "1 to 48" in r.text
+    r = await bob.post("/reconcile/mpesa/pull", {"hours": "3"})
+    assert r.status_code == 200 and 'data-testid="pull-result"' in r.text
+    assert "Daraja listed 1 Paybill payment of the last 3 hours (1 page): 0 already known; not heard of before: 1 applied." in r.text
+    assert await Payment.count().where(Payment.reference == first) == 1
+    audit = await AuditLog.select(AuditLog.action, AuditLog.staff).where(AuditLog.action.like("mpesa.pull%")).order_by(AuditLog.id)
+    assert [a["action"] for a in audit] == ["mpesa.pull_registered", "mpesa.pull"] and all(a["staff"] for a in audit)
+
+    second = await pay_paybill(live, 3000, await number(members[1]))
+    job = await queue.apply("pull_paybill", timeout=60)
+    assert job == {"hours": 3, "pages": 1, "listed": 2, "seen": 1, "stored_applied": 1}
+    assert await Payment.count().where(Payment.reference.is_in([first, second])) == 2
+    assert await mpesa_in_ledger() == Decimal("6000")
+    await assert_books_agree()
