@@ -184,3 +184,35 @@ async def test_a_file_without_the_header_or_lines_is_refused(db):
         await statements.import_statement(HEADER.encode())
     with pytest.raises(StatementError, match="not UTF-8"):
         await statements.import_statement(HEADER.encode() + b"\xff\xfe\r\n")
+
+
+async def test_a_failure_midway_keeps_nothing_not_even_the_credits_already_made(db, monkeypatch):
+    """Two lines the portal never heard of, with members' numbers as accounts (3,000 and 8,000): the
+    first is credited inside the import's transaction, then crediting the second fails (a fault put
+    into the crediting step). Nothing is kept: no statement, no line, no stored callback, no payment,
+    the ledger's M-Pesa account still 0. The same file then imports whole: 3,000 + 8,000 = 11,000."""
+    for number_, amount in (("PTF0201", 3000), ("PTF0202", 8000)):
+        await invoice_for(await make_member(number=number_), amount)
+    data = (HEADER + GOOD.replace("TKL0ABC123", "TKL0FAIL01").replace("PTF0001", "PTF0201")
+            + GOOD.replace("TKL0ABC123", "TKL0FAIL02").replace("PTF0001", "PTF0202").replace('"3,000.00",,', '"8,000.00",,', 1)
+            ).encode()
+    real, tried = statements._credit, []
+
+    async def failing_second(line):
+        tried.append(line.receipt)
+        if len(tried) == 2:
+            raise RuntimeError("the database connection was lost")
+        return await real(line)
+
+    monkeypatch.setattr(statements, "_credit", failing_second)
+    with pytest.raises(RuntimeError):
+        await statements.import_statement(data)
+    assert tried == ["TKL0FAIL01", "TKL0FAIL02"]
+    assert await MpesaStatement.count() == 0 and await MpesaStatementLine.count() == 0
+    assert await GatewayCallback.count() == 0 and await Payment.count() == 0
+    assert await mpesa_in_ledger() == Decimal("0")
+    monkeypatch.undo()
+    imported = await statements.import_statement(data)
+    assert imported.summary == {"credited": 2}
+    assert await mpesa_in_ledger() == Decimal("11000")
+    await assert_books_agree()
