@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
+from typing import Callable
 
 from portal import audit
 from portal.callbacks import dispatch
@@ -106,8 +107,10 @@ async def _credit(line: StatementLine) -> tuple[str, int | None, int | None, int
     return mapped, row["payment"], row["member"], stored.id, row["note"][:300]
 
 
-async def import_statement(data: bytes, *, filename: str = "", staff_id: int | None = None) -> Imported:
-    """Read (StatementError when malformed: nothing stored), then match and store in one transaction."""
+async def import_statement(data: bytes, *, filename: str = "", staff_id: int | None = None,
+                           progress: Callable[[int, int], None] | None = None) -> Imported:
+    """Read (StatementError when malformed: nothing stored), then match and store in one transaction.
+    `progress(done, total)` is told of the lines matched as the import goes (the CLI's bar)."""
     started = time.monotonic()
     known = await MpesaStatement.select(MpesaStatement.id, MpesaStatement.summary, MpesaStatement.seconds).where(
         MpesaStatement.file_hash == file_hash(data)).first()
@@ -122,7 +125,7 @@ async def import_statement(data: bytes, *, filename: str = "", staff_id: int | N
         if existing:
             return Imported(existing["id"], False, _summary(existing["summary"]), float(existing["seconds"]))
         statement_id = await _store(statement, filename, staff_id)
-        summary = await _match_lines(statement_id, statement)
+        summary = await _match_lines(statement_id, statement, progress)
         seconds = round(time.monotonic() - started, 3)
         await MpesaStatement.update({MpesaStatement.summary: summary, MpesaStatement.seconds: Decimal(str(seconds))}).where(
             MpesaStatement.id == statement_id)
@@ -143,7 +146,8 @@ async def _store(statement: Statement, filename: str, staff_id: int | None) -> i
     return rows[0]["id"]
 
 
-async def _match_lines(statement_id: int, statement: Statement) -> dict:
+async def _match_lines(statement_id: int, statement: Statement,
+                       progress: Callable[[int, int], None] | None = None) -> dict:
     lines = statement.lines
     wanted = sorted({line.receipt for line in lines} | {line.linked_receipt for line in lines if line.linked_receipt})
     payments = {r["reference"]: r for r in await MpesaStatement.raw(PAYMENTS_SQL, wanted)}
@@ -182,6 +186,8 @@ async def _match_lines(statement_id: int, statement: Statement) -> dict:
         else:
             outcome, payment, member, callback, note = await _credit(line)
         counts[outcome] += 1
+        if progress is not None and (len(cols["line_no"]) % 1000 == 999 or line is lines[-1]):
+            progress(len(cols["line_no"]) + 1, len(lines))
         for key, value in (("line_no", line.line_no), ("receipt", line.receipt), ("direction", line.direction),
                            ("completed_at", line.completed_at), ("details", line.details), ("status", line.status),
                            ("paid_in", line.paid_in), ("withdrawn", line.withdrawn), ("reason_type", line.reason_type),

@@ -216,3 +216,28 @@ async def test_a_failure_midway_keeps_nothing_not_even_the_credits_already_made(
     assert imported.summary == {"credited": 2}
     assert await mpesa_in_ledger() == Decimal("11000")
     await assert_books_agree()
+
+
+def test_the_import_command_shows_its_progress_and_refuses_a_broken_file(db, tmp_path):
+    """`portal import-statement FILE`: the upload's import from a shell, with the progress line of
+    portal/lib/progress.py (every tenth, into a log); a broken file exits non-zero with its line and
+    column."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lines = "".join(GOOD.replace("TKL0ABC123", f"TKL{i:07d}").replace("PTF0001", "NOBODY") for i in range(30))
+    good, broken = tmp_path / "statement.csv", tmp_path / "broken.csv"
+    good.write_text(HEADER + lines)
+    broken.write_text(HEADER + lines.replace("2026-12-07 09:15:02,", "2026-13-07 09:15:02,", 1))
+    portal = str(Path(sys.executable).parent / "portal")
+    r = subprocess.run([portal, "import-statement", str(broken)], capture_output=True, text=True, timeout=120,
+                       env=os.environ)
+    assert r.returncode == 1
+    assert "broken.csv was not imported, nothing was changed. Line 2, column 2 (Completion Time)" in r.stderr
+    r = subprocess.run([portal, "import-statement", str(good)], capture_output=True, text=True, timeout=120,
+                       env=os.environ)
+    assert r.returncode == 0, r.stderr
+    assert "statement lines: 100% (30/30 lines" in r.stderr
+    assert r.stdout.strip().endswith("30 unmatched")
