@@ -24,6 +24,7 @@ POST /c2b/lose {"next": N}          the next N Paybill confirmations are never P
                                     still reaches the shortcode: Pull and the statement show it)
 POST /c2b/{TransID}/confirm         POST a withheld confirmation now (the "late real confirmation")
 POST /pull/settings {"page_size": N}
+POST /pull/age {"receipt": ..., "hours": N}   the payment completed N hours earlier (48 h: no longer kept)
 GET  /pull                          registrations, withheld confirmations
 GET  /statement.csv?start=YYYY-MM-DD&end=YYYY-MM-DD
                                     the org portal's statement CSV of the shortcode for those days
@@ -201,6 +202,19 @@ async def pull_settings(request: Request) -> Response:
     return _json({"page_size": size})
 
 
+@post(f"{BASE}/pull/age")
+async def age_entry(request: Request) -> Response:
+    """Move a receipt's completion back by `hours` (to show what Daraja no longer keeps)."""
+    data = json.loads(await request.body() or b"{}")
+    store = request.app.state.daraja
+    entry = store.ledger.get(str(data.get("receipt"))) if isinstance(data, dict) else None
+    hours = data.get("hours") if isinstance(data, dict) else None
+    if entry is None or not isinstance(hours, (int, float)):
+        return _json({"error": "receipt (known) and hours (a number)"}, 400)
+    entry.completed_at -= timedelta(hours=hours)
+    return _json({"receipt": entry.receipt, "completed_at": entry.completed_at.isoformat()})
+
+
 @get(f"{BASE}/pull")
 async def pull_info(request: Request) -> Response:
     state = pull_state(request.app.state.daraja)
@@ -263,5 +277,5 @@ async def statement_export(request: Request) -> Response:
                     headers={"content-disposition": f'attachment; filename="ORG_statement_{start}_{end}.csv"'})
 
 
-route_handlers = [pull_register, pull_query, lose_confirmations, confirm_withheld, pull_settings, pull_info,
+route_handlers = [pull_register, pull_query, lose_confirmations, confirm_withheld, pull_settings, age_entry, pull_info,
                   statement_export]

@@ -120,6 +120,11 @@ async def test_the_sandbox_keeps_48_hours_and_pages_by_offset(live):
         old = (await http.post("/pulltransactions/v1/query", json={
             **window, "EndDate": "2001-01-01 00:00:00", "OffSetValue": "0"})).json()
         assert old["Response"] == [[]]
+        aged = await http.post("/_sandbox/daraja/pull/age", json={"receipt": record["transactionId"], "hours": 48.01})
+        assert aged.status_code == 200
+        await page_size(live, 10)
+        kept = (await http.post("/pulltransactions/v1/query", json={**window, "OffSetValue": "0"})).json()
+        assert len(kept["Response"][0]) == 2 and record["transactionId"] not in str(kept)
 
 
 async def test_managers_pull_now_and_the_scheduled_job_runs_on_the_gateway_queue(live, worker, queue, bob):
@@ -154,4 +159,31 @@ async def test_managers_pull_now_and_the_scheduled_job_runs_on_the_gateway_queue
     assert job == {"hours": 3, "pages": 1, "listed": 2, "seen": 1, "stored_applied": 1}
     assert await Payment.count().where(Payment.reference.is_in([first, second])) == 2
     assert await mpesa_in_ledger() == Decimal("6000")
+    await assert_books_agree()
+
+
+async def test_a_pulled_payment_nobody_owns_waits_for_staff_and_is_matched_once(live):
+    """A lost confirmation whose account is nobody's: the pull stores it and it waits on Unmatched
+    M-Pesa (nothing credited); staff match it to the member (3,000 credited); the late real
+    confirmation is then a duplicate and the ledger stays at 3,000."""
+    from portal.auth import create_staff
+    from portal.payments.mpesa import c2b
+
+    await register(live)
+    member = await make_member()
+    staff = await create_staff("mgr", "mgr-password-1", "manager")
+    await lose_next(live, 1)
+    trans_id = await pay_paybill(live, 3000, "GYM FEES")
+    assert await pull.register_pull(live.settings) == "Success"
+    result = await pull.pull_recent(live.settings, 3)
+    assert dict(result.outcomes) == {"unmatched": 1}
+    waiting = await c2b.unmatched_payments()
+    assert [(w.trans_id, w.amount, w.account) for w in waiting] == [(trans_id, Decimal("3000"), "GYM FEES")]
+    assert await mpesa_in_ledger() == Decimal("0")
+    recorded = await c2b.match_unmatched(waiting[0].id, member, staff)
+    assert recorded.created and recorded.payment["reference"] == trans_id
+    assert (await c2b.match_unmatched(waiting[0].id, member, staff)).created is False
+    await confirm_late(live, trans_id)
+    assert (await confirmation_row(trans_id))["outcome"] == "duplicate"
+    assert await mpesa_in_ledger() == Decimal("3000") and await c2b.unmatched_count() == 0
     await assert_books_agree()
