@@ -41,7 +41,7 @@ SELECT reference AS receipt FROM payment WHERE method = 'mpesa' AND reference = 
 UNION
 SELECT external_id FROM gateway_callback
  WHERE gateway = 'daraja' AND kind IN ('c2b_confirmation', 'c2b_pull', 'c2b_statement')
-   AND external_id = ANY({}::varchar[])
+   AND outcome NOT IN ('malformed', 'rejected') AND external_id = ANY({}::varchar[])
 """
 
 
@@ -69,6 +69,8 @@ class PullResult:
 
 
 async def seen(receipts: list[str]) -> set[str]:
+    """Receipts the portal has a payment for, or a callback that is or will be acted on (a
+    confirmation that could not be read does not count: its money is taken from the pull)."""
     if not receipts:
         return set()
     rows = await GatewayCallback.raw(SEEN_SQL, receipts, receipts)

@@ -104,6 +104,8 @@ async def _credit(line: StatementLine) -> tuple[str, int | None, int | None, int
     row = (await MpesaStatementLine.raw("SELECT payment, member, note FROM gateway_callback WHERE id = {}",
                                         stored.id))[0]
     mapped = {"applied": "credited", "duplicate": "matched", "unmatched": "unmatched"}.get(outcome, "waiting")
+    if mapped == "credited" and not stored.new:  # another statement being imported credited it first
+        mapped = "matched"
     return mapped, row["payment"], row["member"], stored.id, row["note"][:300]
 
 

@@ -82,3 +82,21 @@ async def test_confirmation_pull_and_statement_at_once_credit_each_receipt_once(
     await assert_books_agree()
     with capsys.disabled():
         print(f"\n  credited by, round by round: {winners}")
+
+
+async def test_two_overlapping_statements_imported_at_once_credit_a_receipt_once(db):
+    """Monday's and the week's statement both have a 3,000 payment the portal never heard of
+    (account PTF0301); imported at the same time, on two connections: one credits it, the other
+    finds it; 1 payment, the ledger's M-Pesa account 3,000."""
+    from tests.reconcile.test_statement import GOOD, HEADER
+
+    await invoice_for(await make_member(number="PTF0301"), 3000)
+    line = GOOD.replace("TKL0ABC123", "TKL0BOTH01").replace("PTF0001", "PTF0301")
+    monday = (HEADER + line).encode()
+    week = (HEADER + GOOD.replace("TKL0ABC123", "TKL0OTHER1").replace("PTF0001", "NOBODY") + line).encode()
+    first, second = await asyncio.gather(statements.import_statement(monday), statements.import_statement(week))
+    found = sorted([first.summary, second.summary], key=len)
+    assert found in ([{"credited": 1}, {"matched": 1, "unmatched": 1}], [{"matched": 1}, {"credited": 1, "unmatched": 1}])
+    assert await Payment.count().where(Payment.reference == "TKL0BOTH01") == 1
+    assert await mpesa_in_ledger() == Decimal("3000")
+    await assert_books_agree()

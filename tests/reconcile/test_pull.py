@@ -187,3 +187,27 @@ async def test_a_pulled_payment_nobody_owns_waits_for_staff_and_is_matched_once(
     assert (await confirmation_row(trans_id))["outcome"] == "duplicate"
     assert await mpesa_in_ledger() == Decimal("3000") and await c2b.unmatched_count() == 0
     await assert_books_agree()
+
+
+async def test_a_confirmation_that_could_not_be_read_does_not_hide_its_money_from_pull(live):
+    """M-Pesa's confirmation of a 3,000 payment arrives garbled (its amount unreadable): it is kept
+    as malformed and credits nothing. The pull lists the payment: it is credited (3,000) once."""
+    import json
+
+    await register(live)
+    member = await make_member()
+    await lose_next(live, 1)
+    trans_id = await pay_paybill(live, 3000, await number(member))
+    garbled = {"TransactionType": "Pay Bill", "TransID": trans_id, "TransTime": "20261207101500",
+               "TransAmount": "3,000.0O", "BusinessShortCode": live.settings.daraja_shortcode,
+               "BillRefNumber": await number(member), "MSISDN": "2547 ***** 149", "FirstName": "JOHN"}
+    async with httpx.AsyncClient() as http:
+        r = await http.post(live.hook("c2b/confirmation"), content=json.dumps(garbled),
+                            headers={"content-type": "application/json"})
+        assert r.status_code == 200
+    assert (await confirmation_row(trans_id))["outcome"] == "malformed"
+    assert await pull.register_pull(live.settings) == "Success"
+    result = await pull.pull_recent(live.settings, 3)
+    assert (result.seen, dict(result.outcomes)) == (0, {"applied": 1})
+    assert await mpesa_in_ledger() == Decimal("3000")
+    await assert_books_agree()
