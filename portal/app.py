@@ -50,6 +50,7 @@ from portal.web import (
     mpesa,
     pay,
     plans,
+    reconcile,
     reminders,
     staff,
     unmatched,
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes, *audit.routes, *api_keys.routes, *webhooks.routes,
         *metrics.routes, *backups.routes, *exports.routes, *checkin.routes,
         *memberships.routes,
+        *reconcile.routes,
     ])
     app = Litestar(
         route_handlers=[

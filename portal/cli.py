@@ -133,6 +133,54 @@ def cmd_demo_data(args) -> None:
         db.release_embedded()
 
 
+def cmd_import_statement(args) -> None:
+    """`portal import-statement FILE`: the managers' statement import with a progress bar (a file
+    from the M-Pesa portal too big to upload, or a script's)."""
+    from pathlib import Path
+
+    from portal.lib import db
+    from portal.lib.progress import Progress
+    from portal.reconcile.statement import StatementError
+    from portal.reconcile.statements import import_statement
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        sys.exit(f"cannot read {path}: {e}")
+    _settings()
+    bar: list[Progress] = []
+
+    def progress(done: int, total: int) -> None:
+        if not bar:
+            bar.append(Progress("statement lines", total, "lines"))
+        bar[0].advance(done - bar[0].done)
+
+    async def go():
+        from piccolo.engine import engine_finder
+
+        import piccolo_conf  # noqa: F401
+
+        await migrate()
+        engine = engine_finder()
+        await engine.start_connection_pool(min_size=1, max_size=2)
+        try:
+            return await import_statement(data, filename=path.name, progress=progress)
+        finally:
+            await engine.close_connection_pool()
+
+    try:
+        imported = asyncio.run(go())
+    except StatementError as e:
+        sys.exit(f"{path.name} was not imported, nothing was changed. {e}")
+    finally:
+        db.release_embedded()
+    if bar:
+        bar[0].finish()
+    found = ", ".join(f"{v} {k}" for k, v in imported.summary.items())
+    print(f"statement {imported.statement_id}: {found}" + ("" if imported.new else " (imported before: nothing changed)"))
+
+
 def cmd_mpesa(args) -> None:
     from portal.gateways.http import GatewayError
     from portal.lib import db
@@ -266,6 +314,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--force-append", action="store_true", help="bulk-load even if the gym already has members")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo_data)
+    p = sub.add_parser("import-statement", help="import an M-Pesa organisation statement CSV (as the upload does)")
+    p.add_argument("file", help="the statement CSV as the M-Pesa business portal exports it")
+    p.set_defaults(func=cmd_import_statement)
     p = sub.add_parser("mpesa", help="M-Pesa set-up")
     p.add_argument("action", choices=["register-urls"], help="register-urls: tell Daraja our Paybill (C2B) URLs")
     p.set_defaults(func=cmd_mpesa)

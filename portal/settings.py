@@ -217,6 +217,7 @@ class Settings:
     log_level: str  # DEBUG, INFO, WARNING or ERROR; DEBUG adds the job and PDF steps and each HTTP call
     webhook_timeout_seconds: int  # how long one webhook delivery waits for the receiver's answer
     webhook_private_urls: bool  # webhook endpoints may be on loopback/private addresses (tests, one-PC set-ups)
+    daraja_pull_nominated_number: str  # 2547XXXXXXXX Safaricom notifies about Pull Transactions (register once)
     freeze_min_days: int = 7  # a membership freeze lasts at least this many days
     freeze_max_days: int = 90  # and at most this many
     freeze_notice_days: int = 0  # and starts at least this many days after it is asked for
@@ -387,6 +388,7 @@ class Settings:
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             webhook_timeout_seconds=env.int("WEBHOOK_TIMEOUT_SECONDS", 10, 1, 60),
             webhook_private_urls=env.bool("WEBHOOK_PRIVATE_URLS", False),
+            daraja_pull_nominated_number=env.str("DARAJA_PULL_NOMINATED_NUMBER", "254708374149" if sandbox else ""),
             freeze_min_days=env.int("FREEZE_MIN_DAYS", 7, 1, 365),
             freeze_max_days=env.int("FREEZE_MAX_DAYS", 90, 1, 365),
             freeze_notice_days=env.int("FREEZE_NOTICE_DAYS", 0, 0, 90),

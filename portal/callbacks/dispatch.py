@@ -28,6 +28,7 @@ from portal.lib.clock import now
 from portal.messages import delivery
 from portal.payments.cards import checkout
 from portal.payments.mpesa import c2b, reversal, stk
+from portal.reconcile import sources
 from tables.gateway import GatewayCallback
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("flutterwave", "webhook"): Route(parse_webhook, checkout.process_webhook),
     ("flutterwave", "redirect"): Route(read_redirect, checkout.process_redirect, authenticated=False),
     ("africastalking", "delivery"): Route(parse_delivery_report, delivery.apply_delivery_report),
+    # Money found by reconciliation (portal.reconcile.sources): read as the Paybill confirmation
+    # it stands for and acted on by the same processor, so each receipt is credited once.
+    ("daraja", sources.PULL): Route(sources.read_pull, c2b.process_c2b_confirmation),
+    ("daraja", sources.STATEMENT): Route(sources.read_statement, c2b.process_c2b_confirmation),
 }
 
 _UNREAD = object()

@@ -41,6 +41,8 @@ ROUTES = {
     "raise_renewal_invoices": BULK, "run_backup": BULK,
     # Other systems' receivers: one slow or down must never hold a member's M-Pesa prompt.
     "deliver_webhooks": BULK,
+    # Reconciliation: a manager may be waiting on "Pull now"; each run is a few Daraja pages.
+    "pull_paybill": GATEWAY,
 }
 
 

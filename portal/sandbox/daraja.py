@@ -10,6 +10,7 @@ daraja_engine   outcomes, callbacks, C2B validation/confirmation round trips, as
 daraja_api      the wire API (/oauth, /mpesa/...)
 daraja_pages    pages for people: / (index), /phone (simulated handset), /paybill
 daraja_control  JSON control API for tests: /_sandbox/daraja/...
+daraja_pull     Pull Transactions (/pulltransactions/v1/...), lost confirmations, statement CSV export
 
 Wire API
 --------
@@ -125,7 +126,7 @@ import logging
 import httpx
 from litestar import Litestar, Router
 
-from portal.sandbox import daraja_api, daraja_control, daraja_pages
+from portal.sandbox import daraja_api, daraja_control, daraja_pages, daraja_pull
 from portal.sandbox.daraja_engine import cancel_all
 from portal.sandbox.daraja_state import DarajaStore, Settings
 
@@ -137,6 +138,7 @@ router = Router(
         *daraja_api.route_handlers,
         *daraja_control.route_handlers,
         *daraja_pages.route_handlers,
+        *daraja_pull.route_handlers,
     ],
 )
 

@@ -375,6 +375,9 @@ async def _c2b_flow(store: DarajaStore, pay: C2BPayment) -> None:
     if reg is None or not reg.confirmation_url:
         pay.note = (pay.note + "; " if pay.note else "") + "no URLs registered for this shortcode"
         return
+    lost = store.__dict__.get("confirmation_lost")  # the "confirmation lost" scenario (daraja_pull)
+    if lost is not None and lost(pay):
+        return
     await _send_confirmation(store, pay, reg)
 
 

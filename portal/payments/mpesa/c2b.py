@@ -140,6 +140,10 @@ def parse_confirmation(data) -> C2BConfirmation:
 def money_of(kind: str, body: str) -> C2BConfirmation:
     """The money an unmatched callback carries, read from its stored body: a Paybill
     confirmation, or a successful STK result for a prompt the portal has no record of."""
+    if kind in ("c2b_pull", "c2b_statement"):  # found by reconciliation (portal.reconcile.sources)
+        from portal.reconcile.sources import as_confirmation
+
+        return parse_confirmation(as_confirmation(kind, body))
     data = loads(body)
     if kind != "stk":
         return parse_confirmation(data)
@@ -377,7 +381,7 @@ async def process_c2b_confirmation(row: dict, data) -> tuple[str, str]:
 # Money waiting for staff: Paybill payments no account matched, and prompt results no request of
 # ours could be tied to (their amount is recorded; a result that moved no money has none).
 UNMATCHED_WHERE = ("gateway = 'daraja' AND outcome = 'unmatched' "
-                   "AND (kind = 'c2b_confirmation' OR (kind = 'stk' AND amount <> ''))")
+                   "AND (kind IN ('c2b_confirmation', 'c2b_pull', 'c2b_statement') OR (kind = 'stk' AND amount <> ''))")
 
 
 @dataclass(frozen=True)
@@ -431,7 +435,8 @@ async def match_unmatched(callback_id: int, member_id: int, staff_id: int, invoi
     callback says who matched it. Matching again returns the same payment."""
     async with db.transaction():
         row = await GatewayCallback.select().where(GatewayCallback.id == callback_id).lock_rows().first()
-        if row is None or row["gateway"] != "daraja" or row["kind"] not in ("c2b_confirmation", "stk"):
+        if row is None or row["gateway"] != "daraja" or row["kind"] not in ("c2b_confirmation", "stk", "c2b_pull",
+                                                                            "c2b_statement"):
             raise NotFound("M-Pesa payment")
         if row["outcome"] in ("applied", "duplicate") and row["payment"]:
             payment = await Payment.select().where(Payment.id == row["payment"]).first()

@@ -1,0 +1,9 @@
+"""Reconciliation: the gateways' own books against the portal's (issue 16).
+
+    sources.py     Pull Transactions records and statement lines as C2B confirmations: stored raw in
+                   the callbacks store, then the same exactly-once path (c2b.process_c2b_confirmation)
+    pull.py        ask Daraja for the Paybill's last hours, page by page; credit what was never heard of
+    statement.py   read the org portal's statement CSV (refusing a malformed file with line and column)
+    statements.py  import a statement: match every line, credit what the portal never heard of, list
+                   the rest and the ledger's payments with no line
+"""
