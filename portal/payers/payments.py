@@ -89,7 +89,7 @@ async def record_payer_payment(*, payer_id: int, method: str, amount: Money, ref
             if not await PayerPayment.exists().where((PayerPayment.payment == payment_id) & (PayerPayment.payer == payer_id)):
                 raise state.KeyReused(earlier)
             return Recorded(earlier, created=False)
-        await PayerPayment.insert(PayerPayment(payment=payment_id, payer=payer_id))
+        await PayerPayment(payment=payment_id, payer=payer_id).save()
         payment = await _complete(payment_id, payer, members, linked, staff_id=staff_id)
     return Recorded(payment, created=True)
 
