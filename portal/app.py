@@ -54,6 +54,7 @@ from portal.web import (
     unmatched,
     webhooks,
 )
+from portal.web import payers as payer_pages
 from portal.web.middleware import PortalMiddleware, RequestLog, security_headers
 from portal.web.templating import configure_jinja, sent_by_htmx
 
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     pages = Router(path="/", include_in_schema=False, route_handlers=[
         *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes, *audit.routes, *api_keys.routes, *webhooks.routes,
         *metrics.routes, *backups.routes, *exports.routes, *checkin.routes,
+        *payer_pages.routes,
     ])
     app = Litestar(
         route_handlers=[

@@ -160,18 +160,21 @@ async def payer_of_member(member_id: int) -> dict | None:
         PayerMember.member == member_id).first()
 
 
-async def link_member(payer_id: int, member_number_or_id: str, staff_id: int | None) -> dict:
-    """Link a member (by member number, or id) to this payer; a member linked to another payer
-    moves here. Invoices already issued keep the bill-to they were issued with."""
+async def link_member(payer_id: int, member_number: str, staff_id: int | None, *, member_id: int | None = None) -> dict:
+    """Link a member (by member number, or by id from the member's page) to this payer; a member
+    linked to another payer moves here. Invoices already issued keep the bill-to they were issued with."""
     await get_payer(payer_id)
-    key = member_number_or_id.strip()
-    if not key:
+    key = member_number.strip()
+    if member_id is not None:
+        where = Member.id == member_id
+    elif not key:
         raise RuleBroken("Enter the member number", field="member")
-    where = Member.member_number.ilike(key)
-    if key.isascii() and key.isdigit() and len(key) < 10:
-        where = where | (Member.id == int(key))
+    else:
+        where = Member.member_number.ilike(key.replace("%", "").replace("_", r"\_"))
     member = await Member.select(Member.id, Member.member_number).where(where).first()
     if not member:
+        if member_id is not None:
+            raise NotFound("member")
         raise RuleBroken(f"No member has the number {key}", field="member")
     current = await PayerMember.select(PayerMember.id, PayerMember.payer).where(PayerMember.member == member["id"]).first()
     if current and current["payer"] == payer_id:

@@ -29,7 +29,7 @@ async def parent(name: str = "Grace Wanjiru", phone: str = "254722000111") -> in
 
 
 async def link(payer_id: int, member_id: int) -> None:
-    await link_member(payer_id, str(member_id), None)
+    await link_member(payer_id, "", None, member_id=member_id)
 
 
 async def invoice_due(member_id: int, amount, due: date, description: str = "Monthly membership") -> dict:
