@@ -50,6 +50,8 @@ def payer_form(form: Mapping[str, str]) -> tuple[dict, dict]:
     email = values["email"].lower()
     if email and (len(email) > 254 or not EMAIL_RE.match(email)):
         errors["email"] = "That does not look like an email address"
+    # One line per line as typed (a textarea sends CRLF), blank lines and stray spaces dropped.
+    values["address"] = "\n".join(line.strip() for line in values["address"].splitlines() if line.strip())
     if len(values["address"]) > 500:
         errors["address"] = "Address is too long (500 characters at most)"
     elif kind == "company" and not values["address"]:
