@@ -109,3 +109,15 @@ async def test_a_company_pays_for_three_staff_and_its_invoice_prints_the_buyers_
                      "Membership for", "Njeri Kariuki", "PTF0203", "Balance due KES 3,000"):
         assert expected.lower() in text.lower(), (expected, text)
     await assert_books_agree()
+
+    # On a phone the payer's page and the list do not scroll sideways (wide tables scroll in their box).
+    phone = await browser.new_context(base_url=live_server, viewport={"width": 390, "height": 800})
+    small = await phone.new_page()
+    await LoginPage(small).login("paul", "paul-password-1")
+    for path, name in ((f"/payers/{payer_id}", "payers-06-payer-page-phone"), ("/payers", "payers-07-list-phone")):
+        await small.goto(path)
+        await small.wait_for_load_state("networkidle")
+        sideways = await small.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        await screenshot(small, name)
+        assert sideways <= 0, (path, sideways)
+    await phone.close()
