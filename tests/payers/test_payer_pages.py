@@ -97,6 +97,11 @@ async def test_create_edit_link_pay_and_read_the_bill_to(alice, bob):
     assert [s["description"] for s in receipt["receipt"]["settled"]] == [
         "Monthly membership (Achieng Odhiambo)", "Monthly membership (Otieno Mwangi)"]
     assert receipt["receipt"]["balance_owed"] == D("6000.00")
+    from portal.documents.render import render_html, render_pdf_sync
+    from tests.documents.test_pdfs import save_preview
+    save_preview("receipt-payer", render_pdf_sync("receipt", receipt))
+    slip = render_html("receipt_80mm", receipt)
+    assert "Payer" in slip and "Acme Logistics Ltd" in slip and "Member no." not in slip
     # A refund of it is refused with words, not a 500.
     r = await bob.post(f"/payments/{payment_id}/refund", {"amount": "100", "reason": "asked for it back"})
     assert r.status_code == 422 and 'data-testid="payer-refund-note"' in r.text
@@ -158,3 +163,29 @@ async def test_payer_pages_cost_a_fixed_number_of_queries(alice, members):
     # session, the member's payer
     m = (await PayerMember.select(PayerMember.member).first())["member"]
     assert await _count(alice, f"/members/{m}/payer") == 2
+
+
+async def test_the_payer_statement_pdf_lists_every_member_invoice_with_totals(db):
+    """Acme: Achieng 3,000 (paid by Acme's 3,000 today), Otieno 8,000 open: the statement lists
+    both (the paid one is recent), invoiced 3,000 + 8,000 = 11,000, paid 3,000, due 8,000."""
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    from portal.documents.render import render_pdf_sync
+    from tests.documents.test_pdfs import save_preview
+    from tests.payers.helpers import payer_pays
+
+    acme = await company()
+    achieng, otieno = await make_member("Achieng", "Odhiambo"), await make_member("Otieno", "Mwangi")
+    await link(acme, achieng)
+    await link(acme, otieno)
+    await invoice_due(achieng, 3000, today() - timedelta(days=9))
+    await invoice_due(otieno, 8000, today())
+    await payer_pays(acme, 3000)
+    pdf = render_pdf_sync("payer_statement", await payer_statement_context(acme, today()))
+    save_preview("payer-statement", pdf)
+    text = " ".join(" ".join((p.extract_text() or "") for p in PdfReader(BytesIO(pdf)).pages).split())
+    for expected in ("Acme Logistics Ltd", "PIN: P051234567X", "Achieng Odhiambo", "Otieno Mwangi",
+                     "Balance due KES 8,000", "Invoiced KES 11,000", "Paid KES 3,000", "Totals 11,000 3,000 8,000"):
+        assert expected.lower() in text.lower(), (expected, text)
