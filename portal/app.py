@@ -56,6 +56,7 @@ from portal.web import (
     unmatched,
     webhooks,
 )
+from portal.web import payers as payer_pages
 from portal.web.middleware import PortalMiddleware, RequestLog, security_headers
 from portal.web.templating import configure_jinja, sent_by_htmx
 
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         *metrics.routes, *backups.routes, *exports.routes, *checkin.routes,
         *memberships.routes,
         *reconcile.routes,
+        *payer_pages.routes,
     ])
     app = Litestar(
         route_handlers=[

@@ -21,6 +21,7 @@ from portal.lib.money import CENT, Money
 from portal.members.holds import announce_holds
 from portal.members.memberships import on_invoice_paid
 from portal.messages import outbox
+from portal.payers import billto
 from portal.settings import get_settings
 from tables.billing import Allocation, CreditNote, Invoice, InvoiceLine
 from tables.members import Member, Membership
@@ -87,6 +88,7 @@ async def issue_invoice(member_id: int, lines: list[Line], *, kind: str = "other
                     net=net.amount, vat=vat.amount, total=line_total.amount)
         for line, net, vat, line_total in computed
     ])
+    await billto.freeze(invoice_id, member_id)  # addressed to the member's payer, if any, as it is now
     await ledger.post("invoice_issued", [
         debit("receivable", total, member=member_id),
         credit("revenue", subtotal),

@@ -13,6 +13,7 @@ from portal.documents import branding
 from portal.lib.clock import now
 from portal.lib.errors import NotFound
 from portal.lib.formatting import payment_reference
+from portal.payers import billto, payers
 from portal.payments import state
 from portal.payments.service import METHOD_LABELS
 from portal.settings import get_settings
@@ -21,6 +22,7 @@ from tables.closes import DayClose
 from tables.ledger import LedgerLeg
 from tables.locations import Location
 from tables.members import Member, Membership
+from tables.payers import Payer
 from tables.staff import Staff
 from tables.statuses import OPEN_INVOICE
 
@@ -37,6 +39,15 @@ async def _member(member_id: int) -> dict:
         raise NotFound("member")
     return {"name": f"{m['first_name']} {m['last_name']}", "number": m["member_number"], "phone": m["phone"],
             "email": m["email"] or ""}
+
+
+async def _payer_party(payer_id: int) -> dict:
+    """A payer where a document names who paid (receipts of a payer's payment)."""
+    p = await Payer.select().where(Payer.id == payer_id).first()
+    if not p:
+        raise NotFound("payer")
+    return {"name": p["name"], "number": "", "phone": p["phone"], "email": p["email"], "address": p["address"],
+            "kra_pin": p["kra_pin"], "payer": True}
 
 
 async def _staff_name(staff_id: int | None) -> str:
@@ -65,6 +76,7 @@ async def invoice_context(invoice_id: int, pay_link: str | None = None) -> dict:
         "subtotal": inv["subtotal"], "tax_total": inv["tax_total"], "total": inv["total"], "paid": inv["paid"],
         "balance": inv["total"] - inv["paid"] if inv["status"] != "void" else Decimal("0"),
         "pay_link": pay_link if inv["status"] in OPEN_INVOICE else None, "period": period,
+        "bill_to": await billto.bill_to(invoice_id),  # a payer's name, address and PIN as at issue, or None
     }}
 
 
@@ -75,15 +87,18 @@ async def receipt_context(payment_id: int) -> dict:
     facts = state.settlement_facts(await state.settlement_of(payment_id))
     numbers = [s["number"] for s in facts.get("settled", [])]
     descriptions = {}
+    payer = facts.get("payer")  # a payer's payment (portal/payers/payments.py): it names the payer
     if numbers:
-        rows = await InvoiceLine.select(InvoiceLine.invoice.number, InvoiceLine.description).where(
+        rows = await InvoiceLine.select(InvoiceLine.invoice.number, InvoiceLine.description,
+                                        InvoiceLine.invoice.member.first_name, InvoiceLine.invoice.member.last_name).where(
             InvoiceLine.invoice.number.is_in(numbers))
         for row in rows:
-            descriptions.setdefault(row["invoice.number"], row["description"])
+            for_whom = f" ({row['invoice.member.first_name']} {row['invoice.member.last_name']})" if payer else ""
+            descriptions.setdefault(row["invoice.number"], row["description"] + for_whom)
     return {**base(), "receipt": {
         "number": p["receipt_number"], "paid_at": p["completed_at"] or p["created_at"],
         "method_label": METHOD_LABELS[p["method"]], "reference": payment_reference(p), "amount": p["amount"],
-        "currency": p["currency"], "member": await _member(p["member"]), "staff_name": await _staff_name(p["staff"]),
+        "currency": p["currency"], "member": await _payer_party(payer["id"]) if payer else await _member(p["member"]), "staff_name": await _staff_name(p["staff"]),
         "settled": [{"invoice_number": s["number"], "description": descriptions.get(s["number"], ""),
                      "amount": s["amount"]} for s in facts.get("settled", [])],
         "credit_added": facts.get("credit_added", Decimal("0")),
@@ -168,4 +183,16 @@ async def day_close_context(close_id: int) -> dict:
         "cash_expected": row["cash_expected"], "cash_counted": row["cash_counted"], "variance": row["variance"],
         "note": row["note"], "closed_at": row["closed_at"], "closed_by": await _staff_name(row["closed_by"]),
         "currency": get_settings().currency,
+    }}
+
+
+async def payer_statement_context(payer_id: int, day: date) -> dict:
+    """Every open invoice addressed to the payer and those paid recently, across its members."""
+    payer = await _payer_party(payer_id)
+    st = await payers.statement(payer_id, day)
+    return {**base(), "payer_statement": {
+        "payer": payer, "day": day, "since": st["since"], "currency": get_settings().currency,
+        "invoices": [{k: r[k] for k in ("number", "issue_date", "due_date", "member_name", "member_number", "status",
+                                         "total", "paid", "balance")} for r in st["invoices"]],
+        "total": st["total"], "paid": st["paid"], "balance": st["balance"],
     }}

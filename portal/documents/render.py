@@ -47,7 +47,7 @@ STATIC = ROOT / "static"
 DEFAULT_TIMEZONE = "Africa/Nairobi"
 DEFAULT_CURRENCY = "KES"
 
-KINDS = frozenset({"invoice", "receipt", "receipt_80mm", "statement", "credit_note", "day_close"})
+KINDS = frozenset({"invoice", "receipt", "receipt_80mm", "statement", "credit_note", "day_close", "payer_statement"})
 # Thermal-roll documents: laid out on one very long page, which is then cut to the content.
 ROLL_KINDS = frozenset({"receipt_80mm"})
 ROLL_END_ANCHOR = "roll-end"

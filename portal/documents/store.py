@@ -19,6 +19,7 @@ from tables.statuses import OPEN_INVOICE
 
 KIND_SOURCES = {"receipt": "payment", "receipt_80mm": "payment", "invoice": "invoice",
                 "credit_note": "credit_note", "statement": "statement", "day_close": "day_close"}
+KIND_SOURCES["payer_statement"] = "payer_statement"  # payers for others (portal/payers)
 
 
 async def invoice_subject(invoice_id: int) -> str:
@@ -37,6 +38,18 @@ async def invoice_subject(invoice_id: int) -> str:
 
 def statement_subject(member_id: int, start: date, end: date) -> str:
     return f"statement:{member_id}:{start.isoformat()}:{end.isoformat()}"
+
+
+PAYER_STATEMENT_VERSION_SQL = """
+SELECT count(DISTINCT b.invoice) AS invoices, coalesce(max(a.id), 0) AS allocation
+FROM invoice_bill_to b LEFT JOIN allocation a ON a.invoice = b.invoice WHERE b.payer = {}
+"""
+
+
+async def payer_statement_subject(payer_id: int, day: date) -> str:
+    """A payer's statement as at `day`; a new invoice or payment since makes a new version."""
+    row = (await Invoice.raw(PAYER_STATEMENT_VERSION_SQL, payer_id))[0]
+    return f"payer_statement:{payer_id}:{day.isoformat()}:{row['invoices']}.{row['allocation']}"
 
 
 def filename(kind: str, subject: str, number: str) -> str:
@@ -72,6 +85,9 @@ async def build(kind: str, subject: str) -> tuple[dict, str]:
     if source == "day_close":  # day_close:<id>:v<version>
         ctx = await document_context.day_close_context(int(parts[1]))
         return ctx, f"close-{ctx['close']['location']}-{ctx['close']['business_date']}-v{ctx['close']['version']}"
+    if source == "payer_statement":  # payer_statement:<payer>:<day>:<version>
+        ctx = await document_context.payer_statement_context(int(parts[1]), date.fromisoformat(parts[2]))
+        return ctx, f"statement-payer{parts[1]}-{parts[2]}"
     member_id, start, end = int(parts[1]), date.fromisoformat(parts[2]), date.fromisoformat(parts[3])
     ctx = await document_context.statement_context(member_id, start, end)
     return ctx, f"statement-{ctx['statement']['member']['number']}-{start}-{end}"

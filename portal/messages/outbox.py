@@ -27,6 +27,7 @@ from portal.gateways.africastalking import international
 from portal.lib import db, queue, ratelimit
 from portal.lib.clock import local, now
 from portal.lib.errors import NotFound, RuleBroken
+from portal.payers import billto
 from portal.settings import get_settings
 from tables.billing import Invoice, Payment
 from tables.members import Member
@@ -171,7 +172,19 @@ async def nudge_invoice(invoice_id: int) -> None:
 async def invoice_issued(invoice_id: int, member_id: int) -> list[int]:
     """A new invoice goes to the member with its pay link, by their channel (inside the
     transaction that issued it: the message exists exactly when the invoice does)."""
-    return await send_to_member(member_id, "invoice", key=f"invoice:invoice:{invoice_id}", invoice_id=invoice_id)
+    return await send_to_member(member_id, "invoice", key=f"invoice:invoice:{invoice_id}", invoice_id=invoice_id,
+                                member=await _payer_or_member(invoice_id, member_id))
+
+
+async def _payer_or_member(invoice_id: int, member_id: int) -> dict:
+    """Who hears of an invoice: an invoice addressed to a payer with an email address (a parent or
+    a company, portal/payers) goes to that address by email, and not to the member; otherwise the
+    member, by their channel."""
+    member = await contact(member_id)
+    bill = await billto.bill_to(invoice_id)
+    if bill and bill["email"]:
+        return {**member, "email": bill["email"], "message_channel": EMAIL}
+    return member
 
 
 async def payment_completed(payment_id: int) -> list[int]:
@@ -212,7 +225,8 @@ async def send_pay_link(invoice_id: int, staff_id: int | None) -> list[int]:
         when = f" at {local(last['created_at']):%H:%M}" if last else ""
         raise SentTooOften(f"This invoice's pay link was already sent to the member{when}; "
                            f"you can send it again after {local(again_at):%H:%M}")
-    created = await send_to_member(invoice["member"], "pay_link", key=key, invoice_id=invoice_id)
+    created = await send_to_member(invoice["member"], "pay_link", key=key, invoice_id=invoice_id,
+                                   member=await _payer_or_member(invoice_id, invoice["member"]))
     if not created:  # sent by another click a moment ago, or the member has no channel for it
         rows = await Message.select(Message.id).where(Message.dedupe_key.like(f"{key}:%")).order_by(Message.id)
         return [r["id"] for r in rows]

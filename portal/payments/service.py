@@ -161,6 +161,8 @@ async def refund_payment(payment_id: int, amount: Money, reason: str, staff_id: 
     payment = await Payment.select().where(Payment.id == payment_id).first()
     if not payment:
         raise NotFound("payment")
+    if payment["member"] is None:  # a payer's payment (portal/payers/payments.py): its money reached several members
+        raise RuleBroken("This payment was made by a payer for several members: refunding it is not supported yet")
     async with db.transaction():
         member_id = payment["member"]
         await lock_member(member_id)

@@ -160,8 +160,11 @@ async def invoice_detail(invoice_id: FromPath[int]) -> Template:
 async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | None = None,
                         void_errors: dict | None = None) -> Template:
     rows = await Invoice.raw(
-        "SELECT i.*, m.first_name || ' ' || m.last_name AS member_name, m.member_number FROM invoice i "
-        "JOIN member m ON m.id = i.member WHERE i.id = {}", invoice_id)
+        "SELECT i.*, m.first_name || ' ' || m.last_name AS member_name, m.member_number, "
+        # Who it is addressed to, when a payer (portal/payers): as at issue, in the same query.
+        "b.payer AS bill_payer, b.kind AS bill_kind, b.name AS bill_name, b.address AS bill_address, "
+        "b.kra_pin AS bill_kra_pin FROM invoice i "
+        "JOIN member m ON m.id = i.member LEFT JOIN invoice_bill_to b ON b.invoice = i.id WHERE i.id = {}", invoice_id)
     if not rows:
         raise NotFound("invoice")
     invoice = rows[0]
@@ -211,6 +214,7 @@ DOCUMENT_PAGE_GUARDS = {
     "credit_note": staff_required,   # /invoices/{id} (a void) and /payments/{id} (a refund)
     "statement": staff_required,     # /members/{id}/statement
     "day_close": manager_required,   # /close
+    "payer_statement": staff_required,  # /payers/{id}/statement
 }
 
 

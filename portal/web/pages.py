@@ -43,8 +43,10 @@ def _settled(events: list[dict]) -> dict | None:
 
 async def payment_or_404(payment_id: int) -> dict:
     rows = await Payment.raw(
-        "SELECT p.*, m.first_name || ' ' || m.last_name AS member_name, m.member_number, u.username AS staff_username "
+        "SELECT p.*, m.first_name || ' ' || m.last_name AS member_name, m.member_number, u.username AS staff_username, "
+        "pp.payer AS payer_id, py.name AS payer_name "
         "FROM payment p LEFT JOIN member m ON m.id = p.member LEFT JOIN staff s ON s.id = p.staff "
+        "LEFT JOIN payer_payment pp ON pp.payment = p.id LEFT JOIN payer py ON py.id = pp.payer "
         "LEFT JOIN piccolo_user u ON u.id = s.user WHERE p.id = {}", payment_id)
     if not rows:
         raise NotFound("payment")

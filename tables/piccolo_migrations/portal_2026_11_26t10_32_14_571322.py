@@ -1,6 +1,5 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.columns.column_types import Boolean
-from piccolo.columns.column_types import Text
+from piccolo.columns.column_types import Boolean, Text
 from piccolo.columns.indexes import IndexMethod
 
 ID = "2026-11-26T10:32:14:571322"

@@ -39,7 +39,18 @@ async def _one_of_each(alice, bob) -> list[tuple[str, str, str]]:
         ("statement", document_store.statement_subject(member, day.replace(month=1, day=1), day),
          f"/members/{member}/statement"),
         ("day_close", f"day_close:{close['id']}:v{close['version']}", close_page),
+        *await _payer_statement(member, day),
     ]
+
+
+async def _payer_statement(member: int, day) -> list[tuple[str, str, str]]:
+    """A payer's statement (portal/payers): a company paying for the member's next invoice."""
+    from tests.payers.helpers import company, link
+
+    acme = await company()
+    await link(acme, member)
+    await invoice_for(member, 3000)
+    return [("payer_statement", await document_store.payer_statement_subject(acme, day), f"/payers/{acme}/statement")]
 
 
 async def _cash_fields(bob, location: int) -> list[str]:
