@@ -36,7 +36,7 @@ async def _member(member_id: int) -> dict:
     if not m:
         raise NotFound("member")
     return {"name": f"{m['first_name']} {m['last_name']}", "number": m["member_number"], "phone": m["phone"],
-            "email": m["email"] or ""}
+            "email": m["email"] or "", "language": m["language"]}
 
 
 async def _staff_name(staff_id: int | None) -> str:

@@ -120,7 +120,7 @@ async def members_after(query: str = "", before_id: int | None = None, limit: in
     return await Member.raw(
         f"""
         SELECT m.id, m.member_number, m.first_name, m.last_name, m.phone, m.email, m.status, m.home_location,
-               m.message_channel, m.reminder_opt_out, m.created_at, {hold_sql()} AS hold
+               m.message_channel, m.reminder_opt_out, m.language, m.created_at, {hold_sql()} AS hold
         FROM member m
         WHERE {where} {after}
         ORDER BY m.id DESC
