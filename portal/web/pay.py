@@ -21,6 +21,7 @@ from portal.lib.i18n import N_
 from portal.lib.money import Money
 from portal.lib.phones import display_phone
 from portal.payments.cards import checkout as cards
+from portal.payments.limits import METHOD_LABELS
 from portal.payments.mpesa import stk as mpesa
 from portal.payments.mpesa.stk import request_stk_push
 from portal.payments.state import settlement_facts, settlement_of
@@ -206,6 +207,7 @@ async def pay_status(request: Request, token: FromPath[str], payment_id: FromPat
     template = "pay/_status.html" if is_htmx(request) else "pay/status.html"
     return _in_language(request, Template(template, context={"token": token, "payment": payment, "phone": display_phone(payment["phone"]),
                                        "in_flight": payment["status"] in IN_FLIGHT,
+                                       "method_label": METHOD_LABELS.get(payment["method"]),
                                        # A member who paid less than asked (a short card charge) is told
                                        # what is still due.
                                        "settled": settlement_facts(await settlement_of(payment["id"]))}),
