@@ -45,7 +45,7 @@ async def test_a_swahili_member_reads_the_pay_page_in_swahili_on_a_phone(db, que
     recorded = await pay(member, 11500, invoice_id=inv["id"])
     await phone.goto(f"/pay/{token}/payments/{recorded.payment['id']}")
     await expect(phone.get_by_test_id("thank-you").locator("h1")).to_have_text("Asante!")
-    await expect(phone.get_by_text("Malipo yamepokelewa: KES 11,500.")).to_be_visible()
+    await expect(phone.get_by_text("Tumepokea KES 11,500.")).to_be_visible()
     assert await phone.evaluate("document.documentElement.scrollWidth") <= 390
     await screenshot(phone, "swahili-thank-you")
     await context.close()
