@@ -1,9 +1,11 @@
 """What members read, in their language: English or Swahili, through gettext catalogs.
 
 The English text is the msgid, written in the templates (`{{ _("Receipt") }}`,
-`{% trans %}…{% endtrans %}`) and in Python (`gettext(lang, "…")`, or `N_("…")` to mark a
-constant translated later). `portal/locale/messages.pot` is what Babel extracts from them
-(`babel.cfg`; see the README's "Languages"), `portal/locale/sw/LC_MESSAGES/messages.po` the Swahili.
+`{{ ngettext(…) }}`) and in Python (`gettext(lang, "…")`, or `N_("…")` to mark a constant
+translated where it is shown, e.g. `{{ error | translated }}`). `portal/locale/messages.pot` is what
+Babel extracts from them (the commands are in `babel.cfg`), `portal/locale/sw/LC_MESSAGES/messages.po`
+the Swahili. tests/messages/test_languages.py fails when a message has no Swahili or the .pot is
+stale. In `_("…%(name)s…", name=…)` a literal percent sign is written `%%`.
 
 The .po is read at start-up with Babel's own reader and turned into a gettext catalog in
 memory, so there is no compile step for a fresh clone to miss and no .mo to fall out of date.
