@@ -115,6 +115,11 @@ async def _link_invoice(token: str):
     return resolved, invoice, Money(invoice["total"] - invoice["paid"], invoice["currency"])
 
 
+# What the phone check says most often (portal/lib/phones.py, capitalised by the M-Pesa rules),
+# marked so the pay page can say it in the member's language; the rest are shown as they are.
+PHONE_MESSAGES = (N_("Enter a phone number"), N_("Not a phone number"), N_("Not a valid Kenyan phone number"),
+                  N_("Use a mobile number (M-Pesa needs one)"))
+
 SLOW_DOWN = N_("You have started several payments in a short time. Please wait a while before trying again.")
 
 

@@ -62,3 +62,14 @@ async def test_an_english_member_and_unusable_links_stay_english(app, alice):
         # A member who chose Swahili on their link reads the refusal in Swahili too.
         bad_sw = await phone.get("/pay/1.nope.abc?lang=sw")
         assert bad_sw.status_code == 404 and "Kiungo hiki hakiwezi kutumika" in bad_sw.text
+
+
+async def test_a_wrong_phone_is_explained_in_swahili(app, alice):
+    member = await make_member("Mwende", "Mutua", language="sw")
+    inv = await invoice_for(member, 2000)
+    token = await _token(alice, inv["id"])
+    async with PortalClient(app) as phone:
+        await phone.get(f"/pay/{token}")
+        page = await phone.post(f"/pay/{token}/mpesa", {"phone": "", "attempt": "a1"})
+        assert page.status_code == 422 and 'data-testid="error-phone">Weka nambari ya simu<' in page.text, page.text
+        assert "Kiasi cha kulipa" in page.text
