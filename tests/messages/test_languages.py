@@ -319,3 +319,12 @@ def test_staff_navigation_and_login_go_through_gettext_in_english():
 
     assert {"Members", "Payments", "End of day", "Log out", "Skip to content"} <= msgids("templates/base.html")
     assert {"Log in", "User name", "Password"} <= msgids("templates/login.html")
+
+
+async def test_the_members_export_says_each_members_language(bob):
+    await make_member("Achieng", "Odhiambo", number="PTF0301", language="sw")
+    await make_member("Wanjiku", "Kamau", number="PTF0302")
+    r = await bob.get("/members.csv")
+    lines = r.text.splitlines()
+    assert lines[0].split(",")[-1] == "language"
+    assert sorted(line.split(",")[-1] for line in lines[1:]) == ["en", "sw"]
