@@ -142,6 +142,8 @@ def _ctx_npgettext(context, ctxt: str, singular: str, plural: str, n: int) -> st
 def install(env: jinja2.Environment) -> None:
     """Jinja's i18n extension on `env`, translating into each render's `lang`; the date filters
     (after portal/lib/formatting.register) follow it, and `date_fmt(fmt)` is strftime in it."""
+    for lang in LANGUAGES:  # read now: a broken catalog stops the start, not a member's receipt
+        translations(lang)
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(_ctx_gettext, _ctx_ngettext, newstyle=True,
                                   pgettext=_ctx_pgettext, npgettext=_ctx_npgettext)
