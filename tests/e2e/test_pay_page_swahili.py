@@ -49,3 +49,22 @@ async def test_a_swahili_member_reads_the_pay_page_in_swahili_on_a_phone(db, que
     assert await phone.evaluate("document.documentElement.scrollWidth") <= 390
     await screenshot(phone, "swahili-thank-you")
     await context.close()
+
+
+async def test_the_desk_registers_a_member_who_reads_kiswahili(db, queue, page):
+    from playwright.async_api import expect
+
+    from portal.auth import create_staff
+    from tests.e2e.pages import LoginPage
+
+    await create_staff("amina", "amina-password-1", "front_desk", first_name="Amina")
+    await page.goto("/login")
+    await LoginPage(page).login("amina", "amina-password-1")
+    await page.goto("/members/new")
+    await page.get_by_label("First name").fill("Baraka")
+    await page.get_by_label("Last name").fill("Mwangi")
+    await page.get_by_label("Mobile phone (M-Pesa)").fill("0711 222 999")
+    await page.get_by_label("Language for messages, the pay page and receipts").select_option("sw")
+    await screenshot(page, "swahili-member-form")
+    await page.get_by_test_id("save-member").click()
+    await expect(page.get_by_test_id("member-language")).to_have_text("in Kiswahili")
