@@ -43,6 +43,8 @@ class Member(Table, tablename="member"):
     reminders_paused = Text(default="", help_text="Why reminders are paused for this member ('' = not paused)")
     message_channel = Varchar(length=5, choices=Channel, default=Channel.sms,
                               help_text="How invoices, pay links and reminders reach them (receipts go by email when they have one)")
+    language = Varchar(length=2, default="en",
+                       help_text="What they read SMS, emails, the pay page and receipts in: en or sw (portal/lib/i18n.py)")
     home_location = ForeignKey(references=Location, on_delete=OnDelete.restrict, null=True)
     created_by = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
     created_at = Timestamptz()

@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 
 from portal.documents import branding
+from portal.lib import i18n
 from portal.lib.clock import now
 from portal.lib.errors import NotFound
 from portal.lib.formatting import payment_reference
@@ -38,7 +39,7 @@ async def _member(member_id: int) -> dict:
     if not m:
         raise NotFound("member")
     return {"name": f"{m['first_name']} {m['last_name']}", "number": m["member_number"], "phone": m["phone"],
-            "email": m["email"] or ""}
+            "email": m["email"] or "", "language": m["language"]}
 
 
 async def _payer_party(payer_id: int) -> dict:
@@ -64,13 +65,15 @@ async def invoice_context(invoice_id: int, pay_link: str | None = None) -> dict:
     if not inv:
         raise NotFound("invoice")
     lines = await InvoiceLine.select().where(InvoiceLine.invoice == invoice_id).order_by(InvoiceLine.id)
+    member = await _member(inv["member"])
     period = ""
     if inv["membership"] and inv["kind"] == "new":
         ms = await Membership.select(Membership.start_date, Membership.end_date).where(Membership.id == inv["membership"]).first()
-        period = f"{ms['start_date']:%d %b %Y} – {ms['end_date']:%d %b %Y}"
+        # In the member's language, as the rest of the invoice ('01 Des 2026 – 28 Feb 2027').
+        period = " – ".join(i18n.strftime(d, "%d %b %Y", member["language"]) for d in (ms["start_date"], ms["end_date"]))
     return {**base(), "invoice": {
         "number": inv["number"], "issue_date": inv["issue_date"], "due_date": inv["due_date"], "status": inv["status"],
-        "currency": inv["currency"], "member": await _member(inv["member"]),
+        "currency": inv["currency"], "member": member,
         "lines": [{k: line[k] for k in ("description", "quantity", "unit_price", "vat_rate", "vat_inclusive", "net", "vat", "total")}
                   for line in lines],
         "subtotal": inv["subtotal"], "tax_total": inv["tax_total"], "total": inv["total"], "paid": inv["paid"],

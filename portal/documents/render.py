@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 import segno
 
-from portal.lib import formatting
+from portal.lib import formatting, i18n
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
@@ -77,6 +77,7 @@ def _environment() -> jinja2.Environment:
     # Documents say their currency on every amount; a document's times are shown in its own time zone.
     formatting.register(env, currency=lambda: DEFAULT_CURRENCY, tz=_context_tz)
     env.filters["qr_data_uri"] = qr_data_uri
+    i18n.install(env)  # a member's document in their language (`lang`, or the member's `language`)
     return env
 
 
@@ -85,7 +86,8 @@ def render_html(kind: str, context: dict) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown document kind {kind!r}: one of {sorted(KINDS)}")
     template = _environment().get_template(f"pdf/{kind}.html")
-    return template.render(**context, roll_end_anchor=ROLL_END_ANCHOR)
+    return template.render(**{"lang": i18n.of_context(context), **context}, roll_end_anchor=ROLL_END_ANCHOR)
+
 
 
 # --- WeasyPrint --------------------------------------------------------------------------------

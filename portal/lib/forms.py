@@ -49,6 +49,7 @@ def member_form(form: Form, location_ids: set[int]) -> tuple[dict, dict]:
     values = {k: _text(form, k) for k in ("first_name", "last_name", "phone", "email", "notes", "home_location")}
     values["reminder_opt_out"] = form.get("reminder_opt_out") in ("on", "1", "true")
     values["message_channel"] = _text(form, "message_channel") or "sms"
+    values["language"] = _text(form, "language") or "en"
     errors: dict[str, str] = {}
     clean: dict = {"notes": values["notes"], "reminder_opt_out": values["reminder_opt_out"]}
 
@@ -86,12 +87,19 @@ def member_form(form: Form, location_ids: set[int]) -> tuple[dict, dict]:
     else:
         clean["message_channel"] = values["message_channel"]
 
+    if values["language"] not in MEMBER_LANGUAGES:
+        errors["language"] = "Choose English or Kiswahili"
+    else:
+        clean["language"] = values["language"]
+
     if len(values["notes"]) > 2000:
         errors["notes"] = "Notes are too long (2,000 characters at most)"
     return ({**values, "clean": clean} if not errors else values), errors
 
 
 MESSAGE_CHANNELS = {"sms": "SMS", "email": "Email", "both": "Email and SMS"}
+# What a member reads SMS, emails, the pay page and receipts in (portal/lib/i18n.py: LANGUAGES).
+MEMBER_LANGUAGES = {"en": "English", "sw": "Kiswahili"}
 
 
 def plan_form(form: Form, currency: str) -> tuple[dict, dict]:

@@ -90,7 +90,7 @@ async def search_members(query: str = "", page: int = 1, size: int = PAGE_SIZE) 
     result = SearchResult(page=max(page, 1), size=size, query=query)
     result.rows = await Member.raw(
         f"""
-        SELECT m.id, m.member_number, m.first_name, m.last_name, m.phone, m.email, m.status,
+        SELECT m.id, m.member_number, m.first_name, m.last_name, m.phone, m.email, m.status, m.language,
                cur.plan_name, cur.end_date, cur.status AS membership_status, {hold_sql()} AS hold
         FROM member m
         LEFT JOIN LATERAL (
@@ -120,7 +120,7 @@ async def members_after(query: str = "", before_id: int | None = None, limit: in
     return await Member.raw(
         f"""
         SELECT m.id, m.member_number, m.first_name, m.last_name, m.phone, m.email, m.status, m.home_location,
-               m.message_channel, m.reminder_opt_out, m.created_at, {hold_sql()} AS hold
+               m.message_channel, m.reminder_opt_out, m.language, m.created_at, {hold_sql()} AS hold
         FROM member m
         WHERE {where} {after}
         ORDER BY m.id DESC

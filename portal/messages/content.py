@@ -21,6 +21,7 @@ from portal.billing import paylinks
 from portal.documents import context as document_context
 from portal.documents import store as document_store
 from portal.gateways.africastalking import gsm7_safe, sms_parts
+from portal.lib import i18n
 from portal.messages import email
 from portal.settings import get_settings
 from tables.billing import Invoice
@@ -80,7 +81,8 @@ def fit_sms(rendered: str) -> str:
 
 def sms_text(name: str, ctx: dict) -> str:
     env = email.environment()
-    return fit_sms(env.get_template(f"sms/{name}.txt").render({"gym_name": get_settings().gym_name, **ctx}))
+    return fit_sms(env.get_template(f"sms/{name}.txt").render(
+        {"gym_name": get_settings().gym_name, "lang": i18n.of_context(ctx), **ctx}))
 
 
 def content_for(message: dict, name: str, ctx: dict, attachments: list[dict] = (), sms_name: str | None = None) -> Content:

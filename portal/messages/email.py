@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 import jinja2
 
-from portal.lib import formatting
+from portal.lib import formatting, i18n
 from portal.settings import ROOT, get_settings
 
 SMTP_TIMEOUT = 30  # seconds per SMTP step; well inside the send job's timeout
@@ -70,12 +70,13 @@ def environment() -> jinja2.Environment:
     )
     # Read at each use, not once: this environment is cached for the whole process.
     formatting.register(env, currency=lambda: get_settings().currency, tz=lambda ctx: get_settings().tz)
+    i18n.install(env)  # in the context's `lang`
     return env
 
 
 def render(name: str, ctx: dict) -> Rendered:
     env = environment()
-    full = {"gym_name": get_settings().gym_name, **ctx}
+    full = {"gym_name": get_settings().gym_name, "lang": i18n.of_context(ctx), **ctx}
     subject = env.get_template(f"emails/{name}-subject.txt").render(full)
     return Rendered(
         # A header is one line: a template's line breaks must not reach it.

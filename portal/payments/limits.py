@@ -13,11 +13,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from portal.lib.errors import RuleBroken
+from portal.lib.i18n import N_
 from portal.lib.money import Money
 from portal.settings import get_settings
 
 # What staff and members call each method (portal.payments.service shows these too).
-METHOD_LABELS = {"cash": "Cash", "bank": "Bank transfer", "cheque": "Cheque", "mpesa": "M-Pesa", "card": "Card"}
+# Marked for translation (portal/lib/i18n.py): a member's receipt names the method in their language.
+METHOD_LABELS = {"cash": N_("Cash"), "bank": N_("Bank transfer"), "cheque": N_("Cheque"), "mpesa": N_("M-Pesa"),
+                 "card": N_("Card")}
 
 
 class NeedsConfirmation(RuleBroken):

@@ -221,6 +221,7 @@ class MemberOut:
     message_channel: str
     reminder_opt_out: bool
     on_hold: bool | None = None
+    language: str = "en"  # what the member reads messages, the pay page and receipts in: en or sw
 
 
 @dataclass
@@ -241,6 +242,7 @@ class MemberIn:
     home_location: int | None = None
     message_channel: str | None = None
     reminder_opt_out: bool | None = None
+    language: str | None = None  # en or sw
 
 
 @dataclass
@@ -256,6 +258,7 @@ class NewMember:
     home_location: int | None = None
     message_channel: str | None = None
     reminder_opt_out: bool | None = None
+    language: str | None = None  # en or sw
 
 
 @dataclass
@@ -414,7 +417,7 @@ def _member_out(r: dict, on_hold: bool | None = None) -> MemberOut:
     return MemberOut(id=r["id"], member_number=r["member_number"], first_name=r["first_name"], last_name=r["last_name"],
                      phone=r["phone"], email=r["email"], status=r["status"], home_location=r["home_location"],
                      message_channel=r["message_channel"], reminder_opt_out=r["reminder_opt_out"],
-                     on_hold=r.get("hold", on_hold))
+                     on_hold=r.get("hold", on_hold), language=r.get("language") or "en")
 
 
 @get("/members", guards=[scope_required("read")], responses=LIST_PROBLEMS, summary="Members, newest first; search by name, number or phone")
@@ -437,7 +440,7 @@ def _as_form(data: MemberIn | NewMember, current: dict | None = None) -> dict[st
     """The member form's fields from JSON (missing fields keep the member's current values)."""
     current = current or {}
     form = {}
-    for name in ("first_name", "last_name", "phone", "email", "notes", "message_channel"):
+    for name in ("first_name", "last_name", "phone", "email", "notes", "message_channel", "language"):
         value = getattr(data, name)
         form[name] = value if value is not None else (current.get(name) or "")
     location = data.home_location if data.home_location is not None else current.get("home_location")

@@ -75,7 +75,7 @@ def _pick(rows: AsyncIterator[dict], columns: list[str], **computed: Callable[[d
 
 
 MEMBER_COLUMNS = ["member_number", "first_name", "last_name", "phone", "email", "status", "plan", "membership_status",
-                  "membership_ends", "on_hold"]
+                  "membership_ends", "on_hold", "language"]
 
 
 @get("/members.csv", guards=[manager_required])

@@ -83,6 +83,7 @@ async def member_edit(member_id: FromPath[int]) -> Template:
     values["home_location"] = str(member["home_location"] or "")
     values["reminder_opt_out"] = member["reminder_opt_out"]
     values["message_channel"] = member["message_channel"]
+    values["language"] = member["language"]
     return await _form_page("members/form.html", values, {}, member=member)
 
 

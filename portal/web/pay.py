@@ -7,6 +7,7 @@ import secrets
 from typing import Annotated
 
 from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
@@ -14,11 +15,13 @@ from litestar.response import Redirect, Template
 from portal.auth import staff_required
 from portal.billing import paylinks
 from portal.documents import store as document_store
-from portal.lib import ratelimit
+from portal.lib import i18n, ratelimit
 from portal.lib.errors import RuleBroken
+from portal.lib.i18n import N_
 from portal.lib.money import Money
 from portal.lib.phones import display_phone
 from portal.payments.cards import checkout as cards
+from portal.payments.limits import METHOD_LABELS
 from portal.payments.mpesa import stk as mpesa
 from portal.payments.mpesa.stk import request_stk_push
 from portal.payments.state import settlement_facts, settlement_of
@@ -37,9 +40,33 @@ FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENC
 # Mobile networks put many phones behind one address, so the per-address limit is generous; what
 # is strict is guessing (unusable links per address) and prompts pushed to one member's phone.
 
-def _too_many(message: str) -> Template:
-    return Template("pay/unavailable.html", status_code=429, headers={"retry-after": "60"},
-                    context={"problem": "too_many", "message": message})
+# --- language ------------------------------------------------------------------------------
+# The pay pages speak the member's language (member.language). A member may switch with the
+# page's "English | Kiswahili" links (?lang=…), kept in a cookie for the rest of the visit.
+
+LANG_COOKIE = "pay_lang"
+
+
+def _lang(request: Request, member_language: str | None = None) -> str:
+    for asked in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if asked in i18n.LANGUAGES:
+            return asked
+    return i18n.known(member_language)
+
+
+def _in_language(request: Request, template: Template, lang: str) -> Template:
+    """`template` rendered in `lang`; a language chosen with ?lang= is remembered."""
+    template.context["lang"] = lang
+    if request.query_params.get("lang") in i18n.LANGUAGES:
+        template.cookies.append(Cookie(key=LANG_COOKIE, value=lang, path="/pay", max_age=30 * 24 * 3600,
+                                       httponly=True, samesite="lax",
+                                       secure=request.app.state.settings.public_base_url.startswith("https://")))
+    return template
+
+
+def _too_many(request: Request, message: str) -> Template:
+    return _in_language(request, Template("pay/unavailable.html", status_code=429, headers={"retry-after": "60"},
+                                          context={"problem": "too_many", "message": message}), _lang(request))
 
 
 async def limit_pay_requests(request: Request) -> Template | None:
@@ -47,17 +74,17 @@ async def limit_pay_requests(request: Request) -> Template | None:
     settings = request.app.state.settings
     ip = client_ip(request)
     if not await ratelimit.hit(f"pay:{ip}", settings.pay_rate_per_minute, 60):
-        return _too_many("Too many requests from your network. Please wait a minute and try again.")
+        return _too_many(request, N_("Too many requests from your network. Please wait a minute and try again."))
     if await ratelimit.used_up(f"pay-bad:{ip}", settings.pay_bad_links_per_hour, 3600):
-        return _too_many("Too many invalid links were tried from your network. Please try again later.")
+        return _too_many(request, N_("Too many invalid links were tried from your network. Please try again later."))
     return None
 
 
 async def _unusable(request: Request, problem: str) -> Template:
     settings = request.app.state.settings
     await ratelimit.hit(f"pay-bad:{client_ip(request)}", settings.pay_bad_links_per_hour, 3600)
-    return Template("pay/unavailable.html", status_code=410 if problem in ("expired", "revoked") else 404,
-                    context={"problem": problem})
+    return _in_language(request, Template("pay/unavailable.html", status_code=410 if problem in ("expired", "revoked") else 404,
+                                          context={"problem": problem}), _lang(request))
 
 
 async def _attempt_allowed(request: Request, link_id: int) -> bool:
@@ -69,13 +96,13 @@ async def _page(request: Request, token: str, status: int = 200, **extra) -> Tem
     if resolved.problem:
         return await _unusable(request, resolved.problem)
     invoice = await Invoice.select().where(Invoice.id == resolved.link["invoice"]).first()
-    member = await Member.select(Member.first_name, Member.phone).where(Member.id == invoice["member"]).first()
+    member = await Member.select(Member.first_name, Member.phone, Member.language).where(Member.id == invoice["member"]).first()
     owed = Money(invoice["total"] - invoice["paid"], invoice["currency"]) if invoice["status"] != "void" else Money.zero(invoice["currency"])
     # Each showing of the page is one attempt: sending its form twice starts one payment, and
     # coming back to the link after a cancelled prompt or checkout starts a new one.
-    return Template("pay/page.html", status_code=status, context={
+    return _in_language(request, Template("pay/page.html", status_code=status, context={
         "token": token, "attempt": secrets.token_urlsafe(12), "first_name": member["first_name"], "phone": display_phone(member["phone"]), "owed": owed,
-        "number": invoice["number"], "settled": invoice["status"] in ("paid", "void"), **extra})
+        "number": invoice["number"], "settled": invoice["status"] in ("paid", "void"), **extra}), _lang(request, member["language"]))
 
 
 async def _link_invoice(token: str):
@@ -88,7 +115,12 @@ async def _link_invoice(token: str):
     return resolved, invoice, Money(invoice["total"] - invoice["paid"], invoice["currency"])
 
 
-SLOW_DOWN = "You have started several payments in a short time. Please wait a while before trying again."
+# What the phone check says most often (portal/lib/phones.py, capitalised by the M-Pesa rules),
+# marked so the pay page can say it in the member's language; the rest are shown as they are.
+PHONE_MESSAGES = (N_("Enter a phone number"), N_("Not a phone number"), N_("Not a valid Kenyan phone number"),
+                  N_("Use a mobile number (M-Pesa needs one)"))
+
+SLOW_DOWN = N_("You have started several payments in a short time. Please wait a while before trying again.")
 
 
 async def _may_start(request: Request, token: str, **kept):
@@ -135,7 +167,7 @@ async def pay_card_return(request: Request, token: FromPath[str]) -> Template | 
         if payment["status"] in IN_FLIGHT and request.query_params.get("status") == "cancelled":
             # The member left the card page. Their word moves no money (the card check settles
             # the payment with Flutterwave), but it is enough to offer the page again.
-            return await _page(request, token, error="The card payment was not completed. You can try again.")
+            return await _page(request, token, error=N_("The card payment was not completed. You can try again."))
         return Redirect(f"/pay/{token}/payments/{payment['id']}", status_code=303)
     return Template("payments/card_return.html", context={"payment": payment})
 
@@ -165,7 +197,7 @@ async def _link_payment(request: Request, token: str, payment_id: int) -> tuple[
     resolved = await paylinks.resolve(token)
     if resolved.problem:
         return None, await _unusable(request, resolved.problem)
-    payment = await Payment.select().where(
+    payment = await Payment.select(Payment.all_columns(), Payment.member.language.as_alias("member_language")).where(
         (Payment.id == payment_id) & (Payment.invoice == resolved.link["invoice"])).first()
     if not payment:
         return None, await _unusable(request, "unknown")
@@ -178,11 +210,13 @@ async def pay_status(request: Request, token: FromPath[str], payment_id: FromPat
     if refusal:
         return refusal
     template = "pay/_status.html" if is_htmx(request) else "pay/status.html"
-    return Template(template, context={"token": token, "payment": payment, "phone": display_phone(payment["phone"]),
+    return _in_language(request, Template(template, context={"token": token, "payment": payment, "phone": display_phone(payment["phone"]),
                                        "in_flight": payment["status"] in IN_FLIGHT,
+                                       "method_label": METHOD_LABELS.get(payment["method"]),
                                        # A member who paid less than asked (a short card charge) is told
                                        # what is still due.
-                                       "settled": settlement_facts(await settlement_of(payment["id"]))})
+                                       "settled": settlement_facts(await settlement_of(payment["id"]))}),
+                        _lang(request, payment["member_language"]))
 
 
 @get("/pay/{token:str}/payments/{payment_id:int}/receipt.pdf", **PAY)

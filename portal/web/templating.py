@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.lib import formatting
+from portal.lib import formatting, i18n
 from portal.settings import Settings
 from portal.web.flash import NOTICES
 
@@ -11,6 +11,7 @@ def configure_jinja(settings: Settings):
     def callback(engine) -> None:
         env = engine.engine
         formatting.register(env, currency=lambda: settings.currency, tz=lambda ctx: settings.tz)
+        i18n.install(env)  # the pay pages in the member's language; staff pages in English
         env.globals.update(settings=settings, gym_name=settings.gym_name, notices=NOTICES)
         env.autoescape = True
         env.trim_blocks = True
