@@ -158,13 +158,14 @@ async def miss_you(message: dict) -> Content:
         raise Skip("the member opted out of reminders or left before it went")
     if m["last_seen"] is not None and m["last_seen"] > message["created_at"]:
         raise Skip("the member came in after it was queued")
-    ctx = {**document_context.base(), "member": {"name": f"{m['first_name']} {m['last_name']}", "first_name": m["first_name"]},
+    ctx = {**document_context.base(), "lang": m["language"],
+           "member": {"name": f"{m['first_name']} {m['last_name']}", "first_name": m["first_name"]},
            "last_seen": m["last_seen"], "runs_until": m["runs_until"]}
     return content_for(message, "miss-you", ctx)
 
 
 MISS_YOU_SQL = """
-SELECT m.first_name, m.last_name, m.status, m.reminder_opt_out,
+SELECT m.first_name, m.last_name, m.status, m.reminder_opt_out, m.language,
        (SELECT max(v.at) FROM visit v WHERE v.member = m.id AND v.outcome IN ('allowed', 'override')) AS last_seen,
        (SELECT max(ms.end_date) FROM membership ms WHERE ms.member = m.id AND ms.status IN ('active', 'pending')) AS runs_until
 FROM member m WHERE m.id = {}

@@ -116,3 +116,16 @@ def test_every_miss_you_sms_variant_fits_one_part_for_a_long_name():
            "last_seen": now() - timedelta(days=40), "runs_until": today() + timedelta(days=300)}
     text = content.sms_text("miss-you", ctx)
     assert "Nyokabi-Wanjiru-Wambui" in text and sms_parts(text)[1] == 1, text
+
+
+async def test_a_swahili_member_is_missed_in_swahili(db):
+    member = await _running("Baraka", "Mwangi", "PTF0131", language="sw", email="baraka@example.com",
+                            message_channel="both")
+    await _last_in(member, 30)
+    await absent.remind([member], None)
+    built = {m["channel"]: await content.build(m) for m in
+             await Message.select().where(Message.member == member).output(load_json=True)}
+    assert built["sms"].text.startswith("Paul's Tropical Fitness: habari Baraka, tumekukosa tangu ")
+    assert sms_parts(built["sms"].text)[1] == 1
+    assert built["email"].subject.startswith("Tumekukosa ") and "Habari Baraka Mwangi," in built["email"].text
+    assert "Uanachama wako unaendelea hadi" in built["email"].text

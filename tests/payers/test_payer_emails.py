@@ -20,7 +20,7 @@ async def test_an_invoice_to_a_company_goes_to_its_accounts_email(alice, worker,
     (_, rcpt, msg), = await smtp_server.wait_for(1)
     assert rcpt == ["accounts@acme.co.ke"]
     text = msg.get_body(preferencelist=("plain",)).get_content()
-    assert "Hello Acme Logistics Ltd," in text and "This invoice is for Njeri Kariuki's membership" in text
+    assert "Hello Acme Logistics Ltd," in text and "This invoice is for the membership of Njeri Kariuki" in text
 
 
 async def test_a_parent_without_email_leaves_the_member_texted_as_before(db):
