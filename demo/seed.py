@@ -2,7 +2,7 @@
 
 Deterministic for a seed. Every demo gym, the small one `make run` loads on its first start
 included, has a past: years of memberships, invoices, part payments, M-Pesa prompts and Paybill,
-cards, desk payments, refunds and voids simulated by demo.history with the app's own rules and
+cards, desk payments, refunds and voids, check-ins and a few freezes, simulated by demo.history with the app's own rules and
 written in bulk by demo.bulk, so the charts, the aging buckets, dues, renewals and member pages
 look like a real gym's from the first page. (It used to put every payment on today: analytics
 showed one bar and invoices read "issued today, due last year".)
@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from demo.bulk import load_bulk
+from demo.freezes import add_freezes
 from portal.settings import get_settings
 from tables.staff import Staff
 
@@ -34,4 +35,5 @@ async def load_demo_data(members: int = 200, seed: int = 7, payments: int | None
     if payments is None:
         payments = members * DEMO_PAYMENTS_PER_MEMBER
     report = await load_bulk(members, payments, seed=seed, force_append=force_append)
-    print(f"demo data: {report.summary()}", flush=True)
+    frozen = await add_freezes(seed)
+    print(f"demo data: {report.summary()}; {frozen} memberships frozen", flush=True)

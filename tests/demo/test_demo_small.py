@@ -53,3 +53,22 @@ async def test_the_demo_gym_has_a_past_and_its_books_agree(db):
     assert sum(1 for r in by_day if r["came_in"]) >= 12, by_day
     absent, absent_total = await visits.not_seen(14)
     assert 0 < absent_total < await Member.count(), absent_total
+
+
+async def test_the_demo_gym_has_freezes_made_by_the_apps_rule(db):
+    from tables.freezes import MembershipFreeze
+    from tables.visits import Visit
+
+    await _load(200)
+    freezes = await MembershipFreeze.select().order_by(MembershipFreeze.id)
+    assert len(freezes) >= 5, freezes
+    t = today()
+    assert any(f["start_date"] <= t <= f["end_date"] for f in freezes)  # someone frozen today
+    assert any(f["start_date"] > t for f in freezes)  # someone about to be
+    assert any(f["ended_early_reason"] for f in freezes)
+    for f in freezes:  # nobody came in on a frozen day
+        came = await Visit.raw("SELECT count(*) AS n FROM visit WHERE member = {} AND outcome <> 'refused' "
+                               "AND (at AT TIME ZONE 'Africa/Nairobi')::date BETWEEN {} AND {}",
+                               f["member"], f["start_date"], f["end_date"])
+        assert came[0]["n"] == 0, f
+    assert await books_disagreements() == []
