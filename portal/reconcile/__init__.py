@@ -1,0 +1,1 @@
+"""Reconciliation: the gateways' own books against the portal's (issue 16)."""
