@@ -25,6 +25,7 @@ from tasks import (
     memberships,
     mpesa,
     notifications,
+    reconcile,
     reminders,
     webhooks,
 )
@@ -35,7 +36,7 @@ FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documen
              billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal,
              cards.send_card_refund, cards.sweep_card_refunds, cards.sweep_card_checkouts, notifications.send_message, notifications.sweep_messages,
              reminders.send_daily_reminders, digest.send_daily_digest, backups.run_backup,
-             webhooks.deliver_webhooks, webhooks.sweep_webhooks]
+             webhooks.deliver_webhooks, webhooks.sweep_webhooks, reconcile.cards_daily_pass]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.
@@ -49,6 +50,8 @@ CRON_JOBS = [
     CronJob(cards.sweep_card_checkouts, cron="* * * * *", timeout=120, retries=1),
     CronJob(notifications.sweep_messages, cron="* * * * *", timeout=120, retries=1),
     CronJob(webhooks.sweep_webhooks, cron="* * * * *", timeout=120, retries=1),
+    # Flutterwave's own list of card charges and refunds against the books (portal.reconcile.cards).
+    CronJob(reconcile.cards_daily_pass, cron="40 2 * * *", timeout=1800, retries=2),
 ]
 
 

@@ -41,6 +41,8 @@ ROUTES = {
     "raise_renewal_invoices": BULK, "run_backup": BULK,
     # Other systems' receivers: one slow or down must never hold a member's M-Pesa prompt.
     "deliver_webhooks": BULK,
+    # Reconciliation: a nightly pass over a gateway's own books (it may credit a card payment).
+    "cards_daily_pass": GATEWAY,
 }
 
 
