@@ -8,8 +8,10 @@ from decimal import Decimal
 
 import httpx
 
+from portal.callbacks import dispatch
 from tables.billing import Invoice, Payment, PaymentEvent
 from tables.gateway import GatewayCallback, GatewayRequest
+from tables.members import Member
 from tests.billing.helpers import assert_books_agree, invoice_for
 from tests.factories import make_member
 from tests.support.live import wait_for_status
@@ -102,7 +104,8 @@ async def test_a_quiet_prompt_is_settled_by_transaction_status_once(live, worker
 
 
 async def test_a_result_and_a_late_callback_at_the_same_moment_credit_once(live, worker, alice, queue):
-    """The Result (held back by the sandbox, then sent by us) and the STK callback race: KES 3,000 once."""
+    """The Result (held back by the sandbox, then sent twice by us), the STK callback and the Paybill
+    copy of the same receipt race: KES 3,000 credited once."""
     await _sandbox(live, "settings", {"async_result_mode": "none"})
     pid, invoice_id, processing = await _quiet_prompt_past_its_time(live, alice, queue, QUIET, "quiet")
     assert await queue.apply("check_stk", payment_id=pid, timeout=30) == "status"
@@ -123,14 +126,26 @@ async def test_a_result_and_a_late_callback_at_the_same_moment_credit_once(live,
         "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
         "CallbackMetadata": {"Item": [{"Name": "Amount", "Value": 3000}, {"Name": "MpesaReceiptNumber", "Value": receipt},
                                       {"Name": "PhoneNumber", "Value": int(QUIET)}]}}}}
+    member_number = (await Member.select(Member.member_number).where(Member.id == processing["member"]).first())["member_number"]
+    paybill_copy = {"TransactionType": "Pay Bill", "TransID": receipt, "TransTime": "20261207101500", "TransAmount": "3000.00",
+                    "BusinessShortCode": "174379", "BillRefNumber": member_number, "InvoiceNumber": "",
+                    "OrgAccountBalance": "", "ThirdPartyTransID": "", "MSISDN": "2547 ***** 020", "FirstName": "JOHN",
+                    "MiddleName": "", "LastName": ""}
     async with httpx.AsyncClient() as http:
         answers = await asyncio.gather(http.post(live.hook("result"), json=result), http.post(live.hook("stk"), json=callback),
-                                       http.post(live.hook("result"), json=result))
-    assert [a.status_code for a in answers] == [200, 200, 200]
+                                       http.post(live.hook("result"), json=result),
+                                       http.post(live.hook("c2b/confirmation"), json=paybill_copy))
+    assert [a.status_code for a in answers] == [200, 200, 200, 200]
     await wait_for_status(pid, {"completed"})
+    # The Paybill copy may have come while the prompt was in flight ("waiting for the STK callback"):
+    # what the sweeper does with it later, done now.
+    copy = await GatewayCallback.select().where(GatewayCallback.kind == "c2b_confirmation").first()
+    if copy["outcome"] == "stored":
+        await dispatch.process(copy["id"])
     outcomes = sorted(r["outcome"] for r in await GatewayCallback.select(GatewayCallback.outcome).where(
-        GatewayCallback.kind.is_in(["result", "stk"])))
-    assert outcomes == ["applied", "duplicate"]
+        GatewayCallback.kind.is_in(["result", "stk", "c2b_confirmation"])))
+    assert outcomes == ["applied", "duplicate", "duplicate"]
+    assert await Payment.count() == 1
     assert len(await _completions(pid)) == 1
     assert (await Invoice.select(Invoice.status).where(Invoice.id == invoice_id).first())["status"] == "paid"
     await assert_books_agree()
