@@ -153,6 +153,11 @@ async def test_a_charge_for_no_payment_and_a_refund_we_did_not_ask_for_are_liste
     assert (await Payment.select(Payment.refunded).where(Payment.id == pid).first())["refunded"] == Decimal("500.00")
     assert await Payment.count().where(Payment.amount == Decimal("1500")) == 0
 
+    page = await bob.get("/alerts")
+    assert page.status_code == 200
+    for shown in ("Refund made outside the portal", "Card payment not ours?", str(dashboard.id)):
+        assert shown in page.text, shown
+
     [again] = await _pass(queue)
     assert (again["unknown"], again["refunds_unrecorded"]) == (0, 0)
     assert await StaffAlert.count().where(StaffAlert.kind.is_in(["card_unknown", "card_refund_unrecorded"])) == 2
