@@ -4,7 +4,8 @@ its Result can come late and more than once (status_result_delay, status_result_
 
 import time
 
-from tests.sandbox.daraja_helpers import body_of, daraja, received_at, wait_at  # noqa: F401  (daraja fixture)
+from tests.sandbox.daraja_helpers import body_of, received_at, wait_at
+from tests.sandbox.daraja_helpers import daraja as _daraja_fixture  # noqa: F401  (the `daraja` fixture)
 from tests.sandbox.test_daraja_async import assert_ack, status_body
 
 QUIET = "254700000020"
