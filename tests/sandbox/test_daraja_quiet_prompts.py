@@ -1,11 +1,11 @@
+# ruff: noqa: F811  (tests take the imported `daraja` fixture as their argument)
 """The "quiet" STK scenarios: no callback ever, STK Query "being processed" for ever; only
 Transaction Status by OriginalConversationID (the push's MerchantRequestID) knows the outcome, and
 its Result can come late and more than once (status_result_delay, status_result_times)."""
 
 import time
 
-from tests.sandbox.daraja_helpers import body_of, received_at, wait_at
-from tests.sandbox.daraja_helpers import daraja as _daraja_fixture  # noqa: F401  (the `daraja` fixture)
+from tests.sandbox.daraja_helpers import body_of, daraja, received_at, wait_at  # noqa: F401  (the `daraja` fixture)
 from tests.sandbox.test_daraja_async import assert_ack, status_body
 
 QUIET = "254700000020"
