@@ -49,6 +49,8 @@ class Member(Table, tablename="member"):
     created_by = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+    # Set by the database (trigger member_phone_hash): sha256 hex of `phone`, as C2B v1 sends MSISDNs.
+    phone_hash = Varchar(length=64, null=True, default=None, help_text="SHA-256 hex of phone (database trigger)")
 
     @classmethod
     def get_readable(cls):

@@ -1,12 +1,16 @@
-"""M-Pesa statements imported by managers (portal/reconcile/statements.py).
+"""Reconciliation's tables (issue 16).
 
-A statement is kept once per file (its SHA-256): importing the same file again finds it and
-changes nothing. Its lines are keyed by receipt code (and direction: a payment is money in, its
-reversal money out under a receipt of its own), each with what the import found for it.
+- M-Pesa statements imported by managers (portal/reconcile/statements.py). A statement is kept
+  once per file (its SHA-256): importing the same file again finds it and changes nothing. Its
+  lines are keyed by receipt code (and direction: a payment is money in, its reversal money out
+  under a receipt of its own), each with what the import found for it.
+- What reconciliation found in a gateway's own books that the portal's did not have: one row per
+  gateway record and kind, so a pass run again finds it again and adds nothing.
 """
 
 from piccolo.columns import JSONB, Date, ForeignKey, Integer, Numeric, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
 from tables.billing import MONEY, Payment
@@ -47,3 +51,18 @@ class MpesaStatementLine(Table, tablename="mpesa_statement_line"):
     member = ForeignKey(references=Member, on_delete=OnDelete.restrict, null=True)
     callback = Integer(null=True, default=None, help_text="The gateway_callback this line was stored as")
     note = Text(default="")
+
+
+class ReconcileFinding(Table, tablename="reconcile_finding"):
+    source = Varchar(length=20)  # flutterwave
+    # card_credited: a success no webhook or redirect brought, credited by the pass
+    # card_unknown: a success at Flutterwave for no payment of ours (staff look)
+    # refund_unrecorded: a refund Flutterwave made that the portal did not ask for (staff look)
+    kind = Varchar(length=30)
+    external_id = Varchar(length=120, help_text="The gateway's id (Flutterwave transaction or refund id)")
+    day = Date(help_text="The day of the pass that found it")
+    payment = ForeignKey(references=Payment, on_delete=OnDelete.restrict, null=True, index=True)
+    amount = Varchar(length=20, default="")
+    currency = Varchar(length=3, default="")
+    note = Text(default="")
+    found_at = Timestamptz(default=TimestamptzNow())

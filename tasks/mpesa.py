@@ -7,6 +7,7 @@ from portal.callbacks import store as callbacks
 from portal.payments.mpesa import reversal
 from portal.payments.mpesa import stk as mpesa
 from portal.payments.mpesa.stk import request_stk_push, schedule_check
+from portal.reconcile import stk_status
 
 
 async def send_stk_push(ctx, *, payment_id: int) -> str:
@@ -23,7 +24,9 @@ async def send_stk_push(ctx, *, payment_id: int) -> str:
 
 
 async def check_stk(ctx, *, payment_id: int, attempt: int = 0) -> str:
-    result = await mpesa.check_stk(payment_id)
+    result = await mpesa.check_stk(payment_id, on_unsettled=stk_status.ask_status)
+    if result == "status":  # a quiet prompt: Transaction Status asked; a Result may have beaten its ids
+        await dispatch.process_all(await stk_status.callbacks_waiting(payment_id))
     if result == "pending":
         delay = mpesa.CHECK_DELAYS[min(attempt + 1, len(mpesa.CHECK_DELAYS) - 1)]
         await schedule_check(payment_id, delay, attempt + 1)
@@ -42,7 +45,8 @@ async def sweep_mpesa(ctx) -> dict:
     processed (a crash between storing and acting, or a callback that beat its push)."""
     checked = 0
     for payment_id in await mpesa.due_checks():
-        await mpesa.check_stk(payment_id)
+        if await mpesa.check_stk(payment_id, on_unsettled=stk_status.ask_status) == "status":
+            await dispatch.process_all(await stk_status.callbacks_waiting(payment_id))
         checked += 1
     processed = 0
     for callback_id in await callbacks.unprocessed(older_than_seconds=5):

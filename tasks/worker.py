@@ -36,7 +36,7 @@ FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documen
              billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal,
              cards.send_card_refund, cards.sweep_card_refunds, cards.sweep_card_checkouts, notifications.send_message, notifications.sweep_messages,
              reminders.send_daily_reminders, digest.send_daily_digest, digest.send_weekly_money_edits, backups.run_backup,
-             webhooks.deliver_webhooks, webhooks.sweep_webhooks, reconcile.pull_paybill]
+             webhooks.deliver_webhooks, webhooks.sweep_webhooks, reconcile.pull_paybill, reconcile.cards_daily_pass]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.
@@ -52,6 +52,8 @@ CRON_JOBS = [
     CronJob(webhooks.sweep_webhooks, cron="* * * * *", timeout=120, retries=1),
     # Daraja's own book of the Paybill's last hours: confirmations it never delivered are credited.
     CronJob(reconcile.pull_paybill, cron="7,37 * * * *", timeout=300, retries=1),
+    # Flutterwave's own list of card charges and refunds against the books (portal.reconcile.cards).
+    CronJob(reconcile.cards_daily_pass, cron="40 2 * * *", timeout=1800, retries=2),
 ]
 
 

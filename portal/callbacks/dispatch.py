@@ -27,8 +27,8 @@ from portal.lib import db, metrics
 from portal.lib.clock import now
 from portal.messages import delivery
 from portal.payments.cards import checkout
-from portal.payments.mpesa import c2b, reversal, stk
-from portal.reconcile import sources
+from portal.payments.mpesa import c2b, stk
+from portal.reconcile import sources, stk_status
 from tables.gateway import GatewayCallback
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("daraja", "stk"): Route(loads, stk.process_stk_callback),
     ("daraja", "c2b_validation"): Route(loads, c2b.process_c2b_validation),
     ("daraja", "c2b_confirmation"): Route(loads, c2b.process_c2b_confirmation),
-    ("daraja", "result"): Route(loads, reversal.process_result),
-    ("daraja", "timeout"): Route(loads, reversal.process_timeout),
+    # Results of reversals and of Transaction Status queries (quiet prompts), told apart there.
+    ("daraja", "result"): Route(loads, stk_status.process_result),
+    ("daraja", "timeout"): Route(loads, stk_status.process_timeout),
     ("flutterwave", "webhook"): Route(parse_webhook, checkout.process_webhook),
     ("flutterwave", "redirect"): Route(read_redirect, checkout.process_redirect, authenticated=False),
     ("africastalking", "delivery"): Route(parse_delivery_report, delivery.apply_delivery_report),

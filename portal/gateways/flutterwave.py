@@ -555,3 +555,43 @@ def parse_webhook(raw_body: bytes | str) -> WebhookClaim:
         event=event,
         shape=shape,
     )
+
+
+# --- lists of a period (reconciliation: portal.reconcile.cards) --------------------------------
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of GET /v3/transactions or /v3/refunds: the items as sent, and meta.page_info."""
+
+    items: list[dict[str, Any]]
+    current_page: int
+    total_pages: int
+    total: int
+
+
+async def _list_page(client: FlutterwaveClient, path: str, action: str, start: str, end: str,
+                     page: int) -> ListPage:
+    response = await client._request("GET", path, action, params={"from": start, "to": end, "page": page})
+    data = client._data(response, action)
+    info = ((_envelope(response) or {}).get("meta") or {}).get("page_info") or {}
+    if not isinstance(data, list) or not isinstance(info, dict):
+        raise client._malformed(response, action, "data is not a list")
+    try:
+        current, pages, total = _int(info.get("current_page", page)), _int(info.get("total_pages", 1)), \
+            _int(info.get("total", len(data)))
+    except ValueError as e:
+        raise client._malformed(response, action, f"page_info: {e}") from None
+    return ListPage([d for d in data if isinstance(d, dict)], current, pages, total)
+
+
+async def list_transactions(client: FlutterwaveClient, start: str, end: str, page: int = 1) -> ListPage:
+    """GET /v3/transactions?from=YYYY-MM-DD&to=YYYY-MM-DD&page=N: every charge of the period, any
+    status (Flutterwave/Node-v3 documentation/transactions.md "Get all transactions")."""
+    return await _list_page(client, "/transactions", "list transactions", start, end, page)
+
+
+async def list_refunds(client: FlutterwaveClient, start: str, end: str, page: int = 1) -> ListPage:
+    """GET /v3/refunds?from=&to=&page=: every refund of the period, including those made on the
+    dashboard ([S]: v3 API reference "Get all refunds"; item shape as the refund answer, §2.6)."""
+    return await _list_page(client, "/refunds", "list refunds", start, end, page)

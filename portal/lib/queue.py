@@ -43,6 +43,8 @@ ROUTES = {
     "deliver_webhooks": BULK,
     # Reconciliation: a manager may be waiting on "Pull now"; each run is a few Daraja pages.
     "pull_paybill": GATEWAY,
+    # Reconciliation: a nightly pass over a gateway's own books (it may credit a card payment).
+    "cards_daily_pass": GATEWAY,
 }
 
 

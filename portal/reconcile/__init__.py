@@ -6,4 +6,7 @@
     statement.py   read the org portal's statement CSV (refusing a malformed file with line and column)
     statements.py  import a statement: match every line, credit what the portal never heard of, list
                    the rest and the ledger's payments with no line
+    stk_status.py  quiet STK prompts settled by Daraja's Transaction Status (its Result stored raw first)
+    phones.py      v1 hashed and v2 masked payer phones on Paybill confirmations: match or rank members
+    cards.py       the nightly pass over Flutterwave's charges and refunds against the books
 """

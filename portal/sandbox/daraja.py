@@ -100,6 +100,13 @@ ResultURL (async_result_mode "queue_timeout" sends a timeout body to QueueTimeOu
 "none" sends nothing). Unknown receipt -> status ResultCode "R000002"; reversal "R000002"
 "The OriginalTransactionID is invalid."; already reversed -> "R000001".
 
+Quiet prompts (bind a phone with POST /_sandbox/daraja/scenarios): scenario "quiet" (paid) and
+"quiet_cancelled" (1032) send no callback and STK Query answers "being processed" for ever.
+Transaction Status without a TransactionID finds the push by OriginalConversationID (its
+MerchantRequestID, or its CheckoutRequestID): paid -> Completed with ReceiptNo/Amount; failed ->
+the prompt's ResultCode; unknown or unresolved -> "R000002". Settings status_result_delay (s) and
+status_result_times (N) make Transaction Status Results late and repeated.
+
 Control API (JSON) under /_sandbox/daraja
 -----------------------------------------
 GET  /stk[?phone=&state=]            STK pushes and their state

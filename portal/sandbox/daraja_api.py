@@ -31,6 +31,7 @@ from portal.sandbox.daraja_engine import (
 )
 from portal.sandbox.daraja_state import (
     EAT,
+    SCENARIOS,
     C2BRegistration,
     DarajaStore,
     StkRequest,
@@ -347,7 +348,7 @@ async def stk_query(request: Request) -> Response:
     req = store.stk.get(checkout_id)
     if req is None or req.business_short_code != shortcode:
         return invalid("CheckoutRequestID")
-    if req.state == "pending":
+    if req.state == "pending" or SCENARIOS[req.scenario].query_pending:
         return daraja_error(500, "500.001.1001", "The transaction is being processed",
                             request_id=req.checkout_request_id)
     code = query_result_code(req)

@@ -442,6 +442,15 @@ def status_result(store: DarajaStore, ar: AsyncRequest) -> dict:
         return _envelope(ar, "SFC_IC0003", "The operator does not exist.", _null_transaction_id(),
                          None, ref)
     receipt = str(b.get("TransactionID") or "")
+    if not receipt and b.get("OriginalConversationID"):
+        prompt = prompt_by_conversation(store, str(b["OriginalConversationID"]))
+        if prompt is None or prompt.state != "resolved":
+            return _envelope(ar, "R000002", "The transaction ID is invalid.", _null_transaction_id(),
+                             None, ref)
+        if prompt.result_code != 0:
+            return _envelope(ar, prompt.result_code, prompt.result_desc or result_desc(store, prompt.result_code),
+                             _null_transaction_id(), None, ref)
+        receipt = prompt.receipt or ""
     entry = store.ledger.get(receipt)
     if entry is None or party_a not in (entry.short_code, entry.msisdn):
         return _envelope(ar, "R000002", "The transaction ID is invalid.", _null_transaction_id(),
@@ -526,6 +535,9 @@ async def _async_flow(store: DarajaStore, ar: AsyncRequest) -> None:
             return
     # The Result; after a time-out too: Daraja gave up waiting, yet M-Pesa did the work.
     body = await reversal_result(store, ar) if ar.kind == "reversal" else status_result(store, ar)
+    if ar.kind != "reversal":
+        await repeat_status_result(store, ar, body)
+        return
     await _post_async(store, ar, "result", ar.result_url, body)
 
 
@@ -533,3 +545,27 @@ async def _post_async(store: DarajaStore, ar: AsyncRequest, kind: str, url: str,
     ar.result_body, ar.result_code = body, body["Result"]["ResultCode"]
     ar.state, ar.posted_to = "done", url
     await deliver(store, kind, ar.conversation_id, url, body)
+
+
+# --------------------------------------------------------------------------------------------
+# Transaction Status of STK prompts (quiet prompts: no callback, STK Query never final)
+
+
+def prompt_by_conversation(store: DarajaStore, conversation_id: str) -> StkRequest | None:
+    """The STK push a Transaction Status OriginalConversationID names: its MerchantRequestID (or,
+    leniently, its CheckoutRequestID)."""
+    found = store.stk.get(conversation_id)
+    if found is not None:
+        return found
+    return next((r for r in store.stk.values() if r.merchant_request_id == conversation_id), None)
+
+
+async def repeat_status_result(store: DarajaStore, ar: AsyncRequest, body: dict) -> None:
+    """A Transaction Status Result, late by status_result_delay and sent status_result_times times."""
+    s = store.settings
+    if s.status_result_delay:
+        await asyncio.sleep(s.status_result_delay)
+    for i in range(max(1, s.status_result_times)):
+        if i:
+            await asyncio.sleep(s.duplicate_callback_gap)
+        await _post_async(store, ar, "result", ar.result_url, body)

@@ -54,6 +54,9 @@ class Scenario:
     summary: str
     # What STK Query reports instead of the real ResultCode (the sandbox-contradiction pitfall).
     query_result_code: int | None = None
+    # STK Query never settles it: "The transaction is being processed" for ever (a quiet prompt:
+    # only Transaction Status knows how it ended).
+    query_pending: bool = False
 
 
 RESULT_DESCS: dict[int, str] = {
@@ -106,6 +109,18 @@ SCENARIOS: dict[str, Scenario] = {
             "Paid (callback ResultCode 0) but STK Query answers ResultCode \"1032\", like the "
             "flaky real sandbox.",
             query_result_code=1032,
+        ),
+        Scenario(
+            "quiet", 0, "none",
+            "Paid, but no callback is ever sent and STK Query answers \"The transaction is being "
+            "processed\" for ever: only Transaction Status (by the push's MerchantRequestID) tells.",
+            query_pending=True,
+        ),
+        Scenario(
+            "quiet_cancelled", 1032, "none",
+            "Cancelled on the phone (1032), no callback, STK Query \"being processed\" for ever: "
+            "only Transaction Status tells.",
+            query_pending=True,
         ),
         Scenario(
             "interactive", None, "normal",
@@ -187,6 +202,10 @@ class Settings:
     async_result_mode: str = "result"
     # Empty = any Initiator accepted; else other names get ResultCode 2001 in the Result.
     initiator: str = ""
+    # Transaction Status Results: POSTed this many times (a gateway repeating itself), the first
+    # status_result_delay s after callback_delay (a late Result).
+    status_result_times: int = 1
+    status_result_delay: float = 0.0
 
     CHOICES = {
         "invalid_token_style": {"uniform", "per_api"},

@@ -7,6 +7,9 @@ Gateway API (Bearer `config.flutterwave_secret_key`; a missing or wrong key gets
 
     POST /v3/payments                         -> 200 "Hosted Link", data.link
     GET  /v3/transactions/{id}/verify         -> 200 "Transaction fetched successfully", data
+    GET  /v3/transactions?from=&to=&page=&status=   -> 200 "Transactions fetched", data + meta.page_info
+    GET  /v3/refunds?from=&to=&page=               -> 200 "Refunds fetched", data + meta.page_info
+                                              (settings.list_page_size a page, default 10)
     GET  /v3/transactions/verify_by_reference?tx_ref=...
                                               -> the same (newest successful charge for the ref)
     POST /v3/transactions/{id}/refund  {"amount"?, "comments"?}
@@ -94,6 +97,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -597,9 +601,80 @@ async def reset(request: Request) -> Response:
     return Response({"reset": True})
 
 
+# --- lists: transactions and refunds of a period, page by page ------------------------------
+
+
+def _period(request: Request) -> tuple[str, str, int] | Response:
+    """from/to (YYYY-MM-DD, inclusive, compared with created_at's UTC date) and page (from 1)."""
+    q = request.query_params
+    start, end = q.get("from") or "0000-01-01", q.get("to") or "9999-12-31"
+    for value in (start, end):
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            return _error("Invalid date format, use YYYY-MM-DD")
+    page = q.get("page") or "1"
+    if not page.isdigit() or int(page) < 1:
+        return _error("Invalid page")
+    return start, end, int(page)
+
+
+def _page_of(state: FlutterwaveState, items: list, page: int, message: str) -> Response:
+    size = max(1, state.settings.list_page_size)
+    total_pages = max(1, -(-len(items) // size))
+    body = {"status": "success", "message": message,
+            "meta": {"page_info": {"total": len(items), "current_page": page, "total_pages": total_pages}},
+            "data": items[(page - 1) * size:page * size]}
+    return Response(body, status_code=200)
+
+
+def _list_item(tx: Transaction) -> dict:
+    """A transaction as GET /v3/transactions lists it (the verify data, flattened customer)."""
+    data = tx.verify_data()
+    customer = data.pop("customer")
+    data.pop("meta", None)
+    data["card"] = {k: v for k, v in data["card"].items() if k != "token"}
+    return {**data, "customer_name": customer["name"], "customer_email": customer["email"]}
+
+
+@get("/v3/transactions")
+async def list_transactions_api(request: Request) -> Response:
+    """GET /v3/transactions?from=&to=&page=&status= (Flutterwave-Node-v3 transactions.md
+    "Get all transactions": meta.page_info {total, current_page, total_pages}), newest first."""
+    if denied := _unauthorized(request):
+        return denied
+    period = _period(request)
+    if isinstance(period, Response):
+        return period
+    start, end, page = period
+    state = _state(request)
+    status = request.query_params.get("status")
+    items = [_list_item(t) for t in sorted(state.transactions.values(), key=lambda t: t.id, reverse=True)
+             if start <= t.created_at[:10] <= end and (not status or t.status == status)]
+    return _page_of(state, items, page, "Transactions fetched")
+
+
+@get("/v3/refunds")
+async def list_refunds_api(request: Request) -> Response:
+    """GET /v3/refunds?from=&to=&page= ([S]: v3 reference "Get all refunds"), newest first: every
+    refund, made through the API or (as here, over the control API) on Flutterwave's dashboard."""
+    if denied := _unauthorized(request):
+        return denied
+    period = _period(request)
+    if isinstance(period, Response):
+        return period
+    start, end, page = period
+    state = _state(request)
+    refunds = sorted((r for t in state.transactions.values() for r in t.refunds), key=lambda r: r.id, reverse=True)
+    items = [r.wire() for r in refunds if start <= r.created_at[:10] <= end]
+    return _page_of(state, items, page, "Refunds fetched")
+
+
 router = Router(
     path="/",
     route_handlers=[
+        list_transactions_api,
+        list_refunds_api,
         create_payment,
         verify,
         verify_by_reference,

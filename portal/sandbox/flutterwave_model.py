@@ -260,6 +260,8 @@ class Settings:
     webhook_retries: int
     webhook_retry_interval: float
     refund_webhooks: bool
+    # GET /v3/transactions and /v3/refunds: items per page (Flutterwave's sample: 44 in 5 pages).
+    list_page_size: int = 10
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "duplicate_tx_ref": ("allow", "reject_paid", "reject"),

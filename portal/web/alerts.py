@@ -28,6 +28,9 @@ KIND_LABELS = {"late_success": "Money after expiry", "amount_mismatch": "Amount 
                "c2b_assumed_stk": "Paybill copy of a prompt", "callback_stuck": "Callback given up on",
                "card_not_credited": "Card not credited", "refund_failed": "Card refund refused",
                "webhook_disabled": "Webhook switched off"}
+# Reconciliation (portal.reconcile): what a gateway's own books showed that ours did not.
+KIND_LABELS.update({"card_unknown": "Card payment not ours?", "card_refund_unrecorded": "Refund made outside the portal",
+                    "stk_status_failed": "Prompt status not given", "stk_status_unclear": "Prompt status unclear"})
 
 
 async def open_count() -> int:

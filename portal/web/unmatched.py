@@ -1,6 +1,7 @@
 """Unmatched M-Pesa: Paybill payments whose account number matched no member or invoice.
 
-Staff find the member (the members live search) and press "Match and renew": the money is
+Staff find the member (the members live search, or the likely members offered under a payment
+whose phone M-Pesa hashed or masked: portal.reconcile.phones) and press "Match and renew": the money is
 credited to that member through the same path as a matched confirmation (oldest open invoice
 first, which renews the membership it pays for; any excess kept as credit; a numbered receipt).
 
@@ -26,6 +27,7 @@ from portal.lib.forms import whole
 from portal.members.members import search_members
 from portal.payments.mpesa import c2b
 from portal.payments.mpesa.c2b import unmatched_count  # noqa: F401  (the badge: portal.web.unmatched.unmatched_count)
+from portal.reconcile.phones import candidates_for
 from portal.web.templating import is_htmx
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -38,7 +40,7 @@ async def _page(*, status: int = 200, search_for: int | None = None, query: str 
     rows = await c2b.unmatched_payments()
     result = await search_members(query) if search_for is not None and query.strip() else None
     return Template("mpesa/unmatched.html", status_code=status, context={
-        "rows": rows, "search_for": search_for, "query": query, "result": result, "max_choices": MAX_CHOICES,
+        "rows": rows, "candidates": await candidates_for(rows), "search_for": search_for, "query": query, "result": result, "max_choices": MAX_CHOICES,
         "error": error, "error_for": error_for,
     })
 

@@ -1,2 +1,2 @@
-# The portal over HTTP with the gateway sandbox (as the M-Pesa tests use it).
-from tests.support.live import live  # noqa: F401
+# The portal over HTTP with the gateway sandbox.
+from tests.support.live import card_live, live  # noqa: F401

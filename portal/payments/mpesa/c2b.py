@@ -13,8 +13,9 @@
 An STK Push to the Paybill is confirmed twice by M-Pesa: the STK callback and a C2B confirmation
 whose TransID is the STK MpesaReceiptNumber (gateways.md §4 pitfall 3). Both paths take the same
 advisory lock on that receipt (portal.payments.mpesa._receipt_already_recorded), after the member
-lock, so whichever comes second finds the first. MSISDN is hashed (v1) or masked (v2): it is only
-used to match when it arrives as a full number (pitfall 15).
+lock, so whichever comes second finds the first. MSISDN is hashed (v1) or masked (v2): it matches
+when it arrives as a full number, or as the hash of exactly one member's phone (v1); a masked
+number only ranks candidates on the unmatched page (portal.reconcile.phones).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from portal.lib.phones import PhoneError, is_stored_form, normalise_phone
 from portal.payments import state
 from portal.payments.mpesa.stk import _receipt_already_recorded, fill_in_code, parse_stk_callback
 from portal.payments.service import Recorded, complete_payment
+from portal.reconcile.phones import members_with_hash
 from portal.settings import get_settings
 from tables.billing import Payment
 from tables.gateway import GatewayCallback, StaffAlert
@@ -255,6 +257,9 @@ async def find_member(c2b: C2BConfirmation) -> Match | None:
             return match
     if c2b.phone:
         return await _only_member_with(c2b.phone, "phone number")
+    hashed = await members_with_hash(c2b.msisdn)  # C2B v1: the phone's SHA-256 (a masked one never credits)
+    if len(hashed) == 1:
+        return Match(hashed[0]["id"], hashed[0]["member_number"], None, "phone number (hashed by M-Pesa)")
     return None
 
 
@@ -396,6 +401,7 @@ class Unmatched:
     name: str
     trans_time: str
     via: str = "Paybill"
+    msisdn: str = ""  # as M-Pesa sent it (hashed, masked or full): ranks candidates (portal.reconcile.phones)
 
 
 async def unmatched_count() -> int:
@@ -413,7 +419,7 @@ async def unmatched_payments(limit: int = 200) -> list[Unmatched]:
         try:
             c2b = money_of(r["kind"], r["body"])
             found.append(Unmatched(r["id"], r["received_at"], r["deliveries"], c2b.trans_id, c2b.amount, c2b.account,
-                                   c2b.masked_phone, c2b.name, c2b.trans_time, c2b.via))
+                                   c2b.masked_phone, c2b.name, c2b.trans_time, c2b.via, c2b.msisdn))
         except ValueError:  # cannot happen for rows the processor parsed; show what there is
             found.append(Unmatched(r["id"], r["received_at"], r["deliveries"], "?", None, "", "", "", ""))
     return found

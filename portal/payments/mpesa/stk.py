@@ -378,8 +378,10 @@ async def _place_unknown_result(row: dict, checkout: str, outcome: StkOutcome) -
                          f"(CheckoutRequestID {checkout}; {why}){whose}. Nothing credited: match it on Unmatched M-Pesa")
 
 
-async def check_stk(payment_id: int, client=None) -> str:
-    """Worker: ask Daraja how an in-flight prompt went; expire it when its time is up."""
+async def check_stk(payment_id: int, client=None, on_unsettled=None) -> str:
+    """Worker: ask Daraja how an in-flight prompt went; expire it when its time is up.
+    `on_unsettled(payment)`: for a prompt past its time that STK Query could not settle; True
+    keeps it in flight ("status": Transaction Status was asked, portal.reconcile.stk_status)."""
     payment = await Payment.select().where(Payment.id == payment_id).first()
     if not payment or payment["status"] not in (state.PENDING, state.PROCESSING):
         return "final"
@@ -408,6 +410,8 @@ async def check_stk(payment_id: int, client=None) -> str:
             await request_receipts(payment_id)
         return "final"
     if payment["expires_at"] and payment["expires_at"] <= now():
+        if on_unsettled is not None and await on_unsettled(payment):
+            return "status"
         await _expire(payment_id, "No answer from the phone in time")
         return "expired"
     checks = payment["checks"] + 1
