@@ -9,7 +9,8 @@ APP_CONFIG = AppConfig(
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
     table_classes=table_finder(
         modules=["tables.locations", "tables.staff", "tables.members", "tables.audit", "tables.billing", "tables.ledger", "tables.gateway",
-                 "tables.gateway_tokens", "tables.rate_limits", "tables.closes", "tables.messages", "tables.api", "tables.visits", "tables.webhooks"],
+                 "tables.gateway_tokens", "tables.rate_limits", "tables.closes", "tables.messages", "tables.api", "tables.visits", "tables.webhooks",
+                 "tables.sales"],
         exclude_imported=True,
     ),
     migration_dependencies=[
