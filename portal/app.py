@@ -50,6 +50,7 @@ from portal.web import (
     pay,
     plans,
     reminders,
+    sales,
     staff,
     unmatched,
     webhooks,
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     pages = Router(path="/", include_in_schema=False, route_handlers=[
         *auth.routes, *members.routes, *billing.routes, *hooks.routes, *mpesa.routes, *unmatched.routes, *alerts.routes, *cards.routes, *messages.routes, *pay.routes, *plans.routes, *staff.routes, *health.routes, *brand.routes, *dashboards.routes, *closes.routes, *reminders.routes, *audit.routes, *api_keys.routes, *webhooks.routes,
         *metrics.routes, *backups.routes, *exports.routes, *checkin.routes,
+        *sales.routes,
     ])
     app = Litestar(
         route_handlers=[

@@ -21,6 +21,8 @@ NOTICES = {
     "paylink_refused": ("error", "No pay link made: only an open invoice can have one."),
     "retry_refused": ("error", "Not asked again: only a failed, cancelled or expired M-Pesa request within today's "
                                "limits can be retried. Start a new one from the member's page."),
+    "session_used": ("ok", "One session used."),
+    "no_sessions": ("error", "No sessions left: sell a session or a pack first."),
 }
 
 
