@@ -21,6 +21,7 @@ from tables.closes import DayClose
 from tables.ledger import LedgerLeg
 from tables.locations import Location
 from tables.members import Member, Membership
+from tables.sales import Sale
 from tables.staff import Staff
 from tables.statuses import OPEN_INVOICE
 
@@ -76,14 +77,26 @@ async def receipt_context(payment_id: int) -> dict:
     numbers = [s["number"] for s in facts.get("settled", [])]
     descriptions = {}
     if numbers:
-        rows = await InvoiceLine.select(InvoiceLine.invoice.number, InvoiceLine.description).where(
-            InvoiceLine.invoice.number.is_in(numbers))
+        rows = await InvoiceLine.select(InvoiceLine.invoice.number, InvoiceLine.description, InvoiceLine.quantity).where(
+            InvoiceLine.invoice.number.is_in(numbers)).order_by(InvoiceLine.id)
+        by_invoice: dict[str, list[dict]] = {}
         for row in rows:
-            descriptions.setdefault(row["invoice.number"], row["description"])
+            by_invoice.setdefault(row["invoice.number"], []).append(row)
+        for number, lines in by_invoice.items():
+            # A plan's one line reads as before; a desk sale's lines as "1 x Day pass, 2 x Water".
+            descriptions[number] = lines[0]["description"] if len(lines) == 1 and lines[0]["quantity"] == 1 else \
+                ", ".join(f"{line['quantity']} x {line['description']}" for line in lines)
+    # A desk sale (portal/sales/sales.py): who bought, when a walk-in, and the cash tendered and change.
+    sale = await Sale.select(Sale.member, Sale.buyer_name, Sale.buyer_phone, Sale.tendered, Sale.change).where(
+        Sale.payment == payment_id).first()
+    member = await _member(p["member"])
+    if sale and sale["member"] is None:
+        member = {"name": sale["buyer_name"] or "Walk-in customer", "number": "Walk-in", "phone": sale["buyer_phone"],
+                  "email": ""}
     return {**_base(), "receipt": {
         "number": p["receipt_number"], "paid_at": p["completed_at"] or p["created_at"],
         "method_label": METHOD_LABELS[p["method"]], "reference": payment_reference(p), "amount": p["amount"],
-        "currency": p["currency"], "member": await _member(p["member"]), "staff_name": await _staff_name(p["staff"]),
+        "currency": p["currency"], "member": member, "staff_name": await _staff_name(p["staff"]),
         "settled": [{"invoice_number": s["number"], "description": descriptions.get(s["number"], ""),
                      "amount": s["amount"]} for s in facts.get("settled", [])],
         "credit_added": facts.get("credit_added", Decimal("0")),
@@ -91,6 +104,7 @@ async def receipt_context(payment_id: int) -> dict:
         "credit_balance": facts.get("credit_balance", Decimal("0")),
         "membership_note": facts.get("membership_note", ""),
         "membership_lapsed": facts.get("membership_lapsed", False),
+        "tendered": sale["tendered"] if sale else None, "change": sale["change"] if sale else None,
     }}
 
 

@@ -173,3 +173,19 @@ async def test_the_sale_pages_query_counts_are_fixed(alice, bob, extra):
     assert int((await bob.get("/catalogue")).headers["x-query-count"]) == 2
     # session, member
     assert int((await bob.get(f"/members/{member}/invoices/new")).headers["x-query-count"]) == 2
+
+
+async def test_the_payments_list_and_its_csv_say_what_was_sold(bob):
+    """A walk-in's 700.00 (1 Day pass, 2 Water) reads "1 x Day pass, 2 x Water" in the payments
+    list and in its CSV export, with the buyer's name."""
+    await make_location()
+    items = await default_items()
+    r = await bob.post("/sales/new", {f"qty_{items['Day pass']}": "1", f"qty_{items['Water']}": "2", "method": "cash",
+                                      "tendered": "700", "buyer_name": "Brian"})
+    assert r.status_code == 303
+    listing = await bob.get("/payments")
+    assert 'data-testid="sold">1 x Day pass, 2 x Water<' in listing.text and "(Brian)" in listing.text
+    assert int(listing.headers["x-query-count"]) == 5  # as before: the sale rides on the page's one query
+    csv = await bob.get("/payments.csv")
+    header, row = csv.text.strip().splitlines()[:2]
+    assert header.endswith("sold,buyer_name") and row.endswith('"1 x Day pass, 2 x Water",Brian'), (header, row)
