@@ -70,7 +70,8 @@ async def analytics_page(request: Request) -> Template:
     period = analytics.Period.parse(request.query_params)
     data = await analytics.report(period)
     return Template("analytics/index.html", context={**data, "presets": analytics.PRESETS, "grains": analytics.GRAINS,
-                                                     "charts": _chart_data(data)})
+                                                     "charts": _chart_data(data),
+                                                     "by_category": await analytics.revenue_by_category(period)})
 
 
 CSV_FIGURES = {

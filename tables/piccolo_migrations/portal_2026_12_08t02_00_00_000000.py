@@ -75,6 +75,8 @@ FORWARDS = [
     """ALTER TABLE ledger_leg ADD CONSTRAINT ledger_leg_known_account CHECK (account IN
         ('cash', 'bank', 'cheque', 'mpesa', 'card', 'receivable', 'member_credit', 'revenue', 'vat_payable',
          'gateway_fees', 'revenue_training', 'revenue_retail', 'revenue_fees'))""",
+    # Analytics' revenue by category reads invoices by the day they were issued.
+    "CREATE INDEX invoice_issue_date ON invoice (issue_date)",
     # The walk-in account (portal/sales/walkin.py) has no phone, so nothing is ever sent to it.
     "ALTER TABLE member DROP CONSTRAINT member_phone_normalised",
     "ALTER TABLE member ADD CONSTRAINT member_phone_normalised CHECK (phone ~ '^254[17][0-9]{8}$' "
@@ -82,6 +84,7 @@ FORWARDS = [
 ]
 
 BACKWARDS = [
+    "DROP INDEX IF EXISTS invoice_issue_date",
     "ALTER TABLE ledger_leg DROP CONSTRAINT ledger_leg_known_account",
     """ALTER TABLE ledger_leg ADD CONSTRAINT ledger_leg_known_account CHECK (account IN
         ('cash', 'bank', 'cheque', 'mpesa', 'card', 'receivable', 'member_credit', 'revenue', 'vat_payable',

@@ -189,3 +189,29 @@ async def test_the_payments_list_and_its_csv_say_what_was_sold(bob):
     csv = await bob.get("/payments.csv")
     header, row = csv.text.strip().splitlines()[:2]
     assert header.endswith("sold,buyer_name") and row.endswith('"1 x Day pass, 2 x Water",Brian'), (header, row)
+
+
+async def test_analytics_shows_revenue_by_category_and_ranks_no_walk_in(bob):
+    """A walk-in's Day pass (500: net 431.03) and 2 Water (200: net 172.41), a member's PT pack on
+    account (12,000: net 10,344.83) and a plan invoice of 3,000 (net 2,586.21): four categories, net
+    of VAT. The walk-in account's 700 is not a "top member"."""
+    from tests.billing.helpers import invoice_for, pay
+
+    await make_location()
+    items = await default_items()
+    member = await make_member()
+    await bob.post("/sales/new", {f"qty_{items['Day pass']}": "1", f"qty_{items['Water']}": "2", "method": "cash",
+                                  "tendered": "700"})
+    await bob.post(f"/members/{member}/sale", {f"qty_{items['PT pack of 10']}": "1", "method": "account"})
+    plan_invoice = await invoice_for(member, 3000)
+    await Invoice.update({Invoice.plan: None}).where(Invoice.id == plan_invoice["id"])  # no plan row: "other"
+    await pay(member, 100)
+    page = await bob.get("/analytics?preset=7d")
+    assert page.status_code == 200
+    from portal.reports import analytics
+    rows = await analytics.revenue_by_category(analytics.Period.parse({"preset": "7d"}))
+    assert [(r["category"], r["net"]) for r in rows] == [
+        ("personal_training", D("10344.83")), ("other", D("2586.21")), ("day_pass", D("431.03")), ("drinks", D("172.41"))]
+    assert 'data-category="drinks"><td>Drinks</td><td class="num">KES 172.41<' in page.text
+    top = page.text.split('data-testid="top-members"')[1].split("</table>")[0]
+    assert "Walk-in" not in top and "Wanjiku" in top
