@@ -11,7 +11,7 @@ from tests.e2e.test_manager_journey import _gym
 pytestmark = pytest.mark.browser
 
 PAGES = ["/members", "/member", "/payments", "/dues", "/renewals", "/analytics?preset=30d", "/close", "/messages",
-         "/mpesa/unmatched", "/alerts", "/plans", "/audit", "/staff"]
+         "/mpesa/unmatched", "/alerts", "/plans", "/audit", "/staff", "/catalogue", "/sales/new"]
 
 # The page wider than the screen (tables scroll inside their own box instead), and a figure card
 # whose amount runs out of its box. The cards are checked holding the longest amount the books
