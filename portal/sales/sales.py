@@ -128,6 +128,11 @@ async def sell(request: SaleRequest, *, idempotency_key: str, staff_id: int | No
         if (done := await _sale_by_key(idempotency_key)) is not None:  # the same form, twice at once
             return done
         invoice = await issue_invoice(target, lines, kind="other", staff_id=staff_id)
+        if request.member_id is None and invoice["paid"]:
+            # Credit on the walk-in account is someone's money (a voided sale not yet refunded, a
+            # Paybill payment to account WALKIN): never a discount for the next stranger.
+            raise RuleBroken("The walk-in account holds credit from an earlier sale: a manager refunds it from "
+                             "the walk-in account's page first", field="items")
         # Credit the member held has been used on it already: the desk takes what is left.
         due = Money(invoice["total"] - invoice["paid"], invoice["currency"])
         payment = None

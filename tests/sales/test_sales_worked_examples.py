@@ -209,7 +209,9 @@ async def test_a_custom_invoice_with_a_vat_exclusive_line_exact_to_the_cent(db):
 async def test_voiding_a_paid_walk_in_sale_reverses_each_revenue_account(db):
     """The walk-in's 700.00 sale (431.03 fees, 172.41 retail, 96.56 VAT) voided: each account is
     debited back what it was credited, and the 700.00 paid becomes the walk-in account's credit
-    (to be refunded in cash at the desk: refund 700.00 leaves it at 0)."""
+    (to be refunded in cash at the desk: refund 700.00 leaves it at 0). Until then the next walk-in
+    sale is refused, so that credit is never spent on a stranger; after it, a Water for 100 cash
+    takes 100.00 (net 100/1.16 = 86.206.. -> 86.21 to revenue_retail): cash 700 - 700 + 100 = 100."""
     await make_location()
     staff = await desk_staff()
     items = await default_items()
@@ -219,11 +221,18 @@ async def test_voiding_a_paid_walk_in_sale_reverses_each_revenue_account(db):
     assert await _legs("void", result.invoice["id"]) == {
         "receivable": D("0.00"), "revenue_fees": D("431.03"), "revenue_retail": D("172.41"), "vat_payable": D("96.56"),
         "member_credit": D("-700.00")}
+    # Until that credit is refunded, no walk-in sale goes through (it would be spent on a stranger).
+    with pytest.raises(RuleBroken, match="holds credit"):
+        await sell(SaleRequest(None, {items["Water"]: 1}, "cash", tendered=kes(100)), idempotency_key="v-2",
+                   staff_id=staff, currency="KES")
     from portal.payments.service import refund_payment
     await refund_payment(result.payment["id"], kes(700), "Sold by mistake", staff)
+    after = await sell(SaleRequest(None, {items["Water"]: 1}, "cash", tendered=kes(100)), idempotency_key="v-3",
+                       staff_id=staff, currency="KES")
+    assert (after.payment["amount"], after.sale["change"]) == (D("100.00"), D("0.00"))
     walkin = result.invoice["member"]
     assert await balances(walkin) == (D("0"), D("0"))
     totals = await ledger.trial_balance()
-    assert (totals["revenue_fees"], totals["revenue_retail"], totals["cash"]) == (D("0"), D("0"), D("0"))
-    assert await Allocation.count() == 2
+    assert (totals["revenue_fees"], totals["revenue_retail"], totals["cash"]) == (D("0"), D("-86.21"), D("100.00"))
+    assert await Allocation.count() == 3
     await assert_books_agree()
