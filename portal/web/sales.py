@@ -39,6 +39,7 @@ from portal.web.pages import ask_to_confirm, new_idempotency_key
 from tables.billing import Invoice, Payment
 from tables.locations import Location
 from tables.sales import CatalogueItem, Sale
+from tables.visits import Visit
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -214,13 +215,19 @@ async def sale_detail(sale_id: FromPath[int]) -> Template:
 # --- sessions from a pack ------------------------------------------------------------------------
 
 @post("/members/{member_id:int}/sessions/use", guards=[staff_required], status_code=200)
-async def session_use(request: Request, member_id: FromPath[int]) -> Redirect:
+async def session_use(request: Request, member_id: FromPath[int], data: FormData) -> Redirect:
+    """One session from the member's oldest pack; from the member page, or from check-in (with the
+    visit it is for, and back to the door)."""
     await get_member(member_id)
+    visit_id = whole(data.get("visit") or "")
+    if visit_id is not None and not await Visit.exists().where((Visit.id == visit_id) & (Visit.member == member_id)):
+        visit_id = None
+    back = "/checkin" if data.get("back") == "checkin" else f"/members/{member_id}"
     try:
-        await packs.use_session(member_id, staff_id=request.scope["user"].staff_id)
+        await packs.use_session(member_id, staff_id=request.scope["user"].staff_id, visit_id=visit_id)
     except RuleBroken:
-        return back_with(f"/members/{member_id}", "no_sessions")
-    return back_with(f"/members/{member_id}", "session_used")
+        return back_with(back, "no_sessions")
+    return back_with(back, "session_used")
 
 
 # --- custom invoices -----------------------------------------------------------------------------

@@ -215,3 +215,38 @@ async def test_analytics_shows_revenue_by_category_and_ranks_no_walk_in(bob):
     assert 'data-category="drinks"><td>Drinks</td><td class="num">KES 172.41<' in page.text
     top = page.text.split('data-testid="top-members"')[1].split("</table>")[0]
     assert "Walk-in" not in top and "Wanjiku" in top
+
+
+async def test_a_session_is_used_at_check_in_for_that_visit(alice):
+    """A member on an active plan with a PT pack of 10 checks in: green, with "Use a PT session
+    (10 left)"; pressing it uses one for that visit and goes back to the door: 9 left. A visit id
+    of another member is not recorded against this use."""
+    import re
+    from datetime import timedelta
+
+    from portal.lib.clock import today
+    from portal.sales import packs
+    from tables.sales import SessionUse
+    from tests.factories import make_membership, make_plan
+
+    await make_location()
+    items = await default_items()
+    member = await make_member(number="PTF0500")
+    await make_membership(member, await make_plan(), today() - timedelta(days=3), today() + timedelta(days=27), "active")
+    await alice.post(f"/members/{member}/sale", {f"qty_{items['PT pack of 10']}": "1", "method": "account"})
+    from tables.billing import Invoice as Inv
+    from tests.billing.helpers import pay
+    await pay(member, 12000)  # paid: green at the door
+    r = await alice.post("/checkin", {"q": "PTF0500"}, htmx=True)
+    assert 'data-colour="green"' in r.text and "Use a PT session (10 left)" in r.text
+    visit = int(re.search(r'name="visit" value="(\d+)"', r.text).group(1))
+    used = await alice.post(f"/members/{member}/sessions/use", {"visit": str(visit), "back": "checkin"})
+    assert used.status_code == 303 and used.headers["location"] == "/checkin?notice=session_used"
+    assert (await SessionUse.select().first())["visit"] == visit and await packs.sessions_remaining(member) == 9
+    other = await make_member()
+    await alice.post(f"/members/{other}/sale", {f"qty_{items['PT pack of 10']}": "1", "method": "account"})
+    await alice.post(f"/members/{other}/sessions/use", {"visit": str(visit)})
+    last = await SessionUse.select().order_by(SessionUse.id, ascending=False).first()
+    assert last["visit"] is None
+    assert await Inv.count() == 2
+    await assert_books_agree()
