@@ -4,6 +4,7 @@ and using a session from a pack. Thin: the rules are portal/sales/*."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import ROUND_CEILING
 from typing import Annotated
 
 from litestar import Request, get, post
@@ -209,7 +210,10 @@ async def sale_detail(sale_id: FromPath[int]) -> Template:
     payment = await Payment.select().where(Payment.id == sale["payment"]).first() if sale["payment"] else None
     return Template("sales/done.html", context={
         "sale": sale, "invoice": invoice, "payment": payment, "lines": await sale_lines(sale_id),
-        "member": await get_member(sale["member"]) if sale["member"] else None, "methods": SALE_METHODS})
+        "member": await get_member(sale["member"]) if sale["member"] else None, "methods": SALE_METHODS,
+        # Left on the account: the member may pay it by M-Pesa on the spot (the member page's own form).
+        "mpesa_key": new_idempotency_key(),
+        "mpesa_amount": (invoice["total"] - invoice["paid"]).to_integral_value(rounding=ROUND_CEILING)})
 
 
 # --- sessions from a pack ------------------------------------------------------------------------

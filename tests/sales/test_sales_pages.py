@@ -250,3 +250,24 @@ async def test_a_session_is_used_at_check_in_for_that_visit(alice):
     assert last["visit"] is None
     assert await Inv.count() == 2
     await assert_books_agree()
+
+
+async def test_a_sale_on_account_can_be_paid_by_m_pesa_from_its_page(alice):
+    """A Protein shake (350) on the member's account: the sale page offers an M-Pesa prompt for
+    KES 350 for that invoice, through the member page's own form (the worker sends it)."""
+    import re
+
+    await make_location()
+    items = await default_items()
+    member = await make_member(phone="254712000777")
+    r = await alice.post(f"/members/{member}/sale", {f"qty_{items['Protein shake']}": "1", "method": "account"})
+    page = await alice.get(r.headers["location"])
+    assert "Send M-Pesa prompt for KES 350" in page.text
+    assert field_value(page.text, "phone") == "0712000777"
+    form = dict(re.findall(r'name="(idempotency_key|invoice|amount)" value="([^"]*)"', page.text))
+    sent = await alice.post(f"/members/{member}/mpesa", {**form, "phone": "0712000777"})
+    assert sent.status_code == 303
+    payment = await Payment.select().first()
+    invoice = await Invoice.select().first()
+    assert (payment["method"], payment["amount"], payment["invoice"], payment["status"]) == ("mpesa", D("350.00"),
+                                                                                            invoice["id"], "pending")
