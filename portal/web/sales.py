@@ -35,6 +35,7 @@ from portal.sales.sales import (
     sale_total,
     sell,
 )
+from portal.sales.walkin import WALKIN_NUMBER
 from portal.web.flash import back_with
 from portal.web.pages import ask_to_confirm, new_idempotency_key
 from tables.billing import Invoice, Payment
@@ -121,7 +122,7 @@ async def sale_new_walkin() -> Template:
 
 @get("/members/{member_id:int}/sale", guards=[staff_required])
 async def sale_new_member(member_id: FromPath[int]) -> Template:
-    return await _sale_page(await get_member(member_id), _fresh_values(), {})
+    return await _sale_page(await _buyer(member_id), _fresh_values(), {})
 
 
 def _read_sale_form(data: dict, currency: str, walk_in: bool) -> tuple[dict, dict, SaleRequest]:
@@ -195,9 +196,15 @@ async def sale_create_walkin(request: Request, data: FormData) -> Template | Red
     return await _sell(request, data, None)
 
 
+async def _buyer(member_id: int) -> dict | None:
+    """The member a sale is for; None for the walk-in account itself (sold as to a walk-in)."""
+    member = await get_member(member_id)
+    return None if member["member_number"] == WALKIN_NUMBER else member
+
+
 @post("/members/{member_id:int}/sale", guards=[staff_required], status_code=200)
 async def sale_create_member(request: Request, member_id: FromPath[int], data: FormData) -> Template | Redirect:
-    return await _sell(request, data, await get_member(member_id))
+    return await _sell(request, data, await _buyer(member_id))
 
 
 @get("/sales/{sale_id:int}", guards=[staff_required])

@@ -271,3 +271,20 @@ async def test_a_sale_on_account_can_be_paid_by_m_pesa_from_its_page(alice):
     invoice = await Invoice.select().first()
     assert (payment["method"], payment["amount"], payment["invoice"], payment["status"]) == ("mpesa", D("350.00"),
                                                                                             invoice["id"], "pending")
+
+
+async def test_selling_from_the_walk_in_accounts_own_page_is_a_walk_in_sale(alice):
+    """The walk-in account's page has Sell too: what it sells is a walk-in sale (paid now, never
+    left on the account)."""
+    from portal.sales.walkin import walkin_member_id
+
+    await make_location()
+    items = await default_items()
+    walkin = await walkin_member_id()
+    form = await alice.get(f"/members/{walkin}/sale")
+    assert form.status_code == 200 and "Sell to a walk-in" in form.text and 'value="account"' not in form.text
+    r = await alice.post(f"/members/{walkin}/sale", {f"qty_{items['Water']}": "1", "method": "account"})
+    assert r.status_code == 422 and "only a member" in field_error(r.text, "method")
+    r = await alice.post(f"/members/{walkin}/sale", {f"qty_{items['Water']}": "1", "method": "cash", "tendered": "100"})
+    assert r.status_code == 303 and (await Sale.select().first())["member"] is None
+    await assert_books_agree()
