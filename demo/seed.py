@@ -35,5 +35,8 @@ async def load_demo_data(members: int = 200, seed: int = 7, payments: int | None
     if payments is None:
         payments = members * DEMO_PAYMENTS_PER_MEMBER
     report = await load_bulk(members, payments, seed=seed, force_append=force_append)
+    # The desk's catalogue (day pass, PT, lockers, joining fee, drinks, supplements): issue 14.
+    from portal.sales.catalogue import seed_default_items
+    await seed_default_items(settings.currency, settings.vat_rate, settings.prices_include_vat)
     frozen = await add_freezes(seed)
     print(f"demo data: {report.summary()}; {frozen} memberships frozen", flush=True)

@@ -52,6 +52,7 @@ from portal.web import (
     plans,
     reconcile,
     reminders,
+    sales,
     staff,
     unmatched,
     webhooks,
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         *memberships.routes,
         *reconcile.routes,
         *payer_pages.routes,
+        *sales.routes,
     ])
     app = Litestar(
         route_handlers=[

@@ -24,6 +24,7 @@ from portal.messages import outbox
 from portal.payers import billto
 from portal.settings import get_settings
 from tables.billing import Allocation, CreditNote, Invoice, InvoiceLine
+from tables.ledger import LedgerLeg
 from tables.members import Member, Membership
 from tables.statuses import OPEN_INVOICE
 
@@ -35,6 +36,8 @@ class Line:
     quantity: int = 1
     vat_rate: Decimal = Decimal("0")
     vat_inclusive: bool = True
+    # The ledger account its net amount is credited to (ledger.REVENUE_ACCOUNTS).
+    revenue_account: str = "revenue"
 
     def amounts(self) -> tuple[Money, Money, Money]:
         """(net, vat, total), rounded to the cent, adding up exactly."""
@@ -89,9 +92,12 @@ async def issue_invoice(member_id: int, lines: list[Line], *, kind: str = "other
         for line, net, vat, line_total in computed
     ])
     await billto.freeze(invoice_id, member_id)  # addressed to the member's payer, if any, as it is now
+    by_account: dict[str, Money] = {}
+    for line, net, _vat, _total in computed:
+        by_account[line.revenue_account] = by_account.get(line.revenue_account, Money.zero(currency)) + net
     await ledger.post("invoice_issued", [
         debit("receivable", total, member=member_id),
-        credit("revenue", subtotal),
+        *[credit(account, net) for account, net in by_account.items()],
         credit("vat_payable", tax),
     ], memo=f"Invoice {number}", staff_id=staff_id, invoice_id=invoice_id)
     await audit.record("invoice.issued", "invoice", invoice_id, staff_id=staff_id,
@@ -193,9 +199,15 @@ async def void_invoice(invoice_id: int, reason: str, staff_id: int) -> dict:
     cur = invoice["currency"]
     total, subtotal, tax = Money(invoice["total"], cur), Money(invoice["subtotal"], cur), Money(invoice["tax_total"], cur)
     paid = Money(invoice["paid"], cur)
+    # Revenue goes back out of the accounts the invoice credited (a sale's lines may have used several).
+    revenue = await LedgerLeg.raw(
+        "SELECT l.account, -sum(l.amount) AS amount FROM ledger_leg l JOIN ledger_entry e ON e.id = l.entry "
+        "WHERE e.invoice = {} AND e.kind = 'invoice_issued' AND l.account <> 'receivable' AND l.account <> 'vat_payable' "
+        "GROUP BY l.account ORDER BY l.account", invoice_id)
+    revenue_legs = [debit(r["account"], Money(r["amount"], cur)) for r in revenue] or [debit("revenue", subtotal)]
     entry = await ledger.post("void", [
         credit("receivable", total, member=member_id),
-        debit("revenue", subtotal),
+        *revenue_legs,
         debit("vat_payable", tax),
         # What was paid on it stays the member's money, as credit.
         debit("receivable", paid, member=member_id),

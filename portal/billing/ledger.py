@@ -17,6 +17,11 @@ from tables.ledger import LedgerEntry, LedgerLeg
 
 ACCOUNTS = {"cash", "bank", "cheque", "mpesa", "card", "receivable", "member_credit", "revenue", "vat_payable",
             "gateway_fees"}
+# Where revenue may be credited: plans go to "revenue"; a catalogue item names one of these
+# (portal/sales/catalogue.py), so revenue can be read by stream from the ledger alone.
+REVENUE_ACCOUNTS = {"revenue": "Revenue (memberships and general)", "revenue_training": "Personal training revenue",
+                    "revenue_retail": "Retail revenue (drinks, supplements)", "revenue_fees": "Fees revenue (joining, lockers, day passes)"}
+ACCOUNTS |= set(REVENUE_ACCOUNTS)
 MONEY_ACCOUNTS = ("cash", "bank", "cheque", "mpesa", "card")
 
 

@@ -24,6 +24,7 @@ from tables.ledger import LedgerLeg
 from tables.locations import Location
 from tables.members import Member, Membership
 from tables.payers import Payer
+from tables.sales import Sale
 from tables.staff import Staff
 from tables.statuses import OPEN_INVOICE
 
@@ -92,16 +93,30 @@ async def receipt_context(payment_id: int) -> dict:
     descriptions = {}
     payer = facts.get("payer")  # a payer's payment (portal/payers/payments.py): it names the payer
     if numbers:
-        rows = await InvoiceLine.select(InvoiceLine.invoice.number, InvoiceLine.description,
+        rows = await InvoiceLine.select(InvoiceLine.invoice.number, InvoiceLine.description, InvoiceLine.quantity,
                                         InvoiceLine.invoice.member.first_name, InvoiceLine.invoice.member.last_name).where(
-            InvoiceLine.invoice.number.is_in(numbers))
+            InvoiceLine.invoice.number.is_in(numbers)).order_by(InvoiceLine.id)
+        by_invoice: dict[str, list[dict]] = {}
         for row in rows:
-            for_whom = f" ({row['invoice.member.first_name']} {row['invoice.member.last_name']})" if payer else ""
-            descriptions.setdefault(row["invoice.number"], row["description"] + for_whom)
+            by_invoice.setdefault(row["invoice.number"], []).append(row)
+        for number, lines in by_invoice.items():
+            # A plan's one line reads as before; a desk sale's lines as "1 x Day pass, 2 x Water";
+            # a payer's receipt names the member each invoice was for.
+            text = lines[0]["description"] if len(lines) == 1 and lines[0]["quantity"] == 1 else \
+                ", ".join(f"{line['quantity']} x {line['description']}" for line in lines)
+            for_whom = f" ({lines[0]['invoice.member.first_name']} {lines[0]['invoice.member.last_name']})" if payer else ""
+            descriptions[number] = text + for_whom
+    # A desk sale (portal/sales/sales.py): who bought, when a walk-in, and the cash tendered and change.
+    sale = await Sale.select(Sale.member, Sale.buyer_name, Sale.buyer_phone, Sale.tendered, Sale.change).where(
+        Sale.payment == payment_id).first()
+    member = await _payer_party(payer["id"]) if payer else await _member(p["member"])
+    if sale and sale["member"] is None:
+        member = {"name": sale["buyer_name"] or "Walk-in customer", "number": "Walk-in", "phone": sale["buyer_phone"],
+                  "email": "", "language": member.get("language", "en")}
     return {**base(), "receipt": {
         "number": p["receipt_number"], "paid_at": p["completed_at"] or p["created_at"],
         "method_label": METHOD_LABELS[p["method"]], "reference": payment_reference(p), "amount": p["amount"],
-        "currency": p["currency"], "member": await _payer_party(payer["id"]) if payer else await _member(p["member"]), "staff_name": await _staff_name(p["staff"]),
+        "currency": p["currency"], "member": member, "staff_name": await _staff_name(p["staff"]),
         "settled": [{"invoice_number": s["number"], "description": descriptions.get(s["number"], ""),
                      "amount": s["amount"]} for s in facts.get("settled", [])],
         "credit_added": facts.get("credit_added", Decimal("0")),
@@ -109,6 +124,7 @@ async def receipt_context(payment_id: int) -> dict:
         "credit_balance": facts.get("credit_balance", Decimal("0")),
         "membership_note": facts.get("membership_note", ""),
         "membership_lapsed": facts.get("membership_lapsed", False),
+        "tendered": sale["tendered"] if sale else None, "change": sale["change"] if sale else None,
     }}
 
 

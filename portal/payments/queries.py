@@ -79,12 +79,19 @@ def where_clause(f: PaymentFilters) -> tuple[str, list]:
 SELECT_ROWS = """
 SELECT p.id, p.created_at, p.completed_at, p.method, p.amount, p.currency, p.refunded, p.status, p.reference,
        p.receipt_number, m.id AS member_id, m.member_number, m.first_name || ' ' || m.last_name AS member_name,
-       u.username AS staff_username, l.name AS location_name
+       u.username AS staff_username, l.name AS location_name,
+       coalesce(sold.items, '') AS sold, coalesce(sold.buyer_name, '') AS buyer_name
 FROM payment p
 LEFT JOIN member m ON m.id = p.member
 LEFT JOIN staff s ON s.id = p.staff
 LEFT JOIN piccolo_user u ON u.id = s.user
 LEFT JOIN location l ON l.id = p.location
+-- What a desk sale's payment paid for (portal/sales/sales.py): "1 x Day pass, 2 x Water".
+LEFT JOIN LATERAL (
+    SELECT sa.buyer_name, string_agg(il.quantity || ' x ' || il.description, ', ' ORDER BY il.id) AS items
+    FROM sale sa JOIN sale_line sl ON sl.sale = sa.id JOIN invoice_line il ON il.id = sl.invoice_line
+    WHERE sa.payment = p.id GROUP BY sa.id
+) sold ON true
 WHERE {where}
 ORDER BY p.created_at DESC, p.id DESC
 """
@@ -130,7 +137,7 @@ def _positional(sql: str) -> str:
 
 
 CSV_COLUMNS = ["receipt_number", "created_at", "completed_at", "member_number", "member_name", "method", "status",
-               "amount", "refunded", "currency", "reference", "staff_username", "location_name"]
+               "amount", "refunded", "currency", "reference", "staff_username", "location_name", "sold", "buyer_name"]
 CSV_TIME_COLUMNS = ("created_at", "completed_at")  # in the gym's time zone, which their headers name
 
 

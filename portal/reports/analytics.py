@@ -223,12 +223,33 @@ TOP_SQL = """
 WITH top AS (
     SELECT p.member, count(*) AS n, sum(p.amount - p.refunded) AS amount
     FROM payment p WHERE p.completed_at >= {} AND p.completed_at < {} AND p.member IS NOT NULL
+      -- the walk-in account (portal/sales/walkin.py) is no member to rank
+      AND p.member IS DISTINCT FROM (SELECT id FROM member WHERE member_number = 'WALKIN')
     GROUP BY p.member ORDER BY amount DESC, p.member LIMIT 10
 )
 SELECT m.id, m.member_number, m.first_name || ' ' || m.last_name AS name, t.n, t.amount
 FROM top t JOIN member m ON m.id = t.member
 ORDER BY t.amount DESC, m.id
 """
+
+
+# Revenue invoiced in the period by what was sold: each desk sale's line by its item's category
+# (tables/sales.py sale_line), plan invoices as memberships, anything else (custom invoices) as
+# other. Net of VAT, void invoices left out; read from the lines, which sum to the ledger's revenue.
+REVENUE_BY_CATEGORY_SQL = """
+SELECT coalesce(sl.category, CASE WHEN i.plan IS NOT NULL THEN 'membership' ELSE 'other' END) AS category,
+       sum(il.net) AS net, sum(il.vat) AS vat, sum(il.total) AS total, sum(il.quantity) AS quantity
+FROM invoice i
+JOIN invoice_line il ON il.invoice = i.id
+LEFT JOIN sale_line sl ON sl.invoice_line = il.id
+WHERE i.status <> 'void' AND i.issue_date BETWEEN {} AND {}
+GROUP BY 1 ORDER BY net DESC, category
+"""
+
+
+async def revenue_by_category(period: Period) -> list[dict]:
+    """Revenue invoiced in the period by category (one query; the staff analytics page)."""
+    return await Payment.raw(REVENUE_BY_CATEGORY_SQL, period.start, period.end)
 
 
 def _rate(part: Decimal, whole: Decimal) -> Decimal | None:

@@ -18,6 +18,7 @@ from portal.lib.errors import NotFound, RuleBroken
 from portal.members import absent as absent_members
 from portal.members import checkin, members, visits
 from portal.members.checkin import ACTIONS
+from portal.sales.packs import packs_with_sessions
 from portal.web.templating import is_htmx
 from tables.visits import Visit
 
@@ -45,7 +46,8 @@ async def _answer(request: Request, member: dict, standing: checkin.Standing) ->
     answer = checkin.decide(standing, today(), checkin.Rules.from_settings())
     user = request.scope["user"]
     visit_id = await checkin.record_visit(member["id"], answer, staff_id=user.staff_id, location_id=user.location_id)
-    return _page(request, member=member, answer=answer, visit_id=visit_id, actions=_actions(member["id"], answer))
+    return _page(request, member=member, answer=answer, visit_id=visit_id, actions=_actions(member["id"], answer),
+                 session_packs=await packs_with_sessions(member["id"]))
 
 
 @post("/checkin", guards=[staff_required], status_code=200)

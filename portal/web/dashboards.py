@@ -3,6 +3,7 @@ manager's analytics with charts, each with its table and CSV."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from litestar import Request, Response, get
@@ -72,9 +73,11 @@ def _chart_data(data: dict) -> dict:
 @get("/analytics", guards=[manager_required])
 async def analytics_page(request: Request) -> Template:
     period = analytics.Period.parse(request.query_params)
-    data = await analytics.report(period)
+    # Revenue by category (about 50 ms a month at 20,000 members / 500,000 payments) runs beside
+    # the report's own aggregates, on its own connection: the page waits for the slowest.
+    data, by_category = await asyncio.gather(analytics.report(period), analytics.revenue_by_category(period))
     return Template("analytics/index.html", context={**data, "presets": analytics.PRESETS, "grains": analytics.GRAINS,
-                                                     "charts": _chart_data(data)})
+                                                     "charts": _chart_data(data), "by_category": by_category})
 
 
 CSV_FIGURES = {

@@ -26,6 +26,8 @@ NOTICES = {
     "renewal_raised": ("ok", "Renewal invoice raised: paying it starts the next membership the day after this one ends."),
     "renewal_exists": ("muted", "This membership already has its renewal invoice: here it is."),
     "plan_changed": ("ok", "Plan changed: the unused days were credited to this invoice."),
+    "session_used": ("ok", "One session used."),
+    "no_sessions": ("error", "No sessions left: sell a session or a pack first."),
 }
 
 

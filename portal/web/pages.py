@@ -22,6 +22,7 @@ from portal.payments import state
 from portal.payments.cards.refunds import refunds_of
 from portal.payments.mpesa.reversal import reversal_state
 from portal.payments.service import METHOD_LABELS, payment_history
+from portal.sales.packs import packs_with_sessions
 from tables.billing import CreditNote, Invoice, Payment
 from tables.locations import Location
 from tables.members import Plan
@@ -114,6 +115,7 @@ async def member_page(member_id: int, *, status: int = 200, created: bool = Fals
             Location.name),
         "plan_values": plan_values or {"start_date": today().isoformat()}, "plan_errors": plan_errors or {},
         "visits": await recent_visits(member_id),
+        "session_packs": await packs_with_sessions(member_id),
     })
 
 

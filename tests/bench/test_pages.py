@@ -42,6 +42,8 @@ PAGES = [
     ("renewals due", "/renewals"),
     ("analytics", "/analytics"),
     ("end-of-day close", "/close"),
+    ("catalogue", "/catalogue"),
+    ("sell to a walk-in", "/sales/new"),
 ]
 # The API's lists, with an admin-scope key (the key's lookup and its rate limit are in every
 # request's time and query count, as they are for a real caller).

@@ -72,3 +72,16 @@ async def test_the_demo_gym_has_freezes_made_by_the_apps_rule(db):
                                f["member"], f["start_date"], f["end_date"])
         assert came[0]["n"] == 0, f
     assert await books_disagreements() == []
+
+
+async def test_the_demo_gym_has_a_catalogue_to_sell_from(db):
+    """Day pass 500, PT session 1,500, PT pack of 10 12,000, Locker 1,000, Joining fee 2,000,
+    Water 100, Protein shake 350: the desk can sell from the first start."""
+    from tables.sales import CatalogueItem
+
+    await _load(20)
+    items = {r["name"]: (r["price"], r["kind"], r["sessions"]) for r in await CatalogueItem.select()}
+    assert {name: str(price) for name, (price, _, _) in items.items()} == {
+        "Day pass": "500.00", "PT session": "1500.00", "PT pack of 10": "12000.00", "Locker (per month)": "1000.00",
+        "Joining fee": "2000.00", "Water": "100.00", "Protein shake": "350.00"}
+    assert items["PT pack of 10"][1:] == ("pack", 10)

@@ -11,7 +11,8 @@ from tests.e2e.test_manager_journey import _gym
 pytestmark = pytest.mark.browser
 
 PAGES = ["/members", "/member", "/payments", "/dues", "/renewals", "/analytics?preset=30d", "/close", "/messages",
-         "/mpesa/unmatched", "/alerts", "/plans", "/audit", "/staff", "/money-edits", "/checkin/visits"]
+         "/mpesa/unmatched", "/alerts", "/plans", "/audit", "/staff", "/money-edits", "/checkin/visits",
+         "/catalogue", "/sales/new"]
 
 # The page wider than the screen (tables scroll inside their own box instead), and a figure card
 # whose amount runs out of its box. The cards are checked holding the longest amount the books
