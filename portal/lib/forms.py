@@ -102,11 +102,9 @@ MESSAGE_CHANNELS = {"sms": "SMS", "email": "Email", "both": "Email and SMS"}
 MEMBER_LANGUAGES = {"en": "English", "sw": "Kiswahili"}
 
 
-def plan_form(form: Form, currency: str) -> tuple[dict, dict]:
-    values = {k: _text(form, k) for k in ("name", "price", "duration_months", "duration_days")}
-    values["active"] = form.get("active") in ("on", "1", "true")
-    errors: dict[str, str] = {}
-    clean: dict = {"active": values["active"]}
+def name_and_price(values: dict, errors: dict, clean: dict, currency: str, what: str) -> None:
+    """The name (required, 60 characters at most) and the price (more than nothing) of a plan or
+    a catalogue item: into `clean` when good, a message into `errors` when not."""
     if not values["name"]:
         errors["name"] = "Name is required"
     elif len(values["name"]) > 60:
@@ -117,10 +115,18 @@ def plan_form(form: Form, currency: str) -> tuple[dict, dict]:
         price = Money.parse(values["price"], currency)
         if price.amount <= 0:
             # Nothing to bill is no invoice the ledger can hold; a waived fee is a discount (issue 14).
-            errors["price"] = "Price cannot be negative" if price.amount < 0 else "A plan must cost something"
+            errors["price"] = "Price cannot be negative" if price.amount < 0 else f"{what} must cost something"
         clean["price"] = price
     except MoneyParseError as e:
         errors["price"] = _sentence(str(e))
+
+
+def plan_form(form: Form, currency: str) -> tuple[dict, dict]:
+    values = {k: _text(form, k) for k in ("name", "price", "duration_months", "duration_days")}
+    values["active"] = form.get("active") in ("on", "1", "true")
+    errors: dict[str, str] = {}
+    clean: dict = {"active": values["active"]}
+    name_and_price(values, errors, clean, currency, "A plan")
     for name in ("duration_months", "duration_days"):
         number = whole(values[name] or "0", 120 * (30 if name == "duration_days" else 1))
         if number is None:

@@ -7,8 +7,7 @@ from typing import Mapping
 
 from portal import audit
 from portal.billing.ledger import REVENUE_ACCOUNTS
-from portal.lib.forms import whole
-from portal.lib.money import Money, MoneyParseError
+from portal.lib.forms import name_and_price, whole
 from tables.sales import CatalogueItem
 
 CATEGORIES = {"day_pass": "Day pass", "personal_training": "Personal training", "locker": "Locker",
@@ -40,24 +39,14 @@ def item_form(form: Mapping[str, str], currency: str) -> tuple[dict, dict]:
     values["active"] = form.get("active") in ("on", "1", "true")
     errors: dict[str, str] = {}
     clean: dict = {"active": values["active"]}
-    if not values["name"]:
-        errors["name"] = "Name is required"
-    elif len(values["name"]) > 60:
-        errors["name"] = "Name is too long (60 characters at most)"
-    else:
-        clean["name"] = values["name"]
+    name_and_price(values, errors, clean, currency, "An item")
+    if "price" in clean:
+        price = clean.pop("price")
+        clean["price"], clean["currency"] = price.amount, price.currency
     if values["category"] not in CATEGORIES:
         errors["category"] = "Choose a category"
     else:
         clean["category"] = values["category"]
-    try:
-        price = Money.parse(values["price"], currency)
-        if price.amount <= 0:
-            errors["price"] = "Price cannot be negative" if price.amount < 0 else "An item must cost something"
-        clean["price"] = price.amount
-        clean["currency"] = price.currency
-    except MoneyParseError as e:
-        errors["price"] = str(e)[:1].upper() + str(e)[1:]
     rate = vat_rate(values["vat_rate"])
     if rate is None:
         errors["vat_rate"] = "Enter a VAT rate between 0 and 100 (e.g. 16)"
