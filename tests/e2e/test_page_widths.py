@@ -43,6 +43,12 @@ PROBE = """() => {
 @pytest.mark.parametrize("width, height", [(390, 800), (768, 1024), (1366, 900)])
 async def test_staff_pages_fit_narrow_screens(db, queue, browser, live_server, width, height):
     await _gym()
+    # A sent SMS is mostly its pay link, one long word: the messages table showed it unbroken and
+    # scrolled at 1366 px whenever the worker had written one before the page was read.
+    from tables.messages import Message
+
+    await Message.insert(Message(channel="sms", kind="pay_link", to_address="+254712000001", status="sent",
+                                 dedupe_key="width-probe", body_text="Pay: https://portal.example/pay/" + "x" * 150))
     context = await browser.new_context(base_url=live_server, viewport={"width": width, "height": height})
     page = await context.new_page()
     await LoginPage(page).login("mary", "mary-password-1")
