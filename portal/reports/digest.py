@@ -59,14 +59,17 @@ def opt_in_problem(role: str, email: str | None) -> str | None:
 # Who gets it: opted in, still a manager or admin (a demoted one keeps the flag but gets none),
 # able to log in, and with a real address (see portal.auth.real_email: staff made without one
 # have a placeholder on the .invalid domain, which no mail server accepts).
-RECIPIENTS_SQL = f"""
+def recipients_sql(opted_in: str) -> str:
+    """The managers and admins with `opted_in` (a staff column: daily_digest, weekly_money_edits)."""
+    return f"""
 SELECT s.id AS staff_id, u.email,
        coalesce(nullif(trim(u.first_name || ' ' || u.last_name), ''), u.username) AS name
 FROM staff s JOIN piccolo_user u ON u.id = s."user"
-WHERE s.daily_digest AND s.role IN {ROLES} AND u.active
+WHERE s.{opted_in} AND s.role IN {ROLES} AND u.active
   AND u.email LIKE '%_@_%' AND lower(u.email) NOT LIKE '%.invalid'
 ORDER BY s.id
 """
+
 
 # Money in (by completion time) and refunds out (by the refund entry's time), per method.
 COLLECTIONS_SQL = f"""
@@ -121,8 +124,8 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return datetime.combine(day, time.min, tz), datetime.combine(day + timedelta(days=1), time.min, tz)
 
 
-async def recipients() -> list[dict]:
-    return await Payment.raw(RECIPIENTS_SQL)
+async def recipients(opted_in: str = "daily_digest") -> list[dict]:
+    return await Payment.raw(recipients_sql(opted_in))
 
 
 async def figures(on: date) -> dict:
@@ -212,25 +215,32 @@ def dedupe_key(staff_id: int, on: date) -> str:
     return f"digest:{staff_id}:{on.isoformat()}"
 
 
-async def send_digests(on: date | None = None) -> dict:
-    """Queue today's digest for every recipient who has not had it, and nudge the worker. Safe
-    to run twice or concurrently: the dedupe key lets one message per staff member per day in."""
-    on = on or today()
-    people = await recipients()
-    keys = {p["staff_id"]: dedupe_key(p["staff_id"], on) for p in people}
-    # A second run finds them all queued already and skips the figures.
+async def queue_once(kind: str, people: list[dict], keys: dict[int, str], snapshot) -> dict:
+    """One email of `kind` to each of `people` who has not had the one their dedupe key names,
+    all with the same figures (`await snapshot()`, taken only if someone is still waiting). Safe
+    to run twice or concurrently: the dedupe key lets one message per person in."""
     done = {r["dedupe_key"] for r in await Message.select(Message.dedupe_key).where(
         Message.dedupe_key.is_in(list(keys.values())))} if keys else set()
     waiting = [p for p in people if keys[p["staff_id"]] not in done]
     if not waiting:
         return {"recipients": len(people), "queued": 0}
-    params = to_params(await figures(on))
-    queued = []
+    params = await snapshot()
+    queued = 0
     for person in waiting:
-        message_id = await outbox.send_message(
-            None, KIND, outbox.EMAIL, dedupe_key=keys[person["staff_id"]], to=person["email"],
-            params={**params, "staff_name": person["name"]})
-        if message_id is not None:
-            queued.append(message_id)
-    log.info("daily digest for %s: %d queued of %d recipients", on, len(queued), len(people))
-    return {"recipients": len(people), "queued": len(queued)}
+        if await outbox.send_message(None, kind, outbox.EMAIL, dedupe_key=keys[person["staff_id"]], to=person["email"],
+                                     params={**params, "staff_name": person["name"]}) is not None:
+            queued += 1
+    return {"recipients": len(people), "queued": queued}
+
+
+async def send_digests(on: date | None = None) -> dict:
+    """Queue today's digest for every recipient who has not had it, and nudge the worker."""
+    on = on or today()
+    people = await recipients()
+
+    async def snapshot() -> dict:
+        return to_params(await figures(on))
+
+    result = await queue_once(KIND, people, {p["staff_id"]: dedupe_key(p["staff_id"], on) for p in people}, snapshot)
+    log.info("daily digest for %s: %d queued of %d recipients", on, result["queued"], len(people))
+    return result

@@ -19,8 +19,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from portal.lib.clock import today
-from portal.messages import outbox
-from portal.reports.digest import MONEY_ACCOUNTS, ROLES, to_params
+from portal.reports.digest import MONEY_ACCOUNTS, queue_once, recipients, to_params
 from portal.settings import get_settings
 from portal.webhooks import named
 from tables.messages import Message
@@ -68,16 +67,6 @@ LEFT JOIN staff s ON s.id = x.staff
 LEFT JOIN piccolo_user u ON u.id = s."user"
 ORDER BY x.at DESC, x.ref DESC
 """
-
-RECIPIENTS_SQL = f"""
-SELECT s.id AS staff_id, u.email,
-       coalesce(nullif(trim(u.first_name || ' ' || u.last_name), ''), u.username) AS name
-FROM staff s JOIN piccolo_user u ON u.id = s."user"
-WHERE s.weekly_money_edits AND s.role IN {ROLES} AND u.active
-  AND u.email LIKE '%_@_%' AND lower(u.email) NOT LIKE '%.invalid'
-ORDER BY s.id
-"""
-
 
 def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
@@ -130,18 +119,11 @@ async def send_weekly(on: date | None = None) -> dict:
     """On a Monday (or any day: the week before the one `on` is in), queue the week's money edits
     for every opted-in manager and admin who has not had it. Safe to run twice or at once."""
     monday = monday_of(on or today()) - timedelta(days=7)
-    people = await Message.raw(RECIPIENTS_SQL)
-    keys = {p["staff_id"]: dedupe_key(p["staff_id"], monday) for p in people}
-    done = {r["dedupe_key"] for r in await Message.select(Message.dedupe_key).where(
-        Message.dedupe_key.is_in(list(keys.values())))} if keys else set()
-    waiting = [p for p in people if keys[p["staff_id"]] not in done]
-    if not waiting:
-        return {"recipients": len(people), "queued": 0}
-    params = snapshot(await week(monday), get_settings().public_base_url)
-    queued = 0
-    for person in waiting:
-        if await outbox.send_message(None, KIND, outbox.EMAIL, dedupe_key=keys[person["staff_id"]], to=person["email"],
-                                     params={**params, "staff_name": person["name"]}) is not None:
-            queued += 1
-    log.info("money edits of the week of %s: %d queued of %d recipients", monday, queued, len(people))
-    return {"recipients": len(people), "queued": queued}
+    people = await recipients("weekly_money_edits")
+
+    async def params() -> dict:
+        return snapshot(await week(monday), get_settings().public_base_url)
+
+    result = await queue_once(KIND, people, {p["staff_id"]: dedupe_key(p["staff_id"], monday) for p in people}, params)
+    log.info("money edits of the week of %s: %d queued of %d recipients", monday, result["queued"], len(people))
+    return result
