@@ -43,15 +43,28 @@ async def _database(settings):
 
 async def empty_tables(engine) -> None:
     # The audit log refuses TRUNCATE by trigger; a superuser test session may switch triggers off.
+    from asyncpg.exceptions import DeadlockDetectedError
     from piccolo.querystring import QueryString
 
-    async with engine.transaction():
-        await engine.run_querystring(QueryString("SET LOCAL session_replication_role = replica"))
-        # A session left holding a lock (a leaked transaction) must fail this test loudly, not
-        # stall the whole run: TRUNCATE waits for every lock on the tables.
-        await engine.run_querystring(QueryString("SET LOCAL lock_timeout = '30s'"))
-        await engine.run_querystring(QueryString(f"TRUNCATE {', '.join(TABLES_TO_EMPTY)} RESTART IDENTITY CASCADE"))
-        await engine.run_querystring(QueryString("ALTER SEQUENCE member_number_seq RESTART WITH 1"))
+    # The browser tests' live server runs its own worker and crons, which may be acting on these
+    # tables at any moment: TRUNCATE takes its locks table by table, so a job holding one table and
+    # reaching for another (a foreign key's check) deadlocks with it. PostgreSQL then rolls one of
+    # the two back; when that is us, nothing was emptied and trying again is the whole remedy.
+    for attempt in range(5):
+        try:
+            async with engine.transaction():
+                await engine.run_querystring(QueryString("SET LOCAL session_replication_role = replica"))
+                # A session left holding a lock (a leaked transaction) must fail this test loudly,
+                # not stall the whole run: TRUNCATE waits for every lock on the tables.
+                await engine.run_querystring(QueryString("SET LOCAL lock_timeout = '30s'"))
+                await engine.run_querystring(
+                    QueryString(f"TRUNCATE {', '.join(TABLES_TO_EMPTY)} RESTART IDENTITY CASCADE"))
+                await engine.run_querystring(QueryString("ALTER SEQUENCE member_number_seq RESTART WITH 1"))
+            return
+        except DeadlockDetectedError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
 
 
 @pytest_asyncio.fixture
