@@ -43,6 +43,9 @@ async def in_flight_payment(member_id: int, amount: int, checkout: str) -> int:
     return pid
 
 
+# 1,000 requests through one server process: 230 s seen beside another suite, over 300 s (the
+# default hang bound) with two suites and six other test sessions on the same two cores.
+@pytest.mark.hang_seconds(900)
 async def test_200_payments_each_delivered_5_times_concurrently_out_of_order_credit_once(live, capsys):
     members = [await make_member(phone=f"2547130{i:05d}") for i in range(200)]
     for m in members:
