@@ -73,6 +73,8 @@ default_scenario setting ("interactive" unless SANDBOX_DARAJA_DEFAULT_SCENARIO s
                                     reached the phone; the callback follows the late answer
   254700000014  malformed_first     0; a broken copy of the callback (no Amount) is POSTed first,
                                     then the genuine one
+  254700000015  nested_first        0; 50,000 nested JSON arrays are POSTed first, then the
+                                    genuine callback
   any other     interactive (default_scenario)
 
   Amount 1032 -> cancelled, 1037 -> timeout, 2001 -> wrong_pin, 1019 -> expired (only for

@@ -77,12 +77,15 @@ async def cancel_all(store: DarajaStore) -> None:
 
 
 async def deliver(
-    store: DarajaStore, kind: str, ref: str, url: str, body: dict, timeout: float | None = None
+    store: DarajaStore, kind: str, ref: str, url: str, body: dict, timeout: float | None = None,
+    raw: bytes | None = None,
 ) -> Delivery:
-    """POST `body` as JSON to `url`; never raises, always records the attempt."""
-    raw = _encoder.encode(body)
-    d = Delivery(id=store.next_delivery_id(), kind=kind, ref=ref, url=url, body=json.loads(raw),
-                 raw=raw.decode())
+    """POST `body` as JSON to `url` (or `raw` as it is, `body` then only describing it); never
+    raises, always records the attempt."""
+    if raw is None:
+        raw = _encoder.encode(body)
+        body = json.loads(raw)
+    d = Delivery(id=store.next_delivery_id(), kind=kind, ref=ref, url=url, body=body, raw=raw.decode())
     store.deliveries.append(d)
     try:
         assert store.http is not None, "daraja simulator not started"
@@ -199,6 +202,19 @@ async def _broken_then_genuine(store: DarajaStore, req: StkRequest, delay: float
     await send_stk_callback(store, req)
 
 
+NESTED_DEPTH = 50_000
+
+
+async def _nested_then_genuine(store: DarajaStore, req: StkRequest, delay: float) -> None:
+    """The "nested_first" delivery: 50,000 nested JSON arrays (deeper than an ordinary JSON
+    reader goes), then the real callback."""
+    await asyncio.sleep(delay)
+    nested = b"[" * NESTED_DEPTH + b"]" * NESTED_DEPTH
+    await deliver(store, "stk_callback", req.checkout_request_id, req.callback_url,
+                  {"nested_arrays": NESTED_DEPTH}, raw=nested)
+    await send_stk_callback(store, req)
+
+
 def dispatch_callbacks(store: DarajaStore, req: StkRequest) -> None:
     """Schedule the callback(s) of a just-resolved push per its scenario's delivery mode."""
     s = store.settings
@@ -210,6 +226,8 @@ def dispatch_callbacks(store: DarajaStore, req: StkRequest) -> None:
         spawn(store, _callback_after(store, req, s.callback_delay, 2, s.duplicate_callback_gap), name)
     elif mode == "malformed_first":
         spawn(store, _broken_then_genuine(store, req, s.callback_delay), name)
+    elif mode == "nested_first":
+        spawn(store, _nested_then_genuine(store, req, s.callback_delay), name)
     elif mode == "after_slow_response":
         spawn(store, _callback_after(store, req, s.slow_response_delay + s.callback_delay), name)
     elif mode in ("normal", "before_response"):

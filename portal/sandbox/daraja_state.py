@@ -50,6 +50,7 @@ class Scenario:
     # ResultCode the simulated customer produces; None = "interactive" (the person decides).
     result_code: int | None
     # normal | late | twice | before_response | none | after_slow_response | malformed_first
+    # | nested_first
     delivery: str
     summary: str
     # What STK Query reports instead of the real ResultCode (the sandbox-contradiction pitfall).
@@ -97,6 +98,11 @@ SCENARIOS: dict[str, Scenario] = {
             "malformed_first", 0, "malformed_first",
             "Paid; a broken copy of the callback (CallbackMetadata without its Amount) is POSTed "
             "first, then the genuine one (a gateway sending garbage before the real answer).",
+        ),
+        Scenario(
+            "nested_first", 0, "nested_first",
+            "Paid; a body of 50,000 nested JSON arrays is POSTed to the CallbackURL first, then the "
+            "genuine callback (a body too deep for an ordinary JSON reader).",
         ),
         Scenario(
             "slow_response", 0, "after_slow_response",
@@ -147,6 +153,7 @@ MAGIC_PHONES: dict[str, str] = {
     "254700000012": "query_contradicts",
     "254700000013": "slow_response",
     "254700000014": "malformed_first",
+    "254700000015": "nested_first",
 }
 
 # Magic amounts (used when the phone number is not magic and not bound by the control API).

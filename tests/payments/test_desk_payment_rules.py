@@ -202,3 +202,26 @@ async def test_the_rule_holds_whoever_calls_it(db):
     assert str(refused.value) == "Cash payments are limited to KES 100,000 each"
     assert await Payment.count() == 0
     assert (await pay(member, 50000.01, confirmed=True)).created
+
+
+@pytest.mark.parametrize("typed", ["1e3", "1E3", "Infinity", "١٠٠٠"])
+async def test_only_a_plain_number_is_an_amount_on_every_money_form(alice, bob, typed):
+    """Issue 11.8: "1e3" was once recorded as KES 1,000. The desk payment, the M-Pesa prompt and
+    the refund each refuse it under the amount, keep what was typed, and record nothing."""
+    from html import unescape
+
+    from tables.billing import CreditNote
+
+    member = await make_member()
+    r = await alice.post(f"/members/{member}/payments", {"method": "cash", "amount": typed, "idempotency_key": "k"})
+    assert r.status_code == 422
+    assert unescape(field_error(r.text, "amount")) == f"'{typed}' is not an amount"
+    assert f'value="{typed}" data-testid="pay-amount"' in r.text
+    r = await alice.post(f"/members/{member}/mpesa", {"phone": "0712 345 678", "amount": typed, "idempotency_key": "k"})
+    assert r.status_code == 422 and unescape(field_error(r.text, "mpesa_amount")) == f"'{typed}' is not an amount"
+    assert await Payment.count() == 0
+
+    paid = (await pay(member, 3000)).payment
+    r = await bob.post(f"/payments/{paid['id']}/refund", {"amount": typed, "reason": "Typo"})
+    assert r.status_code == 422 and unescape(field_error(r.text, "refund_amount")) == f"'{typed}' is not an amount"
+    assert await CreditNote.count() == 0

@@ -60,3 +60,26 @@ async def test_the_sweeper_reads_a_stored_nested_body_as_malformed(db, queue, sh
     assert {(r["kind"], r["outcome"], r["attempts"]) for r in rows} == {
         (kind, "malformed", 1) for _, kind, _ in HOOKS.values()}
     assert await callbacks.unprocessed() == []
+
+
+async def test_the_sandbox_posting_a_nested_body_before_the_real_callback_credits_once(live, worker, alice):
+    """The Daraja sandbox's "nested_first" (magic phone 254700000015): 50,000 nested arrays reach
+    the STK hook first, then the genuine callback. Invoice KES 3,000, prompt KES 3,000: the nested
+    body is one malformed row, the genuine one credits 3,000 once and the invoice is paid."""
+    from tables.billing import Invoice
+    from tests.billing.helpers import invoice_for
+    from tests.factories import make_member
+    from tests.payments.mpesa.test_stk_scenarios import _ask
+    from tests.support.live import wait_for_status
+
+    member = await make_member()
+    inv = await invoice_for(member, 3000)
+    pid = await _ask(alice, member, "254700000015")
+    paid = await wait_for_status(pid, {"completed"})
+    assert paid["amount"] == 3000
+    rows = await GatewayCallback.select().where(GatewayCallback.kind == "stk").order_by(GatewayCallback.id)
+    assert [(r["outcome"], r["external_id"]) for r in rows] == [("malformed", None), ("applied", paid["gateway_ref"])]
+    assert rows[0]["body"] == NESTED["arrays"].decode()
+    assert await StaffAlert.count().where(StaffAlert.kind == "malformed") == 1
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == inv["id"]).first())["status"] == "paid"
+    await assert_books_agree()

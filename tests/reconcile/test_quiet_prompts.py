@@ -173,3 +173,42 @@ async def test_without_an_answer_in_time_the_prompt_expires_as_before(live, work
         GatewayRequest.kind == "status")
     assert await queue.apply("check_stk", payment_id=pid, timeout=30) == "expired"
     await wait_for_status(pid, {"expired"})
+
+
+async def test_a_prompt_completed_without_its_code_gets_it_from_transaction_status(live, worker, alice, queue):
+    """Issue 11.7, the third source: STK Query settles a prompt while its Transaction Status is out.
+    The query carries no receipt, so the payment is completed (KES 3,000, the invoice's 3,000: paid)
+    with its code "to follow"; the Result that comes next fills the code in, credits nothing more
+    (one payment_received of 3,000) and the receipt is made again with the code."""
+    from portal.lib import db
+    from portal.payments.mpesa import stk
+    from tests.payments.mpesa.test_c2b import _receipt_text
+
+    await _sandbox(live, "settings", {"status_result_delay": 3})
+    pid, invoice_id, processing = await _quiet_prompt_past_its_time(live, alice, queue, QUIET, "quiet")
+    assert await queue.apply("check_stk", payment_id=pid, timeout=30) == "status"
+    async with db.transaction():  # STK Query says paid at last, before the Result is in
+        fresh = await Payment.select().where(Payment.id == pid).first()
+        outcome, _ = await stk.apply_stk_result(fresh, stk.StkOutcome(code="0", description="processed"),
+                                                source=f"stk_query:{processing['gateway_ref']}")
+    assert outcome == "applied"
+    paid = await Payment.select().where(Payment.id == pid).first()
+    assert (paid["status"], paid["reference"]) == ("completed", "")
+    assert 'data-testid="mpesa-code-to-follow"' in (await alice.get(f"/payments/{pid}/status", htmx=True)).text
+
+    async with httpx.AsyncClient() as http:
+        prompt = (await http.get(f"{live.sandbox}/_sandbox/daraja/stk/{processing['gateway_ref']}")).json()
+    for _ in range(300):  # the Result, status_result_delay s on
+        paid = await Payment.select().where(Payment.id == pid).first()
+        if paid["reference"]:
+            break
+        await asyncio.sleep(0.05)
+    assert paid["reference"] == prompt["receipt"] and paid["status"] == "completed"
+    event = await PaymentEvent.select().where(PaymentEvent.payment == pid).order_by(PaymentEvent.id, ascending=False).first()
+    assert event["reason"] == f"M-Pesa code {prompt['receipt']} received"
+    assert event["gateway_event"].startswith("transaction_status:")
+    assert [e["old_status"] for e in await _completions(pid)] == ["processing", "completed"]  # completed, then the code
+    assert prompt["receipt"] in await _receipt_text(pid, lambda text: "to follow" not in text)
+    assert f'data-testid="mpesa-code">{prompt["receipt"]}' in (await alice.get(f"/payments/{pid}/status", htmx=True)).text
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == invoice_id).first())["status"] == "paid"
+    await assert_books_agree()

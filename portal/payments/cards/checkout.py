@@ -190,22 +190,27 @@ async def check_card_payment(payment_id: int, *, staff_id: int | None = None) ->
     async with db.transaction():
         if verified is not None:
             outcome, note = await apply_verified(payment, verified, source=source)
-            return note if outcome != "stored" else "pending at Flutterwave"
+            if outcome != "stored":
+                return note
         current = await state.lock(payment_id)
         if current["status"] not in (state.PENDING, state.PROCESSING):
             return "nothing to do"
         if current["expires_at"] and current["expires_at"] <= now():
-            await state.transition(payment_id, state.EXPIRED, staff_id=staff_id, gateway_event=source,
-                                   reason="No card payment at Flutterwave by the end of the checkout time")
+            # Nothing stays in flight past its checkout time, not even a charge Flutterwave still
+            # calls pending: its settled webhook (or the nightly card pass) credits it as a late success.
+            reason = ("Flutterwave still says pending at the end of the checkout time" if verified is not None
+                      else "No card payment at Flutterwave by the end of the checkout time")
+            await state.transition(payment_id, state.EXPIRED, staff_id=staff_id, gateway_event=source, reason=reason)
             return "expired"
-    return "no transaction at Flutterwave yet"
+    return "pending at Flutterwave" if verified is not None else "no transaction at Flutterwave yet"
 
 
 async def card_payments_to_check(limit: int = 100) -> list[int]:
     """Card payments in flight for more than five minutes (the member had time to pay), the
-    longest unchecked first; each check moves the payment's next_check_at on."""
+    longest unchecked first; each check moves the payment's next_check_at on, never past its
+    expiry (so the sweep after it settles or expires the payment)."""
     rows = await Payment.raw(
-        "UPDATE payment SET next_check_at = now() + interval '5 minutes' WHERE id IN ("
+        "UPDATE payment SET next_check_at = least(now() + interval '5 minutes', expires_at) WHERE id IN ("
         " SELECT id FROM payment WHERE method = 'card' AND status IN ('pending', 'processing')"
         " AND created_at < now() - interval '5 minutes' AND (next_check_at IS NULL OR next_check_at <= now())"
         " ORDER BY next_check_at NULLS FIRST, id LIMIT {} FOR UPDATE SKIP LOCKED) RETURNING id", limit)
