@@ -41,6 +41,12 @@ def N_(message: str) -> str:
     return message
 
 
+def S_(message: str) -> str:
+    """Marks a staff text in Python (a notice, a form error) for extraction into the staff
+    catalog, `portal/locale/staff.pot`; staff pages are English, so it is the text itself."""
+    return message
+
+
 def known(lang: str | None) -> str:
     """`lang` when it is one of LANGUAGES, else the default."""
     return lang if lang in LANGUAGES else DEFAULT
