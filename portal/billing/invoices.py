@@ -15,7 +15,7 @@ from portal import audit, webhooks
 from portal.billing import ledger
 from portal.billing.ledger import credit, debit
 from portal.billing.numbering import next_number
-from portal.lib.clock import today
+from portal.lib.clock import now, today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import CENT, Money
 from portal.members.holds import announce_holds
@@ -83,7 +83,7 @@ async def issue_invoice(member_id: int, lines: list[Line], *, kind: str = "other
     invoice_id = (await Invoice.insert(Invoice(
         number=number, member=member_id, kind=kind, plan=plan_id, membership=membership_id,
         period_start=period_start, issue_date=day, due_date=due_date or day, currency=currency,
-        subtotal=subtotal.amount, tax_total=tax.amount, total=total.amount, created_by=staff_id,
+        subtotal=subtotal.amount, tax_total=tax.amount, total=total.amount, created_by=staff_id, created_at=now(),
     )).returning(Invoice.id))[0]["id"]
     await InvoiceLine.insert(*[
         InvoiceLine(invoice=invoice_id, description=line.description, quantity=line.quantity,
