@@ -153,13 +153,13 @@ def parse_counts(form: dict, expected_cash: list[dict], currency: str) -> tuple[
 
 async def close_day(location_id: int, day: date, counts: list[CashCount], note: str, staff_id: int) -> dict:
     if day > today():
-        raise RuleBroken("A day can be closed once it has started, not before")
+        raise RuleBroken(S_("A day can be closed once it has started, not before"))
     async with db.transaction():
         await _lock(location_id, shared=False)  # waits for money being posted here right now
         existing = await DayClose.select().where(
             (DayClose.location == location_id) & (DayClose.business_date == day)).lock_rows().first()
         if existing and existing["status"] == "closed":
-            raise RuleBroken("This day is already closed")
+            raise RuleBroken(S_("This day is already closed"))
         exp = await expected(location_id, day)
         by_staff = {str(c.staff or ""): c for c in counts}
         lines, cash_expected, cash_counted = [], Decimal("0"), Decimal("0")
@@ -192,12 +192,12 @@ async def reopen_day(close_id: int, reason: str, staff_id: int) -> dict:
         raise NotFound("close")
     reason = reason.strip()
     if not reason:
-        raise RuleBroken("Give a reason for reopening the day")
+        raise RuleBroken(S_("Give a reason for reopening the day"))
     async with db.transaction():
         await _lock(found["location"], shared=False)  # the same order as close_day: no deadlock
         row = await DayClose.select().where(DayClose.id == close_id).lock_rows().first()
         if row["status"] != "closed":
-            raise RuleBroken("This day is not closed")
+            raise RuleBroken(S_("This day is not closed"))
         await DayClose.update({DayClose.status: "reopened", DayClose.reopened_by: staff_id, DayClose.reopened_at: now(),
                                DayClose.reopen_reason: reason}).where(DayClose.id == close_id)
         await audit.record("day.reopened", "day_close", close_id, staff_id=staff_id, reason=reason,

@@ -171,7 +171,7 @@ async def link_member(payer_id: int, member_number: str, staff_id: int | None, *
     if member_id is not None:
         where = Member.id == member_id
     elif not key:
-        raise RuleBroken("Enter the member number", field="member")
+        raise RuleBroken(S_("Enter the member number"), field="member")
     else:
         where = Member.member_number.ilike(key.replace("%", "").replace("_", r"\_"))
     member = await Member.select(Member.id, Member.member_number).where(where).first()
