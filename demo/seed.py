@@ -2,7 +2,7 @@
 
 Deterministic for a seed. Every demo gym, the small one `make run` loads on its first start
 included, has a past: years of memberships, invoices, part payments, M-Pesa prompts and Paybill,
-cards, desk payments, refunds and voids, check-ins and a few freezes, simulated by demo.history with the app's own rules and
+cards, desk payments, refunds and voids, check-ins, a few freezes and desk sales (demo.sales), simulated by demo.history with the app's own rules and
 written in bulk by demo.bulk, so the charts, the aging buckets, dues, renewals and member pages
 look like a real gym's from the first page. (It used to put every payment on today: analytics
 showed one bar and invoices read "issued today, due last year".)
@@ -14,6 +14,7 @@ import sys
 
 from demo.bulk import load_bulk
 from demo.freezes import add_freezes
+from demo.sales import add_sales
 from portal.settings import get_settings
 from tables.staff import Staff
 
@@ -39,4 +40,5 @@ async def load_demo_data(members: int = 200, seed: int = 7, payments: int | None
     from portal.sales.catalogue import seed_default_items
     await seed_default_items(settings.currency, settings.vat_rate, settings.prices_include_vat)
     frozen = await add_freezes(seed)
-    print(f"demo data: {report.summary()}; {frozen} memberships frozen", flush=True)
+    sold = await add_sales(members, seed)
+    print(f"demo data: {report.summary()}; {frozen} memberships frozen; {sold} desk sales", flush=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portal.lib import paging
+from portal.lib.i18n import S_
 from tables.audit import AuditLog
 
 # The API key a request came with (set by the API's guard, portal/web/api_v1.py): every write
@@ -43,10 +44,10 @@ class AuditFilters(paging.Filters):
         raw_staff = paging.param(params, "staff")
         self.staff = paging.whole_number(params, "staff", max_digits=9)
         if raw_staff and self.staff is None:
-            self.errors["staff"] = "Choose a staff member from the list"
+            self.errors["staff"] = S_("Choose a staff member from the list")
         entity = paging.param(params, "entity")
         if entity and not _ENTITY.match(entity):
-            self.errors["entity"] = "Choose what was changed from the list"
+            self.errors["entity"] = S_("Choose what was changed from the list")
         elif entity:
             self.entity = entity
 

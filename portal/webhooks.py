@@ -39,6 +39,7 @@ from standardwebhooks.webhooks import Webhook
 from portal import audit
 from portal.lib import clock, db, queue
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.settings import get_settings
 from tables.gateway import StaffAlert
 from tables.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -410,7 +411,7 @@ def parse_events(chosen: list[str]) -> list[str]:
     if unknown:
         raise RuleBroken(f"Unknown event: {', '.join(unknown)}")
     if not chosen:
-        raise RuleBroken("Choose at least one event")
+        raise RuleBroken(S_("Choose at least one event"))
     return [e for e in EVENTS if e in chosen]
 
 
@@ -418,7 +419,7 @@ async def create_endpoint(url: str, events: list[str], description: str, staff_i
     """Register an endpoint; returns (id, secret). The secret is shown to the admin once."""
     url = url.strip()
     if len(url) > 500:
-        raise RuleBroken("The address is too long (500 characters at most)")
+        raise RuleBroken(S_("The address is too long (500 characters at most)"))
     if problem := await private_address(url):
         raise RuleBroken(f"That address cannot be used: {problem}")
     events = parse_events(events)
@@ -495,7 +496,7 @@ async def resend(delivery_id: int, staff_id: int | None) -> None:
     if not changed:
         if not await WebhookDelivery.exists().where(WebhookDelivery.id == delivery_id):
             raise NotFound("webhook delivery")
-        raise RuleBroken("This delivery is being sent right now")
+        raise RuleBroken(S_("This delivery is being sent right now"))
     await audit.record("webhook.resent", "webhook_delivery", delivery_id, staff_id=staff_id)
     await nudge([changed[0]["endpoint"]])
 

@@ -21,6 +21,7 @@ from portal.lib import db, paging
 from portal.lib.clock import now, today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import whole
+from portal.lib.i18n import S_
 from portal.lib.money import Money, MoneyParseError
 from portal.settings import get_settings
 from tables.closes import DayClose
@@ -126,7 +127,7 @@ def parse_counts(form: dict, expected_cash: list[dict], currency: str) -> tuple[
                 # Up to a million of one note: more is a typo, and the sum must fit the close's column.
                 count = whole(raw, 999_999)
                 if count is None:
-                    errors[f"d_{key}_{d}"] = "A whole number of notes or coins"
+                    errors[f"d_{key}_{d}"] = S_("A whole number of notes or coins")
                     continue
                 if count:
                     notes[str(d)] = count
@@ -135,13 +136,13 @@ def parse_counts(form: dict, expected_cash: list[dict], currency: str) -> tuple[
             # Money.parse: plain decimals only, and no more than the money columns hold.
             amount = Money.parse(typed, currency).amount if typed else (from_notes if notes else None)
         except MoneyParseError:
-            errors[f"counted_{key}"] = "Type the cash counted, e.g. 12500"
+            errors[f"counted_{key}"] = S_("Type the cash counted, e.g. 12500")
             continue
         if amount is None:
-            errors[f"counted_{key}"] = "Count this cash (0 if there is none)"
+            errors[f"counted_{key}"] = S_("Count this cash (0 if there is none)")
             continue
         if amount < 0 or amount != amount.quantize(Decimal("0.01")):
-            errors[f"counted_{key}"] = "Type the cash counted, e.g. 12500"
+            errors[f"counted_{key}"] = S_("Type the cash counted, e.g. 12500")
             continue
         if notes and amount != from_notes:
             errors[f"counted_{key}"] = f"The notes and coins add up to {Money(from_notes, currency).format()}, not {Money(amount, currency).format()}"
@@ -152,13 +153,13 @@ def parse_counts(form: dict, expected_cash: list[dict], currency: str) -> tuple[
 
 async def close_day(location_id: int, day: date, counts: list[CashCount], note: str, staff_id: int) -> dict:
     if day > today():
-        raise RuleBroken("A day can be closed once it has started, not before")
+        raise RuleBroken(S_("A day can be closed once it has started, not before"))
     async with db.transaction():
         await _lock(location_id, shared=False)  # waits for money being posted here right now
         existing = await DayClose.select().where(
             (DayClose.location == location_id) & (DayClose.business_date == day)).lock_rows().first()
         if existing and existing["status"] == "closed":
-            raise RuleBroken("This day is already closed")
+            raise RuleBroken(S_("This day is already closed"))
         exp = await expected(location_id, day)
         by_staff = {str(c.staff or ""): c for c in counts}
         lines, cash_expected, cash_counted = [], Decimal("0"), Decimal("0")
@@ -191,12 +192,12 @@ async def reopen_day(close_id: int, reason: str, staff_id: int) -> dict:
         raise NotFound("close")
     reason = reason.strip()
     if not reason:
-        raise RuleBroken("Give a reason for reopening the day")
+        raise RuleBroken(S_("Give a reason for reopening the day"))
     async with db.transaction():
         await _lock(found["location"], shared=False)  # the same order as close_day: no deadlock
         row = await DayClose.select().where(DayClose.id == close_id).lock_rows().first()
         if row["status"] != "closed":
-            raise RuleBroken("This day is not closed")
+            raise RuleBroken(S_("This day is not closed"))
         await DayClose.update({DayClose.status: "reopened", DayClose.reopened_by: staff_id, DayClose.reopened_at: now(),
                                DayClose.reopen_reason: reason}).where(DayClose.id == close_id)
         await audit.record("day.reopened", "day_close", close_id, staff_id=staff_id, reason=reason,

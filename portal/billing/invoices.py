@@ -15,8 +15,9 @@ from portal import audit, webhooks
 from portal.billing import ledger
 from portal.billing.ledger import credit, debit
 from portal.billing.numbering import next_number
-from portal.lib.clock import today
+from portal.lib.clock import now, today
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import CENT, Money
 from portal.members.holds import announce_holds
 from portal.members.memberships import on_invoice_paid
@@ -72,7 +73,7 @@ async def issue_invoice(member_id: int, lines: list[Line], *, kind: str = "other
     holds is applied to it straight away, and the invoice message is queued for the member.
     Caller holds the member lock (and, after commit, may `outbox.nudge_invoice` to send it now)."""
     if not lines:
-        raise RuleBroken("an invoice needs at least one line")
+        raise RuleBroken(S_("an invoice needs at least one line"))
     day = today()
     currency = lines[0].unit_price.currency
     computed = [(line, *line.amounts()) for line in lines]
@@ -83,7 +84,7 @@ async def issue_invoice(member_id: int, lines: list[Line], *, kind: str = "other
     invoice_id = (await Invoice.insert(Invoice(
         number=number, member=member_id, kind=kind, plan=plan_id, membership=membership_id,
         period_start=period_start, issue_date=day, due_date=due_date or day, currency=currency,
-        subtotal=subtotal.amount, tax_total=tax.amount, total=total.amount, created_by=staff_id,
+        subtotal=subtotal.amount, tax_total=tax.amount, total=total.amount, created_by=staff_id, created_at=now(),
     )).returning(Invoice.id))[0]["id"]
     await InvoiceLine.insert(*[
         InvoiceLine(invoice=invoice_id, description=line.description, quantity=line.quantity,
@@ -187,7 +188,7 @@ async def void_invoice(invoice_id: int, reason: str, staff_id: int) -> dict:
     credit (and is applied to other open invoices); a credit note records it."""
     reason = reason.strip()
     if not reason:
-        raise RuleBroken("Give a reason for voiding")
+        raise RuleBroken(S_("Give a reason for voiding"))
     invoice = await Invoice.select().where(Invoice.id == invoice_id).first()
     if not invoice:
         raise NotFound("invoice")
@@ -195,7 +196,7 @@ async def void_invoice(invoice_id: int, reason: str, staff_id: int) -> dict:
     await lock_member(member_id)
     invoice = await Invoice.select().where(Invoice.id == invoice_id).lock_rows().first()
     if invoice["status"] == "void":
-        raise RuleBroken("This invoice is already void")
+        raise RuleBroken(S_("This invoice is already void"))
     cur = invoice["currency"]
     total, subtotal, tax = Money(invoice["total"], cur), Money(invoice["subtotal"], cur), Money(invoice["tax_total"], cur)
     paid = Money(invoice["paid"], cur)

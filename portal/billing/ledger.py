@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from portal.billing import closes
+from portal.lib.clock import now
 from portal.lib.money import Money
 from tables.ledger import LedgerEntry, LedgerLeg
 
@@ -65,7 +66,7 @@ async def post(kind: str, legs: list[Leg], *, memo: str = "", staff_id: int | No
         memo = f"{memo} [{moved_from:%d %b %Y} was closed at this location: counted on {day:%d %b %Y}]".strip()
     entry = (await LedgerEntry.insert(LedgerEntry(
         kind=kind, memo=memo, staff=staff_id, invoice=invoice_id, payment=payment_id,
-        gateway_event=gateway_event, reverses=reverses, business_date=day,
+        gateway_event=gateway_event, reverses=reverses, business_date=day, at=now(),
     )).returning(LedgerEntry.id))[0]["id"]
     await LedgerLeg.insert(*[
         LedgerLeg(entry=entry, account=leg.account, member=leg.member, location=leg.location,

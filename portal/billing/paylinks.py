@@ -20,6 +20,7 @@ from portal import audit
 from portal.lib import db
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.settings import get_settings
 from tables.billing import Invoice, PayLink
 from tables.statuses import OPEN_INVOICE
@@ -60,7 +61,7 @@ async def create_link(invoice_id: int, staff_id: int | None) -> str:
         if not invoice:
             raise NotFound("invoice")
         if invoice["status"] not in OPEN_INVOICE:
-            raise RuleBroken("Only an open invoice can have a pay link")
+            raise RuleBroken(S_("Only an open invoice can have a pay link"))
         await PayLink.update({PayLink.revoked_at: now()}).where(
             (PayLink.invoice == invoice_id) & PayLink.revoked_at.is_null())
         nonce = secrets.token_urlsafe(24)

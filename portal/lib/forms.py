@@ -11,6 +11,7 @@ import re
 from datetime import date
 from typing import Mapping
 
+from portal.lib.i18n import S_
 from portal.lib.money import Money, MoneyParseError
 from portal.lib.phones import PhoneError, normalise_phone
 
@@ -68,32 +69,32 @@ def member_form(form: Form, location_ids: set[int]) -> tuple[dict, dict]:
 
     email = values["email"]
     if email and (len(email) > 255 or not EMAIL_RE.match(email)):
-        errors["email"] = "That does not look like an email address"
+        errors["email"] = S_("That does not look like an email address")
     clean["email"] = email.lower() or None
 
     loc = values["home_location"]
     if loc:
         if whole(loc) not in location_ids:
-            errors["home_location"] = "Choose a location from the list"
+            errors["home_location"] = S_("Choose a location from the list")
         else:
             clean["home_location"] = whole(loc)
     else:
         clean["home_location"] = None
 
     if values["message_channel"] not in MESSAGE_CHANNELS:
-        errors["message_channel"] = "Choose SMS, email or both"
+        errors["message_channel"] = S_("Choose SMS, email or both")
     elif values["message_channel"] != "sms" and not clean["email"]:
-        errors["message_channel"] = "Add an email address to send by email"
+        errors["message_channel"] = S_("Add an email address to send by email")
     else:
         clean["message_channel"] = values["message_channel"]
 
     if values["language"] not in MEMBER_LANGUAGES:
-        errors["language"] = "Choose English or Kiswahili"
+        errors["language"] = S_("Choose English or Kiswahili")
     else:
         clean["language"] = values["language"]
 
     if len(values["notes"]) > 2000:
-        errors["notes"] = "Notes are too long (2,000 characters at most)"
+        errors["notes"] = S_("Notes are too long (2,000 characters at most)")
     return ({**values, "clean": clean} if not errors else values), errors
 
 
@@ -106,9 +107,9 @@ def name_and_price(values: dict, errors: dict, clean: dict, currency: str, what:
     """The name (required, 60 characters at most) and the price (more than nothing) of a plan or
     a catalogue item: into `clean` when good, a message into `errors` when not."""
     if not values["name"]:
-        errors["name"] = "Name is required"
+        errors["name"] = S_("Name is required")
     elif len(values["name"]) > 60:
-        errors["name"] = "Name is too long (60 characters at most)"
+        errors["name"] = S_("Name is too long (60 characters at most)")
     else:
         clean["name"] = values["name"]
     try:
@@ -130,11 +131,11 @@ def plan_form(form: Form, currency: str) -> tuple[dict, dict]:
     for name in ("duration_months", "duration_days"):
         number = whole(values[name] or "0", 120 * (30 if name == "duration_days" else 1))
         if number is None:
-            errors[name] = "Use a whole number"
+            errors[name] = S_("Use a whole number")
         else:
             clean[name] = number
     if "duration_months" in clean and "duration_days" in clean and clean["duration_months"] + clean["duration_days"] == 0:
-        errors["duration_months"] = "A plan must last at least one day"
+        errors["duration_months"] = S_("A plan must last at least one day")
     return ({**values, "clean": clean} if not errors else values), errors
 
 
@@ -168,7 +169,7 @@ def desk_payment_form(form: Form, currency: str) -> tuple[dict, dict]:
     if problem:
         errors["amount"] = problem
     if values["invoice"] and whole(values["invoice"]) is None:
-        errors["invoice"] = "Choose an invoice"
+        errors["invoice"] = S_("Choose an invoice")
     clean = {"method": values["method"], "amount": amount, "reference": values["reference"], "note": values["note"],
              "invoice_id": whole(values["invoice"]),
              # The desk, for a login that has none of its own (payments.service.desk_of).

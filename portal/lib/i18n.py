@@ -10,6 +10,11 @@ stale. In `_("…%(name)s…", name=…)` a literal percent sign is written `%%`
 The .po is read at start-up with Babel's own reader and turned into a gettext catalog in
 memory, so there is no compile step for a fresh clone to miss and no .mo to fall out of date.
 
+Staff pages are English, but their texts are msgids too (`_()` in the staff templates, `S_("…")`
+for a notice or a rule's message in Python): Babel extracts them with babel-staff.cfg into
+`portal/locale/staff.pot`, a catalog with no translation, so the Swahili one only asks for what
+members read.
+
 A template renders in the language named by its context's `lang` ('en' when absent, so staff
 pages, which never set it, stay English while their strings go through the same calls). Dates
 shown to members follow it too: month and day names come from Babel's CLDR data for the
@@ -38,6 +43,12 @@ DOMAIN = "messages"
 
 def N_(message: str) -> str:
     """Marks a constant for extraction; it is translated where it is shown."""
+    return message
+
+
+def S_(message: str) -> str:
+    """Marks a staff text in Python (a notice, a form error) for extraction into the staff
+    catalog, `portal/locale/staff.pot`; staff pages are English, so it is the text itself."""
     return message
 
 

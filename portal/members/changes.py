@@ -70,6 +70,7 @@ from portal.billing.ledger import credit, debit
 from portal.lib import db
 from portal.lib.clock import now, today
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import CENT, Money
 from portal.members.holds import announce_holds
 from portal.members.memberships import membership_end, status_on
@@ -131,7 +132,7 @@ async def freeze(membership_id: int, start: date, end: date, reason: str, fee: M
     s = get_settings()
     reason = clean_reason(reason)
     if end < start:
-        raise RuleBroken("The freeze must end on or after the day it starts", field="end_date")
+        raise RuleBroken(S_("The freeze must end on or after the day it starts"), field="end_date")
     days = (end - start).days + 1
     if days < s.freeze_min_days:
         raise RuleBroken(f"A freeze lasts at least {_days(s.freeze_min_days)}; this is {_days(days)}", field="end_date")
@@ -142,11 +143,11 @@ async def freeze(membership_id: int, start: date, end: date, reason: str, fee: M
         notice = f" ({_days(s.freeze_notice_days)} notice)" if s.freeze_notice_days else ""
         raise RuleBroken(f"A freeze can start on {earliest:%d %b %Y} at the earliest{notice}", field="start_date")
     if fee is not None and fee.amount < 0:
-        raise RuleBroken("The fee cannot be negative", field="fee")
+        raise RuleBroken(S_("The fee cannot be negative"), field="fee")
     async with db.transaction():
         ms = await _membership(membership_id)
         if ms["status"] not in LIVE:
-            raise RuleBroken("Only a paid membership that has not ended can be frozen", field="start_date")
+            raise RuleBroken(S_("Only a paid membership that has not ended can be frozen"), field="start_date")
         if start < ms["start_date"] or start > ms["end_date"]:
             raise RuleBroken(f"The freeze must start within the membership ({ms['start_date']:%d %b %Y} to "
                              f"{ms['end_date']:%d %b %Y})", field="start_date")
@@ -154,7 +155,7 @@ async def freeze(membership_id: int, start: date, end: date, reason: str, fee: M
             (MembershipFreeze.membership == membership_id) & (MembershipFreeze.status == "active")
             & (MembershipFreeze.start_date <= end) & (MembershipFreeze.end_date >= start))
         if overlap:
-            raise RuleBroken("This membership is already frozen on some of those days", field="start_date")
+            raise RuleBroken(S_("This membership is already frozen on some of those days"), field="start_date")
         moved = await _shift_later(ms, days)
         new_end = ms["end_date"] + timedelta(days=days)
         await Membership.update({Membership.end_date: new_end}).where(Membership.id == membership_id)
@@ -192,7 +193,7 @@ async def end_freeze(freeze_id: int, reason: str, staff_id: int | None, on: date
         ms = await _membership(found["membership"])
         fz = await MembershipFreeze.select().where(MembershipFreeze.id == freeze_id).lock_rows().first()
         if fz["status"] != "active" or fz["end_date"] < day:
-            raise RuleBroken("This freeze is already over", field="reason")
+            raise RuleBroken(S_("This freeze is already over"), field="reason")
         if day <= fz["start_date"]:
             given_back, last, days, status = fz["days"], fz["end_date"], 0, "cancelled"
         else:
@@ -234,12 +235,12 @@ async def renew(membership_id: int, staff_id: int | None) -> tuple[dict, bool]:
             if existing:
                 return existing, False
             if ms["status"] not in (*LIVE, "expired"):
-                raise RuleBroken("Only a paid membership can be renewed")
+                raise RuleBroken(S_("Only a paid membership can be renewed"))
             later = await Membership.exists().where(
                 (Membership.member == ms["member"]) & (Membership.start_date > ms["end_date"])
                 & Membership.status.is_in(["active", "pending", "unpaid"]))
             if later:
-                raise RuleBroken("A later membership already follows this one")
+                raise RuleBroken(S_("A later membership already follows this one"))
             plan = await Plan.select().where(Plan.id == ms["plan"]).first()
             if not plan["active"]:
                 raise RuleBroken(f"{plan['name']} is retired: put the member on a current plan instead")
@@ -281,26 +282,26 @@ async def switch_quote(membership_id: int, plan_id: int, on: date | None = None)
 
 async def _quote(ms: dict, plan: dict | None, day: date) -> dict:
     if not plan or not plan["active"]:
-        raise RuleBroken("Choose an active plan", field="plan")
+        raise RuleBroken(S_("Choose an active plan"), field="plan")
     if plan["id"] == ms["plan"]:
-        raise RuleBroken("That is the plan the member is on: renew it instead", field="plan")
+        raise RuleBroken(S_("That is the plan the member is on: renew it instead"), field="plan")
     if plan["price"] <= 0:
-        raise RuleBroken("This plan costs nothing, so there is nothing to bill: give it a price first", field="plan")
+        raise RuleBroken(S_("This plan costs nothing, so there is nothing to bill: give it a price first"), field="plan")
     if ms["status"] == "unpaid":
         return {"kind": "unpaid", "start": max(ms["start_date"], day), "unused_days": 0, "term_days": 0,
                 "paid": Decimal("0"), "credit": Decimal("0"), "vat": Decimal("0"), "plan": plan, "old_end": None}
     if ms["status"] not in LIVE or not (ms["start_date"] <= day <= ms["end_date"]):
-        raise RuleBroken("Only a membership running on the switch day can change plan", field="plan")
+        raise RuleBroken(S_("Only a membership running on the switch day can change plan"), field="plan")
     frozen = await MembershipFreeze.select(MembershipFreeze.start_date, MembershipFreeze.end_date,
                                            MembershipFreeze.days).where(
         (MembershipFreeze.membership == ms["id"]) & (MembershipFreeze.status == "active"))
     if any(f["end_date"] >= day for f in frozen):
-        raise RuleBroken("The membership is frozen on or after that day: end the freeze first", field="plan")
+        raise RuleBroken(S_("The membership is frozen on or after that day: end the freeze first"), field="plan")
     later = await Membership.exists().where(
         (Membership.member == ms["member"]) & (Membership.start_date > ms["end_date"])
         & Membership.status.is_in(["active", "pending", "unpaid"]))
     if later:
-        raise RuleBroken("A later membership already follows this one: change that one instead", field="plan")
+        raise RuleBroken(S_("A later membership already follows this one: change that one instead"), field="plan")
     invoice = await Invoice.select(Invoice.total, Invoice.tax_total).where(
         (Invoice.membership == ms["id"]) & (Invoice.kind == "new") & (Invoice.status == "paid")).first()
     paid = invoice["total"] if invoice else ms["price"]

@@ -26,6 +26,7 @@ from decimal import Decimal
 from portal import audit
 from portal.lib.clock import now, today
 from portal.lib.errors import RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import Money
 from portal.members.holds import hold_cutoff, hold_reason_sql
 from portal.settings import get_settings
@@ -268,7 +269,7 @@ OVERRIDE_REASON_MAX = 500
 def clean_override_reason(text: str) -> str:
     reason = " ".join((text or "").split())
     if len(reason) < 3:
-        raise RuleBroken("Say why you are letting them in (a few words).")
+        raise RuleBroken(S_("Say why you are letting them in (a few words)."))
     if len(reason) > OVERRIDE_REASON_MAX:
         raise RuleBroken(f"Keep the reason under {OVERRIDE_REASON_MAX} characters.")
     return reason
@@ -283,7 +284,7 @@ async def override(visit_id: int, reason: str, staff_id: int | None) -> dict:
         (Visit.id == visit_id) & (Visit.outcome == Visit.Outcome.refused.value)
     ).returning(Visit.id, Visit.member, Visit.reason, Visit.override_reason)
     if not rows:
-        raise RuleBroken("This visit was not refused, or was already let in.")
+        raise RuleBroken(S_("This visit was not refused, or was already let in."))
     await audit.record("visit.override", "visit", visit_id, staff_id=staff_id, reason=reason,
                        details={"member": rows[0]["member"], "refused_for": rows[0]["reason"]})
     return rows[0]

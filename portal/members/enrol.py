@@ -9,6 +9,7 @@ from portal.billing.invoices import issue_invoice, lock_member, plan_line
 from portal.lib import db
 from portal.lib.clock import today
 from portal.lib.errors import RuleBroken
+from portal.lib.i18n import S_
 from portal.members.memberships import membership_end
 from portal.messages import outbox
 from tables.members import Membership, Plan
@@ -22,16 +23,16 @@ async def put_on_plan(member_id: int, plan_id: int, start: date, staff_id: int |
         await lock_member(member_id)
         plan = await Plan.select().where(Plan.id == plan_id).first()
         if not plan or not plan["active"]:
-            raise RuleBroken("Choose an active plan")
+            raise RuleBroken(S_("Choose an active plan"))
         if plan["price"] <= 0:  # a plan saved free before plans had to cost something
-            raise RuleBroken("This plan costs nothing, so there is nothing to bill: give it a price first")
+            raise RuleBroken(S_("This plan costs nothing, so there is nothing to bill: give it a price first"))
         overlap = await Membership.exists().where(
             (Membership.member == member_id)
             & Membership.status.is_in(["active", "pending", "unpaid"])
             & (Membership.end_date >= start)
         )
         if overlap:
-            raise RuleBroken("This member already has a membership covering that date: renew it instead")
+            raise RuleBroken(S_("This member already has a membership covering that date: renew it instead"))
         end = membership_end(start, plan["duration_months"], plan["duration_days"])
         membership = Membership(
             member=member_id, plan=plan_id, start_date=start, end_date=end, status="unpaid",

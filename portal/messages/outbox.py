@@ -27,6 +27,7 @@ from portal.gateways.africastalking import international
 from portal.lib import db, queue, ratelimit
 from portal.lib.clock import local, now
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.payers import billto
 from portal.settings import get_settings
 from tables.billing import Invoice, Payment
@@ -210,10 +211,10 @@ async def send_pay_link(invoice_id: int, staff_id: int | None) -> list[int]:
     if not invoice:
         raise NotFound("invoice")
     if invoice["status"] not in OPEN_INVOICE:
-        raise RuleBroken("Only an open invoice has a pay link to send")
+        raise RuleBroken(S_("Only an open invoice has a pay link to send"))
     link = await paylinks.live_link(invoice_id)
     if not link:
-        raise RuleBroken("This invoice has no live pay link: make one first")
+        raise RuleBroken(S_("This invoice has no live pay link: make one first"))
     key = f"pay_link:invoice:{invoice_id}:link{link['id']}"
     sent = await Message.select(Message.id).where(Message.dedupe_key.like(f"{key}:%")).order_by(Message.id)
     if sent:  # this link went already: showing it again costs the member nothing
@@ -303,7 +304,7 @@ async def resend(message_id: int, staff_id: int | None) -> dict:
         if row["member"]:
             to = address(await contact(row["member"]), row["channel"])
             if not to:
-                raise RuleBroken("This member has no email address: add one, then resend")
+                raise RuleBroken(S_("This member has no email address: add one, then resend"))
         await Message.update({
             Message.status: "queued", Message.to_address: to, Message.attempts: 0, Message.last_error: "",
             Message.subject: "", Message.body_text: "", Message.body_html: "", Message.attachments: [],

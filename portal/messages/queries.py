@@ -10,6 +10,7 @@ from functools import partial
 
 from portal.lib import paging
 from portal.lib.errors import NotFound
+from portal.lib.i18n import S_
 from tables.messages import Message
 
 PAGE_SIZE = 50
@@ -40,7 +41,7 @@ class MessageFilters(paging.Filters):
                 setattr(self, name, value)
         kind = get("kind")
         if kind and not _KIND.match(kind):
-            self.errors["kind"] = "A kind is a word like receipt or invoice"
+            self.errors["kind"] = S_("A kind is a word like receipt or invoice")
         elif kind:
             self.kind = kind
 

@@ -25,6 +25,7 @@ from portal import audit
 from portal.lib import db
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.members.holds import frozen_sql
 from portal.messages import outbox
 from portal.settings import Settings, get_settings
@@ -132,7 +133,7 @@ async def resume_invoice(invoice_id: int, staff_id: int | None) -> None:
 async def _pause(table, row_id: int, reason: str, staff_id: int | None, entity: str) -> None:
     reason = " ".join(reason.split())
     if not reason:
-        raise RuleBroken("Give a reason for pausing reminders")
+        raise RuleBroken(S_("Give a reason for pausing reminders"))
     async with db.transaction():
         done = await table.update({table.reminders_paused: reason[:500]}).where(table.id == row_id).returning(table.id)
         if not done:
@@ -160,11 +161,11 @@ async def remind_now(invoice_id: int, staff_id: int | None, on: date | None = No
         raise NotFound("invoice")
     row = row[0]
     if row["status"] not in OPEN_INVOICE:
-        raise RuleBroken("Only an open invoice can be reminded about")
+        raise RuleBroken(S_("Only an open invoice can be reminded about"))
     if row["reminder_opt_out"]:
-        raise RuleBroken("This member opted out of reminders")
+        raise RuleBroken(S_("This member opted out of reminders"))
     if row["frozen"]:
-        raise RuleBroken("The membership is frozen: no reminders while it is")
+        raise RuleBroken(S_("The membership is frozen: no reminders while it is"))
     if row["reminders_paused"] or row["invoice_paused"]:
         raise RuleBroken(f"Reminders are paused: {row['reminders_paused'] or row['invoice_paused']}")
     offset = (on - row["due_date"]).days

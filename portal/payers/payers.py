@@ -14,6 +14,7 @@ from typing import Mapping
 
 from portal import audit
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.phones import PhoneError, normalise_phone
 from tables.members import Member
 from tables.payers import Payer, PayerMember
@@ -34,11 +35,11 @@ def payer_form(form: Mapping[str, str]) -> tuple[dict, dict]:
     errors: dict[str, str] = {}
     kind = values["kind"]
     if kind not in KINDS:
-        errors["kind"] = "Choose a parent or person, or a company"
+        errors["kind"] = S_("Choose a parent or person, or a company")
     if not values["name"]:
-        errors["name"] = "Name is required"
+        errors["name"] = S_("Name is required")
     elif len(values["name"]) > 120:
-        errors["name"] = "Name is too long (120 characters at most)"
+        errors["name"] = S_("Name is too long (120 characters at most)")
     phone = ""
     if values["phone"]:
         try:
@@ -46,21 +47,21 @@ def payer_form(form: Mapping[str, str]) -> tuple[dict, dict]:
         except PhoneError as e:
             errors["phone"] = str(e)[:1].upper() + str(e)[1:]
     elif kind == "person":
-        errors["phone"] = "Enter a phone number"
+        errors["phone"] = S_("Enter a phone number")
     email = values["email"].lower()
     if email and (len(email) > 254 or not EMAIL_RE.match(email)):
-        errors["email"] = "That does not look like an email address"
+        errors["email"] = S_("That does not look like an email address")
     # One line per line as typed (a textarea sends CRLF), blank lines and stray spaces dropped.
     values["address"] = "\n".join(line.strip() for line in values["address"].splitlines() if line.strip())
     if len(values["address"]) > 500:
-        errors["address"] = "Address is too long (500 characters at most)"
+        errors["address"] = S_("Address is too long (500 characters at most)")
     elif kind == "company" and not values["address"]:
-        errors["address"] = "Enter the company's postal address (it is printed on invoices)"
+        errors["address"] = S_("Enter the company's postal address (it is printed on invoices)")
     pin = re.sub(r"\s+", "", values["kra_pin"]).upper()
     if pin and not KRA_PIN_RE.match(pin):
-        errors["kra_pin"] = "A KRA PIN is a letter, 9 digits and a letter, like P051234567X"
+        errors["kra_pin"] = S_("A KRA PIN is a letter, 9 digits and a letter, like P051234567X")
     elif kind == "company" and not pin:
-        errors["kra_pin"] = "Enter the company's KRA PIN (it is printed on invoices as the buyer's PIN)"
+        errors["kra_pin"] = S_("Enter the company's KRA PIN (it is printed on invoices as the buyer's PIN)")
     values["clean"] = {"kind": kind, "name": values["name"], "phone": phone, "email": email,
                        "address": values["address"], "kra_pin": pin}
     return values, errors
@@ -170,7 +171,7 @@ async def link_member(payer_id: int, member_number: str, staff_id: int | None, *
     if member_id is not None:
         where = Member.id == member_id
     elif not key:
-        raise RuleBroken("Enter the member number", field="member")
+        raise RuleBroken(S_("Enter the member number"), field="member")
     else:
         where = Member.member_number.ilike(key.replace("%", "").replace("_", r"\_"))
     member = await Member.select(Member.id, Member.member_number).where(where).first()

@@ -28,6 +28,7 @@ from portal.billing.numbering import next_number
 from portal.lib import db
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import Money
 from portal.members.holds import announce_holds
 from portal.payments import state
@@ -76,7 +77,7 @@ async def record_payer_payment(*, payer_id: int, method: str, amount: Money, ref
             PayerMember.payer == payer_id).order_by(PayerMember.member)]
         members = sorted(set(owing) | set(linked[:1]))
         if not members:
-            raise RuleBroken("This payer has no members and nothing to pay: link a member first", field="amount")
+            raise RuleBroken(S_("This payer has no members and nothing to pay: link a member first"), field="amount")
         for member_id in members:  # in id order, so two payers sharing no lock order cannot deadlock
             await lock_member(member_id)
         payment_id, created = await state.open_payment(

@@ -12,6 +12,7 @@ from piccolo.engine import engine_finder
 
 from portal.lib import paging
 from portal.lib.forms import parse_date
+from portal.lib.i18n import S_
 from portal.settings import get_settings
 from tables.billing import Payment
 
@@ -40,7 +41,7 @@ class PaymentFilters(paging.Filters):
             if raw:
                 value = parse_date(raw)
                 if value is None:
-                    self.errors[name] = "Use a date like 2026-11-30"
+                    self.errors[name] = S_("Use a date like 2026-11-30")
                 setattr(self, name, value)
         self.staff = paging.whole_number(params, "staff")
         self.location = paging.whole_number(params, "location")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from portal.documents.requests import request_document
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import Money
 from portal.payments.cards.refunds import request_card_refund, request_card_refund_job
 from portal.payments.limits import check_confirmed
@@ -32,7 +33,7 @@ class RefundStarted:
 def refund_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise RuleBroken("Give a reason for the refund", field="reason")
+        raise RuleBroken(S_("Give a reason for the refund"), field="reason")
     return reason
 
 
@@ -49,7 +50,7 @@ async def start_refund(payment_id: int, amount: Money | None, reason: str, staff
     if payment["method"] == "mpesa":
         whole = Money(payment["amount"], payment["currency"])
         if amount is not None and amount != whole:
-            raise RuleBroken("M-Pesa reverses the whole payment: use Reverse", field="amount")
+            raise RuleBroken(S_("M-Pesa reverses the whole payment: use Reverse"), field="amount")
         standing = await reversal.open_reversal(payment_id)
         if standing is not None:  # asked again, under way or done: the same reversal, not an error
             return RefundStarted("mpesa", None, standing)

@@ -19,6 +19,7 @@ from portal.billing.numbering import next_number
 from portal.lib import db
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import Money
 from portal.members.holds import announce_holds
 from portal.members.memberships import after_paying
@@ -45,9 +46,9 @@ def desk_payment_problems(*, method: str, amount: Money | None, reference: str) 
     could not be read (that is the form's to say)."""
     problems = []
     if method not in DESK_METHODS:
-        problems.append(RuleBroken("Choose cash, bank transfer or cheque", field="method"))
+        problems.append(RuleBroken(S_("Choose cash, bank transfer or cheque"), field="method"))
     if amount is not None and amount.amount <= 0:
-        problems.append(RuleBroken("Enter an amount above zero", field="amount"))
+        problems.append(RuleBroken(S_("Enter an amount above zero"), field="amount"))
     elif amount is not None and method in DESK_METHODS and (too_much := over_limit(method, amount)):
         problems.append(too_much)
     if method in ("bank", "cheque") and not reference.strip():
@@ -64,7 +65,7 @@ async def desk_of(location_id: int | None) -> int | None:
         return location_id
     desks = await Location.select(Location.id).where(Location.active == True).limit(2)  # noqa: E712
     if len(desks) > 1:
-        raise RuleBroken("Choose the desk that takes this money", field="location")
+        raise RuleBroken(S_("Choose the desk that takes this money"), field="location")
     return desks[0]["id"] if desks else None
 
 
@@ -94,7 +95,7 @@ async def record_desk_payment(*, member_id: int, method: str, amount: Money, ref
         # Only for a new payment (raising rolls it back): the form sent again after its payment
         # paid the invoice gets that payment back, not "not open".
         if invoice_id is not None and inv["status"] not in OPEN_INVOICE:
-            raise RuleBroken("That invoice is not open", field="invoice")
+            raise RuleBroken(S_("That invoice is not open"), field="invoice")
         payment = await complete_payment(payment_id, reason=f"{DESK_METHODS[method]} received", staff_id=staff_id)
     return Recorded(payment, created=True)
 
@@ -146,7 +147,7 @@ def refundable_problem(amount: Money, left: Money) -> RuleBroken | None:
     """A refund is more than zero and never more than what the payment has left (each rail asks
     again under its lock, where refunds made meanwhile count too)."""
     if left.amount <= 0:
-        return RuleBroken("Nothing is left to refund on this payment", field="amount")
+        return RuleBroken(S_("Nothing is left to refund on this payment"), field="amount")
     if amount.currency != left.currency or amount.amount <= 0 or amount > left:
         return RuleBroken(f"Refund between {Money(Decimal(1), left.currency).format()} and {left.format()}",
                           field="amount")
@@ -162,14 +163,14 @@ async def refund_payment(payment_id: int, amount: Money, reason: str, staff_id: 
     if not payment:
         raise NotFound("payment")
     if payment["member"] is None:  # a payer's payment (portal/payers/payments.py): its money reached several members
-        raise RuleBroken("This payment was made by a payer for several members: refunding it is not supported yet")
+        raise RuleBroken(S_("This payment was made by a payer for several members: refunding it is not supported yet"))
     async with db.transaction():
         member_id = payment["member"]
         await lock_member(member_id)
         payment = await state.lock(payment_id)
         refundable = Money(payment["amount"] - payment["refunded"], payment["currency"])
         if payment["status"] not in (state.COMPLETED, state.PARTIALLY_REFUNDED):
-            raise RuleBroken("Only completed payments can be refunded")
+            raise RuleBroken(S_("Only completed payments can be refunded"))
         if problem := refundable_problem(amount, refundable):
             raise problem
         owed, held = await ledger.member_balances(member_id, amount.currency)
@@ -215,7 +216,7 @@ async def _take_back_allocations(payment_id: int, member_id: int, amount: Money,
         await allocate(invoice, -part, payment_id=payment_id, entry_id=entry)
         left = left - part
     if left:
-        raise RuleBroken("This refund is more than the member has paid on open or paid invoices")
+        raise RuleBroken(S_("This refund is more than the member has paid on open or paid invoices"))
 
 
 async def payment_history(payment_id: int) -> list[dict]:

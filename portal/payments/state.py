@@ -112,7 +112,7 @@ async def transition(payment_id: int, new: str, *, reason: str, staff_id: int | 
     await Payment.update(update).where(Payment.id == payment_id)
     await PaymentEvent.insert(PaymentEvent(
         payment=payment_id, old_status=old, new_status=new, reason=reason, staff=staff_id,
-        gateway_event=gateway_event, details=details or {},
+        gateway_event=gateway_event, details=details or {}, at=now(),
     ))
     payment = await Payment.select().where(Payment.id == payment_id).first()
     if event_type := WEBHOOK_EVENTS.get(new):
@@ -136,8 +136,8 @@ async def open_payment(columns: dict, *, reason: str, staff_id: int | None = Non
     names = list(columns)
     rows = await Payment.raw(
         f"INSERT INTO payment ({', '.join(names)}, refunded, status, created_at) "
-        f"VALUES ({', '.join('{}' for _ in names)}, 0, '{PENDING}', now()) "
-        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id", *columns.values())
+        f"VALUES ({', '.join('{}' for _ in names)}, 0, '{PENDING}', {{}}) "
+        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id", *columns.values(), now())
     if not rows:
         existing = await Payment.select().where(Payment.idempotency_key == columns["idempotency_key"]).first()
         if same_request and any(_differs(existing[k], columns[k]) for k in WHAT_WAS_ASKED if k in columns):
@@ -146,7 +146,7 @@ async def open_payment(columns: dict, *, reason: str, staff_id: int | None = Non
     payment_id = rows[0]["id"]
     await PaymentEvent.insert(PaymentEvent(
         payment=payment_id, old_status="", new_status=PENDING, reason=reason, staff=staff_id,
-        gateway_event=gateway_event, details=details or {}, kind=STATUS))
+        gateway_event=gateway_event, details=details or {}, kind=STATUS, at=now()))
     return payment_id, True
 
 
@@ -163,7 +163,7 @@ async def record_fact(payment: dict, reason: str, *, gateway_event: str | None =
     change to a payment stays traceable to who or which gateway event made it."""
     await PaymentEvent.insert(PaymentEvent(
         payment=payment["id"], old_status=payment["status"], new_status=payment["status"], reason=reason,
-        staff=staff_id, gateway_event=gateway_event, details=details or {}, kind=STATUS))
+        staff=staff_id, gateway_event=gateway_event, details=details or {}, kind=STATUS, at=now()))
 
 
 async def record_settlement(payment_id: int, facts: dict, *, staff_id: int | None = None,
@@ -172,7 +172,7 @@ async def record_settlement(payment_id: int, facts: dict, *, staff_id: int | Non
     right after): written once, beside the event that completed it, and read back by receipts."""
     await PaymentEvent.insert(PaymentEvent(
         payment=payment_id, old_status=COMPLETED, new_status=COMPLETED, reason="settled",
-        staff=staff_id, gateway_event=gateway_event, details=facts, kind=SETTLEMENT))
+        staff=staff_id, gateway_event=gateway_event, details=facts, kind=SETTLEMENT, at=now()))
 
 
 async def settlement_of(payment_id: int) -> dict:

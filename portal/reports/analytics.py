@@ -25,6 +25,7 @@ from decimal import Decimal
 
 from portal.lib.clock import today
 from portal.lib.forms import parse_date
+from portal.lib.i18n import S_
 from portal.settings import get_settings
 from tables.billing import Payment
 from tables.statuses import OPEN_INVOICE_SQL
@@ -64,15 +65,15 @@ class Period:
             preset = ""
             start, end = parse_date(get("start")), parse_date(get("end"))
             if start is None:
-                errors["start"] = "Use a date like 2026-11-01"
+                errors["start"] = S_("Use a date like 2026-11-01")
             if end is None:
-                errors["end"] = "Use a date like 2026-11-30"
+                errors["end"] = S_("Use a date like 2026-11-30")
             start, end = start or on - timedelta(days=29), end or on
             if start > end:
-                errors["end"] = "The end is before the start"
+                errors["end"] = S_("The end is before the start")
                 start, end = end, start
             if (end - start).days > 3 * 366:
-                errors["start"] = "Pick at most three years"
+                errors["start"] = S_("Pick at most three years")
                 start = end - timedelta(days=3 * 366)
         grain = get("grain")
         if grain not in GRAINS:

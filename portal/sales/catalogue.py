@@ -8,6 +8,7 @@ from typing import Mapping
 from portal import audit
 from portal.billing.ledger import REVENUE_ACCOUNTS
 from portal.lib.forms import name_and_price, whole
+from portal.lib.i18n import S_
 from tables.sales import CatalogueItem
 
 CATEGORIES = {"day_pass": "Day pass", "personal_training": "Personal training", "locker": "Locker",
@@ -44,25 +45,25 @@ def item_form(form: Mapping[str, str], currency: str) -> tuple[dict, dict]:
         price = clean.pop("price")
         clean["price"], clean["currency"] = price.amount, price.currency
     if values["category"] not in CATEGORIES:
-        errors["category"] = "Choose a category"
+        errors["category"] = S_("Choose a category")
     else:
         clean["category"] = values["category"]
     rate = vat_rate(values["vat_rate"])
     if rate is None:
-        errors["vat_rate"] = "Enter a VAT rate between 0 and 100 (e.g. 16)"
+        errors["vat_rate"] = S_("Enter a VAT rate between 0 and 100 (e.g. 16)")
     else:
         clean["vat_rate"] = rate
     if values["vat_treatment"] not in ("inclusive", "exclusive"):
-        errors["vat_treatment"] = "Choose whether the price includes VAT"
+        errors["vat_treatment"] = S_("Choose whether the price includes VAT")
     else:
         clean["vat_inclusive"] = values["vat_treatment"] == "inclusive"
     account = values["revenue_account"] or DEFAULT_ACCOUNT.get(values["category"], "revenue")
     if account not in REVENUE_ACCOUNTS:
-        errors["revenue_account"] = "Choose a revenue account from the list"
+        errors["revenue_account"] = S_("Choose a revenue account from the list")
     else:
         clean["revenue_account"] = account
     if values["kind"] not in KINDS:
-        errors["kind"] = "Choose a single item or a pack of sessions"
+        errors["kind"] = S_("Choose a single item or a pack of sessions")
     else:
         clean["kind"] = values["kind"]
         if values["kind"] == "pack":

@@ -6,6 +6,7 @@ from portal import audit
 from portal.lib import db
 from portal.lib.clock import now
 from portal.lib.errors import RuleBroken
+from portal.lib.i18n import S_
 from tables.sales import SessionPack, SessionUse
 
 REMAINING_SQL = """
@@ -28,7 +29,7 @@ async def use_session(member_id: int, *, staff_id: int | None, visit_id: int | N
             "SELECT * FROM session_pack WHERE member = {} AND used < sessions ORDER BY id LIMIT 1 FOR UPDATE",
             member_id)
         if not pack:
-            raise RuleBroken("No sessions left: sell a session or a pack first", field="sessions")
+            raise RuleBroken(S_("No sessions left: sell a session or a pack first"), field="sessions")
         pack = pack[0]
         await SessionPack.update({SessionPack.used: SessionPack.used + 1}).where(SessionPack.id == pack["id"])
         await SessionUse.insert(SessionUse(pack=pack["id"], visit=visit_id, staff=staff_id, at=now()))

@@ -21,6 +21,7 @@ from portal.lib import db
 from portal.lib.clock import now, today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import MAX_DATE
+from portal.lib.i18n import S_
 from portal.lib.money import Money
 from portal.payments import state
 from portal.payments.limits import check_confirmed, over_limit
@@ -73,25 +74,25 @@ async def sale_problems(request: SaleRequest, currency: str) -> tuple[list[RuleB
     items = await CatalogueItem.select().where(CatalogueItem.id.is_in(list(wanted)) & (CatalogueItem.active == True)  # noqa: E712
                                                ).order_by(CatalogueItem.id) if wanted else []
     if not wanted:
-        problems.append(RuleBroken("Add at least one item", field="items"))
+        problems.append(RuleBroken(S_("Add at least one item"), field="items"))
     elif len(items) != len(wanted):
-        problems.append(RuleBroken("An item is no longer sold: choose from the list", field="items"))
+        problems.append(RuleBroken(S_("An item is no longer sold: choose from the list"), field="items"))
     if any(qty < 0 or qty > MAX_QUANTITY for qty in wanted.values()):
         problems.append(RuleBroken(f"Quantities are 1 to {MAX_QUANTITY}", field="items"))
     if request.member_id is None and any(item["kind"] == "pack" for item in items):
-        problems.append(RuleBroken("Session packs are sold to members: open the member's page to sell one",
+        problems.append(RuleBroken(S_("Session packs are sold to members: open the member's page to sell one"),
                                    field="items"))
     lines = _lines(items, wanted)
     total = sale_total([line for _, line in lines], currency)
     if request.method not in SALE_METHODS:
-        problems.append(RuleBroken("Choose how it is paid", field="method"))
+        problems.append(RuleBroken(S_("Choose how it is paid"), field="method"))
     elif request.method == "account":
         if request.member_id is None:
-            problems.append(RuleBroken("A walk-in pays now: only a member's sale can go on their account", field="method"))
+            problems.append(RuleBroken(S_("A walk-in pays now: only a member's sale can go on their account"), field="method"))
     else:
         if request.method == "cash" and total.amount > 0:
             if request.tendered is None:
-                problems.append(RuleBroken("Enter the cash tendered", field="tendered"))
+                problems.append(RuleBroken(S_("Enter the cash tendered"), field="tendered"))
             elif request.tendered < total:
                 problems.append(RuleBroken(f"Cash tendered is less than the total, {total.format()}", field="tendered"))
         if request.method in ("bank", "cheque") and not request.reference.strip():
@@ -204,11 +205,11 @@ async def issue_custom_invoice(member_id: int, lines: list[Line], *, due_date: d
     the audit log). (invoice, created); a key seen before returns the invoice it made."""
     reason = reason.strip()
     if not reason:
-        raise RuleBroken("Give a reason for this invoice", field="reason")
+        raise RuleBroken(S_("Give a reason for this invoice"), field="reason")
     if not lines:
-        raise RuleBroken("Add at least one line", field="lines")
+        raise RuleBroken(S_("Add at least one line"), field="lines")
     if due_date < today() or due_date > MAX_DATE:
-        raise RuleBroken("The due date is today or later", field="due_date")
+        raise RuleBroken(S_("The due date is today or later"), field="due_date")
     if (done := await _sale_by_key(idempotency_key)) is not None:
         return done.invoice, False
     async with db.transaction():

@@ -12,6 +12,7 @@ from litestar.response import Redirect, Template
 from portal.api import keys
 from portal.auth import admin_required
 from portal.lib.forms import whole
+from portal.lib.i18n import S_
 from tables.locations import Location
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -37,14 +38,14 @@ async def api_key_create(request: Request, data: FormData) -> Template:
     values = {"name": name, "location": location, **{f"scope_{s}": True for s in scopes}}
     errors = {}
     if not name:
-        errors["name"] = "Name the key after the system that will use it"
+        errors["name"] = S_("Name the key after the system that will use it")
     elif len(name) > 80:
-        errors["name"] = "80 characters at most"
+        errors["name"] = S_("80 characters at most")
     if problem := keys.scope_problem(scopes):
         errors["scopes"] = problem
     location_id = whole(location) if location else None
     if location and (location_id is None or not await Location.exists().where(Location.id == location_id)):
-        errors["location"] = "Choose a location from the list"
+        errors["location"] = S_("Choose a location from the list")
     if errors:
         return await _page(values, errors, status=422)
     _, key = await keys.create_key(name, scopes, location_id, request.scope["user"].staff_id)

@@ -24,6 +24,7 @@ from portal.documents.requests import request_document, request_receipts
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import confirmed_amount, desk_payment_form, parse_date
+from portal.lib.i18n import S_
 from portal.lib.money import Money, MoneyParseError
 from portal.members.members import get_member
 from portal.payments.limits import NeedsConfirmation
@@ -188,7 +189,7 @@ async def invoice_void(request: Request, invoice_id: FromPath[int], data: FormDa
     reason = (data.get("reason") or "").strip()
     errors = {}
     if not reason:
-        errors["reason"] = "Give a reason for voiding"
+        errors["reason"] = S_("Give a reason for voiding")
     else:
         try:
             note = await void_invoice(invoice_id, reason, request.scope["user"].staff_id)

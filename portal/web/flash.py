@@ -7,27 +7,29 @@ from urllib.parse import urlencode, urlsplit
 
 from litestar.response import Redirect
 
+from portal.lib.i18n import S_
+
 NOTICES = {
-    "reminder_sent": ("ok", "Reminder sent."),
-    "reminder_already": ("muted", "A reminder already went today."),
-    "reminder_refused": ("error", "No reminder sent: the member opted out, reminders are paused, or the invoice is settled."),
-    "reminders_paused": ("ok", "Reminders paused."),
-    "reminders_resumed": ("ok", "Reminders resumed."),
-    "reason_needed": ("error", "Give a reason for pausing reminders."),
-    "card_settled": ("ok", "Flutterwave answered: the status below is what it said."),
-    "card_waiting": ("muted", "Flutterwave has no finished payment for it yet. Check again later, or cancel it."),
-    "card_cancelled": ("ok", "Card payment cancelled. If Flutterwave confirms it later, it is still credited."),
-    "card_not_in_flight": ("error", "This card payment is no longer waiting."),
-    "paylink_refused": ("error", "No pay link made: only an open invoice can have one."),
-    "retry_refused": ("error", "Not asked again: only a failed, cancelled or expired M-Pesa request within today's "
-                               "limits can be retried. Start a new one from the member's page."),
-    "membership_frozen": ("ok", "Membership frozen: its end date moved by the frozen days."),
-    "freeze_ended": ("ok", "Freeze ended: the days not used came off the end date."),
-    "renewal_raised": ("ok", "Renewal invoice raised: paying it starts the next membership the day after this one ends."),
-    "renewal_exists": ("muted", "This membership already has its renewal invoice: here it is."),
-    "plan_changed": ("ok", "Plan changed: the unused days were credited to this invoice."),
-    "session_used": ("ok", "One session used."),
-    "no_sessions": ("error", "No sessions left: sell a session or a pack first."),
+    "reminder_sent": ("ok", S_("Reminder sent.")),
+    "reminder_already": ("muted", S_("A reminder already went today.")),
+    "reminder_refused": ("error", S_("No reminder sent: the member opted out, reminders are paused, or the invoice is settled.")),
+    "reminders_paused": ("ok", S_("Reminders paused.")),
+    "reminders_resumed": ("ok", S_("Reminders resumed.")),
+    "reason_needed": ("error", S_("Give a reason for pausing reminders.")),
+    "card_settled": ("ok", S_("Flutterwave answered: the status below is what it said.")),
+    "card_waiting": ("muted", S_("Flutterwave has no finished payment for it yet. Check again later, or cancel it.")),
+    "card_cancelled": ("ok", S_("Card payment cancelled. If Flutterwave confirms it later, it is still credited.")),
+    "card_not_in_flight": ("error", S_("This card payment is no longer waiting.")),
+    "paylink_refused": ("error", S_("No pay link made: only an open invoice can have one.")),
+    "retry_refused": ("error", S_("Not asked again: only a failed, cancelled or expired M-Pesa request within today's "
+                               "limits can be retried. Start a new one from the member's page.")),
+    "membership_frozen": ("ok", S_("Membership frozen: its end date moved by the frozen days.")),
+    "freeze_ended": ("ok", S_("Freeze ended: the days not used came off the end date.")),
+    "renewal_raised": ("ok", S_("Renewal invoice raised: paying it starts the next membership the day after this one ends.")),
+    "renewal_exists": ("muted", S_("This membership already has its renewal invoice: here it is.")),
+    "plan_changed": ("ok", S_("Plan changed: the unused days were credited to this invoice.")),
+    "session_used": ("ok", S_("One session used.")),
+    "no_sessions": ("error", S_("No sessions left: sell a session or a pack first.")),
 }
 
 

@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 from portal.auth import staff_required
 from portal.lib import forms
 from portal.lib.errors import RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.paging import page_number
 from portal.members import enrol, members
 from portal.web.pages import member_page
@@ -104,10 +105,10 @@ async def member_put_on_plan(request: Request, member_id: FromPath[int], data: F
     errors: dict[str, str] = {}
     start = forms.parse_date(values["start_date"])
     if start is None:
-        errors["start_date"] = "Enter a start date"
+        errors["start_date"] = S_("Enter a start date")
     plan_id = forms.whole(values["plan"])
     if plan_id is None:
-        errors["plan"] = "Choose a plan"
+        errors["plan"] = S_("Choose a plan")
     if not errors:
         try:
             await enrol.put_on_plan(member_id, plan_id, start, request.scope["user"].staff_id)

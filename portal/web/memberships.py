@@ -14,6 +14,7 @@ from portal.auth import staff_required
 from portal.lib import forms
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import Money, MoneyParseError
 from portal.members import changes
 from portal.settings import get_settings
@@ -60,15 +61,15 @@ async def freeze_create(request: Request, membership_id: FromPath[int], data: Fo
     errors: dict[str, str] = {}
     start, end = forms.parse_date(values["start_date"]), forms.parse_date(values["end_date"])
     if start is None:
-        errors["start_date"] = "Enter the first frozen day"
+        errors["start_date"] = S_("Enter the first frozen day")
     if end is None:
-        errors["end_date"] = "Enter the last frozen day"
+        errors["end_date"] = S_("Enter the last frozen day")
     fee = None
     if values["fee"].strip():
         try:
             fee = Money.parse(values["fee"], get_settings().currency)
         except MoneyParseError:
-            errors["fee"] = "Enter the fee as an amount, e.g. 500, or leave it empty"
+            errors["fee"] = S_("Enter the fee as an amount, e.g. 500, or leave it empty")
     if not errors:
         try:
             await changes.freeze(membership_id, start, end, values["reason"], fee, request.scope["user"].staff_id)

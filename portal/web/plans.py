@@ -13,6 +13,7 @@ from portal import audit
 from portal.auth import manager_required
 from portal.lib import forms
 from portal.lib.errors import NotFound
+from portal.lib.i18n import S_
 from tables.members import Plan
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -36,7 +37,7 @@ async def _save(request: Request, data: dict, plan_id: int | None) -> Template |
         clean = values["clean"]
         name_taken = await Plan.exists().where((Plan.name.ilike(clean["name"])) & (Plan.id != (plan_id or 0)))
         if name_taken:
-            errors["name"] = "Another plan already has this name"
+            errors["name"] = S_("Another plan already has this name")
     if errors:
         return Template("plans/form.html", status_code=422, context={"values": values, "errors": errors, "plan_id": plan_id})
     row = {"name": clean["name"], "price": clean["price"].amount, "currency": clean["price"].currency,

@@ -19,6 +19,7 @@ from portal.documents.requests import request_receipts
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import confirmed_amount, parse_date, whole
+from portal.lib.i18n import S_
 from portal.lib.money import Money, MoneyParseError
 from portal.lib.phones import PhoneError, normalise_phone
 from portal.members.members import get_member
@@ -139,7 +140,7 @@ def _read_sale_form(data: dict, currency: str, walk_in: bool) -> tuple[dict, dic
         if item_id is None:
             continue
         if qty is None:
-            errors["items"] = "Quantities are whole numbers"
+            errors["items"] = S_("Quantities are whole numbers")
         else:
             quantities[item_id] = qty
     tendered = None
@@ -155,7 +156,7 @@ def _read_sale_form(data: dict, currency: str, walk_in: bool) -> tuple[dict, dic
         except PhoneError as e:
             errors["buyer_phone"] = str(e)[:1].upper() + str(e)[1:]
     if len(values["buyer_name"]) > 80:
-        errors["buyer_name"] = "Name is too long (80 characters at most)"
+        errors["buyer_name"] = S_("Name is too long (80 characters at most)")
     request = SaleRequest(
         member_id=None, quantities=quantities, method=values["method"], tendered=tendered,
         reference=values["reference"][:60], buyer_name=values["buyer_name"] if walk_in else "", buyer_phone=phone,
@@ -259,25 +260,25 @@ def _read_custom_form(data: dict, currency: str) -> tuple[dict, dict, list[Line]
         if not row["description"] and not row["unit_price"]:
             continue
         if not row["description"] or len(row["description"]) > 200:
-            errors[f"description_{i}"] = "Describe the line (200 characters at most)"
+            errors[f"description_{i}"] = S_("Describe the line (200 characters at most)")
         qty = whole(row["quantity"] or "1", 9999)
         if not qty:
-            errors[f"quantity_{i}"] = "A whole number from 1"
+            errors[f"quantity_{i}"] = S_("A whole number from 1")
         price = None
         try:
             price = Money.parse(row["unit_price"], currency)
             if price.amount <= 0:
-                errors[f"unit_price_{i}"] = "Above zero"
+                errors[f"unit_price_{i}"] = S_("Above zero")
         except MoneyParseError as e:
             errors[f"unit_price_{i}"] = str(e)[:1].upper() + str(e)[1:]
         rate = vat_rate(row["vat_rate"])
         if rate is None:
-            errors[f"vat_rate_{i}"] = "0 to 100"
+            errors[f"vat_rate_{i}"] = S_("0 to 100")
         if f"description_{i}" not in errors and qty and price is not None and price.amount > 0 and rate is not None:
             lines.append(Line(row["description"], price, qty, rate, row["vat_treatment"] != "exclusive"))
     values["lines"] = rows
     if not lines and not errors:
-        errors["lines"] = "Add at least one line with a description and a price"
+        errors["lines"] = S_("Add at least one line with a description and a price")
     return values, errors, lines
 
 
@@ -294,11 +295,11 @@ async def custom_invoice_create(request: Request, member_id: FromPath[int], data
     values["idempotency_key"] = values["idempotency_key"][:80] or new_idempotency_key()
     due = parse_date(values["due_date"])
     if due is None:
-        errors["due_date"] = "Enter a date like 2026-12-31"
+        errors["due_date"] = S_("Enter a date like 2026-12-31")
     if not values["reason"]:
-        errors["reason"] = "Give a reason for this invoice"
+        errors["reason"] = S_("Give a reason for this invoice")
     elif len(values["reason"]) > 500:
-        errors["reason"] = "500 characters at most"
+        errors["reason"] = S_("500 characters at most")
     if not errors:
         try:
             invoice, _ = await issue_custom_invoice(member_id, lines, due_date=due, reason=values["reason"],

@@ -16,6 +16,7 @@ from portal import audit, auth
 from portal.auth import ROLE_LABEL, admin_required, real_email
 from portal.lib.errors import NotFound
 from portal.lib.forms import EMAIL_RE, whole
+from portal.lib.i18n import S_
 from portal.reports.digest import opt_in_problem
 from tables.locations import Location
 from tables.staff import Staff
@@ -45,21 +46,21 @@ def _validate(data: dict, new: bool) -> tuple[dict, dict]:
     values["weekly_money_edits"] = data.get("weekly_money_edits") in ("on", "1", "true")
     errors = {}
     if new and not USERNAME_RE.match(values["username"]):
-        errors["username"] = "3 to 40 lower-case letters, digits, dots, dashes or underscores"
+        errors["username"] = S_("3 to 40 lower-case letters, digits, dots, dashes or underscores")
     if values["role"] not in ROLE_LABEL:
-        errors["role"] = "Choose a role"
+        errors["role"] = S_("Choose a role")
     if values["location"] and whole(values["location"]) is None:
-        errors["location"] = "Choose a location"
+        errors["location"] = S_("Choose a location")
     elif values["role"] == "front_desk" and not values["location"]:
         # Cash always belongs to a desk: the close of that location counts what this login takes.
-        errors["location"] = "A front-desk login takes money at a desk: choose its location"
+        errors["location"] = S_("A front-desk login takes money at a desk: choose its location")
     if (new or values["password"]) and len(values["password"]) < 10:
-        errors["password"] = "At least 10 characters"
+        errors["password"] = S_("At least 10 characters")
     if not values["first_name"]:
-        errors["first_name"] = "First name is required"
+        errors["first_name"] = S_("First name is required")
     if values["email"] and (len(values["email"]) > 255 or not EMAIL_RE.match(values["email"])
                             or not real_email(values["email"])):
-        errors["email"] = "That does not look like an email address"
+        errors["email"] = S_("That does not look like an email address")
     if values["daily_digest"] and "email" not in errors and (problem := opt_in_problem(values["role"], values["email"])):
         errors["daily_digest"] = problem
     if values["weekly_money_edits"] and "email" not in errors and (problem := opt_in_problem(values["role"], values["email"])):
@@ -91,9 +92,9 @@ async def staff_new() -> Template:
 async def staff_create(request: Request, data: FormData) -> Template | Redirect:
     values, errors = _validate(data, new=True)
     if not errors and await auth.username_taken(values["username"]):
-        errors["username"] = "That user name is taken"
+        errors["username"] = S_("That user name is taken")
     if not errors and await _email_taken(values["email"]):
-        errors["email"] = "Another staff member has this address"
+        errors["email"] = S_("Another staff member has this address")
     if errors:
         values.pop("password", None)
         return Template("staff/form.html", status_code=422, context=await _context(values, errors))
@@ -131,9 +132,9 @@ async def staff_update(request: Request, staff_id: FromPath[int], data: FormData
     data = {"email": real_email(row["email"]), **data, "username": row["username"]}
     values, errors = _validate(data, new=False)
     if staff_id == me.staff_id and (values["role"] != "admin" or not values["active"]):
-        errors["role"] = "You cannot remove your own admin access"
+        errors["role"] = S_("You cannot remove your own admin access")
     if not errors and await _email_taken(values["email"], row["user_id"]):
-        errors["email"] = "Another staff member has this address"
+        errors["email"] = S_("Another staff member has this address")
     if errors:
         values.pop("password", None)
         return Template("staff/form.html", status_code=422, context=await _context({**values, "username": row["username"]}, errors, staff=row))

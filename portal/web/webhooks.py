@@ -14,6 +14,7 @@ from litestar.response import Redirect, Template
 from portal import webhooks
 from portal.auth import admin_required
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from tables.webhooks import WebhookDelivery, WebhookEndpoint
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -38,11 +39,11 @@ async def webhook_create(request: Request, data: FormData) -> Template:
     values = {"url": url, "description": description, **{f"event_{e}": True for e in chosen}}
     errors = {}
     if not url:
-        errors["url"] = "Give the address the other system receives webhooks at"
+        errors["url"] = S_("Give the address the other system receives webhooks at")
     if not chosen:
-        errors["events"] = "Choose at least one event"
+        errors["events"] = S_("Choose at least one event")
     if len(description) > 200:
-        errors["description"] = "200 characters at most"
+        errors["description"] = S_("200 characters at most")
     if not errors:
         try:
             _, secret = await webhooks.create_endpoint(url, chosen, description, request.scope["user"].staff_id)

@@ -25,7 +25,9 @@ async def _load(members: int) -> None:
 
 async def test_demo_members_have_phones_the_desk_can_use(db):
     await _load(60)
-    phones = [r["phone"] for r in await Member.select(Member.phone)]
+    # The walk-in account (member WALKIN, no phone: portal/sales/walkin.py) holds the demo's
+    # walk-in sales; it is not a person.
+    phones = [r["phone"] for r in await Member.select(Member.phone).where(Member.member_number != "WALKIN")]
     assert len(phones) == len(set(phones)) == 60
     assert all(normalise_phone(phone) == phone for phone in phones)
     networks = Counter(carrier_of(phone) for phone in phones)
@@ -35,7 +37,9 @@ async def test_demo_members_have_phones_the_desk_can_use(db):
 async def test_the_demo_gym_has_a_past_and_its_books_agree(db):
     await _load(200)
     assert await books_disagreements() == []
-    assert await Payment.count() == 3000
+    # The bulk history's 3,000 payments, and the desk sales' (demo.sales) on top.
+    sale_payments = await Payment.count().where(Payment.note.like("Sale INV-%"))
+    assert await Payment.count() - sale_payments == 3000 and sale_payments > 0
     span = (await Payment.raw("SELECT min(created_at)::date AS first, max(created_at)::date AS last FROM payment"))[0]
     assert span["first"] < today() - timedelta(days=365) and span["last"] >= today() - timedelta(days=2)
     methods = {r["method"] for r in await Payment.raw("SELECT DISTINCT method FROM payment WHERE status = 'completed'")}
@@ -85,3 +89,46 @@ async def test_the_demo_gym_has_a_catalogue_to_sell_from(db):
         "Day pass": "500.00", "PT session": "1500.00", "PT pack of 10": "12000.00", "Locker (per month)": "1000.00",
         "Joining fee": "2000.00", "Water": "100.00", "Protein shake": "350.00"}
     assert items["PT pack of 10"][1:] == ("pack", 10)
+
+
+async def test_the_demo_gym_has_desk_sales_made_by_the_apps_rule(db):
+    """demo.sales: walk-ins and members buy at the desk over the last 18 months, each sale made by
+    portal.sales.sales.sell at its own moment: dated in the past, never ahead of now, numbered in
+    its own year, with no message sent for it; packs of 10 used a session at a time since; the
+    books agree and every invoice's paid is its allocations."""
+    from portal.lib.clock import now
+    from tables.messages import Message
+    from tables.sales import Sale, SessionPack, SessionUse
+
+    await _load(200)
+    sales = await Sale.raw(
+        "SELECT s.id, s.invoice, s.member, s.method, s.created_at, (s.created_at AT TIME ZONE 'Africa/Nairobi')::date AS day, "
+        "i.issue_date, i.due_date, i.number, i.status, i.created_at AS invoice_at, p.created_at AS paid_at, "
+        "p.receipt_number FROM sale s JOIN invoice i ON i.id = s.invoice LEFT JOIN payment p ON p.id = s.payment "
+        "ORDER BY s.id")
+    assert 50 <= len(sales) <= 70, len(sales)  # 0.3 of a sale a member
+    t = today()
+    assert min(s["day"] for s in sales) < t - timedelta(days=180)  # a past, not one day
+    assert sum(1 for s in sales if s["day"] >= t - timedelta(days=60)) >= len(sales) // 2  # mostly lately
+    assert all(t - timedelta(days=541) <= s["day"] <= t and s["created_at"] <= now() for s in sales)
+    for s in sales:  # the app's own dates, at the sale's moment
+        assert s["issue_date"] == s["due_date"] == s["day"] and s["invoice_at"] == s["created_at"], s
+        assert s["number"].startswith(f"INV-{s['day'].year}-"), s
+        if s["receipt_number"]:
+            assert s["receipt_number"].startswith(f"RCP-{s['day'].year}-") and s["paid_at"] <= s["created_at"], s
+    walk_ins = [s for s in sales if s["member"] is None]
+    assert walk_ins and all(s["method"] in ("cash", "bank") and s["status"] == "paid" for s in walk_ins)
+    members = [s for s in sales if s["member"] is not None]
+    assert {"cash", "bank"} <= {s["method"] for s in members}
+    on_account = [s for s in members if s["method"] == "account"]
+    assert all(s["day"] >= t - timedelta(days=7) for s in on_account)  # none long overdue
+    assert await Message.count().where(Message.invoice.is_in([s["invoice"] for s in sales])) == 0  # nothing sent
+    packs = await SessionPack.select()
+    assert packs and all(0 <= p["used"] <= p["sessions"] == 10 for p in packs)
+    assert await SessionUse.count() == sum(p["used"] for p in packs) > 0
+    uses = await SessionUse.raw("SELECT min(u.at) AS first, max(u.at) AS last FROM session_use u")
+    assert uses[0]["last"] <= now()
+    assert await books_disagreements() == []
+    assert await Invoice.raw(
+        "SELECT i.id FROM invoice i LEFT JOIN allocation a ON a.invoice = i.id GROUP BY i.id "
+        "HAVING i.paid <> coalesce(sum(a.amount), 0) AND i.status <> 'void'") == []

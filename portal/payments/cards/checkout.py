@@ -24,6 +24,7 @@ from portal.gateways.flutterwave import FlutterwaveClient, check_verified
 from portal.lib import db
 from portal.lib.clock import now
 from portal.lib.errors import RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import Money
 from portal.payments import state
 from portal.payments.limits import check_limit
@@ -45,14 +46,14 @@ async def start_card_checkout(*, member_id: int, amount: Money, idempotency_key:
                               location_id: int | None = None, client=None) -> tuple[Recorded, str | None]:
     """Record the payment, then ask Flutterwave for a hosted checkout link (the browser goes there)."""
     if amount.amount <= 0:
-        raise RuleBroken("The amount must be more than zero")
+        raise RuleBroken(S_("The amount must be more than zero"))
     check_limit("card", amount)
     async with db.transaction():
         await lock_member(member_id)
         if invoice_id is not None:  # as the other rails: only this member's open invoice
             inv = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
             if not inv or inv["member"] != member_id or inv["status"] not in OPEN_INVOICE:
-                raise RuleBroken("That invoice is not open", field="invoice")
+                raise RuleBroken(S_("That invoice is not open"), field="invoice")
         payment_id, created = await state.open_payment(
             {"member": member_id, "invoice": invoice_id, "method": "card", "amount": amount.amount,
              "currency": amount.currency, "idempotency_key": idempotency_key, "staff": staff_id,
@@ -75,7 +76,7 @@ async def start_card_checkout(*, member_id: int, amount: Money, idempotency_key:
     except Exception as e:
         async with db.transaction():
             await state.transition(payment_id, state.FAILED, reason=f"Card checkout could not start: {e}"[:300])
-        raise RuleBroken("The card payment page could not be opened; try again in a moment") from e
+        raise RuleBroken(S_("The card payment page could not be opened; try again in a moment")) from e
     finally:
         if own:
             await client.aclose()
@@ -223,7 +224,7 @@ async def cancel_card_payment(payment_id: int, staff_id: int) -> None:
     async with db.transaction():
         current = await state.lock(payment_id)
         if current is None or current["method"] != "card":
-            raise RuleBroken("Not a card payment")
+            raise RuleBroken(S_("Not a card payment"))
         if current["status"] not in (state.PENDING, state.PROCESSING):
             raise RuleBroken(f"This payment is already {current['status']}")
         await state.transition(payment_id, state.CANCELLED, staff_id=staff_id, reason="Cancelled by staff")

@@ -24,6 +24,7 @@ from portal.gateways.http import GatewayError
 from portal.lib import db, queue
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import Money
 from portal.payments import state
 from portal.payments.service import refund_payment, refundable_problem
@@ -53,9 +54,9 @@ async def request_card_refund(payment_id: int, amount: Money, reason: str, staff
         if payment is None or payment["method"] != "card":
             raise NotFound("card payment")
         if payment["status"] not in (state.COMPLETED, state.PARTIALLY_REFUNDED):
-            raise RuleBroken("Only a completed card payment can be refunded")
+            raise RuleBroken(S_("Only a completed card payment can be refunded"))
         if not (payment["gateway_ref"] or "").isdigit():
-            raise RuleBroken("This payment has no Flutterwave transaction id; refund it from the Flutterwave dashboard")
+            raise RuleBroken(S_("This payment has no Flutterwave transaction id; refund it from the Flutterwave dashboard"))
         refundable = Money(payment["amount"] - payment["refunded"] - await pending_refunds(payment_id),
                            payment["currency"])
         if problem := refundable_problem(amount, refundable):

@@ -35,6 +35,7 @@ from portal.gateways.daraja import DarajaClient
 from portal.lib import db
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import CENT, LARGEST
 from portal.lib.phones import PhoneError, is_stored_form, normalise_phone
 from portal.payments import state
@@ -448,7 +449,7 @@ async def match_unmatched(callback_id: int, member_id: int, staff_id: int, invoi
             payment = await Payment.select().where(Payment.id == row["payment"]).first()
             return Recorded(payment, False)
         if row["outcome"] != "unmatched":
-            raise RuleBroken("This M-Pesa payment is not waiting to be matched")
+            raise RuleBroken(S_("This M-Pesa payment is not waiting to be matched"))
         try:
             c2b = money_of(row["kind"], row["body"])
         except ValueError as e:
@@ -459,7 +460,7 @@ async def match_unmatched(callback_id: int, member_id: int, staff_id: int, invoi
             rows = await GatewayCallback.raw("SELECT status FROM invoice WHERE id = {} AND member = {}", invoice_id,
                                              member_id)
             if not rows or rows[0]["status"] not in OPEN_INVOICE:
-                raise RuleBroken("That invoice is not open")
+                raise RuleBroken(S_("That invoice is not open"))
         name = await _staff_name(staff_id)
         done, why = await _already_recorded(c2b)
         if done:

@@ -25,6 +25,7 @@ from portal.gateways.http import GatewayError
 from portal.lib import db, queue
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import Money
 from portal.payments import state
 from portal.payments.service import refund_payment
@@ -77,9 +78,9 @@ async def request_reversal(payment_id: int, reason: str, staff_id: int) -> dict:
         if existing:
             return existing
         if payment["status"] != state.COMPLETED or payment["refunded"] > 0:
-            raise RuleBroken("Only a completed, unrefunded M-Pesa payment can be reversed")
+            raise RuleBroken(S_("Only a completed, unrefunded M-Pesa payment can be reversed"))
         if not payment["reference"]:
-            raise RuleBroken("This payment has no M-Pesa code to reverse; refund it by hand")
+            raise RuleBroken(S_("This payment has no M-Pesa code to reverse; refund it by hand"))
         row = (await GatewayRequest.insert(GatewayRequest(
             gateway="daraja", kind="reversal", payment=payment_id, amount=str(payment["amount"]), reason=reason,
             staff=staff_id)).returning(*GatewayRequest.all_columns()))[0]

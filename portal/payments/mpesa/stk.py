@@ -30,6 +30,7 @@ from portal.gateways.http import GatewayError
 from portal.lib import db, queue
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
+from portal.lib.i18n import S_
 from portal.lib.money import CENT, LARGEST, Money
 from portal.lib.phones import PhoneError, display_phone, safaricom_phone
 from portal.payments import state
@@ -117,7 +118,7 @@ async def start_stk_push(*, member_id: int, phone: str, amount: Money, idempoten
     The amount is checked before the phone: the desk form has always shown an amount problem alone.
     A large amount waits for confirmed=True (NeedsConfirmation until then)."""
     if amount.amount < 1 or not amount.is_whole:
-        raise RuleBroken("M-Pesa takes whole shillings (at least 1)", field="amount")
+        raise RuleBroken(S_("M-Pesa takes whole shillings (at least 1)"), field="amount")
     check_limit("mpesa", amount)  # Safaricom's cap: a prompt above it can only fail
     try:
         msisdn = safaricom_phone(phone)  # the rule Daraja's client applies again before sending
@@ -130,7 +131,7 @@ async def start_stk_push(*, member_id: int, phone: str, amount: Money, idempoten
         if invoice_id is not None:
             inv = await Invoice.select(Invoice.member, Invoice.status).where(Invoice.id == invoice_id).first()
             if not inv or inv["member"] != member_id:
-                raise RuleBroken("That invoice is not open", field="invoice")
+                raise RuleBroken(S_("That invoice is not open"), field="invoice")
         payment_id, created = await state.open_payment(
             {"member": member_id, "invoice": invoice_id, "method": "mpesa", "amount": amount.amount,
              "currency": amount.currency, "idempotency_key": idempotency_key, "staff": staff_id,
@@ -140,7 +141,7 @@ async def start_stk_push(*, member_id: int, phone: str, amount: Money, idempoten
         # After the key (raising rolls the new payment back): the form sent again once its
         # prompt paid the invoice gets that payment back, not "not open".
         if created and invoice_id is not None and inv["status"] not in OPEN_INVOICE:
-            raise RuleBroken("That invoice is not open", field="invoice")
+            raise RuleBroken(S_("That invoice is not open"), field="invoice")
     return Recorded(await Payment.select().where(Payment.id == payment_id).first(), created)
 
 
@@ -454,7 +455,7 @@ async def retry_stk_push(payment_id: int, staff_id: int | None) -> Recorded:
     if not payment or payment["method"] != "mpesa":
         raise NotFound("payment")
     if payment["status"] not in (state.FAILED, state.CANCELLED, state.EXPIRED):
-        raise RuleBroken("Only a failed, cancelled or expired request can be retried")
+        raise RuleBroken(S_("Only a failed, cancelled or expired request can be retried"))
     return await start_stk_push(member_id=payment["member"], phone=payment["phone"],
                                 amount=Money(payment["amount"], payment["currency"]), idempotency_key=retry_key(payment_id),
                                 invoice_id=payment["invoice"], staff_id=staff_id, location_id=payment["location"],
