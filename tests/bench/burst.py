@@ -83,7 +83,7 @@ async def prompts(count: int, tag: int) -> list[tuple[int, str, bytes]]:
     out = []
     for i, m in enumerate(members):
         checkout = f"ws_CO_BENCH{tag}_{i:05d}"
-        phone = f"2547{(tag * 1000 + i) % 100_000_000:08d}"
+        phone = f"25471{(tag * 1000 + i) % 10_000_000:07d}"  # 0710…: Safaricom
         recorded = await stk.start_stk_push(member_id=m["id"], phone=phone, amount=Money(1000),
                                             idempotency_key=f"bench-{tag}-{i}")
         pid = recorded.payment["id"]
@@ -141,7 +141,8 @@ async def exactly_once(payment_ids: list[int], checkouts_count: int) -> None:
     rows = await Payment.raw("""
         SELECT count(*) AS n,
                count(*) FILTER (WHERE p.status = 'completed') AS completed,
-               sum((SELECT count(*) FROM payment_event e WHERE e.payment = p.id AND e.new_status = 'completed')) AS events,
+               sum((SELECT count(*) FROM payment_event e WHERE e.payment = p.id AND e.old_status = 'processing'
+                                                       AND e.new_status = 'completed')) AS events,
                sum((SELECT count(*) FROM gateway_callback c WHERE c.payment = p.id AND c.outcome = 'applied')) AS applied,
                sum((SELECT count(*) FROM ledger_entry le JOIN ledger_leg l ON l.entry = le.id
                     WHERE le.payment = p.id AND l.account = 'mpesa' AND l.amount > 0)) AS credits,
