@@ -38,6 +38,7 @@ class Burst:
     answer_ms: list[float]
     applied_seconds: float
     queries_per_callback: str = ""
+    resent: int = 0  # sent again after the connection was closed under it
 
     @property
     def absorbed_per_second(self) -> float:
@@ -101,6 +102,7 @@ async def burst(base: str, hook: str, size: str, count: int) -> tuple[Burst, lis
     tag = int(time.time()) % 1_000_000
     flight = await prompts(count, tag)
     answers: list[float] = []
+    resent = 0
     limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
     gate = asyncio.Semaphore(CONNECTIONS)
 
@@ -109,9 +111,17 @@ async def burst(base: str, hook: str, size: str, count: int) -> tuple[Burst, lis
         await asyncio.gather(*[http.get("/healthz") for _ in range(CONNECTIONS)])
 
         async def post(body: bytes) -> None:
+            nonlocal resent
             async with gate:
                 started = time.perf_counter()
-                r = await http.post(hook, content=body, headers={"content-type": "application/json"})
+                try:
+                    r = await http.post(hook, content=body, headers={"content-type": "application/json"})
+                except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+                    # The server closed a kept-alive connection as this was sent (uvicorn's idle
+                    # time-out on a starved machine): Daraja sends again, and so do we (a repeat
+                    # is the same callback: still applied once).
+                    resent += 1
+                    r = await http.post(hook, content=body, headers={"content-type": "application/json"})
                 answers.append((time.perf_counter() - started) * 1000)
                 assert r.status_code == 200 and r.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}, r.text
 
@@ -130,7 +140,8 @@ async def burst(base: str, hook: str, size: str, count: int) -> tuple[Burst, lis
             break
         await asyncio.sleep(0.2)
     assert rows[0]["done"] == count, f"{rows[0]['done']} of {count} callbacks acted on within 300 s"
-    return Burst(size, count, CONNECTIONS, seconds, answers, float(rows[0]["span"] or 0)), [p for p, _, _ in flight]
+    return (Burst(size, count, CONNECTIONS, seconds, answers, float(rows[0]["span"] or 0), resent=resent),
+            [p for p, _, _ in flight])
 
 
 async def exactly_once(payment_ids: list[int], checkouts_count: int) -> None:

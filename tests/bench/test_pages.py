@@ -232,10 +232,10 @@ def _report(results: list[pages.PageResult], bursts: list[burst.Burst], loads: l
     lines += ["", f"Callback burst: distinct M-Pesa STK success callbacks over {burst.CONNECTIONS} connections, "
               "each checked applied once after (one completion, one M-Pesa credit, its ledger entries summing to "
               "zero; all legs summing to zero). Queries per callback: a few more, each answered in process.", "",
-              "| size | callbacks | absorbed/s | answer p50 ms | answer p95 ms | applied/s | queries per callback |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              "| size | callbacks | absorbed/s | answer p50 ms | answer p95 ms | applied/s | queries per callback | resent |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for b in bursts:
         lines.append(f"| {b.size} | {b.callbacks} | {b.absorbed_per_second:.0f} | {statistics.median(b.answer_ms):.1f} | "
-                     f"{pages.p95(b.answer_ms):.1f} | {b.applied_per_second:.0f} | {b.queries_per_callback} |")
+                     f"{pages.p95(b.answer_ms):.1f} | {b.applied_per_second:.0f} | {b.queries_per_callback} | {b.resent} |")
     lines += ["", slowest_sql or "(no page timed at the largest size: no EXPLAIN)"]
     return "\n".join(lines) + "\n"
