@@ -2,7 +2,7 @@
 statement triggers on `payment` in the same transaction as the money, and filled from the
 payments there are. The analytics' money series and outcomes and the payments list's totals read
 them, so they cost in proportion to the hours asked for, not to the payments in them or in all
-history (portal/payments/figures.py)."""
+history (portal/payments/figures.py). And the refund entries by time, for the series' refunds."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
@@ -72,8 +72,12 @@ FORWARDS = [
     "CREATE TRIGGER payment_figures_deleted AFTER DELETE ON payment REFERENCING OLD TABLE AS old_rows "
     "FOR EACH STATEMENT EXECUTE FUNCTION payment_figures_deleted()",
     "ANALYZE payment_figure",
+    # The series' refunds, found among a period's refund entries only (not every entry of the
+    # period: at 500,000 payments 119 refunds in 30 days sat among 24,000 other entries).
+    "CREATE INDEX IF NOT EXISTS ledger_entry_refund_at ON ledger_entry (at) WHERE kind = 'refund'",
 ]
 BACKWARDS = [
+    "DROP INDEX IF EXISTS ledger_entry_refund_at",
     "DROP TRIGGER IF EXISTS payment_figures_inserted ON payment",
     "DROP TRIGGER IF EXISTS payment_figures_updated ON payment",
     "DROP TRIGGER IF EXISTS payment_figures_deleted ON payment",
