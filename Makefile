@@ -46,7 +46,7 @@ browser:
 	  echo "The browser tests need Debian's chromium: run 'sudo apt-get install chromium' (or make test-fast to skip them)."; exit 1; \
 	fi
 
-## Benchmarks at real size (on demand, not part of the suite).
+## Benchmarks at real size, end to end over HTTP (on demand, not part of the suite): tests/bench/test_pages.py.
 ## A first load of the large set can outlast the suite's 300 s hang watchdog on a busy machine.
 bench: $(STAMP)
 	TEST_HANG_SECONDS=$${TEST_HANG_SECONDS:-3600} $(BIN)/python -m pytest tests/bench -m bench -s

@@ -98,7 +98,8 @@ async def trial_balance() -> dict[str, Decimal]:
 async def books_disagreements() -> list[str]:
     """What is wrong with the books, in words (empty when they agree): the ledger balances, every
     invoice's paid amount is what was allocated to it, and every payment was credited exactly once
-    and refunded at most what its refund entries took out. The suite checks it after every money
+    and refunded at most what its refund entries took out, and the payment figures the reports read
+are their payments' sums. The suite checks it after every money
     story, and `portal restore` after a restore."""
     problems = []
     totals = await trial_balance()
@@ -122,4 +123,9 @@ async def books_disagreements() -> list[str]:
         "GROUP BY p.id HAVING p.refunded <> -coalesce(sum(l.amount), 0)")
     if refunded:
         problems.append(f"payments whose refunded amount is not their refund entries: {refunded}")
+    from portal.payments import figures  # the figures the reports read must be their payments' sums
+
+    off_figures = await figures.disagreements()
+    if off_figures:
+        problems.append(f"payment figures that are not their payments' sums: {off_figures}")
     return problems

@@ -13,6 +13,7 @@ from piccolo.engine import engine_finder
 from portal.lib import paging
 from portal.lib.forms import parse_date
 from portal.lib.i18n import S_
+from portal.payments import figures
 from portal.settings import get_settings
 from tables.billing import Payment
 
@@ -112,9 +113,28 @@ class PaymentPage(paging.Page):
     net: Decimal
 
 
+def _bounds(f: PaymentFilters) -> tuple[datetime | None, datetime | None]:
+    """The created-at range the date filters stand for (where_clause's own)."""
+    tz = get_settings().tz
+    since = datetime.combine(f.date_from, time.min, tz) if f.date_from else None
+    until = datetime.combine(f.date_to + timedelta(days=1), time.min, tz) if f.date_to else None
+    return since, until
+
+
+async def _totals(f: PaymentFilters, where: str, args: list) -> dict:
+    """The list's totals: from the payment figures (portal/payments/figures.py) when the filters
+    are ones they carry, so 50 rows of 500,000 do not cost a pass over the 500,000; a member's or
+    a search's from the payments themselves (an index finds those few)."""
+    since, until = _bounds(f)
+    if not f.q and not f.member and figures.whole_hours(get_settings().tz, *(b for b in (since, until) if b)):
+        return await figures.payment_totals(status=f.status, method=f.method, staff=f.staff, location=f.location,
+                                            since=since, until=until)
+    return (await Payment.raw(TOTALS.format(where=where), *args))[0]
+
+
 async def payment_page(f: PaymentFilters) -> PaymentPage:
     where, args = where_clause(f)
-    totals = (await Payment.raw(TOTALS.format(where=where), *args))[0]
+    totals = await _totals(f, where, args)
     page = PaymentPage(page=f.page, size=PAGE_SIZE, count=totals["n"], amount=totals["amount"],
                        refunded=totals["refunded"], net=totals["net"])
     page.rows = await Payment.raw(SELECT_ROWS.format(where=where) + f" LIMIT {page.size} OFFSET {page.offset}", *args)

@@ -26,6 +26,7 @@ from decimal import Decimal
 from portal.lib.clock import today
 from portal.lib.forms import parse_date
 from portal.lib.i18n import S_
+from portal.payments import figures
 from portal.settings import get_settings
 from tables.billing import Payment
 from tables.statuses import OPEN_INVOICE_SQL
@@ -134,18 +135,24 @@ def _next_bucket(d: date, grain: str) -> date:
 # --- the queries ------------------------------------------------------------------------------
 # {tz} and {grain} are ours (a validated zone name and one of GRAINS); the rest are parameters.
 
-SERIES_SQL = """
+RECEIVED_FROM_PAYMENTS_SQL = """
 SELECT date_trunc('{grain}', (p.completed_at AT TIME ZONE '{tz}'))::date AS bucket, p.method AS series,
        sum(p.amount) AS amount, count(*) AS n
 FROM payment p
 WHERE p.completed_at >= {{}} AND p.completed_at < {{}}
 GROUP BY 1, 2
-UNION ALL
+"""
+
+REFUNDS_SQL = """
 SELECT date_trunc('{grain}', (e.at AT TIME ZONE '{tz}'))::date, 'refunds', -sum(l.amount), count(DISTINCT e.id)
 FROM ledger_entry e JOIN ledger_leg l ON l.entry = e.id
 WHERE e.kind = 'refund' AND l.account IN {accounts} AND e.at >= {{}} AND e.at < {{}}
 GROUP BY 1
 """
+SERIES_SQL = RECEIVED_FROM_PAYMENTS_SQL + "UNION ALL" + REFUNDS_SQL
+# The same from the hourly payment figures (portal/payments/figures.py): as many rows as the
+# period has hours, however many payments they hold.
+SERIES_FROM_FIGURES_SQL = figures.RECEIVED_SQL + "UNION ALL" + REFUNDS_SQL
 
 STATUS_SQL = """
 SELECT p.method, p.status, count(*) AS n, sum(p.amount) AS amount
@@ -263,11 +270,16 @@ async def report(period: Period, on: date | None = None) -> dict:
     since, until = period.bounds()
     raw = Payment.raw
 
+    # The money received and the payments' outcomes from the hourly figures where the zone allows
+    # (every local midnight of the period on a UTC hour): the same numbers, for a fixed cost a day.
+    hourly = figures.whole_hour_days(settings.tz, period.start, period.end)
+    series_sql, status_sql = (SERIES_FROM_FIGURES_SQL, figures.STARTED_SQL) if hourly else (SERIES_SQL, STATUS_SQL)
+
     # Seven independent aggregates, run side by side on their own connections: the page waits for
     # the slowest, not for the sum.
     (series_rows, status_rows, collection_rows, days_rows, aging_rows, member_rows, top) = await asyncio.gather(
-        raw(SERIES_SQL.format(grain=period.grain, tz=tz, accounts=MONEY_ACCOUNTS), since, until, since, until),
-        raw(STATUS_SQL, since, until),
+        raw(series_sql.format(grain=period.grain, tz=tz, accounts=MONEY_ACCOUNTS), since, until, since, until),
+        raw(status_sql, since, until),
         raw(COLLECTION_SQL, period.start, period.end),
         raw(DAYS_TO_PAY_SQL.format(tz=tz), since, until, until),
         raw(AGING_SQL, on or today()),

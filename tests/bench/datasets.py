@@ -1,4 +1,5 @@
-"""The benchmark's data sets: one database per size on the test server, named `..._bench`, loaded
+"""The benchmark's data sets: one database per size on the test server, named after the session's
+own database (`<DATABASE_URL's name>_2k_50k_bench`: sessions sharing a server keep theirs apart), loaded
 by the real command (`portal demo-data --members N --payments N`, timed) and kept for later runs
 on the same day. The data is laid out relative to the day it was loaded (what is due, today's
 close), so a set from an earlier day is loaded again; BENCH_RELOAD=1 always loads afresh."""
@@ -6,6 +7,7 @@ close), so a set from an earlier day is loaded again; BENCH_RELOAD=1 always load
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -34,6 +36,12 @@ def _short(n: int) -> str:
     return f"{n // 1000}k" if n % 1000 == 0 and n >= 1000 else str(n)
 
 
+def _base_name() -> str:
+    """The name DATABASE_URL gave before the test set-up made it `<name>_<pid>_test`."""
+    name = urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/") or "portal"
+    return re.sub(r"_\d+_test$", "", name)
+
+
 def _database_url(name: str) -> str:
     """The session's test database URL with another database name (same server, same socket)."""
     parts = urlsplit(os.environ["DATABASE_URL"])
@@ -50,7 +58,7 @@ def prepare(members: int, payments: int) -> DataSet:
 
     from portal.lib.clock import today
 
-    name = f"portal_{_short(members)}_{_short(payments)}_bench".lower()
+    name = f"{_base_name()}_{_short(members)}_{_short(payments)}_bench".lower()
     url = _database_url(name)
     marker = f"bulk demo data: {members} members, {payments} payments, seed {SEED}, loaded {today().isoformat()}"
     maintenance = os.environ["PORTAL_TEST_MAINTENANCE_URL"]

@@ -1,7 +1,8 @@
-"""Timing pages: the app in-process against a bench database, as a logged-in manager. Server time
-is the app's own Server-Timing header (request in, response out, templates included), queries
-its X-Query-Count; a hook on the Piccolo engine times each query too, so the slowest can be
-EXPLAINed with the arguments it ran with."""
+"""Timing pages against a bench database, as a logged-in manager: over real HTTP to `portal run`
+(tests/bench/server.py: wall time per request as the client sees it, one keep-alive connection),
+or in-process (the app's own Server-Timing header). Queries are the response's X-Query-Count; in
+process, a hook on the Piccolo engine times each query too, so the slowest can be EXPLAINed with
+the arguments it ran with."""
 
 from __future__ import annotations
 
@@ -30,18 +31,26 @@ class PageResult:
     path: str
     size: str
     status: str = "ok"  # ok | not built yet | error NNN
+    wall_ms: list[float] = field(default_factory=list)  # as the client saw it, request sent to body read
     server_ms: list[float] = field(default_factory=list)
     queries: list[int] = field(default_factory=list)
     logs: list[list[Query]] = field(default_factory=list)  # per request
 
     @property
+    def timings(self) -> list[float]:
+        return self.wall_ms or self.server_ms
+
+    @property
     def p50(self) -> float:
-        return statistics.median(self.server_ms)
+        return statistics.median(self.timings)
 
     @property
     def p95(self) -> float:
-        ordered = sorted(self.server_ms)
-        return ordered[max(0, -(-95 * len(ordered) // 100) - 1)]  # nearest rank
+        return p95(self.timings)
+
+    @property
+    def server_p50(self) -> float:
+        return statistics.median(self.server_ms)
 
     @property
     def query_count(self) -> str:
@@ -49,8 +58,8 @@ class PageResult:
         return str(low) if low == high else f"{low}–{high}"
 
     @property
-    def db_ms(self) -> float:
-        return statistics.median(sum(q.ms for q in log) for log in self.logs)
+    def db_ms(self) -> float | None:
+        return statistics.median(sum(q.ms for q in log) for log in self.logs) if self.logs else None
 
     def slowest_query(self) -> Query:
         """The query (by its place in the request) with the highest median time; its median run."""
@@ -60,6 +69,11 @@ class PageResult:
                 by_place.setdefault(i, []).append(q)
         runs = max(by_place.values(), key=lambda qs: statistics.median(q.ms for q in qs))
         return sorted(runs, key=lambda q: q.ms)[len(runs) // 2]
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, -(-95 * len(ordered) // 100) - 1)]  # nearest rank
 
 
 class QueryLog:
@@ -106,12 +120,23 @@ async def engine_on(url: str):
         engine.config.update(saved)
 
 
-async def measure(client: PortalClient, log: QueryLog, name: str, path: str, size: str, requests: int) -> PageResult:
+async def measure(client: PortalClient, log: QueryLog | None, name: str, path: str, size: str, requests: int,
+                  form: list[dict] | None = None) -> PageResult:
+    """GET `path` WARM_UP + `requests` times (or, with `form`, POST each form in turn by htmx, as
+    check-in is asked); log=None: over HTTP, wall time only (the server is another process)."""
     result = PageResult(name, path, size)
     for i in range(WARM_UP + requests):
-        log.active = []
-        response = await client.get(path)
-        queries, log.active = log.active, None
+        if log is not None:
+            log.active = []
+        started = time.perf_counter()
+        if form is not None:
+            response = await client.post(path, form[i % len(form)], htmx=True)
+        else:
+            response = await client.get(path)
+        wall = (time.perf_counter() - started) * 1000
+        queries = None
+        if log is not None:
+            queries, log.active = log.active, None
         if response.status_code == 404 and i == 0:
             result.status = "not built yet"
             return result
@@ -122,7 +147,10 @@ async def measure(client: PortalClient, log: QueryLog, name: str, path: str, siz
             continue
         result.server_ms.append(float(_APP_DURATION.search(response.headers["server-timing"]).group(1)))
         result.queries.append(int(response.headers["x-query-count"]))
-        result.logs.append(queries)
+        if queries is None:
+            result.wall_ms.append(wall)
+        else:
+            result.logs.append(queries)
     return result
 
 

@@ -11,11 +11,15 @@ CSRF_COOKIE = "portal_csrf"
 
 
 class PortalClient:
+    """In-process (ASGI) by default; with app=None, over real HTTP to `base_url` (one keep-alive
+    connection, as a browser tab holds it)."""
+
     def __init__(self, app, base_url: str = "http://testserver", client_ip: str = "127.0.0.1"):
-        self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=(client_ip, 50000)), base_url=base_url,
-            follow_redirects=False, headers={"accept": "text/html"},
-        )
+        transport = (httpx.ASGITransport(app=app, client=(client_ip, 50000)) if app is not None
+                     else httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)))
+        self.http = httpx.AsyncClient(transport=transport, base_url=base_url, follow_redirects=False,
+                                      headers={"accept": "text/html"},
+                                      timeout=httpx.Timeout(5.0) if app is not None else httpx.Timeout(60.0))
 
     async def __aenter__(self):
         return self
