@@ -28,6 +28,11 @@ NOTICES = {
     "plan_changed": ("ok", "Plan changed: the unused days were credited to this invoice."),
     "session_used": ("ok", "One session used."),
     "no_sessions": ("error", "No sessions left: sell a session or a pack first."),
+    "discount_given": ("ok", "Discount given: the invoice's total is now less by it."),
+    "discount_waiting": ("muted", "Discount sent for a manager's approval: the invoice is not final (reminders paused) until it is approved or rejected."),
+    "discount_approved": ("ok", "Discount approved and taken off its invoice."),
+    "discount_rejected": ("ok", "Discount rejected: the invoice stays as it was."),
+    "promo_created": ("ok", "Promo code saved."),
 }
 
 
