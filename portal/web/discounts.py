@@ -86,7 +86,7 @@ async def approve(request: Request, discount_id: FromPath[int]) -> Template | Re
     try:
         await discounts.approve(discount_id, request.scope["user"].staff_id)
     except RuleBroken as e:
-        return await _queue_page(422, {discount_id: str(e)})
+        return await _queue_page(422, {"page": str(e)})
     return Redirect("/discounts/approvals?notice=discount_approved", status_code=303)
 
 
@@ -95,7 +95,7 @@ async def reject(request: Request, discount_id: FromPath[int], data: FormData) -
     try:
         await discounts.reject(discount_id, request.scope["user"].staff_id, data.get("note") or "")
     except RuleBroken as e:
-        return await _queue_page(422, {discount_id: str(e)})
+        return await _queue_page(422, {"page": str(e)})
     return Redirect("/discounts/approvals?notice=discount_rejected", status_code=303)
 
 
