@@ -231,3 +231,30 @@ async def test_a_pending_discount_on_a_voided_invoice_is_rejected_with_it(db):
     with pytest.raises(RuleBroken, match="already rejected"):
         await discounts.approve(row["id"], boss)
     await assert_books_agree()
+
+
+async def test_the_invoice_and_receipt_say_the_discount_in_the_members_language(db):
+    """A Swahili-speaking member on Monthly 3,000 with 10 % off for a student (300.00): the
+    invoice's lines read "Punguzo la 10%: Student" -300, total 2,700; paying 2,700 in cash, the
+    receipt reads the plan's line "(baada ya punguzo la KES 300)". The same in English reads
+    "Discount of 10%: Student" and "(after a discount of KES 300)"."""
+    from portal.documents.context import invoice_context, receipt_context
+    from portal.documents.render import render_html
+    from tables.members import Member
+
+    await make_location()
+    desk, _boss = await _people()
+    member = await make_member()
+    await Member.update({Member.language: "sw"}).where(Member.id == member)
+    inv = await _plan_invoice(member, await make_plan("Monthly", "3000"))
+    await discounts.give(inv["id"], Ask("percent", D("10"), "Student"), staff_id=desk, role="front_desk")
+    html = render_html("invoice", await invoice_context(inv["id"]))
+    assert "Punguzo la 10%: Student" in html and "2,700" in html
+    payment = await pay(member, "2700", staff_id=desk)
+    pid = payment.payment["id"]
+    receipt = render_html("receipt", await receipt_context(pid))
+    assert "(baada ya punguzo la KES 300)" in receipt
+    await Member.update({Member.language: "en"}).where(Member.id == member)
+    assert "Discount of 10%: Student" in render_html("invoice", await invoice_context(inv["id"]))
+    assert "(after a discount of KES 300)" in render_html("receipt", await receipt_context(pid))
+    await assert_books_agree()

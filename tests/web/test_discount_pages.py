@@ -111,6 +111,13 @@ async def test_the_queue_approves_and_rejects_and_only_managers_see_it(alice, bo
     totals = [(await Invoice.select().where(Invoice.id == i["id"]).first())["total"] for i in (first, second)]
     assert totals == [D("2550.00"), D("3000.00")]
     assert 'data-testid="no-pending"' in (await bob.get("/discounts/approvals")).text
+    # Analytics (last 30 days): memberships 2 x net 2,586.21 = 5,172.42 before discounts; the
+    # discount given 450.00 = net 450/1.16 = 387.931.. -> 387.93 + VAT 62.07; after: 4,784.49.
+    page = (await bob.get("/analytics")).text
+    assert 'data-category="discounts"><td>Discounts given</td><td class="num">-KES 387.93</td><td class="num">-KES 450</td>' in page
+    assert "Discounts given: KES 450 (KES 387.93 net of VAT)" in page
+    assert '<th>Before discounts</th><td class="num">KES 5,172.42</td>' in page
+    assert '<th>After discounts</th><td class="num">KES 4,784.49</td>' in page
     await assert_books_agree()
 
 
@@ -166,3 +173,21 @@ async def test_the_discount_pages_query_counts_are_fixed(alice, bob, extra):
 
 
 INVOICE_PAGE_QUERIES = 14
+
+
+async def test_a_discount_is_a_money_edit_of_the_week(alice, bob):
+    """Monthly 3,000; the desk gives 10 % for a student (300.00, within its limit): the week's
+    money edits list it as a Discount of KES 300 by Alice, with the reason and the invoice."""
+    import re
+
+    await make_location()
+    inv = await _invoice()
+    r = await alice.post(f"/invoices/{inv['id']}/discounts", {"kind": "percent", "value": "10", "reason": "Student card"})
+    assert r.status_code == 303
+    page = await bob.get("/money-edits")
+    rows = re.findall(r'<tr data-testid="edit-row" data-kind="([\w.]+)">(.*?)</tr>', page.text, re.S)
+    text = {kind: re.sub(r"\s+", " ", re.sub(r"<.*?>", " ", cells)).strip() for kind, cells in rows}
+    assert list(text) == ["discount"]
+    assert "KES 300" in text["discount"] and "Student card" in text["discount"] and "Alice" in text["discount"]
+    assert inv["number"] in text["discount"]
+    assert re.search(r'data-testid="total-discount">KES 300<', page.text)
