@@ -198,7 +198,7 @@ async def _post(discount: dict, invoice: dict, lines: list[dict], approver_id: i
     description = (f"Discount {label}on {target['description']}: " if target else f"Discount {label}: ").replace(" :", ":")
     line_id = (await InvoiceLine.insert(InvoiceLine(
         invoice=invoice["id"], description=(description + discount["reason"])[:200], quantity=1,
-        unit_price=-amount.amount, vat_rate=target["vat_rate"] if target else Decimal(0), vat_inclusive=True,
+        unit_price=-amount.amount, vat_rate=_rate_of([target] if target else lines), vat_inclusive=True,
         net=-net.amount, vat=-vat.amount, total=-amount.amount,
     )).returning(InvoiceLine.id))[0]["id"]
     member = invoice["member"]
@@ -229,6 +229,13 @@ async def _post(discount: dict, invoice: dict, lines: list[dict], approver_id: i
         await invoices.apply_credit(member, staff_id=approver_id)
     await announce_holds([member])
     return {**discount, "status": "approved", "approved_by": approver_id, "entry": entry, "discount_line": line_id}
+
+
+def _rate_of(lines: list[dict]) -> Decimal:
+    """The VAT rate a discount's line shows: its lines' one rate (0 when they mix rates: its VAT is then
+    their shares' VAT, as vat_split made it)."""
+    rates = {Decimal(line["vat_rate"]) for line in lines}
+    return rates.pop() if len(rates) == 1 else Decimal(0)
 
 
 async def _unpause_when_settled(invoice_id: int) -> None:
