@@ -283,7 +283,7 @@ async def _reject(discount_id: int, manager_id: int, note: str) -> dict:
     await Discount.update({Discount.status: "rejected", Discount.approved_by: manager_id, Discount.decided_at: now(),
                            Discount.decision_note: note.strip()[:500]}).where(Discount.id == discount_id)
     await _unpause_when_settled(invoice["id"])
-    await audit.record("discount.rejected", "invoice", invoice["id"], staff_id=manager_id, reason=note.strip() or None,
+    await audit.record("discount.rejected", "invoice", invoice["id"], staff_id=manager_id, reason=note.strip(),
                        details={"discount": discount_id, "amount": str(row["amount"])})
     return {**row, "status": "rejected"}
 
