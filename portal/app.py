@@ -57,6 +57,7 @@ from portal.web import (
     unmatched,
     webhooks,
 )
+from portal.web import discounts as discount_pages
 from portal.web import payers as payer_pages
 from portal.web.middleware import PortalMiddleware, RequestLog, security_headers
 from portal.web.templating import configure_jinja, sent_by_htmx
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         *memberships.routes,
         *reconcile.routes,
         *payer_pages.routes,
+        *discount_pages.routes,
         *sales.routes,
     ])
     app = Litestar(

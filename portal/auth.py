@@ -127,6 +127,23 @@ async def login(settings: Settings, username: str, password: str, ip: str) -> st
     return session.token
 
 
+async def manager_approval(settings: Settings, username: str, password: str, ip: str) -> int | None:
+    """The staff id of the active manager or admin whose name and password were typed (a manager
+    approving at the front desk's screen), else None. The same throttle and failed-try record as a
+    login, so this form is no way round them; no session is made."""
+    username, ip = username.strip()[:100], ip[:64]
+    if (minutes := await _throttle_minutes(settings, username, ip)) is not None:
+        raise LoginThrottled(minutes)
+    user_id = await BaseUser.login(username=await _stored_username(username), password=password) \
+        if username and password else None
+    staff = None
+    if user_id is not None:
+        staff = await Staff.select(Staff.id).where(
+            (Staff.user == user_id) & (Staff.user.active == True) & Staff.role.is_in(["manager", "admin"])).first()  # noqa: E712
+    await LoginAttempt.insert(LoginAttempt(username=username, ip=ip, succeeded=staff is not None))
+    return staff["id"] if staff else None
+
+
 async def logout(token: str) -> None:
     await SessionsBase.remove_session(token=token)
 

@@ -221,6 +221,10 @@ class Settings:
     freeze_min_days: int = 7  # a membership freeze lasts at least this many days
     freeze_max_days: int = 90  # and at most this many
     freeze_notice_days: int = 0  # and starts at least this many days after it is asked for
+    # The front desk may give a discount up to this share of what it discounts, and (when not 0) up to
+    # this amount; above either a manager approves (portal/billing/discounts.py).
+    discount_desk_limit_percent: Decimal = Decimal("10")
+    discount_desk_limit_amount: int = 0
 
     @property
     def tz(self) -> ZoneInfo:
@@ -392,6 +396,8 @@ class Settings:
             freeze_min_days=env.int("FREEZE_MIN_DAYS", 7, 1, 365),
             freeze_max_days=env.int("FREEZE_MAX_DAYS", 90, 1, 365),
             freeze_notice_days=env.int("FREEZE_NOTICE_DAYS", 0, 0, 90),
+            discount_desk_limit_percent=env.decimal("DISCOUNT_DESK_LIMIT_PERCENT", "10", Decimal(0), Decimal(100)),
+            discount_desk_limit_amount=env.int("DISCOUNT_DESK_LIMIT_AMOUNT", 0, 0, 10**7),
         )
 
     def check_for_serving(self) -> None:

@@ -10,7 +10,7 @@ APP_CONFIG = AppConfig(
     table_classes=table_finder(
         modules=["tables.locations", "tables.staff", "tables.members", "tables.audit", "tables.billing", "tables.ledger", "tables.gateway",
                  "tables.gateway_tokens", "tables.rate_limits", "tables.closes", "tables.messages", "tables.api", "tables.visits", "tables.webhooks",
-                 "tables.freezes", "tables.reconcile", "tables.payers", "tables.sales", "tables.figures"],
+                 "tables.freezes", "tables.reconcile", "tables.payers", "tables.sales", "tables.figures", "tables.discounts"],
         exclude_imported=True,
     ),
     migration_dependencies=[

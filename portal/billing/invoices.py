@@ -25,6 +25,7 @@ from portal.messages import outbox
 from portal.payers import billto
 from portal.settings import get_settings
 from tables.billing import Allocation, CreditNote, Invoice, InvoiceLine
+from tables.discounts import Discount
 from tables.ledger import LedgerLeg
 from tables.members import Member, Membership
 from tables.statuses import OPEN_INVOICE
@@ -144,6 +145,21 @@ async def allocate(invoice: dict, amount: Money, *, payment_id: int | None, entr
     return updated
 
 
+async def change_totals(invoice: dict, *, total: Money, subtotal: Money, tax: Money, paid: Money,
+                        staff_id: int | None) -> dict:
+    """New totals for an invoice (a discount took something off), its status in step: an invoice
+    a discount leaves fully paid is paid, as if the last shilling had come in."""
+    status = _status_for(total.amount, paid.amount) if total.amount > 0 or paid.amount > 0 else "paid"
+    await Invoice.update({Invoice.total: total.amount, Invoice.subtotal: subtotal.amount, Invoice.tax_total: tax.amount,
+                          Invoice.paid: paid.amount, Invoice.status: status}).where(Invoice.id == invoice["id"])
+    updated = {**invoice, "total": total.amount, "subtotal": subtotal.amount, "tax_total": tax.amount,
+               "paid": paid.amount, "status": status}
+    if status == "paid" and invoice["status"] != "paid":
+        await webhooks.emit("invoice.paid", "invoice", invoice["id"], webhooks.invoice_data(updated))
+        await on_invoice_paid(updated, today(), staff_id)
+    return updated
+
+
 async def settle(member_id: int, amount: Money, *, payment_id: int | None, entry_id: int,
                  invoice_id: int | None = None, staff_id: int | None = None) -> tuple[list[tuple[dict, Money]], Money]:
     """Spread `amount` over open invoices: the one chosen first, then oldest due first.
@@ -203,7 +219,9 @@ async def void_invoice(invoice_id: int, reason: str, staff_id: int) -> dict:
     # Revenue goes back out of the accounts the invoice credited (a sale's lines may have used several).
     revenue = await LedgerLeg.raw(
         "SELECT l.account, -sum(l.amount) AS amount FROM ledger_leg l JOIN ledger_entry e ON e.id = l.entry "
-        "WHERE e.invoice = {} AND e.kind = 'invoice_issued' AND l.account <> 'receivable' AND l.account <> 'vat_payable' "
+        # Its approved discounts too: the discounts account is credited back as the revenue is debited.
+        "WHERE e.invoice = {} AND e.kind IN ('invoice_issued', 'discount') "
+        "AND l.account NOT IN ('receivable', 'vat_payable', 'member_credit') "
         "GROUP BY l.account ORDER BY l.account", invoice_id)
     revenue_legs = [debit(r["account"], Money(r["amount"], cur)) for r in revenue] or [debit("revenue", subtotal)]
     entry = await ledger.post("void", [
@@ -218,6 +236,10 @@ async def void_invoice(invoice_id: int, reason: str, staff_id: int) -> dict:
         await Allocation.insert(Allocation(invoice=invoice_id, payment=None, amount=-paid.amount, entry=entry))
     await Invoice.update({Invoice.status: "void", Invoice.paid: Decimal("0"), Invoice.void_reason: reason}).where(
         Invoice.id == invoice_id)
+    # A discount still waiting has nothing left to take off.
+    await Discount.update({Discount.status: "rejected", Discount.approved_by: staff_id, Discount.decided_at: now(),
+                           Discount.decision_note: "Invoice voided"}).where(
+        (Discount.invoice == invoice_id) & (Discount.status == "pending"))
     if invoice["kind"] == "new" and invoice["membership"]:
         await Membership.update({Membership.status: "cancelled"}).where(
             (Membership.id == invoice["membership"]) & (Membership.status == "unpaid"))

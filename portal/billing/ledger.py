@@ -23,6 +23,9 @@ ACCOUNTS = {"cash", "bank", "cheque", "mpesa", "card", "receivable", "member_cre
 REVENUE_ACCOUNTS = {"revenue": "Revenue (memberships and general)", "revenue_training": "Personal training revenue",
                     "revenue_retail": "Retail revenue (drinks, supplements)", "revenue_fees": "Fees revenue (joining, lockers, day passes)"}
 ACCOUNTS |= set(REVENUE_ACCOUNTS)
+# Contra-revenue: every discount given is debited here (portal/billing/discounts.py), so revenue
+# before discount is the revenue accounts alone and after discount is those less this one.
+ACCOUNTS.add("discounts")
 MONEY_ACCOUNTS = ("cash", "bank", "cheque", "mpesa", "card")
 
 

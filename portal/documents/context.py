@@ -14,6 +14,7 @@ from portal.lib import i18n
 from portal.lib.clock import now
 from portal.lib.errors import NotFound
 from portal.lib.formatting import payment_reference
+from portal.lib.money import Money
 from portal.payers import billto, payers
 from portal.payments import state
 from portal.payments.service import METHOD_LABELS
@@ -65,7 +66,10 @@ async def invoice_context(invoice_id: int, pay_link: str | None = None) -> dict:
     inv = await Invoice.select().where(Invoice.id == invoice_id).first()
     if not inv:
         raise NotFound("invoice")
-    lines = await InvoiceLine.select().where(InvoiceLine.invoice == invoice_id).order_by(InvoiceLine.id)
+    # A discount's line (portal/billing/discounts.py) carries what the PDF says of it in the member's language.
+    lines = await InvoiceLine.raw(
+        "SELECT l.*, d.kind AS discount_kind, d.value AS discount_value, d.reason AS discount_reason "
+        "FROM invoice_line l LEFT JOIN discount d ON d.discount_line = l.id WHERE l.invoice = {} ORDER BY l.id", invoice_id)
     member = await _member(inv["member"])
     period = ""
     if inv["membership"] and inv["kind"] == "new":
@@ -75,13 +79,17 @@ async def invoice_context(invoice_id: int, pay_link: str | None = None) -> dict:
     return {**base(), "invoice": {
         "number": inv["number"], "issue_date": inv["issue_date"], "due_date": inv["due_date"], "status": inv["status"],
         "currency": inv["currency"], "member": member,
-        "lines": [{k: line[k] for k in ("description", "quantity", "unit_price", "vat_rate", "vat_inclusive", "net", "vat", "total")}
+        "lines": [{k: line[k] for k in ("description", "quantity", "unit_price", "vat_rate", "vat_inclusive", "net", "vat", "total",
+                                        "discount_kind", "discount_value", "discount_reason")}
                   for line in lines],
         "subtotal": inv["subtotal"], "tax_total": inv["tax_total"], "total": inv["total"], "paid": inv["paid"],
         "balance": inv["total"] - inv["paid"] if inv["status"] != "void" else Decimal("0"),
         "pay_link": pay_link if inv["status"] in OPEN_INVOICE else None, "period": period,
         "bill_to": await billto.bill_to(invoice_id),  # a payer's name, address and PIN as at issue, or None
     }}
+
+
+AFTER_DISCOUNT = i18n.N_("(after a discount of %(amount)s)")
 
 
 async def receipt_context(payment_id: int) -> dict:
@@ -92,12 +100,19 @@ async def receipt_context(payment_id: int) -> dict:
     numbers = [s["number"] for s in facts.get("settled", [])]
     descriptions = {}
     payer = facts.get("payer")  # a payer's payment (portal/payers/payments.py): it names the payer
+    member = await _payer_party(payer["id"]) if payer else await _member(p["member"])
+    lang = member.get("language")
     if numbers:
         rows = await InvoiceLine.select(InvoiceLine.invoice.number, InvoiceLine.description, InvoiceLine.quantity,
+                                        InvoiceLine.total, InvoiceLine.invoice.currency,
                                         InvoiceLine.invoice.member.first_name, InvoiceLine.invoice.member.last_name).where(
             InvoiceLine.invoice.number.is_in(numbers)).order_by(InvoiceLine.id)
         by_invoice: dict[str, list[dict]] = {}
+        off: dict[str, Decimal] = {}
         for row in rows:
+            if row["total"] < 0:  # a discount's line: said once, in the member's language, after what was sold
+                off[row["invoice.number"]] = off.get(row["invoice.number"], Decimal(0)) - row["total"]
+                continue
             by_invoice.setdefault(row["invoice.number"], []).append(row)
         for number, lines in by_invoice.items():
             # A plan's one line reads as before; a desk sale's lines as "1 x Day pass, 2 x Water";
@@ -105,11 +120,13 @@ async def receipt_context(payment_id: int) -> dict:
             text = lines[0]["description"] if len(lines) == 1 and lines[0]["quantity"] == 1 else \
                 ", ".join(f"{line['quantity']} x {line['description']}" for line in lines)
             for_whom = f" ({lines[0]['invoice.member.first_name']} {lines[0]['invoice.member.last_name']})" if payer else ""
+            if number in off:
+                text += " " + i18n.gettext(lang, AFTER_DISCOUNT,
+                                           amount=Money(off[number], lines[0]["invoice.currency"]).format())
             descriptions[number] = text + for_whom
     # A desk sale (portal/sales/sales.py): who bought, when a walk-in, and the cash tendered and change.
     sale = await Sale.select(Sale.member, Sale.buyer_name, Sale.buyer_phone, Sale.tendered, Sale.change).where(
         Sale.payment == payment_id).first()
-    member = await _payer_party(payer["id"]) if payer else await _member(p["member"])
     if sale and sale["member"] is None:
         member = {"name": sale["buyer_name"] or "Walk-in customer", "number": "Walk-in", "phone": sale["buyer_phone"],
                   "email": "", "language": member.get("language", "en")}

@@ -198,3 +198,75 @@ def parse_date(text: str) -> date | None:
     except (ValueError, AttributeError):
         return None
     return value if MIN_DATE <= value <= MAX_DATE else None
+
+
+def discount_form(form: Form, currency: str) -> tuple[dict, dict]:
+    """A discount asked for on an invoice: a percentage or an amount with a reason, or a promo
+    code; and, for a discount above the desk's limit, the approving manager's name and password.
+    The password is never shown back."""
+    values = {k: _text(form, k) for k in ("kind", "value", "reason", "line", "promo_code", "manager_username")}
+    values["kind"] = values["kind"] or "percent"
+    errors: dict[str, str] = {}
+    clean: dict = {"kind": values["kind"], "reason": values["reason"], "promo_code": values["promo_code"].upper(),
+                   "manager_username": values["manager_username"], "manager_password": form.get("manager_password") or "",
+                   "queue": form.get("action") == "queue", "value": None, "line_id": None}
+    if values["kind"] not in ("percent", "amount"):
+        errors["kind"] = "Choose percent or amount"
+    if values["line"]:
+        clean["line_id"] = whole(values["line"])
+        if clean["line_id"] is None:
+            errors["line"] = "Choose a line of this invoice"
+    if not clean["promo_code"] or values["value"]:
+        try:
+            clean["value"] = Money.parse(values["value"], currency).amount
+        except MoneyParseError as e:
+            errors["value"] = ("Enter a percentage, e.g. 10" if values["kind"] == "percent" and not values["value"]
+                               else _sentence(str(e)))
+        if not clean["promo_code"] and not values["reason"]:
+            errors["reason"] = "Give a reason for the discount"
+    if clean["promo_code"] and not re.fullmatch(r"[A-Z0-9-]{3,30}", clean["promo_code"]):
+        errors["promo_code"] = "A code is 3 to 30 letters, digits or dashes"
+    if values["manager_username"] and not clean["manager_password"]:
+        errors["manager_password"] = "The manager types their password"
+    return {**values, "clean": clean}, errors
+
+
+def promo_form(form: Form, currency: str, plan_ids: set[int], item_ids: set[int]) -> tuple[dict, dict]:
+    """A promo code as a manager types it. Returns (values, errors); values["clean"] when good."""
+    values = {k: _text(form, k) for k in ("code", "kind", "value", "description", "valid_from", "valid_to",
+                                          "max_uses", "max_per_member")}
+    values["code"] = values["code"].upper()
+    # One checkbox per plan and item (plan_3, item_7): a form of repeated names is not a flat mapping.
+    picked_plans = sorted(p for p in plan_ids if form.get(f"plan_{p}"))
+    picked_items = sorted(i for i in item_ids if form.get(f"item_{i}"))
+    values["plans"], values["items"] = picked_plans, picked_items
+    errors: dict[str, str] = {}
+    clean: dict = {"code": values["code"], "kind": values["kind"], "description": values["description"][:300]}
+    if not re.fullmatch(r"[A-Z0-9-]{3,30}", values["code"]):
+        errors["code"] = "A code is 3 to 30 letters, digits or dashes"
+    if values["kind"] not in ("percent", "amount"):
+        errors["kind"] = "Choose percent or amount"
+    try:
+        value = Money.parse(values["value"], currency).amount
+        if value <= 0 or (values["kind"] == "percent" and value > 100):
+            errors["value"] = "A percentage is more than 0 and at most 100" if values["kind"] == "percent" \
+                else "A discount is more than nothing"
+        clean["value"] = value
+    except MoneyParseError as e:
+        errors["value"] = _sentence(str(e))
+    for name in ("valid_from", "valid_to"):
+        clean[name] = parse_date(values[name])
+        if clean[name] is None:
+            errors[name] = "Enter a date, e.g. 2026-12-31"
+    if clean.get("valid_from") and clean.get("valid_to") and clean["valid_to"] < clean["valid_from"]:
+        errors["valid_to"] = "The last day cannot be before the first"
+    for name in ("max_uses", "max_per_member"):
+        if not values[name]:
+            clean[name] = None
+            continue
+        clean[name] = whole(values[name], 1_000_000)
+        if not clean[name]:
+            errors[name] = "Leave empty for no limit, or a whole number from 1"
+    clean["plans"], clean["items"] = picked_plans, picked_items
+    return ({**values, "clean": clean} if not errors else values), errors
+

@@ -243,15 +243,20 @@ ORDER BY t.amount DESC, m.id
 
 # Revenue invoiced in the period by what was sold: each desk sale's line by its item's category
 # (tables/sales.py sale_line), plan invoices as memberships, anything else (custom invoices) as
-# other. Net of VAT, void invoices left out; read from the lines, which sum to the ledger's revenue.
+# other; the discounts given on those invoices (their negative lines, portal/billing/discounts.py)
+# as the row "discounts", so the categories are revenue before discount and the whole sum after.
+# Net of VAT, void invoices left out; read from the lines, which sum to the ledger's revenue less
+# its discounts account.
 REVENUE_BY_CATEGORY_SQL = """
-SELECT coalesce(sl.category, CASE WHEN i.plan IS NOT NULL THEN 'membership' ELSE 'other' END) AS category,
+SELECT CASE WHEN d.id IS NOT NULL THEN 'discounts'
+            ELSE coalesce(sl.category, CASE WHEN i.plan IS NOT NULL THEN 'membership' ELSE 'other' END) END AS category,
        sum(il.net) AS net, sum(il.vat) AS vat, sum(il.total) AS total, sum(il.quantity) AS quantity
 FROM invoice i
 JOIN invoice_line il ON il.invoice = i.id
 LEFT JOIN sale_line sl ON sl.invoice_line = il.id
+LEFT JOIN discount d ON d.discount_line = il.id
 WHERE i.status <> 'void' AND i.issue_date BETWEEN {} AND {}
-GROUP BY 1 ORDER BY net DESC, category
+GROUP BY 1 ORDER BY bool_or(d.id IS NOT NULL), net DESC, category
 """
 
 

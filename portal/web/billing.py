@@ -15,8 +15,9 @@ from litestar.response import Redirect, Stream, Template
 
 from portal.auth import manager_required, staff_required
 from portal.billing import paylinks
+from portal.billing.discounts import desk_limit_text
 from portal.billing.invoices import void_invoice
-from portal.billing.queries import invoice_lines_and_allocations
+from portal.billing.queries import invoice_discounts, invoice_lines_and_allocations
 from portal.documents import context as document_context
 from portal.documents import store as document_store
 from portal.documents.render import render_html
@@ -155,11 +156,12 @@ async def payment_refund(request: Request, payment_id: FromPath[int], data: Form
 
 @get("/invoices/{invoice_id:int}", guards=[staff_required])
 async def invoice_detail(invoice_id: FromPath[int]) -> Template:
-    return await _invoice_page(invoice_id)
+    return await invoice_page(invoice_id)
 
 
-async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | None = None,
-                        void_errors: dict | None = None) -> Template:
+async def invoice_page(invoice_id: int, status: int = 200, void_values: dict | None = None,
+                       void_errors: dict | None = None, discount_values: dict | None = None,
+                       discount_errors: dict | None = None) -> Template:
     rows = await Invoice.raw(
         "SELECT i.*, m.first_name || ' ' || m.last_name AS member_name, m.member_number, "
         # Who it is addressed to, when a payer (portal/payers): as at issue, in the same query.
@@ -175,11 +177,14 @@ async def _invoice_page(invoice_id: int, status: int = 200, void_values: dict | 
     token = link and paylinks.token_for(link)
     link_url = paylinks.url_for(token) if token else ""
     notes = await CreditNote.select().where(CreditNote.invoice == invoice_id)
+    discounts = await invoice_discounts(invoice_id)
     return Template("invoices/detail.html", status_code=status, context={
         "invoice": invoice, "lines": lines, "allocations": allocations, "credit_notes": notes,
         "document": {"kind": "invoice", "subject": subject, "label": "Invoice PDF",
                      "ready": await document_store.find("invoice", subject)},
         "void_values": void_values or {}, "void_errors": void_errors or {},
+        "discounts": discounts, "discount_values": discount_values or {"kind": "percent"},
+        "discount_errors": discount_errors or {}, "desk_limit": desk_limit_text(),
         "pay_link": link, "pay_link_url": link_url, "qr": qr_svg(link_url) if link_url else "",
     })
 
@@ -197,7 +202,7 @@ async def invoice_void(request: Request, invoice_id: FromPath[int], data: FormDa
             return Redirect(f"/invoices/{invoice_id}", status_code=303)
         except RuleBroken as e:
             errors["reason"] = str(e)
-    return await _invoice_page(invoice_id, 422, {"reason": reason}, errors)
+    return await invoice_page(invoice_id, 422, {"reason": reason}, errors)
 
 
 # --- documents --------------------------------------------------------------------------------

@@ -30,6 +30,11 @@ NOTICES = {
     "plan_changed": ("ok", S_("Plan changed: the unused days were credited to this invoice.")),
     "session_used": ("ok", S_("One session used.")),
     "no_sessions": ("error", S_("No sessions left: sell a session or a pack first.")),
+    "discount_given": ("ok", S_("Discount given: the invoice's total is now less by it.")),
+    "discount_waiting": ("muted", S_("Discount sent for a manager's approval: the invoice is not final (reminders paused) until it is approved or rejected.")),
+    "discount_approved": ("ok", S_("Discount approved and taken off its invoice.")),
+    "discount_rejected": ("ok", S_("Discount rejected: the invoice stays as it was.")),
+    "promo_created": ("ok", S_("Promo code saved.")),
 }
 
 
