@@ -67,6 +67,11 @@ API_PAGES = [
     ("API payments due", "/api/v1/dues"),
     ("API renewals due", "/api/v1/renewals"),
     ("API member's payments, most payments", "/api/v1/members/{busiest_member}/payments"),
+    ("API invoices", "/api/v1/invoices"),
+    ("API invoices, part paid", "/api/v1/invoices?status=partially_paid"),
+    ("API member's invoices, most payments", "/api/v1/invoices?member={busiest_member}"),
+    ("API member's memberships, most payments", "/api/v1/members/{busiest_member}/memberships"),
+    ("API plans", "/api/v1/plans"),
 ]
 SAMPLES = {
     "search": "SELECT left(lower(last_name), 3) AS v FROM member GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
