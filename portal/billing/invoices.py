@@ -15,6 +15,7 @@ from portal import audit, webhooks
 from portal.billing import ledger
 from portal.billing.ledger import credit, debit
 from portal.billing.numbering import next_number
+from portal.lib import db
 from portal.lib.clock import now, today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.i18n import S_
@@ -201,7 +202,14 @@ async def apply_credit(member_id: int, staff_id: int | None = None, invoice_id: 
 
 async def void_invoice(invoice_id: int, reason: str, staff_id: int) -> dict:
     """Void with a reason: the invoice's entry is reversed; whatever was paid on it becomes
-    credit (and is applied to other open invoices); a credit note records it."""
+    credit (and is applied to other open invoices); a credit note records it. In one transaction
+    (the caller's when there is one): the member lock and the "already void" check only hold
+    inside one, and without it two tabs voiding at once each reversed the invoice."""
+    async with db.transaction():
+        return await _void_invoice(invoice_id, reason, staff_id)
+
+
+async def _void_invoice(invoice_id: int, reason: str, staff_id: int) -> dict:
     reason = reason.strip()
     if not reason:
         raise RuleBroken(S_("Give a reason for voiding"))

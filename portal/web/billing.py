@@ -201,6 +201,9 @@ async def invoice_void(request: Request, invoice_id: FromPath[int], data: FormDa
             await request_document("credit_note", f"credit_note:{note['id']}")
             return Redirect(f"/invoices/{invoice_id}", status_code=303)
         except RuleBroken as e:
+            # Voided meanwhile (a double click, a second tab): the page shows it void, by whom and why.
+            if await Invoice.exists().where((Invoice.id == invoice_id) & (Invoice.status == "void")):
+                return Redirect(f"/invoices/{invoice_id}", status_code=303)
             errors["reason"] = str(e)
     return await invoice_page(invoice_id, 422, {"reason": reason}, errors)
 

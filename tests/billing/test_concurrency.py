@@ -58,3 +58,24 @@ async def test_concurrent_payments_for_one_member_never_overpay_an_invoice(db):
     assert (row["status"], row["paid"]) == ("paid", kes(3000).amount)
     assert await balances(member) == (kes(0).amount, kes(2000).amount)
     await assert_ledger_balanced()
+
+
+async def test_a_manager_voiding_an_invoice_twice_at_once_reverses_it_once(bob):
+    """Two tabs (or a double click) void the same part-paid invoice at once: 3,000 invoiced,
+    1,000 paid. One void goes through: revenue 2,586.21 + VAT 413.79 reversed once, the 1,000
+    becomes the member's credit once, one credit note; the others land on the invoice, shown void."""
+    from tables.billing import CreditNote
+    from tables.ledger import LedgerEntry
+    from tests.billing.helpers import assert_books_agree
+
+    member = await make_member()
+    inv = await invoice_for(member, 3000)
+    await pay(member, 1000)
+    answers = await asyncio.gather(*[
+        bob.post(f"/invoices/{inv['id']}/void", {"reason": "Enrolled on the wrong plan"}) for _ in range(6)])
+    assert {(r.status_code, r.headers.get("location")) for r in answers} == {(303, f"/invoices/{inv['id']}")}
+    assert await LedgerEntry.count().where(LedgerEntry.kind == "void") == 1
+    assert await CreditNote.count() == 1
+    owed, held = await balances(member)
+    assert (owed, held) == (kes(0).amount, kes(1000).amount)
+    await assert_books_agree()
