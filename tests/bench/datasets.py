@@ -50,7 +50,8 @@ def prepare(members: int, payments: int) -> DataSet:
 
     from portal.lib.clock import today
 
-    name = f"portal_{_short(members)}_{_short(payments)}_bench".lower()
+    # BENCH_DB_PREFIX: sessions sharing one server keep their data sets apart (default "portal").
+    name = f"{os.environ.get('BENCH_DB_PREFIX', 'portal')}_{_short(members)}_{_short(payments)}_bench".lower()
     url = _database_url(name)
     marker = f"bulk demo data: {members} members, {payments} payments, seed {SEED}, loaded {today().isoformat()}"
     maintenance = os.environ["PORTAL_TEST_MAINTENANCE_URL"]
