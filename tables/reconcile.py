@@ -103,3 +103,30 @@ class ReconcileDay(Table, tablename="reconcile_day"):
     staff = ForeignKey(references=Staff, on_delete=OnDelete.restrict)
     note = Text(default="")
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class BankFormat(Table, tablename="bank_format"):
+    """How one bank's CSV export is laid out (columns by their header text), saved once per bank."""
+    name = Varchar(length=80, unique=True)
+    date_column = Varchar(length=80)
+    date_format = Varchar(length=20)  # one of portal.reconcile.bank_csv.DATE_FORMATS
+    description_column = Varchar(length=80)
+    reference_column = Varchar(length=80, default="")
+    credit_column = Varchar(length=80, default="")  # credit and debit columns ...
+    debit_column = Varchar(length=80, default="")
+    amount_column = Varchar(length=80, default="")  # ... or one signed amount
+    saved_by = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
+    saved_at = Timestamptz(default=TimestamptzNow())
+
+
+class BankStatement(Table, tablename="bank_statement"):
+    file_hash = Varchar(length=71, unique=True)
+    format = ForeignKey(references=BankFormat, on_delete=OnDelete.restrict)
+    filename = Varchar(length=200, default="")
+    period_start = Date()
+    period_end = Date()
+    line_count = Integer()
+    credits = Numeric(digits=MONEY)
+    imported_by = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
+    imported_at = Timestamptz(default=TimestamptzNow())
+    summary = JSONB(default={})

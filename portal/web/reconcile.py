@@ -15,6 +15,11 @@ The reconciliation page (every channel, per day):
     GET  /reconcile/days/{YYYY-MM-DD}          the day's cells and every difference, one action each
     POST /reconcile/days/{day}/settle          key, action, reason[, member] -> once (portal.reconcile.actions)
     POST /reconcile/days/{day}/reconciled      note -> who and when (refused while a difference is open)
+
+Bank statements (portal.reconcile.bank):
+    GET  /reconcile/bank                       the banks' column mappings, the upload form, statements imported
+    POST /reconcile/bank/formats               save a bank's mapping (422 with each field's message)
+    POST /reconcile/bank/statements            bank + CSV -> imported, or 422 with the line and column
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from portal.gateways.http import GatewayError
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import whole
-from portal.reconcile import actions, days, pull, statements
+from portal.reconcile import actions, bank, days, pull, statements
+from portal.reconcile.bank_csv import DATE_FORMATS, Mapping
 from portal.reconcile.statement import MAX_BYTES, StatementError
 from portal.settings import get_settings
 
@@ -184,3 +190,64 @@ async def reconcile_mark_day(request: Request, day: FromPath[date], data: FormDa
 
 
 routes += [reconcile_month, reconcile_day, reconcile_settle, reconcile_mark_day]
+
+
+# --- bank statements ----------------------------------------------------------------------------
+
+MAPPING_FIELDS = ("name", "date_column", "date_format", "description_column", "reference_column", "credit_column",
+                  "debit_column", "amount_column")
+
+
+async def _bank_page(*, status: int = 200, errors: dict | None = None, values: dict | None = None,
+                     import_error: str = "", imported: str = "") -> Template:
+    return Template("reconcile/bank.html", status_code=status, context={
+        "formats": await bank.formats(), "statements": await bank.statements(), "errors": errors or {},
+        "values": values or {}, "date_formats": [(k, k) for k in DATE_FORMATS], "import_error": import_error,
+        "imported": imported, "max_mb": MAX_BYTES // (1024 * 1024)})
+
+
+@get("/reconcile/bank", guards=[manager_required])
+async def reconcile_bank(done: FromQuery[str] = "") -> Template:
+    return await _bank_page(imported=done[:300])
+
+
+@post("/reconcile/bank/formats", guards=[manager_required], status_code=200)
+async def reconcile_bank_format(request: Request, data: FormData) -> Template | Redirect:
+    values = {k: (data.get(k) or "").strip()[:80] for k in MAPPING_FIELDS}
+    mapping = Mapping(*(values[k] for k in MAPPING_FIELDS[1:]))
+    errors = mapping.problems()
+    if not values["name"]:
+        errors["name"] = "Name the bank (e.g. Equity Bank)"
+    if errors:
+        return await _bank_page(status=422, errors=errors, values=values)
+    await bank.save_format(values["name"], mapping, request.scope["user"].staff_id)
+    return Redirect(f"/reconcile/bank?{urlencode({'done': 'Saved the mapping of ' + values['name']})}", status_code=303)
+
+
+@post("/reconcile/bank/statements", guards=[manager_required], status_code=200,
+      request_max_body_size=MAX_BYTES + 64 * 1024)
+async def reconcile_bank_upload(request: Request) -> Template | Redirect:
+    form = await request.form()
+    upload, chosen = form.get("statement"), form.get("format")
+    format_id = whole(chosen, 2**31 - 1) if isinstance(chosen, str) else None
+    if format_id is None:
+        return await _bank_page(status=422, import_error="Choose the bank whose file this is")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return await _bank_page(status=422, import_error="Choose the statement file (CSV) to import")
+    data = await upload.read()
+    if not data:
+        return await _bank_page(status=422, import_error=f"{upload.filename} is empty")
+    try:
+        imported = await bank.import_bank_statement(data, format_id, filename=upload.filename,
+                                                    staff_id=request.scope["user"].staff_id, tz=get_settings().tz)
+    except StatementError as e:
+        return await _bank_page(status=422, import_error=f"{upload.filename} was not imported, nothing was changed. {e}")
+    except LookupError:
+        return await _bank_page(status=422, import_error="Choose the bank whose file this is")
+    found = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in imported.summary.items())
+    note = (f"Imported {upload.filename}: {found}" if imported.new
+            else f"{upload.filename} was imported before: nothing changed")
+    return Redirect(f"/reconcile/bank?{urlencode({'done': note})}", status_code=303)
+
+
+routes += [reconcile_bank, reconcile_bank_format, reconcile_bank_upload]

@@ -1,6 +1,7 @@
 """The reconciliation page (issue 16): what the gateways told us, line by line (gateway_line),
 how each difference was settled (reconcile_resolution, one per difference: a second click finds it),
-and the days a manager marked reconciled (reconcile_day, one per day). Statement lines imported
+and the days a manager marked reconciled (reconcile_day, one per day); bank statements: each bank's
+column mapping (bank_format) and each file imported once (bank_statement, by its SHA-256). Statement lines imported
 before this migration are copied into gateway_line, so earlier statements count on the page.
 """
 
@@ -10,7 +11,7 @@ from tables.raw_sql import runner
 
 ID = "2026-12-09T02:00:00:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "gateway_line, reconcile_resolution, reconcile_day: the reconciliation page"
+DESCRIPTION = "gateway_line, reconcile_resolution, reconcile_day, bank_format, bank_statement: the reconciliation page"
 
 FORWARDS = [
     """CREATE TABLE IF NOT EXISTS gateway_line (
@@ -49,6 +50,33 @@ FORWARDS = [
         note text NOT NULL DEFAULT '',
         created_at timestamptz NOT NULL DEFAULT now()
     )""",
+    """CREATE TABLE IF NOT EXISTS bank_format (
+        id serial PRIMARY KEY,
+        name varchar(80) NOT NULL UNIQUE,
+        date_column varchar(80) NOT NULL,
+        date_format varchar(20) NOT NULL,
+        description_column varchar(80) NOT NULL,
+        reference_column varchar(80) NOT NULL DEFAULT '',
+        credit_column varchar(80) NOT NULL DEFAULT '',
+        debit_column varchar(80) NOT NULL DEFAULT '',
+        amount_column varchar(80) NOT NULL DEFAULT '',
+        saved_by integer NULL REFERENCES staff (id) ON DELETE RESTRICT,
+        saved_at timestamptz NOT NULL DEFAULT now(),
+        CHECK ((amount_column <> '') <> (credit_column <> ''))
+    )""",
+    """CREATE TABLE IF NOT EXISTS bank_statement (
+        id serial PRIMARY KEY,
+        file_hash varchar(71) NOT NULL UNIQUE,
+        format integer NOT NULL REFERENCES bank_format (id) ON DELETE RESTRICT,
+        filename varchar(200) NOT NULL DEFAULT '',
+        period_start date NOT NULL,
+        period_end date NOT NULL,
+        line_count integer NOT NULL,
+        credits numeric(12, 2) NOT NULL,
+        imported_by integer NULL REFERENCES staff (id) ON DELETE RESTRICT,
+        imported_at timestamptz NOT NULL DEFAULT now(),
+        summary jsonb NOT NULL DEFAULT '{}'
+    )""",
     # Statements imported before the page existed: their money in, once per receipt code.
     """INSERT INTO gateway_line (channel, external_id, day, amount, source, account, payer, callback)
        SELECT DISTINCT ON (receipt)
@@ -61,6 +89,8 @@ FORWARDS = [
 ]
 
 BACKWARDS = [
+    "DROP TABLE IF EXISTS bank_statement",
+    "DROP TABLE IF EXISTS bank_format",
     "DROP TABLE IF EXISTS reconcile_day",
     "DROP TABLE IF EXISTS reconcile_resolution",
     "DROP TABLE IF EXISTS gateway_line",
