@@ -86,7 +86,7 @@ SELECT day, channel, bool_or(covered) AS covered,
        count(payment_id) FILTER (WHERE counted) AS p_count, coalesce(sum(p_amount) FILTER (WHERE counted), 0) AS p_total,
        count(*) FILTER (WHERE {OPEN}) AS open_count,
        coalesce(sum(abs(coalesce(g_amount, 0) - coalesce(p_amount, 0))) FILTER (WHERE {OPEN}), 0) AS open_amount,
-       count(*) FILTER (WHERE differs AND action IS NOT NULL) AS settled_count
+       count(*) FILTER (WHERE action IS NOT NULL) AS settled_count
   FROM j GROUP BY day, channel
 """
 
