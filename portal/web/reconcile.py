@@ -124,9 +124,10 @@ routes = [reconcile_mpesa, reconcile_pull, reconcile_register, reconcile_upload,
 
 def _month_of(text: str) -> date:
     try:
-        return datetime.strptime((text or "").strip(), "%Y-%m").date()
+        month = datetime.strptime((text or "").strip(), "%Y-%m").date()
     except ValueError:
         return today().replace(day=1)
+    return month if 2000 <= month.year <= 2100 else today().replace(day=1)
 
 
 @get("/reconcile", guards=[manager_required])
@@ -142,6 +143,17 @@ async def reconcile_month(month: FromQuery[str] = "") -> Template:
         "previous": (first - timedelta(days=1)).replace(day=1), "next": after if after <= today() else None})
 
 
+def _day(text: str) -> date:
+    """The day in the path (YYYY-MM-DD); anything else is no page."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise NotFound("day") from None
+    if not 2000 <= day.year <= 2100:  # the page's neighbours (the day before, the week either side) exist
+        raise NotFound("day")
+    return day
+
+
 async def _day_page(day: date, *, status: int = 200, errors: dict | None = None, values: dict | None = None,
                     failed_key: str = "", message: str = "", day_error: str = "") -> Template:
     after = day + timedelta(days=1)
@@ -154,13 +166,15 @@ async def _day_page(day: date, *, status: int = 200, errors: dict | None = None,
         "failed_key": failed_key, "message": message, "day_error": day_error, "previous_day": day - timedelta(days=1)})
 
 
-@get("/reconcile/days/{day:date}", guards=[manager_required])
-async def reconcile_day(day: FromPath[date], done: FromQuery[str] = "") -> Template:
+@get("/reconcile/days/{day:str}", guards=[manager_required])
+async def reconcile_day(day: FromPath[str], done: FromQuery[str] = "") -> Template:
+    day = _day(day)
     return await _day_page(day, message=done[:200])
 
 
-@post("/reconcile/days/{day:date}/settle", guards=[manager_required], status_code=200)
-async def reconcile_settle(request: Request, day: FromPath[date], data: FormData) -> Template | Redirect:
+@post("/reconcile/days/{day:str}/settle", guards=[manager_required], status_code=200)
+async def reconcile_settle(request: Request, day: FromPath[str], data: FormData) -> Template | Redirect:
+    day = _day(day)
     key, action = (data.get("key") or "")[:130], data.get("action") or ""
     values = {"key": key, "action": action, "reason": data.get("reason") or "", "member": data.get("member") or ""}
     try:
@@ -176,8 +190,9 @@ async def reconcile_settle(request: Request, day: FromPath[date], data: FormData
     return Redirect(f"/reconcile/days/{day.isoformat()}?{urlencode({'done': note})}", status_code=303)
 
 
-@post("/reconcile/days/{day:date}/reconciled", guards=[manager_required], status_code=200)
-async def reconcile_mark_day(request: Request, day: FromPath[date], data: FormData) -> Template | Redirect:
+@post("/reconcile/days/{day:str}/reconciled", guards=[manager_required], status_code=200)
+async def reconcile_mark_day(request: Request, day: FromPath[str], data: FormData) -> Template | Redirect:
+    day = _day(day)
     after = day + timedelta(days=1)
     summary = days.summary(day, await days.cells(day, after), await days.reconciled(day, after))
     try:

@@ -187,7 +187,8 @@ async def test_bad_input_keeps_what_was_typed_and_says_what_is_wrong(bob):
     assert r.status_code == 422 and "No member has the number PTF9999" in r.text and 'value="Found him"' in r.text
     r = await _settle(bob, "mpesa:NOSUCH", "not_ours", "x")
     assert r.status_code == 422
-    for path in ("/reconcile?month=2026-13", "/reconcile?month=%00", "/reconcile/days/2026-02-30"):
+    for path in ("/reconcile?month=2026-13", "/reconcile?month=%00", "/reconcile?month=0001-01", "/reconcile/days/2026-02-30",
+                 "/reconcile/days/0001-01-01", "/reconcile/days/9999-12-31", "/reconcile/days/x"):
         assert (await bob.get(path)).status_code in (200, 400, 404)
     assert await ReconcileResolution.count() == 0 and await Payment.count() == 0
 
