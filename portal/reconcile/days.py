@@ -34,25 +34,44 @@ SHOWN = 500  # differences listed on a day's page (the counts are exact)
 ITEMS = f"""
 WITH g AS (
     SELECT id, channel AS family, external_id, day, amount, source, account, payer, callback
-      FROM gateway_line WHERE day >= {{0}}::date AND day < {{1}}::date
-), pids AS (
-    SELECT id FROM payment
-     WHERE completed_at >= {{3}}::timestamptz AND completed_at < {{4}}::timestamptz AND method IN ('mpesa', 'card', 'bank')
-       AND status IN {RECORDED}
-    UNION
-    SELECT p.id FROM g JOIN payment p ON p.reference = g.external_id AND p.method = g.family
-     WHERE g.family IN ('mpesa', 'bank') AND p.status IN {RECORDED}
-    UNION
-    SELECT p.id FROM g JOIN payment p ON p.method = 'card' AND p.gateway_ref = g.external_id
-     WHERE g.family = 'card' AND p.status IN {RECORDED}
-), p AS (
+      FROM gateway_line WHERE day >= {{0}}::date - 2 AND day < {{1}}::date + 2
+), p_win AS (
     SELECT p.id, p.amount, p.member, p.status, p.receipt_number,
            CASE WHEN p.method = 'card' THEN coalesce(p.gateway_ref, '') ELSE p.reference END AS key,
            p.method AS family,
            CASE WHEN p.method <> 'mpesa' THEN p.method
                 WHEN p.idempotency_key LIKE 'c2b:%' THEN 'mpesa_paybill' ELSE 'mpesa_stk' END AS channel,
            (p.completed_at AT TIME ZONE {{2}}::text)::date AS day
-      FROM pids JOIN payment p ON p.id = pids.id
+      FROM payment p
+     WHERE p.completed_at >= {{3}}::timestamptz AND p.completed_at < {{4}}::timestamptz
+       AND p.method IN ('mpesa', 'card', 'bank') AND p.status IN {RECORDED}
+), far AS (
+    -- A line whose payment was recorded long after (a statement imported weeks later): by its code.
+    SELECT g.family, g.external_id FROM g
+     WHERE g.day >= {{0}}::date AND g.day < {{1}}::date
+       AND NOT EXISTS (SELECT 1 FROM p_win WHERE p_win.family = g.family AND p_win.key = g.external_id)
+), p AS (
+    SELECT * FROM p_win
+    UNION ALL
+    SELECT p.id, p.amount, p.member, p.status, p.receipt_number,
+           CASE WHEN p.method = 'card' THEN coalesce(p.gateway_ref, '') ELSE p.reference END,
+           p.method,
+           CASE WHEN p.method <> 'mpesa' THEN p.method
+                WHEN p.idempotency_key LIKE 'c2b:%' THEN 'mpesa_paybill' ELSE 'mpesa_stk' END,
+           (p.completed_at AT TIME ZONE {{2}}::text)::date
+      FROM far JOIN payment p ON p.reference = far.external_id AND p.method = far.family
+     WHERE far.family <> 'card' AND p.status IN {RECORDED}
+       AND (p.completed_at < {{3}}::timestamptz OR p.completed_at >= {{4}}::timestamptz)
+    UNION ALL
+    SELECT p.id, p.amount, p.member, p.status, p.receipt_number,
+           CASE WHEN p.method = 'card' THEN coalesce(p.gateway_ref, '') ELSE p.reference END,
+           p.method,
+           CASE WHEN p.method <> 'mpesa' THEN p.method
+                WHEN p.idempotency_key LIKE 'c2b:%' THEN 'mpesa_paybill' ELSE 'mpesa_stk' END,
+           (p.completed_at AT TIME ZONE {{2}}::text)::date
+      FROM far JOIN payment p ON p.method = 'card' AND p.gateway_ref = far.external_id
+     WHERE far.family = 'card' AND p.status IN {RECORDED}
+       AND (p.completed_at < {{3}}::timestamptz OR p.completed_at >= {{4}}::timestamptz)
 ), cov AS (
     SELECT DISTINCT day, family FROM g
     UNION
@@ -135,9 +154,10 @@ _NUMBERED = re.compile(r"\{(\d)\}")
 def _query(template: str, first: date, after: date) -> tuple[str, list]:
     """The template's numbered arguments ({0}..{4}) in the order they appear, as the ORM wants them."""
     tz = get_settings().tz
-    # Payments a week either side: one credited late or early still finds its line by its code.
-    values = (first, after, get_settings().timezone, datetime.combine(first - timedelta(days=7), time.min, tz),
-              datetime.combine(after + timedelta(days=7), time.min, tz))
+    # Lines and payments two days either side: money that arrived at 23:59 and was credited after
+    # midnight pairs up across the month's edge (and counts on the gateway's day).
+    values = (first, after, get_settings().timezone, datetime.combine(first - timedelta(days=2), time.min, tz),
+              datetime.combine(after + timedelta(days=2), time.min, tz))
     order = [int(n) for n in _NUMBERED.findall(template)]
     return _NUMBERED.sub("{}", template), [values[n] for n in order]
 
