@@ -152,14 +152,17 @@ _NUMBERED = re.compile(r"\{(\d)\}")
 
 
 def _query(template: str, first: date, after: date) -> tuple[str, list]:
-    """The template's numbered arguments ({0}..{4}) in the order they appear, as the ORM wants them."""
+    """The template with its numbered values ({0}..{4}) written in as literals. On purpose: as
+    parameters of a prepared statement the planner soon switches to a generic plan that cannot see
+    the dates, and a month's page took 350 ms instead of 30 at 20,000 members. They are dates, a
+    validated time zone name and instants, never text a person typed."""
     tz = get_settings().tz
     # Lines and payments two days either side: money that arrived at 23:59 and was credited after
     # midnight pairs up across the month's edge (and counts on the gateway's day).
-    values = (first, after, get_settings().timezone, datetime.combine(first - timedelta(days=2), time.min, tz),
-              datetime.combine(after + timedelta(days=2), time.min, tz))
-    order = [int(n) for n in _NUMBERED.findall(template)]
-    return _NUMBERED.sub("{}", template), [values[n] for n in order]
+    values = (first.isoformat(), after.isoformat(), tz.key,
+              datetime.combine(first - timedelta(days=2), time.min, tz).isoformat(),
+              datetime.combine(after + timedelta(days=2), time.min, tz).isoformat())
+    return _NUMBERED.sub(lambda m: "'" + values[int(m.group(1))].replace("'", "''") + "'", template), []
 
 
 async def cells(first: date, after: date) -> dict[tuple[date, str], Cell]:
