@@ -45,6 +45,7 @@ PAGES = [
     ("catalogue", "/catalogue"),
     ("sell to a walk-in", "/sales/new"),
     ("reconciliation, this month", "/reconcile"),
+    ("reconciliation, last month (whole)", "/reconcile?month={last_month}"),
     ("reconciliation, busiest day", "/reconcile/days/{busiest_day}"),
 ]
 # The API's lists, with an admin-scope key (the key's lookup and its rate limit are in every
@@ -63,6 +64,7 @@ SAMPLES = {
     "search": "SELECT left(lower(last_name), 3) AS v FROM member GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
     "busiest_member": "SELECT member AS v FROM payment GROUP BY member ORDER BY count(*) DESC, member LIMIT 1",
     # Part paid: an open invoice shows its pay link too, so every size times the same work.
+    "last_month": "SELECT to_char(now() AT TIME ZONE 'Africa/Nairobi' - interval '1 month', 'YYYY-MM') AS v",
     "busiest_day": "SELECT coalesce((SELECT day FROM gateway_line GROUP BY day ORDER BY count(*) DESC, day DESC LIMIT 1), "
                    "current_date) AS v",
     "busiest_invoice": "SELECT a.invoice AS v FROM allocation a JOIN invoice i ON i.id = a.invoice "
@@ -77,7 +79,7 @@ def _sizes() -> list[tuple[int, int]]:
     return [tuple(int(n) for n in size.lower().split("x")) for size in given.split(",")]
 
 
-# The gateways' book for the reconciliation page: this month's M-Pesa, card and bank payments as
+# The gateways' book for the reconciliation page: last month's and this month's M-Pesa, card and bank payments as
 # the statements, Pull and the cards pass would have told of them, less one in fifty (lost
 # confirmations: lines with no payment would be credited, so here payments with no line make the
 # differences), one in a hundred at another amount. Idempotent: a kept data set is filled once.
@@ -89,7 +91,8 @@ SELECT p.method, CASE WHEN p.method = 'card' THEN p.gateway_ref ELSE p.reference
        CASE p.method WHEN 'card' THEN 'card_pass' WHEN 'bank' THEN 'bank_statement' ELSE 'statement' END
   FROM payment p
  WHERE p.method IN ('mpesa', 'card', 'bank') AND p.status IN ('completed', 'partially_refunded', 'refunded')
-   AND p.completed_at >= date_trunc('month', now() AT TIME ZONE 'Africa/Nairobi') AT TIME ZONE 'Africa/Nairobi'
+   AND p.completed_at >= (date_trunc('month', now() AT TIME ZONE 'Africa/Nairobi') - interval '1 month')
+                         AT TIME ZONE 'Africa/Nairobi'
    AND p.id % 50 <> 3 AND coalesce(CASE WHEN p.method = 'card' THEN p.gateway_ref ELSE p.reference END, '') <> ''
 ON CONFLICT (channel, external_id) DO NOTHING
 """
