@@ -33,7 +33,7 @@ SHOWN = 500  # differences listed on a day's page (the counts are exact)
 # {0} first day, {1} the day after the last, {2} time zone name, {3} first instant, {4} last instant
 ITEMS = f"""
 WITH g AS (
-    SELECT id, channel AS family, external_id, day, amount, source, account, payer, callback
+    SELECT id, channel AS family, external_id, day, amount
       FROM gateway_line WHERE day >= {{0}}::date - 2 AND day < {{1}}::date + 2
 ), p_win AS (
     SELECT p.id, p.amount, p.member, p.status, p.receipt_number,
@@ -82,7 +82,7 @@ WITH g AS (
     SELECT coalesce(g.day, p.day) AS day,
            coalesce(p.channel, CASE WHEN g.family = 'mpesa' THEN 'mpesa_paybill' ELSE g.family END) AS channel,
            coalesce(g.family, p.family) AS family,
-           g.id AS line_id, g.external_id, g.amount AS g_amount, g.source, g.account, g.payer, g.callback,
+           g.id AS line_id, g.external_id, g.amount AS g_amount,
            p.id AS payment_id, p.amount AS p_amount, p.member, p.status AS payment_status, p.receipt_number,
            CASE WHEN g.id IS NOT NULL THEN g.family || ':' || g.external_id ELSE 'payment:' || p.id END AS key
       FROM g FULL JOIN p ON p.family = g.family AND p.key = g.external_id AND p.key <> ''
@@ -110,11 +110,11 @@ SELECT day, channel, bool_or(covered) AS covered,
 """
 
 DIFFERENCES = ITEMS + f"""
-SELECT j.*, m.member_number, m.first_name, m.last_name, u.username AS resolved_by_name,
-       c.outcome AS callback_outcome, count(*) OVER () AS total
-  FROM j LEFT JOIN member m ON m.id = j.member
+SELECT j.*, gl.source, gl.account, gl.payer, gl.callback, m.member_number, m.first_name, m.last_name,
+       u.username AS resolved_by_name, c.outcome AS callback_outcome, count(*) OVER () AS total
+  FROM j LEFT JOIN gateway_line gl ON gl.id = j.line_id LEFT JOIN member m ON m.id = j.member
   LEFT JOIN staff s ON s.id = j.resolved_by LEFT JOIN piccolo_user u ON u.id = s.user
-  LEFT JOIN gateway_callback c ON c.id = j.callback
+  LEFT JOIN gateway_callback c ON c.id = gl.callback
  WHERE (j.differs AND (j.covered OR j.line_id IS NOT NULL)) OR j.action IS NOT NULL
  ORDER BY j.action IS NOT NULL, j.channel, j.key LIMIT {SHOWN}
 """
