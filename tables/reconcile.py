@@ -66,3 +66,67 @@ class ReconcileFinding(Table, tablename="reconcile_finding"):
     currency = Varchar(length=3, default="")
     note = Text(default="")
     found_at = Timestamptz(default=TimestamptzNow())
+
+
+class GatewayLine(Table, tablename="gateway_line"):
+    """One record of money in as a gateway's own book showed it (statement line, Pull record, the
+    cards daily pass, a bank statement line): the reconciliation page's gateway side. M-Pesa is one
+    channel here; the page splits it into Paybill and STK by the payment it is (an M-Pesa book does
+    not say which)."""
+    channel = Varchar(length=20)  # mpesa | card | bank
+    external_id = Varchar(length=120, help_text="Receipt code, Flutterwave id, bank reference")
+    day = Date(help_text="The business day the money arrived (TIMEZONE)")
+    amount = Numeric(digits=MONEY)
+    source = Varchar(length=20)  # statement | pull | card_pass | bank_statement
+    account = Varchar(length=120, default="")
+    payer = Varchar(length=200, default="")
+    callback = Integer(null=True, default=None, help_text="The gateway_callback it was stored as, if any")
+    recorded_at = Timestamptz(default=TimestamptzNow())
+
+
+class ReconcileResolution(Table, tablename="reconcile_resolution"):
+    """How a manager settled one difference on the reconciliation page: once per difference."""
+    day = Date()
+    channel = Varchar(length=20)
+    key = Varchar(length=130, unique=True, help_text="mpesa:<receipt>, card:<id>, bank:<ref> or payment:<id>")
+    action = Varchar(length=20)  # credited | not_ours | refunded | explained
+    reason = Text()
+    amount = Numeric(digits=MONEY)
+    payment = ForeignKey(references=Payment, on_delete=OnDelete.restrict, null=True)
+    staff = ForeignKey(references=Staff, on_delete=OnDelete.restrict)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ReconcileDay(Table, tablename="reconcile_day"):
+    """A day a manager marked reconciled (every channel equal): who and when."""
+    day = Date(unique=True)
+    staff = ForeignKey(references=Staff, on_delete=OnDelete.restrict)
+    note = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class BankFormat(Table, tablename="bank_format"):
+    """How one bank's CSV export is laid out (columns by their header text), saved once per bank."""
+    name = Varchar(length=80, unique=True)
+    date_column = Varchar(length=80)
+    date_format = Varchar(length=20)  # one of portal.reconcile.bank_csv.DATE_FORMATS
+    description_column = Varchar(length=80)
+    reference_column = Varchar(length=80, default="")
+    credit_column = Varchar(length=80, default="")  # credit and debit columns ...
+    debit_column = Varchar(length=80, default="")
+    amount_column = Varchar(length=80, default="")  # ... or one signed amount
+    saved_by = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
+    saved_at = Timestamptz(default=TimestamptzNow())
+
+
+class BankStatement(Table, tablename="bank_statement"):
+    file_hash = Varchar(length=71, unique=True)
+    format = ForeignKey(references=BankFormat, on_delete=OnDelete.restrict)
+    filename = Varchar(length=200, default="")
+    period_start = Date()
+    period_end = Date()
+    line_count = Integer()
+    credits = Numeric(digits=MONEY)
+    imported_by = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
+    imported_at = Timestamptz(default=TimestamptzNow())
+    summary = JSONB(default={})

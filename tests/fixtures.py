@@ -18,7 +18,7 @@ BaseUser._pbkdf2_iteration_count = 1_000
 TABLES_TO_EMPTY = ["ledger_leg", "ledger_entry", "allocation", "payment_event", "credit_note", "document",
                    "document_counter", "invoice_line", "payment", "invoice", "membership", "member", "plan", "staff",
                    "sessions", "piccolo_user", "login_attempt", "audit_log", "location", "gateway_token", "rate_limit", "day_close", "message", "webhook_event", "webhook_endpoint", "webhook_hold",
-                   "catalogue_item", "payment_figure"]
+                   "catalogue_item", "payment_figure", "gateway_line"]
 
 
 @pytest.fixture(scope="session")

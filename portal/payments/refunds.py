@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from portal.documents.requests import request_document
+from portal.lib import db
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.i18n import S_
 from portal.lib.money import Money
@@ -64,12 +65,13 @@ async def start_refund(payment_id: int, amount: Money | None, reason: str, staff
     if payment["method"] == "mpesa":
         req = await reversal.request_reversal(payment_id, reason, staff_id)
         if req["status"] == "requested":
-            await reversal.request_reversal_job(req["id"])
+            # After commit: a caller's transaction (the reconciliation page's) must hold the row first.
+            await db.after_commit(lambda: reversal.request_reversal_job(req["id"]))
         return RefundStarted("mpesa", None, req)
     if payment["method"] == "card":
         req = await request_card_refund(payment_id, amount, reason, staff_id)
-        await request_card_refund_job(req["id"])
+        await db.after_commit(lambda: request_card_refund_job(req["id"]))
         return RefundStarted("card", None, req)
     note = await refund_payment(payment_id, amount, reason, staff_id)
-    await request_document("credit_note", f"credit_note:{note['id']}")
+    await db.after_commit(lambda: request_document("credit_note", f"credit_note:{note['id']}"))
     return RefundStarted("desk", note, None)

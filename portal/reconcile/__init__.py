@@ -9,4 +9,7 @@
     stk_status.py  quiet STK prompts settled by Daraja's Transaction Status (its Result stored raw first)
     phones.py      v1 hashed and v2 masked payer phones on Paybill confirmations: match or rank members
     cards.py       the nightly pass over Flutterwave's charges and refunds against the books
+    book.py        the gateways' own book line by line (gateway_line), fed by the sources above
+    days.py        the reconciliation page's figures: per day and channel, the book against the ledger
+    actions.py     settling a difference (credit, not ours, refund, explained) once; a day reconciled
 """

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from portal.callbacks.store import alert
 from portal.documents.requests import request_receipts
@@ -30,6 +30,7 @@ from portal.gateways.http import GatewayError
 from portal.lib import db
 from portal.payments import state
 from portal.payments.cards.checkout import apply_verified
+from portal.reconcile import book
 from portal.settings import get_settings
 from tables.billing import Payment
 from tables.gateway import GatewayRequest
@@ -70,6 +71,13 @@ async def _charge(client, item: dict, day: date, counts: dict) -> None:
     if str(item.get("status", "")).lower() != "successful":
         return
     tx_id, tx_ref = item.get("id"), str(item.get("tx_ref") or "")
+    try:
+        charged = Decimal(str(item.get("amount")))
+    except (InvalidOperation, ValueError):
+        charged = None
+    if tx_id is not None and charged is not None and charged.is_finite():
+        await book.record([book.Line("card", str(tx_id), day, charged, "card_pass", tx_ref,
+                                     str(item.get("customer_email") or ""))])
     payment = await Payment.select().where((Payment.method == "card") & (Payment.gateway_request == tx_ref)).first() \
         if tx_ref else None
     if payment is None:

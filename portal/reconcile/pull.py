@@ -25,9 +25,10 @@ from portal.callbacks import dispatch
 from portal.callbacks import store as callbacks
 from portal.gateways.callback_urls import c2b_confirmation_url
 from portal.gateways.daraja import DarajaClient
-from portal.gateways.daraja_pull import query_all, register
+from portal.gateways.daraja_pull import query_all, record_amount, register
 from portal.lib.clock import now
-from portal.reconcile.sources import PULL, pull_body
+from portal.reconcile import book
+from portal.reconcile.sources import PULL, pull_body, trx_day
 from portal.settings import Settings
 from tables.gateway import GatewayCallback
 
@@ -68,6 +69,20 @@ class PullResult:
                 f"not heard of before: {found}.")
 
 
+def _book_lines(records, settings: Settings) -> list[book.Line]:
+    """Every record listed goes into the gateway's book, known to us or not (the page counts them)."""
+    lines = []
+    for r in records:
+        try:
+            amount = record_amount(r.raw)
+        except ValueError:
+            continue  # stored raw below and shown as malformed: no figure to count
+        day = trx_day(r.raw.get("trxDate", ""), settings.tz) or now().astimezone(settings.tz).date()
+        lines.append(book.Line("mpesa", r.transaction_id, day, amount, "pull", str(r.raw.get("billreference") or ""),
+                               str(r.raw.get("sender") or "")))
+    return lines
+
+
 async def seen(receipts: list[str]) -> set[str]:
     """Receipts the portal has a payment for, or a callback that is or will be acted on (a
     confirmation that could not be read does not count: its money is taken from the pull)."""
@@ -90,6 +105,7 @@ async def pull_recent(settings: Settings, hours: int = PULL_HOURS, *, staff_id: 
             result.pages += 1
             result.listed += len(page.records)
             known = await seen([r.transaction_id for r in page.records])
+            await book.record(_book_lines(page.records, settings))
             for record in page.records:
                 if record.transaction_id in known:
                     result.seen += 1

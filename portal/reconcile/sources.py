@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from portal.callbacks.store import loads
@@ -45,6 +45,15 @@ def _trans_time(value: str) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(NAIROBI)
     return moment.strftime("%Y%m%d%H%M%S")
+
+
+def trx_day(value, tz) -> date | None:
+    """The business day of a Pull record's trxDate (None when it cannot be read)."""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo is None else moment.astimezone(tz)).date()
 
 
 def pull_as_confirmation(item: dict, short_code: str = "") -> dict:

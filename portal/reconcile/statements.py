@@ -45,6 +45,7 @@ from portal.callbacks import dispatch
 from portal.callbacks import store as callbacks
 from portal.lib import db
 from portal.lib.clock import now
+from portal.reconcile import book
 from portal.reconcile.sources import STATEMENT, statement_body
 from portal.reconcile.statement import Statement, StatementLine, file_hash, read_statement
 from portal.settings import get_settings
@@ -198,6 +199,11 @@ async def _match_lines(statement_id: int, statement: Statement,
                            ("callback", callback), ("note", note)):
             cols[key].append(value)
     await MpesaStatement.raw(INSERT_LINES, statement_id, *cols.values())
+    tz = get_settings().tz
+    await book.record([book.Line("mpesa", line.receipt, line.completed_at.astimezone(tz).date(), line.paid_in,
+                                 "statement", line.account, line.other_party, callback)
+                       for line, callback in zip(lines, cols["callback"])
+                       if line.completed and line.direction == "in"])
     return dict(sorted(counts.items()))
 
 

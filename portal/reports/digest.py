@@ -11,8 +11,11 @@ What it says, for the digest sent on day D (in the gym's time zone) about day D-
 - unmatched M-Pesa: Paybill payments waiting for staff to match them now, and their amount
   (portal.payments.mpesa.c2b.UNMATCHED_WHERE, the navigation badge's number).
 - on hold: members with an invoice more than HOLD_GRACE_DAYS overdue (portal.members.holds.hold_sql).
+- reconciled: whether a manager marked yesterday reconciled on /reconcile (and who); if not, the
+  differences still open between the gateways' books and the ledger, their count and amount
+  (portal.reconcile.days: the page's own figures).
 
-Three queries whatever the data size (`figures`), computed once per run and stored in each
+Five queries whatever the data size (`figures`), computed once per run and stored in each
 message's params: every recipient gets the same snapshot of 07:00, and a retried or resent
 digest says what it said then rather than mixing in later figures.
 
@@ -32,6 +35,7 @@ from portal.members.holds import hold_cutoff, hold_sql
 from portal.messages import outbox
 from portal.payments.mpesa.c2b import UNMATCHED_WHERE
 from portal.payments.service import METHOD_LABELS
+from portal.reconcile import days
 from portal.settings import get_settings
 from tables.billing import Payment
 from tables.messages import Message
@@ -129,7 +133,7 @@ async def recipients(opted_in: str = "daily_digest") -> list[dict]:
 
 
 async def figures(on: date) -> dict:
-    """The digest sent on `on`, about the day before. Three queries."""
+    """The digest sent on `on`, about the day before. Five queries."""
     settings = get_settings()
     day = on - timedelta(days=1)
     since, until = day_bounds(day)
@@ -138,6 +142,8 @@ async def figures(on: date) -> dict:
     money_rows = await Payment.raw(COLLECTIONS_SQL, since, until, since, until)
     standing = (await Payment.raw(standing_sql(), on, on, on, on, on, on, hold_cutoff(on)))[0]
     failed_rows = await Payment.raw(FAILED_SQL, since, until)
+    day_cells, done = await days.cells(day, on), await days.reconciled(day, on)
+    summary = days.summary(day, day_cells, done)
 
     methods: dict[str, dict] = {}
     for r in money_rows:
@@ -172,13 +178,16 @@ async def figures(on: date) -> dict:
         "unmatched": standing["unmatched"], "unmatched_amount": standing["unmatched_amount"],
         "on_hold": standing["on_hold"],
         "hold_grace_days": settings.hold_grace_days,
+        "reconciled": {"yes": summary.reconciled is not None,
+                       "by": summary.reconciled["username"] if summary.reconciled else "",
+                       "open_n": summary.open_count, "open_amount": summary.open_amount},
     }
 
 
 # --- params: the snapshot as JSON, and back --------------------------------------------------
 # Money as strings (never floats), dates and times in ISO form; read back by key name.
 
-_MONEY_KEYS = {"received", "refunds", "net", "owed", "amount", "unmatched_amount"}
+_MONEY_KEYS = {"received", "refunds", "net", "owed", "amount", "unmatched_amount", "open_amount"}
 _DATE_KEYS = {"on", "day", "until", "monday", "sunday"}  # "monday", "sunday": portal/reports/money_edits.py
 _TIME_KEYS = {"at"}
 

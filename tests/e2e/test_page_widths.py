@@ -12,7 +12,7 @@ pytestmark = pytest.mark.browser
 
 PAGES = ["/members", "/member", "/payments", "/dues", "/renewals", "/analytics?preset=30d", "/close", "/messages",
          "/mpesa/unmatched", "/alerts", "/plans", "/audit", "/staff", "/money-edits", "/checkin/visits",
-         "/catalogue", "/sales/new", "/discounts/approvals", "/discounts/promo-codes"]
+         "/catalogue", "/sales/new", "/discounts/approvals", "/discounts/promo-codes", "/reconcile"]
 
 # The page wider than the screen (tables scroll inside their own box instead), and a figure card
 # whose amount runs out of its box. The cards are checked holding the longest amount the books

@@ -164,6 +164,8 @@ async def test_the_digest_of_a_worked_example_reaches_each_opted_in_manager_once
     assert failures == ["Esther Worked (PTF0005): KES 1,500 by M-Pesa, expired",
                         "Baraka Worked (PTF0002): KES 2,000 by M-Pesa, failed"]
     assert "UNMATCHED M-PESA PAYMENTS: 2 (KES 1,000)" in text and "/mpesa/unmatched" in text
+    # No gateway book for the day (no statement imported), nothing marked: not reconciled, nothing open.
+    assert "Yesterday reconciled: no (0 differences, KES 0)" in text
 
     html = _html(msg)
     assert "max-width:600px" in html and "Good morning Paul Owner," in html
@@ -175,13 +177,13 @@ async def test_the_digest_of_a_worked_example_reaches_each_opted_in_manager_once
     assert "Good morning Grace," in _text(other) and other["Subject"] == msg["Subject"]
 
 
-async def test_figures_are_three_queries_and_list_ten_failures_at_most(db):
+async def test_figures_are_five_queries_and_list_ten_failures_at_most(db):
     member = await make_member()
     for i in range(12):
         await mpesa._fail(await _prompt(member, 100 + i, f"p{i}"), "Wrong PIN")
     with count_queries() as n:
         f = await digest.figures(today() + timedelta(days=1))
-    assert n.value == 3
+    assert n.value == 5  # collections, standing, failures, the reconciliation's cells and reconciled day
     assert (f["failed"]["n"], f["failed"]["amount"], len(f["failed"]["rows"])) == (12, Decimal("1266.00"), 10)
     assert [r["amount"] for r in f["failed"]["rows"]][:2] == [Decimal("111.00"), Decimal("110.00")]  # latest first
     assert f["collections"] == [] and f["collected"]["net"] == Decimal("0")

@@ -351,7 +351,10 @@ NOT_YET: set[str] = set()
 # two-language switch.
 ALLOWED = {"M-Pesa", "KRA PIN", "aria-label='Language / Lugha'"}
 # A label, a hint or a blank choice passed to the form macros (_forms.html) as a bare string.
-BARE_MACRO_TEXT = re.compile(r"""(?:\b(?:field|select|checkbox)\("[^"]*",\s*["']|\b(?:hint|blank)=["'])(?=[^"']*[A-Za-z])""")
+BARE_MACRO_TEXT = re.compile(r"""(?:\b(?:field|select|checkbox)\(["'][^"']*["'],\s*["']|\b(?:hint|blank)=["'])(?=[^"']*[A-Za-z])""")
+# `{% set _ = list.append(…) %}` hides gettext from the rest of the template: every _() after it
+# calls None (a 500 on the page).
+HIDES_GETTEXT = re.compile(r"\{%-?\s*(?:set|for)\s+_\s*(?:=|in\b|,)")
 
 
 def _shown_untranslated(path: Path) -> list[str]:
@@ -362,6 +365,8 @@ def _shown_untranslated(path: Path) -> list[str]:
     for tag in JINJA.finditer(source):
         if BARE_MACRO_TEXT.search(tag.group()):
             found.append(" ".join(tag.group().split())[:80])
+        if HIDES_GETTEXT.search(tag.group()):
+            found.append(f"{tag.group()[:40]}: a variable named _ hides gettext")
     return found
 
 
