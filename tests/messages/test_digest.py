@@ -57,7 +57,6 @@ async def _prompt(member: int, amount: int, key: str) -> int:
 
 async def _worked_example() -> dict:
     """Today's money, and where things stand tomorrow morning (the numbers in the comments)."""
-    t = today()
     desk = await desk_staff()
     a, b, c, d, e = [await make_member(n, "Worked", phone=f"25471100010{i}", number=f"PTF000{i + 1}")
                      for i, n in enumerate(["Amani", "Baraka", "Chiku", "Dalia", "Esther"])]
