@@ -30,18 +30,22 @@ CHANNELS = {"mpesa_paybill": "M-Pesa Paybill", "mpesa_stk": "M-Pesa STK", "card"
 RECORDED = "('completed', 'partially_refunded', 'refunded')"
 SHOWN = 500  # differences listed on a day's page (the counts are exact)
 
+# A payment as the page sees it: its key at the gateway (cards: Flutterwave's id), its channel
+# (Paybill or STK by how it was recorded) and the business day it counts on. {2}: the time zone.
+PAYMENT_AS_ITEM = """SELECT p.id, p.amount, p.member, p.status, p.receipt_number,
+           CASE WHEN p.method = 'card' THEN coalesce(p.gateway_ref, '') ELSE p.reference END AS key,
+           p.method AS family,
+           CASE WHEN p.method <> 'mpesa' THEN p.method
+                WHEN p.idempotency_key LIKE 'c2b:%' THEN 'mpesa_paybill' ELSE 'mpesa_stk' END AS channel,
+           (p.completed_at AT TIME ZONE {2}::text)::date AS day"""
+
 # {0} first day, {1} the day after the last, {2} time zone name, {3} first instant, {4} last instant
 ITEMS = f"""
 WITH g AS (
     SELECT id, channel AS family, external_id, day, amount
       FROM gateway_line WHERE day >= {{0}}::date - 2 AND day < {{1}}::date + 2
 ), p_win AS (
-    SELECT p.id, p.amount, p.member, p.status, p.receipt_number,
-           CASE WHEN p.method = 'card' THEN coalesce(p.gateway_ref, '') ELSE p.reference END AS key,
-           p.method AS family,
-           CASE WHEN p.method <> 'mpesa' THEN p.method
-                WHEN p.idempotency_key LIKE 'c2b:%' THEN 'mpesa_paybill' ELSE 'mpesa_stk' END AS channel,
-           (p.completed_at AT TIME ZONE {{2}}::text)::date AS day
+    {PAYMENT_AS_ITEM}
       FROM payment p
      WHERE p.completed_at >= {{3}}::timestamptz AND p.completed_at < {{4}}::timestamptz
        AND p.method IN ('mpesa', 'card', 'bank') AND p.status IN {RECORDED}
@@ -53,22 +57,12 @@ WITH g AS (
 ), p AS (
     SELECT * FROM p_win
     UNION ALL
-    SELECT p.id, p.amount, p.member, p.status, p.receipt_number,
-           CASE WHEN p.method = 'card' THEN coalesce(p.gateway_ref, '') ELSE p.reference END,
-           p.method,
-           CASE WHEN p.method <> 'mpesa' THEN p.method
-                WHEN p.idempotency_key LIKE 'c2b:%' THEN 'mpesa_paybill' ELSE 'mpesa_stk' END,
-           (p.completed_at AT TIME ZONE {{2}}::text)::date
+    {PAYMENT_AS_ITEM}
       FROM far JOIN payment p ON p.reference = far.external_id AND p.method = far.family
      WHERE far.family <> 'card' AND p.status IN {RECORDED}
        AND (p.completed_at < {{3}}::timestamptz OR p.completed_at >= {{4}}::timestamptz)
     UNION ALL
-    SELECT p.id, p.amount, p.member, p.status, p.receipt_number,
-           CASE WHEN p.method = 'card' THEN coalesce(p.gateway_ref, '') ELSE p.reference END,
-           p.method,
-           CASE WHEN p.method <> 'mpesa' THEN p.method
-                WHEN p.idempotency_key LIKE 'c2b:%' THEN 'mpesa_paybill' ELSE 'mpesa_stk' END,
-           (p.completed_at AT TIME ZONE {{2}}::text)::date
+    {PAYMENT_AS_ITEM}
       FROM far JOIN payment p ON p.method = 'card' AND p.gateway_ref = far.external_id
      WHERE far.family = 'card' AND p.status IN {RECORDED}
        AND (p.completed_at < {{3}}::timestamptz OR p.completed_at >= {{4}}::timestamptz)
