@@ -15,6 +15,7 @@ from portal.lib import paging
 from portal.lib.clock import now, today
 from portal.lib.errors import NotFound
 from portal.members.holds import hold_cutoff, hold_reason_sql, hold_sql
+from portal.sales.walkin import WALKIN_NUMBER
 from portal.settings import get_settings
 from tables.members import Member
 
@@ -77,7 +78,7 @@ SEARCH_WHERE = """
       OR upper(m.member_number) LIKE {number} || '%'
       OR (length({phone}) >= 3 AND m.phone LIKE '%' || {phone} || '%')
     )
-"""
+""" + f"    AND m.member_number <> '{WALKIN_NUMBER}'\n"  # the walk-in sales' account is not a member
 
 
 async def search_members(query: str = "", page: int = 1, size: int = PAGE_SIZE) -> SearchResult:

@@ -172,3 +172,17 @@ async def test_a_retired_plan_cannot_be_chosen(alice):
 async def test_unknown_member_is_404(alice):
     r = await alice.get("/members/999999")
     assert r.status_code == 404
+
+
+async def test_the_walk_in_account_is_not_a_member_anywhere_members_are_listed(alice):
+    """Walk-in sales go on an account (member number WALKIN): it is never listed, counted or
+    found among the members, whatever is typed."""
+    from portal.sales.walkin import walkin_member_id
+
+    await make_member("Wanjiku", "Kamau")
+    await walkin_member_id()
+    page = await alice.get("/members")
+    assert "1 member" in page.text and "Wanjiku" in page.text and "Walk-in" not in page.text
+    for typed in ("walk", "WALKIN", "customer"):
+        found = (await alice.get(f"/members?q={typed}")).text
+        assert "Walk-in" not in found and "No member matches" in found
