@@ -349,8 +349,9 @@ async def report(period: Period, on: date | None = None) -> dict:
     return {
         "period": period, "series": series, "methods": methods,
         "totals": {"received": received, "refunds": refunds, "net": received - refunds},
-        "by_method": sorted(by_method.values(), key=lambda m: -m["amount_done"]),
-        "by_status": sorted(by_status.values(), key=lambda s: -s["n"]),
+        # Ties in one order whichever rows came first (figures and payments list them differently).
+        "by_method": sorted(by_method.values(), key=lambda m: (-m["amount_done"], m["method"])),
+        "by_status": sorted(by_status.values(), key=lambda s: (-s["n"], s["status"])),
         "collection": collection,
         "days_to_pay": {"n": days["n"], "median": None if days["median"] is None else Decimal(str(days["median"])),
                         "mean": None if days["mean"] is None else Decimal(days["mean"]).quantize(Decimal("0.1"))},
