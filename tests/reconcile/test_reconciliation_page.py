@@ -30,7 +30,10 @@ HEADER = ("Receipt No.,Completion Time,Initiation Time,Details,Transaction Statu
 
 
 def _when(minutes_ago: int = 60) -> str:
-    return (now() - timedelta(minutes=minutes_ago)).astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M:%S")
+    # Never before the gym's midnight: in its first hour an hour ago is yesterday's page.
+    tz = get_settings().tz
+    midnight = now().astimezone(tz).replace(hour=0, minute=0, second=1, microsecond=0)
+    return max((now() - timedelta(minutes=minutes_ago)).astimezone(tz), midnight).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _line(receipt: str, amount: str, account: str, minutes_ago: int = 60) -> str:
