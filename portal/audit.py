@@ -28,6 +28,18 @@ async def record(action: str, entity: str, entity_id: Any, *, staff_id: int | No
     )
 
 
+async def record_many(action: str, entity: str, items: list[tuple[Any, dict]], *, staff_id: int | None = None,
+                      reason: str = "") -> None:
+    """`record` for many things at once (one insert): items are (entity id, details)."""
+    if not items:
+        return
+    key = api_key.get()
+    await AuditLog.insert(*[
+        AuditLog(action=action, entity=entity, entity_id=str(entity_id), staff=staff_id, reason=reason,
+                 details={**details, "api_key": key} if key is not None else details)
+        for entity_id, details in items])
+
+
 # The audit page (/audit): newest first, one page at a time, narrowed to one staff member and to
 # one kind of thing changed. Four queries whatever the log holds: the count, the page, and the two
 # filters' choices.

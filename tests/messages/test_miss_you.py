@@ -131,3 +131,32 @@ async def test_a_swahili_member_is_missed_in_swahili(db):
     assert sms_parts(built["sms"].text)[1] == 1
     assert built["email"].subject.startswith("Tumekukosa ") and "Habari Baraka Mwangi," in built["email"].text
     assert "Uanachama wako unaendelea hadi" in built["email"].text
+
+
+async def test_reminding_a_whole_list_costs_the_same_queries_as_reminding_three(db):
+    """'Remind all' on a long list: the members, the messages, the keys already taken, the audit
+    rows (and the transaction around them), whether 3 or 30 are chosen; the week's rule still
+    holds for each (already reminded, opted out, by their own channels)."""
+    from portal.lib.db import count_queries
+
+    async def members(prefix: str, n: int) -> list[int]:
+        return [await _running("Many", f"{prefix}{i}", f"{prefix}{i:04d}",
+                               **({"email": f"{prefix}{i}@example.com", "message_channel": "both"} if i % 3 == 0 else {}))
+                for i in range(n)]
+
+    few, many = await members("F", 3), await members("M", 30)
+    opted_out = await _running("Kiprono", "Bett", "OPT0001", reminder_opt_out=True)
+    counts = []
+    for chosen in (few, many):
+        with count_queries() as n:
+            done = await absent.remind(chosen + [opted_out], staff_id=None)
+        counts.append(n.value)
+        assert sorted(done.queued) == sorted(chosen) and done.opted_out == [opted_out] and done.already == []
+    assert counts[0] == counts[1] <= 7, counts
+    # Every third member takes both channels: 30 members, 40 messages; each one audited once.
+    assert await Message.count().where(Message.member.is_in(many)) == 40
+    assert await AuditLog.count().where(AuditLog.action == "member.reminded_absent") == 33
+    with count_queries() as n:
+        again = await absent.remind(many, staff_id=None)
+    assert sorted(again.already) == sorted(many) and again.queued == [] and n.value <= 7
+    assert await Message.count().where(Message.member.is_in(many)) == 40
