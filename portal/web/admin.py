@@ -13,7 +13,6 @@ from __future__ import annotations
 from litestar import asgi
 from litestar.exceptions import PermissionDeniedException
 from litestar.types import Receive, Scope, Send
-from piccolo_admin.endpoints import create_admin
 
 from portal.auth import StaffUser
 from portal.settings import Settings
@@ -27,6 +26,10 @@ CSRF_COOKIE = b"csrftoken"  # piccolo_api's CSRFMiddleware default
 def _app(settings: Settings):
     global _admin_app
     if _admin_app is None:
+        # Imported on the first admin request: piccolo-admin brings FastAPI, a second or more of
+        # every start (most of a second start's import time), for a page few open.
+        from piccolo_admin.endpoints import create_admin
+
         _admin_app = create_admin(
             tables=APP_CONFIG.table_classes,
             site_name=f"{settings.gym_name} admin",
