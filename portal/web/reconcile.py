@@ -44,6 +44,7 @@ from portal.reconcile import actions, bank, days, pull, statements
 from portal.reconcile.bank_csv import DATE_FORMATS, Mapping
 from portal.reconcile.statement import MAX_BYTES, StatementError
 from portal.settings import get_settings
+from portal.web.pages import ask_to_confirm
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -179,7 +180,10 @@ async def reconcile_settle(request: Request, day: FromPath[str], data: FormData)
     values = {"key": key, "action": action, "reason": data.get("reason") or "", "member": data.get("member") or ""}
     try:
         settled = await actions.settle(day, key, action, reason=values["reason"], member=values["member"],
-                                       staff_id=request.scope["user"].staff_id)
+                                       staff_id=request.scope["user"].staff_id, confirmed=data.get("confirmed") or "")
+    except actions.ConfirmRefund as e:  # a large refund: the form again, everything kept, with its box
+        return await _day_page(day, status=422, errors={"action": str(e)}, values={**values, **ask_to_confirm(e.amount)},
+                               failed_key=key)
     except RuleBroken as e:
         return await _day_page(day, status=422, errors={e.field or "action": str(e)}, values=values, failed_key=key)
     except NotFound:
