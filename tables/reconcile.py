@@ -8,7 +8,18 @@
   gateway record and kind, so a pass run again finds it again and adds nothing.
 """
 
-from piccolo.columns import JSONB, Date, ForeignKey, Integer, Numeric, Text, Timestamptz, Varchar
+from piccolo.columns import (
+    JSONB,
+    Boolean,
+    Bytea,
+    Date,
+    ForeignKey,
+    Integer,
+    Numeric,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -130,3 +141,21 @@ class BankStatement(Table, tablename="bank_statement"):
     imported_by = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
     imported_at = Timestamptz(default=TimestamptzNow())
     summary = JSONB(default={})
+
+
+class StatementUpload(Table, tablename="statement_upload"):
+    """A large statement uploaded on the web, imported by the worker (portal/reconcile/uploads.py):
+    the file until its import ends, and how far the import has got (the page's bar)."""
+    filename = Varchar(length=200, default="")
+    data = Bytea(help_text="The file as uploaded; emptied once the import ends")
+    staff = ForeignKey(references=Staff, on_delete=OnDelete.restrict, null=True)
+    state = Varchar(length=10, default="waiting")  # waiting | running | done | refused | failed
+    phase = Varchar(length=10, default="")  # reading | matching (while running)
+    done = Integer(default=0, help_text="Lines read, then matched, so far")
+    total = Integer(default=0)
+    statement = ForeignKey(references=MpesaStatement, on_delete=OnDelete.set_null, null=True)
+    new = Boolean(null=True, default=None)
+    error = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    started_at = Timestamptz(null=True, default=None)
+    finished_at = Timestamptz(null=True, default=None)

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from portal.gateways.http import GatewayError
 from portal.lib.clock import today
-from portal.reconcile import pull
+from portal.reconcile import pull, uploads
 from portal.reconcile.cards import cards_daily_pass as pass_over
 from portal.settings import get_settings
 
@@ -35,3 +35,8 @@ async def cards_daily_pass(ctx, *, on: str | None = None) -> list[dict]:
     day twice changes nothing). `on` (YYYY-MM-DD): that one day only."""
     days = [date.fromisoformat(on)] if on else [today() - timedelta(days=1), today()]
     return [await pass_over(day) for day in days]
+
+
+async def import_statement_upload(ctx, *, upload_id: int) -> str:
+    """A large statement uploaded on the web: imported here, its progress on its row for the page."""
+    return await uploads.run(upload_id)

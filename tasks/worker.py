@@ -36,7 +36,8 @@ FUNCTIONS = [memberships.refresh_memberships, documents.render_document, documen
              billing.raise_renewal_invoices, mpesa.send_stk_push, mpesa.check_stk, mpesa.sweep_mpesa, mpesa.send_reversal,
              cards.send_card_refund, cards.sweep_card_refunds, cards.sweep_card_checkouts, notifications.send_message, notifications.sweep_messages,
              reminders.send_daily_reminders, digest.send_daily_digest, digest.send_weekly_money_edits, backups.run_backup,
-             webhooks.deliver_webhooks, webhooks.sweep_webhooks, reconcile.pull_paybill, reconcile.cards_daily_pass]
+             webhooks.deliver_webhooks, webhooks.sweep_webhooks, reconcile.pull_paybill, reconcile.cards_daily_pass,
+             reconcile.import_statement_upload]
 
 CRON_JOBS = [
     # Just after midnight in Nairobi: expire what ended yesterday, start what begins today.

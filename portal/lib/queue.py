@@ -45,6 +45,8 @@ ROUTES = {
     "pull_paybill": GATEWAY,
     # Reconciliation: a nightly pass over a gateway's own books (it may credit a card payment).
     "cards_daily_pass": GATEWAY,
+    # Reconciliation: a large statement uploaded on the web (a manager watches its bar): bulk work.
+    "import_statement_upload": BULK,
 }
 
 

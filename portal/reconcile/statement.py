@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 REQUIRED = ("Receipt No.", "Completion Time", "Details", "Transaction Status", "Paid In", "Withdrawn")
@@ -116,6 +117,13 @@ def _amount(text: str, line: int, col: int, name: str) -> Decimal:
 
 def _time(text: str, line: int, col: int, name: str, tz: ZoneInfo) -> datetime:
     t = " ".join(text.split())
+    if len(t) == 19 and t[4] == t[7] == "-" and t[10] == " " and t[13] == t[16] == ":":
+        # The portal's own form, YYYY-MM-DD HH:MM:SS, read as strptime would, without its cost
+        # (a third of a 50,000-line file's reading).
+        try:
+            return datetime.fromisoformat(t).replace(tzinfo=tz)
+        except ValueError:
+            pass
     for fmt in _TIME_FORMATS:
         try:
             return datetime.strptime(t, fmt).replace(tzinfo=tz)
@@ -124,10 +132,12 @@ def _time(text: str, line: int, col: int, name: str, tz: ZoneInfo) -> datetime:
     raise StatementError(line, col, f"{t[:30]!r} is not a date and time (expected YYYY-MM-DD HH:MM:SS)", name)
 
 
-def read_statement(data: bytes, tz: ZoneInfo) -> Statement:
-    """The whole file, checked; StatementError at the first thing wrong."""
+def read_statement(data: bytes, tz: ZoneInfo, progress: Callable[[int, int], None] | None = None) -> Statement:
+    """The whole file, checked; StatementError at the first thing wrong. `progress(lines read, lines
+    in the file)` is told every thousand lines (the web upload's bar)."""
     if len(data) > MAX_BYTES:
         raise StatementError(1, 0, f"the file is over {MAX_BYTES // (1024 * 1024)} MB")
+    in_file = data.count(b"\n") + 1 if progress is not None else 0
     text = _decode(data)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: dict[str, int] | None = None
@@ -137,6 +147,8 @@ def read_statement(data: bytes, tz: ZoneInfo) -> Statement:
     try:
         for row in reader:
             n = reader.line_num
+            if progress is not None and n % 1000 == 0:
+                progress(n, in_file)
             if header is None:
                 names = [_name(c) for c in row]
                 if "receipt no" in names:

@@ -30,6 +30,7 @@ the statement's Paid In is 3,000 + 8,000 + 3,000 = 14,000: equal. Importing the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -111,15 +112,21 @@ async def _credit(line: StatementLine) -> tuple[str, int | None, int | None, int
 
 
 async def import_statement(data: bytes, *, filename: str = "", staff_id: int | None = None,
-                           progress: Callable[[int, int], None] | None = None) -> Imported:
+                           progress: Callable[[int, int], None] | None = None,
+                           reading: Callable[[int, int], None] | None = None) -> Imported:
     """Read (StatementError when malformed: nothing stored), then match and store in one transaction.
-    `progress(done, total)` is told of the lines matched as the import goes (the CLI's bar)."""
+    `progress(done, total)` is told of the lines matched as the import goes (the CLI's bar), and
+    `reading(done, total)` of the lines read before (the web upload's bar: the reading runs in a
+    thread then, so the event loop, and whoever writes the progress down, goes on meanwhile)."""
     started = time.monotonic()
     known = await MpesaStatement.select(MpesaStatement.id, MpesaStatement.summary, MpesaStatement.seconds).where(
         MpesaStatement.file_hash == file_hash(data)).first()
     if known:  # the same file again: nothing to read
         return Imported(known["id"], False, _summary(known["summary"]), float(known["seconds"]))
-    statement = read_statement(data, get_settings().tz)
+    if reading is None:
+        statement = read_statement(data, get_settings().tz)
+    else:
+        statement = await asyncio.to_thread(read_statement, data, get_settings().tz, reading)
     async with db.transaction():
         # Two managers uploading the same file at once: the second waits, then finds the first.
         await MpesaStatement.raw("SELECT pg_advisory_xact_lock(hashtext({}))", f"mpesa-statement:{statement.file_hash}")
@@ -191,6 +198,7 @@ async def _match_lines(statement_id: int, statement: Statement,
         counts[outcome] += 1
         if progress is not None and (len(cols["line_no"]) % 1000 == 999 or line is lines[-1]):
             progress(len(cols["line_no"]) + 1, len(lines))
+            await asyncio.sleep(0)  # lets a watcher (the web upload's progress writer) run between the batches
         for key, value in (("line_no", line.line_no), ("receipt", line.receipt), ("direction", line.direction),
                            ("completed_at", line.completed_at), ("details", line.details), ("status", line.status),
                            ("paid_in", line.paid_in), ("withdrawn", line.withdrawn), ("reason_type", line.reason_type),

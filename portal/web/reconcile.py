@@ -5,7 +5,10 @@ the ledger.
     POST /reconcile/mpesa/pull                 hours -> ask Daraja now (portal.reconcile.pull)
     POST /reconcile/mpesa/register             register the Paybill for Pull Transactions
     POST /reconcile/mpesa/statements           the statement CSV (multipart) -> its page, or 422 with the
-                                               line and column that are wrong (nothing stored)
+                                               line and column that are wrong (nothing stored); a file
+                                               of more than uploads.IN_REQUEST lines -> its upload's page
+    GET  /reconcile/mpesa/uploads/{id}         a large file's import by the worker: its progress, polled
+                                               (htmx) until done, then the statement's page
     GET  /reconcile/mpesa/statements/{id}      lines by outcome, lines needing attention, ledger payments
                                                the statement has no line for
 
@@ -32,7 +35,7 @@ from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Response, Template
 
 from portal.auth import manager_required
 from portal.gateways.daraja import DarajaFieldError
@@ -40,10 +43,12 @@ from portal.gateways.http import GatewayError
 from portal.lib.clock import today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.forms import whole
-from portal.reconcile import actions, bank, days, pull, statements
+from portal.reconcile import actions, bank, days, pull, statements, uploads
 from portal.reconcile.bank_csv import DATE_FORMATS, Mapping
 from portal.reconcile.statement import MAX_BYTES, StatementError
 from portal.settings import get_settings
+from portal.web.pages import ask_to_confirm
+from portal.web.templating import is_htmx
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -96,6 +101,9 @@ async def reconcile_upload(request: Request) -> Template | Redirect:
     data = await upload.read()
     if not data:
         return await _page(status=422, error=f"{upload.filename} is empty")
+    if not uploads.in_request(data):  # the worker imports it; its page shows how far it has got
+        upload_id = await uploads.start(data, filename=upload.filename, staff_id=request.scope["user"].staff_id)
+        return Redirect(f"/reconcile/mpesa/uploads/{upload_id}", status_code=303)
     try:
         imported = await statements.import_statement(data, filename=upload.filename,
                                                      staff_id=request.scope["user"].staff_id)
@@ -103,6 +111,20 @@ async def reconcile_upload(request: Request) -> Template | Redirect:
         return await _page(status=422, error=f"{upload.filename} was not imported, nothing was changed. {e}")
     suffix = "" if imported.new else "?again=1"
     return Redirect(f"/reconcile/mpesa/statements/{imported.statement_id}{suffix}", status_code=303)
+
+
+@get("/reconcile/mpesa/uploads/{upload_id:int}", guards=[manager_required])
+async def reconcile_upload_page(request: Request, upload_id: FromPath[int]) -> Template | Response:
+    """A large statement's import: its bar, polled (htmx) until it ends, then its statement's page."""
+    row = await uploads.upload(upload_id)
+    if row is None:
+        raise NotFound("upload")
+    await uploads.nudge(row)
+    if is_htmx(request) and row.finished and row.state == "done":
+        suffix = "" if row.new else "?again=1"
+        return Response("", status_code=200, headers={"HX-Redirect": f"/reconcile/mpesa/statements/{row.statement}{suffix}"})
+    name = "reconcile/_upload.html" if is_htmx(request) else "reconcile/upload.html"
+    return Template(name, context={"u": row})
 
 
 @get("/reconcile/mpesa/statements/{statement_id:int}", guards=[manager_required])
@@ -117,7 +139,8 @@ async def reconcile_statement(statement_id: FromPath[int], again: FromQuery[str]
         "shown": statements.SHOWN})
 
 
-routes = [reconcile_mpesa, reconcile_pull, reconcile_register, reconcile_upload, reconcile_statement]
+routes = [reconcile_mpesa, reconcile_pull, reconcile_register, reconcile_upload, reconcile_upload_page,
+          reconcile_statement]
 
 
 # --- the reconciliation page: days and channels (portal.reconcile.days, .actions) -------------------
@@ -179,7 +202,10 @@ async def reconcile_settle(request: Request, day: FromPath[str], data: FormData)
     values = {"key": key, "action": action, "reason": data.get("reason") or "", "member": data.get("member") or ""}
     try:
         settled = await actions.settle(day, key, action, reason=values["reason"], member=values["member"],
-                                       staff_id=request.scope["user"].staff_id)
+                                       staff_id=request.scope["user"].staff_id, confirmed=data.get("confirmed") or "")
+    except actions.ConfirmRefund as e:  # a large refund: the form again, everything kept, with its box
+        return await _day_page(day, status=422, errors={"action": str(e)}, values={**values, **ask_to_confirm(e.amount)},
+                               failed_key=key)
     except RuleBroken as e:
         return await _day_page(day, status=422, errors={e.field or "action": str(e)}, values=values, failed_key=key)
     except NotFound:

@@ -386,8 +386,24 @@ async def process_c2b_confirmation(row: dict, data) -> tuple[str, str]:
 
 # Money waiting for staff: Paybill payments no account matched, and prompt results no request of
 # ours could be tied to (their amount is recorded; a result that moved no money has none).
+# A payment a manager settled on the reconciliation page ("not ours", "explained": the resolution of
+# its receipt, `mpesa:<code>`, portal.reconcile.actions) waits no more: the one rule both pages read,
+# so one resolution counts on the reconciliation page, here, on the badge and in the digest.
 UNMATCHED_WHERE = ("gateway = 'daraja' AND outcome = 'unmatched' "
-                   "AND (kind IN ('c2b_confirmation', 'c2b_pull', 'c2b_statement') OR (kind = 'stk' AND amount <> ''))")
+                   "AND (kind IN ('c2b_confirmation', 'c2b_pull', 'c2b_statement') OR (kind = 'stk' AND amount <> '')) "
+                   "AND NOT EXISTS (SELECT 1 FROM reconcile_resolution rr "
+                   "WHERE rr.key = 'mpesa:' || gateway_callback.external_id)")
+
+
+def resolution_key(receipt: str) -> str:
+    """The reconciliation page's key for the M-Pesa money of `receipt` (its lock and its resolution)."""
+    return f"mpesa:{receipt}"
+
+
+async def lock_resolution(key: str) -> None:
+    """The lock every settling of one difference takes first (transaction-long): Match and renew
+    here, and every action on the reconciliation page, so two of them never both act on the money."""
+    await GatewayCallback.raw("SELECT pg_advisory_xact_lock(hashtext({}))", f"reconcile:{key}")
 
 
 @dataclass(frozen=True)
@@ -441,6 +457,11 @@ async def match_unmatched(callback_id: int, member_id: int, staff_id: int, invoi
     the chosen member (oldest open invoice first, or `invoice_id`), its alert is resolved and the
     callback says who matched it. Matching again returns the same payment."""
     async with db.transaction():
+        # The receipt's lock first (its code never changes), then the row: the order the
+        # reconciliation page's actions take them in.
+        code = await GatewayCallback.select(GatewayCallback.external_id).where(GatewayCallback.id == callback_id).first()
+        if code and code["external_id"]:
+            await lock_resolution(resolution_key(code["external_id"]))
         row = await GatewayCallback.select().where(GatewayCallback.id == callback_id).lock_rows().first()
         if row is None or row["gateway"] != "daraja" or row["kind"] not in ("c2b_confirmation", "stk", "c2b_pull",
                                                                             "c2b_statement"):
@@ -450,6 +471,10 @@ async def match_unmatched(callback_id: int, member_id: int, staff_id: int, invoi
             return Recorded(payment, False)
         if row["outcome"] != "unmatched":
             raise RuleBroken(S_("This M-Pesa payment is not waiting to be matched"))
+        if not await GatewayCallback.raw(f"SELECT 1 FROM gateway_callback WHERE id = {{}} AND {UNMATCHED_WHERE}",
+                                         callback_id):
+            raise RuleBroken(S_("A manager settled this M-Pesa payment on the reconciliation page: it is not waiting "
+                                "to be matched"))
         try:
             c2b = money_of(row["kind"], row["body"])
         except ValueError as e:
