@@ -85,6 +85,7 @@ async def load_bulk(members: int, payments: int, *, seed: int = 7, force_append:
             gym.items = {r["name"]: dict(r) for r in await conn.fetch(
                 "SELECT * FROM catalogue_item WHERE active AND currency = $1 ORDER BY id", settings.currency)}
             gym.walkin = await walkin_member_id()
+            gym.promos = {r["code"]: dict(r) for r in await conn.fetch("SELECT * FROM promo_code")}
         taken = {r["phone"] for r in await conn.fetch("SELECT phone FROM member")} if existing else set()
         history = History(gym, seed, extras)
         bar = Progress("simulating members", members, "members", enabled=show_progress)

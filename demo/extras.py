@@ -175,14 +175,22 @@ class Plan:
             if date(year, 1, 1) <= today:
                 codes.append((f"NEWYEAR{year % 100:02d}", Decimal(20), "New year: 20% off joining in January",
                               date(year, 1, 1), date(year, 1, 31)))
-        promos = []
+        promos, self.promos = [], []
         for code, value, description, start, end in codes:
             made = max(start - timedelta(days=3), today - timedelta(days=1200))
             row = _row(h, PromoRow, h.midnight(made) + 10 * 60 * MINUTE)
             row.code, row.kind, row.value, row.description = code, "percent", value, description
             row.valid_from, row.valid_to, row.max_uses, row.max_per_member = start, end, None, 1
             row.created_by = gym.manager
-            promos.append(row)
+            kept = gym.promos.get(code)
+            if kept is not None:  # an earlier load made it (demo-data --force-append): use that one
+                row.id, row.kind, row.value = kept["id"], kept["kind"], kept["value"]
+                row.valid_from, row.valid_to, row.created_by = kept["valid_from"], kept["valid_to"], kept["created_by"]
+                row.us = int(kept["created_at"].timestamp()) * SECOND
+            else:
+                promos.append(row)
+            self.promos.append(row)
+        h.usable_promos = self.promos
         return promos
 
     def member(self, i: int, member: MemberRow, used_phones: set[str]):
@@ -298,7 +306,7 @@ def on_plan_invoice(life: Life, inv: InvoiceRow) -> None:
         discount(life, inv, kind, value, reason, inv.lines[0], requested_by=life.desk, approved_by=approver)
     elif inv.kind == "new" and roll < PROMO_SHARE:
         # The month's own code first (NEWYEAR26 in January), else the standing welcome code.
-        promo = next((p for p in sorted(h.promos, key=lambda p: p.valid_to - p.valid_from)
+        promo = next((p for p in sorted(h.usable_promos, key=lambda p: p.valid_to - p.valid_from)
                       if p.valid_from <= inv.issue_date <= p.valid_to and p.us < life.clock), None)
         if promo is not None:
             life.later(rng.randint(20, 120))
@@ -428,7 +436,6 @@ class Sales:
             simple = [item for item in self.items.values() if item["kind"] == "simple"]
             chosen = [(simple[rng.randrange(len(simple))], 1)]
         method = rng.choices(["cash", "bank", "cheque"], [78, 17, 5] if not walk_in else [85, 15, 0])[0]
-        cur = gym.currency
 
         inv = life._row(InvoiceRow)
         inv.member, inv.kind, inv.plan, inv.membership, inv.period_start = who, "other", None, None, None

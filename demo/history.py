@@ -265,6 +265,7 @@ class Gym:
     now: datetime
     items: dict = field(default_factory=dict)  # the catalogue by name (demo.extras: desk sales)
     walkin: int | None = None  # the walk-in account's member id (portal.sales.walkin)
+    promos: dict = field(default_factory=dict)  # promo codes made by an earlier load, by code
     today: date = field(init=False)
 
     def __post_init__(self):
