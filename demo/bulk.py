@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from demo import extras as demo_extras
 from demo.gym import FIRST_NAMES, LAST_NAMES, ensure_gym
 from demo.history import EXTRA_TABLES, Gym, History, PlanTerms
 from demo.visits import simulate_visits
@@ -87,7 +88,7 @@ async def load_bulk(members: int, payments: int, *, seed: int = 7, force_append:
             gym.walkin = await walkin_member_id()
             gym.promos = {r["code"]: dict(r) for r in await conn.fetch("SELECT * FROM promo_code")}
         taken = {r["phone"] for r in await conn.fetch("SELECT phone FROM member")} if existing else set()
-        history = History(gym, seed, extras)
+        history = History(gym, seed, demo_extras if extras else None)
         bar = Progress("simulating members", members, "members", enabled=show_progress)
         history.simulate(members, payments, _names(), taken, progress=bar)
         history.ordered()

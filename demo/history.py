@@ -438,9 +438,7 @@ class Life(Rows):
                   lazy("Invoice {}", inv), staff=staff, invoice=inv)
         self.apply_credit(staff)
         if self.h.extras:
-            from demo import extras
-
-            extras.on_plan_invoice(self, inv)
+            self.h.extras.on_plan_invoice(self, inv)
         return inv
 
     def line_row(self, inv: InvoiceRow, description: str, quantity: int, unit_price: Decimal, vat_rate: Decimal,
@@ -761,9 +759,7 @@ class Life(Rows):
                 break
             ms = self.current
             if self.h.extras:
-                from demo import extras
-
-                extras.maybe_freeze(self, ms)
+                self.h.extras.maybe_freeze(self, ms)
             raise_on = ms.end - timedelta(days=gym.renewal_days_before)
             if raise_on > gym.today:
                 if i < len(periods) - 1:
@@ -844,10 +840,12 @@ def _split(due: Decimal, parts: int, rng: random.Random, partial: bool) -> list[
 class History(Rows):
     """Every row of the simulated gym, in memory, and the numbering of them."""
 
-    def __init__(self, gym: Gym, seed: int, extras: bool = False):
+    def __init__(self, gym: Gym, seed: int, extras=None):
         super().__init__()
         self.gym = gym
-        self.extras = extras  # sales, discounts, freezes and payers too (demo.extras)
+        # The demo.extras module (given by demo.bulk, which imports it: no cycle), for sales,
+        # discounts, freezes and payers too; None: the plans' money only.
+        self.extras = extras
         self.payers: list[PayerRow] = []
         self.payer_members: list[PayerMemberRow] = []
         self.promos: list[PromoRow] = []
@@ -927,9 +925,7 @@ class History(Rows):
         plans = [rng.choices(gym.plans, gym.plan_weights)[0] for _ in range(members)]
         extra = None
         if self.extras:
-            from demo import extras
-
-            extra = extras.Plan(self, members, payments - in_flight)
+            extra = self.extras.Plan(self, members, payments - in_flight)
         budgets = _budgets(rng, plans, payments - in_flight - (extra.sales if extra else 0))
         firsts, lasts = names
         used_phones = set(taken_phones)
@@ -1180,9 +1176,7 @@ class History(Rows):
                       v.override_reason, v.overridden_by, when(v.overridden_us) if v.overridden_us else None)
                      for v in self.visits))
         if table in EXTRA_TABLES:
-            from demo import extras
-
-            return extras.rows(self, table)
+            return self.extras.rows(self, table) if self.extras else ([], iter(()))
         raise KeyError(table)
 
     def _legs(self, currency: str):
