@@ -330,19 +330,31 @@ def on_plan_invoice(life: Life, inv: InvoiceRow) -> None:
 
 # --- freezes (portal.members.changes.freeze) ----------------------------------------------------------
 
-def maybe_freeze(life: Life, ms: MembershipRow) -> None:
-    """Now and then a paid membership is frozen, asked for before the renewal invoice is due."""
+def freeze_plan(rng: random.Random, plan, periods: int) -> list[tuple | None]:
+    """For each period of a life, the freeze of the membership it pays for, if any: (days,
+    notice, where in the membership it starts (0..1), days ended early)."""
+    chance = next((c for m, c in sorted(FREEZE_CHANCE.items(), reverse=True) if plan.months >= m), FREEZE_MONTHLY)
+    drawn = []
+    for _ in range(periods):
+        if rng.random() >= chance:
+            drawn.append(None)
+            continue
+        days = rng.randint(*FREEZE_DAYS)
+        cut = rng.randint(1, days - FREEZE_DAYS[0] + 1) if rng.random() < FREEZE_ENDED_EARLY else 0
+        drawn.append((days, rng.choice([0, 0, 1, 2, 3, 7]), rng.random(), cut))
+    return drawn
+
+
+def maybe_freeze(life: Life, ms: MembershipRow, period: int) -> None:
+    """The membership period `period` paid for is frozen if the life's freeze plan says so (asked
+    for before the renewal invoice is due)."""
     from demo.history import FreezeRow
 
     gym, rng = life.gym, life.rng
-    months = ms.plan.months
-    chance = next((c for m, c in sorted(FREEZE_CHANCE.items(), reverse=True) if months >= m), FREEZE_MONTHLY)
-    if rng.random() >= chance:
+    planned = life.freeze_plan[period] if life.freeze_plan and period < len(life.freeze_plan) else None
+    if planned is None:
         return
-    days = rng.randint(*FREEZE_DAYS)
-    notice = rng.choice([0, 0, 1, 2, 3, 7])
-    offset = rng.random()
-    cut = rng.randint(1, days - FREEZE_DAYS[0] + 1) if rng.random() < FREEZE_ENDED_EARLY else 0
+    days, notice, offset, cut = planned
     earliest = max(ms.start + timedelta(days=2), life.day())
     latest = ms.end - timedelta(days=gym.renewal_days_before + 1)
     if latest < earliest:

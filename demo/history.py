@@ -351,6 +351,7 @@ class Life(Rows):
         # demo.extras: the rate this member's plan invoices are discounted by, and who they are addressed to.
         self.terms = None
         self.payer: PayerRow | None = None
+        self.freeze_plan: list | None = None
         desks = self.gym.desk.get(member.location) or [s for staff in self.gym.desk.values() for s in staff]
         self.desk = desks[rng.randrange(len(desks))]
         self.desk_location = member.location if self.gym.desk.get(member.location) else next(
@@ -759,7 +760,7 @@ class Life(Rows):
                 break
             ms = self.current
             if self.h.extras:
-                self.h.extras.maybe_freeze(self, ms)
+                self.h.extras.maybe_freeze(self, ms, i)
             raise_on = ms.end - timedelta(days=gym.renewal_days_before)
             if raise_on > gym.today:
                 if i < len(periods) - 1:
@@ -967,11 +968,18 @@ class History(Rows):
         void_after = rng.randint(20, 60) if rng.random() < 0.7 else None
         # Lay the story out, see where its last payment lands, and move it there.
         join = target - timedelta(days=_days_to_last_payment(periods, plan, gym.renewal_days_before))
+        if self.extras:
+            # Freezes drawn before the life is laid out, and the days they push its last payment
+            # back allowed for: otherwise most frozen lives run into the future and are laid again.
+            self._freezes = self.extras.freeze_plan(random.Random(rng.getrandbits(64)), plan, len(periods))
+            paying = [k for k, p in enumerate(periods) if p.payments]
+            join -= timedelta(days=sum(f[0] - f[3] for f in self._freezes[:paying[-1] if paying else 0] if f))
         state = rng.getstate()
         for _attempt in range(12):
             rng.setstate(state)
             life = Life(self, member, plan, rng)
             life.terms, life.payer = getattr(self, "_setup", (None, None))
+            life.freeze_plan = getattr(self, "_freezes", None)
             try:
                 life.live(join, join_minute, periods, fate, void_after)
             except Future as late:
