@@ -34,7 +34,8 @@ Proportions, and why (a Nairobi gym of the kind the portal is for):
   desk's default limit: the desk gives it); company staff 15% (a manager); new members
   PROMO_SHARE (5%) use a promo code on their first invoice; 1% of renewals get a goodwill
   amount off (a manager); about 0.4% of invoices have a discount asked for and rejected, and
-  0.5% of members one waiting in the queue now. About one plan invoice in ten is discounted,
+  one member in 2,000 one waiting in the queue now (a
+  manager works the queue daily: it holds the last days' asks, about ten at 20,000 members). About one plan invoice in ten is discounted,
   what owners of gyms like this report giving.
 - freezes: per paid membership, 1.5% of monthly, 6% of quarterly and 12% of annual ones are
   frozen 7 to 30 days (longer plans are the ones people pause for travel or injury); 15% of the
@@ -90,7 +91,7 @@ CORPORATE_RATE = Decimal(15)
 PROMO_SHARE = 0.05
 GOODWILL_SHARE = 0.01
 REJECTED_SHARE = 0.004
-PENDING_SHARE = 0.005
+PENDING_SHARE = 0.0005  # waiting in the approval queue now: a manager works it daily
 FAMILY_SHARE, FAMILY_SIZES = 0.04, (2, 4)
 COMPANY_SHARE, COMPANY_SIZES = 0.03, (3, 12)
 FREEZE_CHANCE = {12: 0.12, 3: 0.06}  # by the plan's months (at least); monthly and shorter: FREEZE_MONTHLY
