@@ -107,7 +107,7 @@ class MembershipRow(Row):
 
 class InvoiceRow(Row):
     __slots__ = ("member", "kind", "plan", "membership", "period_start", "issue_date", "due_date", "subtotal", "tax",
-                 "total", "paid", "status", "void_reason", "created_by", "number", "line")
+                 "total", "paid", "status", "void_reason", "created_by", "number", "line", "lines", "paused")
 
     @property
     def label(self) -> str:
@@ -140,8 +140,62 @@ class CreditNoteRow(Row):
     __slots__ = ("kind", "member", "invoice", "payment", "amount", "reason", "staff", "number", "year")
 
 
+class LineRow(Row):
+    __slots__ = ("invoice", "description", "quantity", "unit_price", "vat_rate", "vat_inclusive", "net", "vat", "total")
+
+
+class SaleRow(Row):
+    __slots__ = ("invoice", "member", "buyer_name", "method", "payment", "tendered", "change", "key", "staff",
+                 "location")
+
+
+class SaleLineRow(Row):
+    __slots__ = ("sale", "line", "item")
+
+
+class PackRow(Row):
+    __slots__ = ("member", "item", "sale", "sessions", "used")
+
+
+class UseRow(Row):
+    __slots__ = ("pack", "staff")
+
+
+class DiscountRow(Row):
+    __slots__ = ("invoice", "member", "line", "discount_line", "kind", "value", "amount", "net", "vat", "reason",
+                 "promo", "status", "requested_by", "approved_by", "decided_us", "note", "entry")
+
+
+class PromoRow(Row):
+    __slots__ = ("code", "kind", "value", "description", "valid_from", "valid_to", "max_uses", "max_per_member",
+                 "created_by")
+
+
+class FreezeRow(Row):
+    __slots__ = ("membership", "member", "start", "end", "days", "reason", "ended_reason", "ended_by", "ended_us",
+                 "created_by")
+
+
+class PayerRow(Row):
+    __slots__ = ("kind", "name", "phone", "email", "address", "kra_pin", "created_by", "members")
+
+
+class PayerMemberRow(Row):
+    __slots__ = ("payer", "member", "linked_by")
+
+
+class BillToRow(Row):
+    __slots__ = ("invoice", "payer")
+
+
 class ReversalRow(Row):
     __slots__ = ("payment", "amount", "reason", "staff", "originator", "conversation", "finished_us")
+
+
+# Issue 14's tables (rows made by demo.extras), in foreign-key order: table -> the History list.
+EXTRA_TABLES = {"payer": "payers", "payer_member": "payer_members", "invoice_bill_to": "bill_tos",
+                "promo_code": "promos", "discount": "discounts", "sale": "sales", "sale_line": "sale_lines",
+                "session_pack": "packs", "session_use": "uses", "membership_freeze": "freezes"}
 
 
 # Start dates repeat across thousands of members: the calendar sums are worth keeping.
@@ -209,6 +263,9 @@ class Gym:
     shortcode: str
     currency: str
     now: datetime
+    items: dict = field(default_factory=dict)  # the catalogue by name (demo.extras: desk sales)
+    walkin: int | None = None  # the walk-in account's member id (portal.sales.walkin)
+    promos: dict = field(default_factory=dict)  # promo codes made by an earlier load, by code
     today: date = field(init=False)
 
     def __post_init__(self):
@@ -242,6 +299,10 @@ class Future(Exception):
         self.days = days
 
 
+ROW_LISTS = ("memberships", "invoices", "payments", "events", "entries", "allocations", "notes", "reversals", "lines",
+             "sales", "sale_lines", "packs", "uses", "discounts", "freezes", "bill_tos")
+
+
 class Rows:
     """The rows a history writes, table by table: one member's life keeps its own until the life
     fits before now, then the whole gym takes them (`take`)."""
@@ -255,9 +316,18 @@ class Rows:
         self.allocations: list[AllocationRow] = []
         self.notes: list[CreditNoteRow] = []
         self.reversals: list[ReversalRow] = []
+        # Issue 14's kinds (demo.extras): invoice lines, desk sales, discounts, freezes, invoices to payers.
+        self.lines: list[LineRow] = []
+        self.sales: list[SaleRow] = []
+        self.sale_lines: list[SaleLineRow] = []
+        self.packs: list[PackRow] = []
+        self.uses: list[UseRow] = []
+        self.discounts: list[DiscountRow] = []
+        self.freezes: list[FreezeRow] = []
+        self.bill_tos: list[BillToRow] = []
 
     def take(self, other: Rows) -> None:
-        for rows in ("memberships", "invoices", "payments", "events", "entries", "allocations", "notes", "reversals"):
+        for rows in ROW_LISTS:
             getattr(self, rows).extend(getattr(other, rows))
 
 
@@ -278,6 +348,10 @@ class Life(Rows):
         self._day, self.day_ends = date.min, 0
         self.still_to_come = 0  # days the periods not yet played will take, roughly
         self.last_payment_day: date | None = None
+        # demo.extras: the rate this member's plan invoices are discounted by, and who they are addressed to.
+        self.terms = None
+        self.payer: PayerRow | None = None
+        self.freeze_plan: list | None = None
         desks = self.gym.desk.get(member.location) or [s for staff in self.gym.desk.values() for s in staff]
         self.desk = desks[rng.randrange(len(desks))]
         self.desk_location = member.location if self.gym.desk.get(member.location) else next(
@@ -356,14 +430,25 @@ class Life(Rows):
         inv.period_start, inv.issue_date, inv.due_date = period_start, self.day(), due
         inv.subtotal, inv.tax, inv.total, inv.paid = p.subtotal, p.tax, p.total, ZERO
         inv.status, inv.void_reason, inv.created_by, inv.number = "open", "", staff, None
-        inv.line = self.h.line(p, period_start, end)
+        inv.line, inv.paused = self.h.line(p, period_start, end), ""
+        inv.lines = [self.line_row(inv, inv.line, 1, p.price, p.vat_rate, p.vat_inclusive, p.subtotal, p.tax, p.total)]
         self.invoices.append(inv)
         self.open.append(inv)
         self.post("invoice_issued", [("receivable", self.member, None, p.total), ("revenue", None, None, -p.subtotal),
                                      ("vat_payable", None, None, -p.tax)],
                   lazy("Invoice {}", inv), staff=staff, invoice=inv)
         self.apply_credit(staff)
+        if self.h.extras:
+            self.h.extras.on_plan_invoice(self, inv)
         return inv
+
+    def line_row(self, inv: InvoiceRow, description: str, quantity: int, unit_price: Decimal, vat_rate: Decimal,
+                 vat_inclusive: bool, net: Decimal, vat: Decimal, total: Decimal) -> LineRow:
+        row = self._row(LineRow)
+        row.invoice, row.description, row.quantity, row.unit_price = inv, description, quantity, unit_price
+        row.vat_rate, row.vat_inclusive, row.net, row.vat, row.total = vat_rate, vat_inclusive, net, vat, total
+        self.lines.append(row)
+        return row
 
     def apply_credit(self, staff) -> None:
         owed, held = self.receivable, self.credit
@@ -674,6 +759,8 @@ class Life(Rows):
             if period.outcome != "paid":
                 break
             ms = self.current
+            if self.h.extras:
+                self.h.extras.maybe_freeze(self, ms, i)
             raise_on = ms.end - timedelta(days=gym.renewal_days_before)
             if raise_on > gym.today:
                 if i < len(periods) - 1:
@@ -754,9 +841,15 @@ def _split(due: Decimal, parts: int, rng: random.Random, partial: bool) -> list[
 class History(Rows):
     """Every row of the simulated gym, in memory, and the numbering of them."""
 
-    def __init__(self, gym: Gym, seed: int):
+    def __init__(self, gym: Gym, seed: int, extras=None):
         super().__init__()
         self.gym = gym
+        # The demo.extras module (given by demo.bulk, which imports it: no cycle), for sales,
+        # discounts, freezes and payers too; None: the plans' money only.
+        self.extras = extras
+        self.payers: list[PayerRow] = []
+        self.payer_members: list[PayerMemberRow] = []
+        self.promos: list[PromoRow] = []
         self.seed = seed
         self.rng = random.Random(seed)
         self.now_us = int(gym.now.timestamp() * SECOND)
@@ -831,7 +924,10 @@ class History(Rows):
         # A few prompts are always waiting on someone's phone.
         in_flight = min(payments, max(1, min(10, payments // 10_000)))
         plans = [rng.choices(gym.plans, gym.plan_weights)[0] for _ in range(members)]
-        budgets = _budgets(rng, plans, payments - in_flight)
+        extra = None
+        if self.extras:
+            extra = self.extras.Plan(self, members, payments - in_flight)
+        budgets = _budgets(rng, plans, payments - in_flight - (extra.sales if extra else 0))
         firsts, lasts = names
         used_phones = set(taken_phones)
         for i in range(members):
@@ -845,10 +941,13 @@ class History(Rows):
             member.opt_out = rng.random() < 0.05
             member.status = "active"
             member.number = None
+            self._setup = extra.member(i, member, used_phones) if extra else (None, None)
             self._live(member, plans[i], budgets[i], random.Random(rng.getrandbits(64)), used_phones)
             if progress:
                 progress.advance(1)
         self._in_flight(in_flight)
+        if extra:
+            extra.after_lives()
 
     def _live(self, member: MemberRow, plan: PlanTerms, budget: int, rng: random.Random, used_phones: set[str]) -> None:
         gym = self.gym
@@ -869,10 +968,18 @@ class History(Rows):
         void_after = rng.randint(20, 60) if rng.random() < 0.7 else None
         # Lay the story out, see where its last payment lands, and move it there.
         join = target - timedelta(days=_days_to_last_payment(periods, plan, gym.renewal_days_before))
+        if self.extras:
+            # Freezes drawn before the life is laid out, and the days they push its last payment
+            # back allowed for: otherwise most frozen lives run into the future and are laid again.
+            self._freezes = self.extras.freeze_plan(random.Random(rng.getrandbits(64)), plan, len(periods))
+            paying = [k for k, p in enumerate(periods) if p.payments]
+            join -= timedelta(days=sum(f[0] - f[3] for f in self._freezes[:paying[-1] if paying else 0] if f))
         state = rng.getstate()
         for _attempt in range(12):
             rng.setstate(state)
             life = Life(self, member, plan, rng)
+            life.terms, life.payer = getattr(self, "_setup", (None, None))
+            life.freeze_plan = getattr(self, "_freezes", None)
             try:
                 life.live(join, join_minute, periods, fate, void_after)
             except Future as late:
@@ -892,6 +999,9 @@ class History(Rows):
             member.phone = demo_phone(rng, used_phones, "Airtel")
         self.members.append(member)
         self.take(life)
+        if self.extras and any(e.kind in ("credit_held", "void", "discount_overpaid") for e in life.entries):
+            self._credit_members = getattr(self, "_credit_members", set())
+            self._credit_members.add(id(member))
         self._lives_with_open = getattr(self, "_lives_with_open", [])
         if life.open and life.open[-1].status in ("open", "partially_paid"):
             self._lives_with_open.append(life)
@@ -926,16 +1036,16 @@ class History(Rows):
 
     def ordered(self) -> None:
         """Rows in the order the app would have written them."""
-        for name in ("members", "memberships", "invoices", "payments", "events", "entries", "allocations", "notes",
-                     "reversals"):
+        for name in ("members", *ROW_LISTS, "payers", "payer_members", "promos"):
             getattr(self, name).sort(key=_moment)
 
     def counts(self) -> dict[str, int]:
         return {"member": len(self.members), "membership": len(self.memberships), "invoice": len(self.invoices),
-                "invoice_line": len(self.invoices), "payment": len(self.payments),
+                "invoice_line": len(self.lines), "payment": len(self.payments),
                 "payment_event": len(self.events), "ledger_entry": len(self.entries),
                 "ledger_leg": sum(len(e.legs) for e in self.entries), "allocation": len(self.allocations),
-                "credit_note": len(self.notes), "gateway_request": len(self.reversals), "visit": len(self.visits)}
+                "credit_note": len(self.notes), "gateway_request": len(self.reversals), "visit": len(self.visits),
+                **{table: len(getattr(self, name)) for table, name in EXTRA_TABLES.items()}}
 
     def numbers_needed(self) -> dict[tuple[str, int], int]:
         """How many INV/RCP/CRN numbers each year takes."""
@@ -973,6 +1083,9 @@ class History(Rows):
         number(self.notes, "credit_note")
         number(self.reversals, "gateway_request")
         number(self.visits, "visit")
+        number(self.lines, "invoice_line")
+        for table, name in EXTRA_TABLES.items():
+            number(getattr(self, name), table)
         counters = dict(first_number)
         for inv in self.invoices:
             key = ("INV", inv.issue_date.year)
@@ -1010,15 +1123,16 @@ class History(Rows):
         if table == "invoice":
             return (["id", "number", "member", "kind", "plan", "membership", "period_start", "issue_date", "due_date",
                      "currency", "subtotal", "tax_total", "total", "paid", "status", "void_reason", "created_by",
-                     "created_at"],
-                    ((r.id, r.number, r.member.id, r.kind, r.plan.id, r.membership.id, r.period_start, r.issue_date,
-                      r.due_date, r.plan.currency, r.subtotal, r.tax, r.total, r.paid, r.status, r.void_reason,
-                      r.created_by, when(r.us)) for r in self.invoices))
+                     "created_at", "reminders_paused"],
+                    ((r.id, r.number, r.member.id, r.kind, r.plan.id if r.plan else None,
+                      r.membership.id if r.membership else None, r.period_start, r.issue_date, r.due_date,
+                      self.gym.currency, r.subtotal, r.tax, r.total, r.paid, r.status, r.void_reason, r.created_by,
+                      when(r.us), r.paused) for r in self.invoices))
         if table == "invoice_line":
             return (["id", "invoice", "description", "quantity", "unit_price", "vat_rate", "vat_inclusive", "net", "vat",
                      "total"],
-                    ((r.id, r.id, r.line, 1, r.plan.price, r.plan.vat_rate, r.plan.vat_inclusive, r.subtotal, r.tax,
-                      r.total) for r in self.invoices))
+                    ((r.id, r.invoice.id, r.description, r.quantity, r.unit_price, r.vat_rate, r.vat_inclusive, r.net,
+                      r.vat, r.total) for r in self.lines))
         if table == "payment":
             return (["id", "member", "invoice", "method", "amount", "currency", "refunded", "status", "reference",
                      "receipt_number", "idempotency_key", "staff", "location", "note", "created_at", "completed_at",
@@ -1069,6 +1183,8 @@ class History(Rows):
                     ((v.id, v.member.id, v.staff, v.location, when(v.us), v.colour, v.outcome, v.reason,
                       v.override_reason, v.overridden_by, when(v.overridden_us) if v.overridden_us else None)
                      for v in self.visits))
+        if table in EXTRA_TABLES:
+            return self.extras.rows(self, table) if self.extras else ([], iter(()))
         raise KeyError(table)
 
     def _legs(self, currency: str):

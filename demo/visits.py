@@ -51,6 +51,9 @@ def simulate_visits(history: History, days: int = VISIT_DAYS) -> list[VisitRow]:
     for ms in history.memberships:
         if _final_status(ms, gym.today) not in ("unpaid", "cancelled") and ms.end >= first_day - DAY * REFUSED_WITHIN:
             paid.setdefault(id(ms.member), []).append(ms)
+    frozen: dict[int, list[tuple[date, date]]] = {}
+    for f in history.freezes:  # nobody comes in while frozen
+        frozen.setdefault(id(f.member), []).append((f.start, f.end))
     visits: list[VisitRow] = []
     for member in history.members:
         runs = sorted(paid.get(id(member), []), key=lambda ms: ms.start)
@@ -65,6 +68,8 @@ def simulate_visits(history: History, days: int = VISIT_DAYS) -> list[VisitRow]:
             lapsed = None if running else next(
                 (ms for ms in reversed(runs) if ms.end < day <= ms.end + REFUSED_WITHIN * DAY), None)
             chance = habit if running else (habit * 0.3 if lapsed else 0)
+            if chance and id(member) in frozen and any(a <= day <= b for a, b in frozen[id(member)]):
+                chance = 0
             if chance and rng.random() < chance:
                 at = _moment(history, day, rng.randint(*slot))
                 if at is not None and at > member.us:  # not before they joined, on the day they did

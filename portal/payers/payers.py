@@ -128,12 +128,17 @@ WHERE pm.payer = {}
 ORDER BY m.last_name, m.first_name, m.id
 """
 
-# Open invoices addressed to the payer, in the order a payment by the payer settles them.
+# Open invoices addressed to the payer, in the order a payment by the payer settles them. Each
+# invoice addressed to it is looked up on its own (the lateral's OFFSET 0 keeps it a probe of
+# invoice_open_id): joined, the planner hashed every open invoice of the gym instead (6,222 at
+# 20,000 members / 500,000 payments, 23.5 ms for a payer of 248 invoices; 5.9 ms so, load about 10).
 OPEN_INVOICES_SQL = f"""
 SELECT i.id, i.number, i.issue_date, i.due_date, i.total, i.paid, i.total - i.paid AS balance, i.status,
        i.currency, m.id AS member_id, m.member_number, m.first_name || ' ' || m.last_name AS member_name
-FROM invoice_bill_to b JOIN invoice i ON i.id = b.invoice JOIN member m ON m.id = i.member
-WHERE b.payer = {{}} AND i.status IN {OPEN}
+FROM invoice_bill_to b
+CROSS JOIN LATERAL (SELECT * FROM invoice i WHERE i.id = b.invoice AND i.status IN {OPEN} OFFSET 0) i
+JOIN member m ON m.id = i.member
+WHERE b.payer = {{}}
 ORDER BY i.due_date, i.number, i.id
 """
 

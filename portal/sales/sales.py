@@ -16,6 +16,8 @@ from datetime import date
 from decimal import Decimal
 
 from portal import audit
+from portal.billing import discounts
+from portal.billing.discounts import Ask, amount_of, desk_limit_text, desk_may_give
 from portal.billing.invoices import Line, issue_invoice, lock_member
 from portal.lib import db
 from portal.lib.clock import now, today
@@ -55,6 +57,19 @@ class SaleRequest:
     confirmed: bool = False
     location_id: int | None = None
     problems: list[RuleBroken] = field(default_factory=list)
+    # A discount given while selling, off the whole sale (portal.billing.discounts, the same rule and
+    # the same desk limit): the desk within its limit, a manager, or the desk with a manager's
+    # approval typed on the same screen (approver_id).
+    discount: Ask | None = None
+    role: str = "front_desk"
+    approver_id: int | None = None
+
+
+def discount_off(request: SaleRequest, total: Money) -> Money:
+    """What the sale's discount takes off `total` (nothing without one)."""
+    if request.discount is None:
+        return Money.zero(total.currency)
+    return amount_of(request.discount.kind, request.discount.value, total)
 
 
 def _lines(items: list[dict], quantities: dict[int, int]) -> list[tuple[dict, Line]]:
@@ -84,6 +99,27 @@ async def sale_problems(request: SaleRequest, currency: str) -> tuple[list[RuleB
                                    field="items"))
     lines = _lines(items, wanted)
     total = sale_total([line for _, line in lines], currency)
+    if (ask := request.discount) is not None:
+        off = discount_off(request, total)
+        if not ask.reason.strip():
+            problems.append(RuleBroken(S_("Give a reason for the discount"), field="discount_reason"))
+        if ask.kind not in discounts.KINDS:
+            problems.append(RuleBroken(S_("Choose percent or amount"), field="discount_kind"))
+        elif ask.value <= 0 or (ask.kind == "percent" and ask.value > 100):
+            problems.append(RuleBroken(S_("A percentage is more than 0 and at most 100") if ask.kind == "percent"
+                                       else S_("A discount is more than nothing"), field="discount_value"))
+        elif total.amount > 0 and off > total:
+            problems.append(RuleBroken(f"A discount cannot be more than the sale's {total.format()}",
+                                       field="discount_value"))
+        elif total.amount > 0 and not off:
+            problems.append(RuleBroken(S_("That discount rounds to nothing"), field="discount_value"))
+        elif (total.amount > 0 and request.role not in ("manager", "admin") and request.approver_id is None
+              and not desk_may_give(off, total)):
+            problems.append(RuleBroken(f"{off.format()} is above the front desk's limit ({desk_limit_text()}): "
+                                       "a manager types their name and password below to approve it",
+                                       field="discount_value"))
+        else:
+            total = total - off
     if request.method not in SALE_METHODS:
         problems.append(RuleBroken(S_("Choose how it is paid"), field="method"))
     elif request.method == "account":
@@ -134,6 +170,15 @@ async def sell(request: SaleRequest, *, idempotency_key: str, staff_id: int | No
             # Paybill payment to account WALKIN): never a discount for the next stranger.
             raise RuleBroken("The walk-in account holds credit from an earlier sale: a manager refunds it from "
                              "the walk-in account's page first", field="items")
+        if request.discount is not None:
+            # Off the whole sale before it is paid: its own line and ledger entry (discounts account).
+            try:
+                await discounts._give(invoice["id"], request.discount, staff_id=staff_id, role=request.role,
+                                      approver_id=request.approver_id, promo_code="", queue=False)
+            except RuleBroken as e:
+                raise RuleBroken(str(e), field=f"discount_{e.field}" if e.field in ("value", "reason", "kind")
+                                 else "discount_value") from e
+            invoice = await Invoice.select().where(Invoice.id == invoice["id"]).first()
         # Credit the member held has been used on it already: the desk takes what is left.
         due = Money(invoice["total"] - invoice["paid"], invoice["currency"])
         payment = None
@@ -175,6 +220,7 @@ async def sell(request: SaleRequest, *, idempotency_key: str, staff_id: int | No
             "items": {item["name"]: line.quantity for item, line in priced},
             "tendered": str(tendered.amount) if tendered is not None else None,
             "change": str(change.amount) if change is not None else None,
+            "discount": str(invoice_discount) if (invoice_discount := total.amount - invoice["total"]) else None,
             "sessions_given": sum(p.sessions for p in packs)})
     return SaleResult(sale, invoice, payment, created=True)
 

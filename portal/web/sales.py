@@ -12,7 +12,9 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
+from portal import auth
 from portal.auth import manager_required, staff_required
+from portal.billing.discounts import Ask
 from portal.billing.invoices import Line
 from portal.billing.ledger import REVENUE_ACCOUNTS
 from portal.documents.requests import request_receipts
@@ -30,6 +32,7 @@ from portal.sales.sales import (
     MAX_CUSTOM_LINES,
     SALE_METHODS,
     SaleRequest,
+    discount_off,
     issue_custom_invoice,
     sale_lines,
     sale_problems,
@@ -37,6 +40,7 @@ from portal.sales.sales import (
     sell,
 )
 from portal.sales.walkin import WALKIN_NUMBER
+from portal.web.client import client_ip
 from portal.web.flash import back_with
 from portal.web.pages import ask_to_confirm, new_idempotency_key
 from tables.billing import Invoice, Payment
@@ -129,7 +133,9 @@ async def sale_new_member(member_id: FromPath[int]) -> Template:
 def _read_sale_form(data: dict, currency: str, walk_in: bool) -> tuple[dict, dict, SaleRequest]:
     """What was typed (kept), what could not be read (by field), and the request to the rules."""
     values = {k: (data.get(k) or "").strip() for k in ("method", "tendered", "reference", "buyer_name", "buyer_phone",
-                                                         "idempotency_key", "location")}
+                                                         "idempotency_key", "location", "discount_kind", "discount_value",
+                                                         "discount_reason", "manager_username")}
+    values["discount_kind"] = values["discount_kind"] or "percent"
     errors: dict[str, str] = {}
     quantities: dict[int, int] = {}
     for name, text in data.items():
@@ -157,10 +163,27 @@ def _read_sale_form(data: dict, currency: str, walk_in: bool) -> tuple[dict, dic
             errors["buyer_phone"] = str(e)[:1].upper() + str(e)[1:]
     if len(values["buyer_name"]) > 80:
         errors["buyer_name"] = S_("Name is too long (80 characters at most)")
+    ask = None
+    if values["discount_value"] or values["discount_reason"]:
+        # A discount off the whole sale: a percentage or an amount, with a reason (the rules check the rest).
+        value = None
+        try:
+            value = Money.parse(values["discount_value"], currency).amount
+        except MoneyParseError as e:
+            errors["discount_value"] = (S_("Enter a percentage, e.g. 10") if not values["discount_value"]
+                                        else str(e)[:1].upper() + str(e)[1:])
+        if values["discount_kind"] not in ("percent", "amount"):
+            errors["discount_kind"] = S_("Choose percent or amount")
+        if value is not None:
+            ask = Ask(values["discount_kind"], value, values["discount_reason"][:200])
+        if not values["discount_reason"]:
+            errors["discount_reason"] = S_("Give a reason for the discount")
+    if values["manager_username"] and not data.get("manager_password"):
+        errors["manager_password"] = S_("The manager types their password")
     request = SaleRequest(
         member_id=None, quantities=quantities, method=values["method"], tendered=tendered,
         reference=values["reference"][:60], buyer_name=values["buyer_name"] if walk_in else "", buyer_phone=phone,
-        location_id=whole(values["location"]))
+        location_id=whole(values["location"]), discount=ask)
     return values, errors, request
 
 
@@ -171,11 +194,23 @@ async def _sell(request: Request, data: dict, member: dict | None) -> Template |
     user = request.scope["user"]
     sale.member_id = member["id"] if member else None
     sale.location_id = user.location_id or sale.location_id
+    sale.role = user.role
+    if sale.discount is not None and values["manager_username"] and "manager_password" not in errors:
+        settings = request.app.state.settings
+        try:
+            sale.approver_id = await auth.manager_approval(settings, values["manager_username"],
+                                                           data.get("manager_password") or "", client_ip(request))
+            if sale.approver_id is None:
+                errors["manager_username"] = S_("That is not a manager's user name and password")
+        except auth.LoginThrottled as e:
+            errors["manager_username"] = f"Too many failed attempts. Wait {e.minutes} minute{'' if e.minutes == 1 else 's'}."
     # The rules are asked even when something could not be read: the desk sees every problem at once.
     problems, priced = await sale_problems(sale, currency)
     for problem in problems:
         errors.setdefault(problem.field or "items", str(problem))
     total = sale_total([line for _, line in priced], currency)
+    if not any(p.field and p.field.startswith("discount_") for p in problems):
+        total = total - discount_off(sale, total)
     sale.confirmed = confirmed_amount(data, total)
     if not errors:
         try:
@@ -184,7 +219,8 @@ async def _sell(request: Request, data: dict, member: dict | None) -> Template |
             errors["method"] = str(e)
             values.update(ask_to_confirm(total))
         except RuleBroken as e:
-            errors[e.field if e.field in ("items", "method", "tendered", "reference", "location") else "items"] = str(e)
+            errors[e.field if e.field in ("items", "method", "tendered", "reference", "location", "discount_value",
+                                          "discount_reason", "discount_kind") else "items"] = str(e)
         else:
             if result.created and result.payment:
                 await request_receipts(result.payment["id"])
