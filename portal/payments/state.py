@@ -14,6 +14,7 @@ is still money received: it is allowed, and the caller alerts staff.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -83,6 +84,7 @@ class Change:
     old: str
     new: str
     changed: bool
+    event: int | None = None  # the outbound webhook event the change wrote, if any endpoint wanted it
 
     @property
     def late_success(self) -> bool:
@@ -96,11 +98,25 @@ async def lock(payment_id: int) -> dict:
     return row
 
 
+# The new status and its event in one statement; the row comes back as it now is.
+TRANSITION_SQL = """
+WITH changed AS (
+    UPDATE payment SET {sets} WHERE id = {{}} RETURNING *
+), event AS (
+    INSERT INTO payment_event (payment, at, old_status, new_status, reason, staff, gateway_event, details, kind)
+    SELECT id, {{}}::timestamptz, {{}}::text, {{}}::text, {{}}::text, {{}}::int, {{}}::text, {{}}::jsonb, '{kind}'
+    FROM changed
+)
+SELECT * FROM changed
+"""
+
+
 async def transition(payment_id: int, new: str, *, reason: str, staff_id: int | None = None,
                      gateway_event: str | None = None, details: dict | None = None,
-                     values: dict | None = None) -> Change:
-    """Move a payment to `new`. Must run inside a transaction (the lock lasts until commit)."""
-    payment = await lock(payment_id)
+                     values: dict | None = None, locked: dict | None = None) -> Change:
+    """Move a payment to `new`. Must run inside a transaction (the lock lasts until commit).
+    `locked`: the row as the caller locked it in this transaction (not locked again)."""
+    payment = locked if locked is not None else await lock(payment_id)
     old = payment["status"]
     if old == new and (old, new) not in REPEATABLE:
         return Change(payment, old, new, changed=False)
@@ -109,17 +125,17 @@ async def transition(payment_id: int, new: str, *, reason: str, staff_id: int | 
     update = {Payment.status: new, **(values or {})}
     if new == COMPLETED:
         update[Payment.completed_at] = now()
-    await Payment.update(update).where(Payment.id == payment_id)
-    await PaymentEvent.insert(PaymentEvent(
-        payment=payment_id, old_status=old, new_status=new, reason=reason, staff=staff_id,
-        gateway_event=gateway_event, details=details or {}, at=now(),
-    ))
-    payment = await Payment.select().where(Payment.id == payment_id).first()
+    sets = ", ".join(f"{column._meta.db_column_name} = {{}}" for column in update)
+    sql = TRANSITION_SQL.format(sets=sets, kind=STATUS)
+    rows = await Payment.raw(sql, *update.values(), payment_id, now(), old, new, reason, staff_id, gateway_event,
+                             json.dumps(details or {}))
+    payment = rows[0]
+    event = None
     if event_type := WEBHOOK_EVENTS.get(new):
         # Here, in the transaction of the change: every way a payment completes, fails or is
         # refunded passes through this function, and the event commits (or not) with it.
-        await webhooks.emit(event_type, "payment", payment_id, webhooks.payment_data(payment))
-    return Change(payment, old, new, changed=True)
+        event = await webhooks.emit(event_type, "payment", payment_id, webhooks.payment_data(payment))
+    return Change(payment, old, new, changed=True, event=event)
 
 
 async def open_payment(columns: dict, *, reason: str, staff_id: int | None = None, gateway_event: str | None = None,

@@ -272,25 +272,23 @@ async def apply_stk_result(payment: dict, outcome: StkOutcome, *, source: str) -
             # The money is already in, through the Paybill notification. Close the request if it
             # is still open; a request already given up on stays as it is (the money is counted).
             if current["status"] in (state.PENDING, state.PROCESSING):
-                await state.transition(payment_id, state.CANCELLED, gateway_event=source,
+                await state.transition(payment_id, state.CANCELLED, gateway_event=source, locked=current,
                                        reason=f"Paid: already recorded from the Paybill notification {outcome.receipt}")
             return "duplicate", f"receipt {outcome.receipt} already recorded as payment {other['id']}"
         asked = Money(current["amount"], current["currency"])
         received = Money(outcome.amount, current["currency"]) if outcome.amount is not None else asked
         late = current["status"] in state.LATE_SUCCESS_FROM
-        completed = await complete_payment(payment_id, reason="M-Pesa payment confirmed", gateway_event=source,
-                                           amount=received, reference=outcome.receipt or None)
-        flags = []
+        flags = (["amount_mismatch"] if received != asked else []) + (["late_success"] if late else [])
+        # The flags and the end of the checks are written with the completion (one write).
+        await complete_payment(payment_id, reason="M-Pesa payment confirmed", gateway_event=source, amount=received,
+                               reference=outcome.receipt or None, locked=current,
+                               values={Payment.flag: ",".join(flags), Payment.next_check_at: None})
         if received != asked:
-            flags.append("amount_mismatch")
             await alert("amount_mismatch", f"M-Pesa {outcome.receipt}: asked {asked}, received {received}; "
                         f"{received} credited", payment_id=payment_id)
         if late:
-            flags.append("late_success")
             await alert("late_success", f"M-Pesa {outcome.receipt}: {received} arrived after the request was "
                         f"marked {current['status']}; it has been credited", payment_id=payment_id)
-        await Payment.update({Payment.reference: outcome.receipt or completed["reference"],
-                              Payment.flag: ",".join(flags), Payment.next_check_at: None}).where(Payment.id == payment_id)
         return "applied", f"completed {received}" + (f" ({', '.join(flags)})" if flags else "")
     new, words = RESULTS.get(outcome.code, (state.FAILED, outcome.description or f"M-Pesa result {outcome.code}"))
     current = await state.lock(payment_id)
@@ -298,11 +296,11 @@ async def apply_stk_result(payment: dict, outcome: StkOutcome, *, source: str) -
         return "duplicate", f"payment already {current['status']}; result {outcome.code} changes nothing"
     await state.transition(payment_id, new, reason=words, gateway_event=source,
                            details={"result_code": outcome.code, "result_desc": outcome.description},
-                           values={Payment.next_check_at: None})
+                           values={Payment.next_check_at: None}, locked=current)
     return "applied", f"{new}: {words}"
 
 
-async def process_stk_callback(row: dict, data) -> tuple[str, str]:
+async def process_stk_callback(row: dict, data) -> tuple:
     try:
         checkout, outcome = parse_stk_callback(data)
     except ValueError as e:
@@ -315,11 +313,10 @@ async def process_stk_callback(row: dict, data) -> tuple[str, str]:
             return placed
         payment = placed
     result = await apply_stk_result(payment, outcome, source=f"callback:{row['id']}")
-    # Linked after the money moved: the foreign key takes a share lock on the payment row, which
-    # before the member lock would invert apply_stk_result's lock order (deadlock).
-    await GatewayCallback.update({GatewayCallback.payment: payment["id"],
-                                  GatewayCallback.amount: str(outcome.amount or "")}).where(GatewayCallback.id == row["id"])
-    return result
+    # Linked after the money moved (written with the outcome by dispatch.process): the foreign key
+    # takes a share lock on the payment row, which before the member lock would invert
+    # apply_stk_result's lock order (deadlock).
+    return (*result, {"payment": payment["id"], "amount": str(outcome.amount or "")})
 
 
 # A prompt's money can come in this long after the request was made, though Daraja's answer to
