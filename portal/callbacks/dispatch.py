@@ -101,15 +101,16 @@ async def process(callback_id: int, parsed: Any = _UNREAD) -> str:
                 paid = (await GatewayCallback.raw(
                     f"UPDATE gateway_callback c SET {', '.join(f'{name} = {{}}' for name in columns)} WHERE id = {{}} "
                     "RETURNING (SELECT p.id FROM payment p WHERE p.id = c.payment AND p.receipt_number IS NOT NULL) "
-                    "AS paid", *columns.values(), callback_id))[0]["paid"]
+                    "AS paid, (SELECT p.member FROM payment p WHERE p.id = c.payment) AS member",
+                    *columns.values(), callback_id))[0]
                 if outcome in ("unmatched", "malformed") and authenticated:
                     await alert(outcome, f"{row['gateway']} {row['kind']}: {note}", callback_id=callback_id)
                 elif not done and row["attempts"] + 1 >= MAX_ATTEMPTS:
                     await _given_up(row, note)
         if done:
             metrics.callback_processed(row["gateway"], outcome)
-        if outcome == "applied" and paid is not None:
-            await receipts_for(paid)
+        if outcome == "applied" and paid["paid"] is not None:
+            await receipts_for(paid["paid"], paid["member"])
         return outcome
     except Exception as e:  # the raw row is safe; record the failure and let the sweeper retry
         log.exception("processing callback %s failed", callback_id)
@@ -136,9 +137,9 @@ async def process_all(callback_ids: list[int]) -> int:
     return len(callback_ids)
 
 
-async def receipts_for(payment_id: int) -> None:
+async def receipts_for(payment_id: int, member_id: int | None) -> None:
     """After commit: a completed payment gets its receipts (the job keys make repeats no-ops)."""
     try:
-        await request_receipts(payment_id)
+        await request_receipts(payment_id, member_id)
     except RuntimeError:  # no queue in this process (e.g. a one-off script): the sweeper will
         pass

@@ -102,11 +102,12 @@ async def record_desk_payment(*, member_id: int, method: str, amount: Money, ref
 
 # The receipt number is taken last, by the statement that writes everything that carries it (the
 # payment's number, the ledger entries whose memos name it, what the payment settled, the outbound
-# webhook's copy of the payment). The counter row it bumps stays locked until COMMIT, which is what
-# keeps the numbers unique and without gaps (portal/billing/numbering.py): taken first, every
-# completion in the gym queued on that one row for the whole of another's work; taken last, for
-# one statement and the COMMIT. Entries referenced before it (allocations name the payment's
-# entry) have their id reserved (ledger.balances_and_entry_id); the others get theirs here.
+# webhook's copy of the payment, the audit entry). The counter row it bumps stays locked until
+# COMMIT, which is what keeps the numbers unique and without gaps (portal/billing/numbering.py):
+# taken first, every completion in the gym queued on that one row for the whole of another's
+# work; taken last, for one statement and the COMMIT. Entries referenced before it (allocations
+# name the payment's entry) have their id reserved (ledger.balances_and_entry_id); the others get
+# theirs here.
 RECEIPT_LAST_SQL = """
 WITH number AS (
     INSERT INTO document_counter (kind, year, last) VALUES ('RCP', {}, 1)
@@ -136,6 +137,10 @@ WITH number AS (
 ), told AS (
     UPDATE webhook_event SET data = data || jsonb_build_object('receipt_number', number.receipt)
     FROM number WHERE webhook_event.id = {}
+), audited AS (
+    INSERT INTO audit_log (at, staff, action, entity, entity_id, reason, details)
+    SELECT {}, {}, 'payment.completed', 'payment', {}, '', {}::jsonb || jsonb_build_object('receipt', number.receipt)
+    FROM number
 )
 SELECT numbered.* FROM numbered
 """
@@ -192,12 +197,10 @@ async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None
         at, staff_id, payment_id,
         [n for n, _ in legs], *ledger.leg_arrays([leg for _, leg in legs]),
         payment_id, at, staff_id, gateway_event, json.dumps(facts),
-        change.event)
-    completed = rows[0]
-    await audit.record("payment.completed", "payment", payment_id, staff_id=staff_id,
-                       details={"receipt": completed["receipt_number"], "amount": str(received.amount),
-                                "method": payment["method"], "late": change.late_success})
-    return completed
+        change.event,
+        at, staff_id, str(payment_id), json.dumps(audit.with_caller(
+            {"amount": str(received.amount), "method": payment["method"], "late": change.late_success})))
+    return rows[0]
 
 
 def refundable_problem(amount: Money, left: Money) -> RuleBroken | None:
