@@ -135,15 +135,6 @@ async def member_balances(member_id: int, currency: str = "KES") -> tuple[Money,
     return Money(row["receivable"], currency), Money(row["credit"], currency)
 
 
-async def balances_and_entry_id(member_id: int, currency: str = "KES") -> tuple[Money, Money, int]:
-    """member_balances, and the id of an entry to be written later in this transaction (reserved
-    now: what is written before it names it, as allocations do the payment's entry)."""
-    row = (await LedgerLeg.raw(BALANCES_SQL.replace(
-        "FROM ledger_leg", ", nextval(pg_get_serial_sequence('ledger_entry', 'id')) AS entry FROM ledger_leg"),
-        member_id))[0]
-    return Money(row["receivable"], currency), Money(row["credit"], currency), row["entry"]
-
-
 async def trial_balance() -> dict[str, Decimal]:
     """Sum per account; the grand total is zero when the ledger is balanced."""
     rows = await LedgerLeg.raw("SELECT account, sum(amount) AS total FROM ledger_leg GROUP BY account ORDER BY account")

@@ -27,7 +27,7 @@ from portal.payments import state
 from portal.payments.limits import METHOD_LABELS, check_confirmed, over_limit
 from tables.billing import Allocation, Invoice, Payment, PaymentEvent
 from tables.locations import Location
-from tables.statuses import OPEN_INVOICE
+from tables.statuses import OPEN_INVOICE, OPEN_INVOICE_SQL
 
 DESK_METHODS = {method: METHOD_LABELS[method] for method in ("cash", "bank", "cheque")}
 # Which ledger account holds money received by each method.
@@ -106,8 +106,7 @@ async def record_desk_payment(*, member_id: int, method: str, amount: Money, ref
 # COMMIT, which is what keeps the numbers unique and without gaps (portal/billing/numbering.py):
 # taken first, every completion in the gym queued on that one row for the whole of another's
 # work; taken last, for one statement and the COMMIT. Entries referenced before it (allocations
-# name the payment's entry) have their id reserved (ledger.balances_and_entry_id); the others get
-# theirs here.
+# name the payment's entry) have their id reserved (BEFORE_SQL); the others get theirs here.
 RECEIPT_LAST_SQL = """
 WITH number AS (
     INSERT INTO document_counter (kind, year, last) VALUES ('RCP', {}, 1)
@@ -146,6 +145,33 @@ SELECT numbered.* FROM numbered
 """
 RECEIPT = "<receipt>"  # in a memo: the receipt number, filled in by RECEIPT_LAST_SQL
 
+# What a completion reads before it writes, in one statement: the member's balances (as
+# ledger.member_balances), the id of the payment's ledger entry (reserved: the allocations written
+# before it name it), and the member's open invoices, locked in open_invoices' order. Each CTE is
+# materialised so it runs once, however the join is planned.
+BEFORE_SQL = f"""
+WITH balances AS MATERIALIZED (
+    SELECT coalesce(sum(amount) FILTER (WHERE account = 'receivable'), 0) AS receivable,
+           coalesce(-sum(amount) FILTER (WHERE account = 'member_credit'), 0) AS credit,
+           nextval(pg_get_serial_sequence('ledger_entry', 'id')) AS entry
+    FROM ledger_leg WHERE member = {{}} AND account IN ('receivable', 'member_credit')
+), open AS MATERIALIZED (
+    SELECT * FROM invoice WHERE member = {{}} AND status IN {OPEN_INVOICE_SQL} ORDER BY due_date, id FOR UPDATE
+)
+SELECT balances.receivable AS balances_receivable, balances.credit AS balances_credit,
+       balances.entry AS balances_entry, open.*
+FROM balances LEFT JOIN open ON true ORDER BY open.due_date, open.id
+"""
+
+
+async def _before_numbering(member_id: int, currency: str) -> tuple[Money, Money, int, list[dict]]:
+    """(owed, credit held, the payment's entry id, open invoices locked): see BEFORE_SQL."""
+    rows = await Payment.raw(BEFORE_SQL, member_id, member_id)
+    first = rows[0]
+    invoices = [{k: v for k, v in row.items() if not k.startswith("balances_")} for row in rows if row["id"] is not None]
+    return (Money(first["balances_receivable"], currency), Money(first["balances_credit"], currency),
+            first["balances_entry"], invoices)
+
 
 async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None = None,
                            gateway_event: str | None = None, amount: Money | None = None,
@@ -166,13 +192,13 @@ async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None
                                     gateway_event=gateway_event, locked=payment,
                                     values={Payment.amount: received.amount, **(values or {}),
                                             **({Payment.reference: reference} if reference else {})})
-    owed, held, entry_id = await ledger.balances_and_entry_id(member_id, received.currency)
+    owed, held, entry_id, invoices = await _before_numbering(member_id, received.currency)
     entries = [await ledger.prepare("payment_received", [
         debit(ACCOUNT_FOR[payment["method"]], received, location=payment["location"]),
         credit("receivable", received, member=member_id),
     ], memo=f"Receipt {RECEIPT}", staff_id=staff_id, payment_id=payment_id, gateway_event=gateway_event)]
     settled, left = await settle(member_id, received, payment_id=payment_id, entry_id=entry_id,
-                                 invoice_id=payment["invoice"], staff_id=staff_id)
+                                 invoice_id=payment["invoice"], staff_id=staff_id, invoices=invoices)
     if left:
         # Overpayment: what no invoice needs moves from receivable to the member's credit.
         entries.append(await ledger.prepare("credit_held", [

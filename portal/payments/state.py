@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from portal import webhooks
+from portal.lib import db
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
@@ -98,7 +99,8 @@ async def lock(payment_id: int) -> dict:
     return row
 
 
-# The new status and its event in one statement; the row comes back as it now is.
+# The new status, its event, and the outbound webhook it sends (webhooks.EMIT_CTES, when the
+# status sends one) in one statement; the row comes back as it now is.
 TRANSITION_SQL = """
 WITH changed AS (
     UPDATE payment SET {sets} WHERE id = {{}} RETURNING *
@@ -106,8 +108,8 @@ WITH changed AS (
     INSERT INTO payment_event (payment, at, old_status, new_status, reason, staff, gateway_event, details, kind)
     SELECT id, {{}}::timestamptz, {{}}::text, {{}}::text, {{}}::text, {{}}::int, {{}}::text, {{}}::jsonb, '{kind}'
     FROM changed
-)
-SELECT * FROM changed
+){hook}
+SELECT changed.*, {hook_id} AS webhook_event FROM changed
 """
 
 
@@ -125,16 +127,21 @@ async def transition(payment_id: int, new: str, *, reason: str, staff_id: int | 
     update = {Payment.status: new, **(values or {})}
     if new == COMPLETED:
         update[Payment.completed_at] = now()
-    sets = ", ".join(f"{column._meta.db_column_name} = {{}}" for column in update)
-    sql = TRANSITION_SQL.format(sets=sets, kind=STATUS)
-    rows = await Payment.raw(sql, *update.values(), payment_id, now(), old, new, reason, staff_id, gateway_event,
-                             json.dumps(details or {}))
-    payment = rows[0]
-    event = None
-    if event_type := WEBHOOK_EVENTS.get(new):
-        # Here, in the transaction of the change: every way a payment completes, fails or is
-        # refunded passes through this function, and the event commits (or not) with it.
-        event = await webhooks.emit(event_type, "payment", payment_id, webhooks.payment_data(payment))
+    names = {column._meta.db_column_name: value for column, value in update.items()}
+    args = [*names.values(), payment_id, now(), old, new, reason, staff_id, gateway_event, json.dumps(details or {})]
+    # The outbound webhook: here, in the statement of the change, every way a payment completes,
+    # fails or is refunded passes through this function, and the event commits (or not) with it.
+    # Its data is the row as this statement leaves it (the locked row with these values).
+    event_type = WEBHOOK_EVENTS.get(new)
+    if event_type:
+        args += webhooks.emit_args(event_type, "payment", payment_id, webhooks.payment_data({**payment, **names}))
+    sql = TRANSITION_SQL.format(sets=", ".join(f"{name} = {{}}" for name in names), kind=STATUS,
+                                hook=f", {webhooks.EMIT_CTES}" if event_type else "",
+                                hook_id="(SELECT id FROM hook_event)" if event_type else "NULL::bigint")
+    payment = dict((await Payment.raw(sql, *args))[0])
+    event = payment.pop("webhook_event")
+    if event is not None:
+        await db.after_commit(webhooks.nudge_due)
     return Change(payment, old, new, changed=True, event=event)
 
 

@@ -34,13 +34,12 @@ TOKEN = "cost-hook-token-4321"
 
 # Queries for one applied success callback, arrival to receipts requested (29 before the receipt
 # number was taken last and the path's repeated reads and writes were folded):
-#   store it (its own transaction); lock its row; the checkout's lock; its payment; the member's
-#   lock; the payment's lock; the M-Pesa code's lock; that code paid already?; completed, with its
-#   event; the payment.completed webhook; balances and the entry id; open invoices (locked); the
-#   number and all that carries it (payment, entries, legs, settlement, webhook copy, audit); the
-#   callback's outcome (returning the payment to send receipts for); after commit, the receipt
-#   message's member.
-ONE_CALLBACK = 15
+#   store it (its own transaction); lock its row; the checkout's lock; the member and the payment
+#   locked; the M-Pesa code's lock; that code paid already?; completed, with its event and its
+#   webhook; balances, the entry id and the open invoices (locked); the number and all that
+#   carries it (payment, entries, legs, settlement, webhook copy, audit); the callback's outcome
+#   (returning the payment to send receipts for); after commit, the receipt message's member.
+ONE_CALLBACK = 11
 # Paying part of an open invoice adds its allocation, the invoice's new paid amount, the hold
 # check and the membership check.
 WITH_AN_INVOICE = ONE_CALLBACK + 4
