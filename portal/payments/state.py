@@ -7,7 +7,10 @@ This module is the only writer of payments and their events. A payment is born `
 `open_payment` (once per idempotency key, with its first event); every change after that goes
 through `transition`, which locks the payment row, checks the move against TRANSITIONS, writes the
 new status and records a PaymentEvent (old, new, reason, who or which gateway event). What a
-completed payment settled is recorded once by `record_settlement`, as an event of its own kind. Asking for the status a payment already has is a no-op, so applying the same
+completed payment settled is recorded once by `record_settlement`, as an event of its own kind
+(one exception to both: complete_payment's last statement, the one that takes the receipt number,
+writes the payment's number and its settlement event with it, so that the number's lock is held
+for that statement only: see portal/payments/service.py). Asking for the status a payment already has is a no-op, so applying the same
 gateway event twice changes nothing. A success that arrives after `failed`/`expired`/`cancelled`
 is still money received: it is allowed, and the caller alerts staff.
 """
