@@ -134,7 +134,7 @@ async def test_a_completion_waiting_for_the_receipt_number_has_done_all_else_fir
     await holding.wait()
     me = (await Payment.raw("SELECT pg_backend_pid() AS pid"))[0]["pid"]
     second_task = asyncio.create_task(complete())
-    for _ in range(200):
+    for _ in range(600):  # up to 30 s on a busy machine
         waiting = await _waiting_query(me)
         if waiting:
             break
