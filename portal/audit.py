@@ -1,4 +1,4 @@
-"""The audit trail: one function writes it; the table refuses edits (a trigger in the migrations).
+"""The audit trail: one function writes it (and complete_payment's numbering statement its own entry); the table refuses edits (a trigger in the migrations).
 Managers read it at /audit (portal/web/audit.py)."""
 
 from __future__ import annotations
@@ -17,11 +17,18 @@ from tables.audit import AuditLog
 api_key: contextvars.ContextVar[dict | None] = contextvars.ContextVar("audit_api_key", default=None)
 
 
-async def record(action: str, entity: str, entity_id: Any, *, staff_id: int | None = None,
-                 reason: str = "", details: dict | None = None) -> None:
+def with_caller(details: dict | None) -> dict:
+    """An entry's details as recorded: with the API key the request came with, if any. (For a
+    statement that writes its entry itself: complete_payment's last, which fills in the receipt.)"""
     details = details or {}
     if (key := api_key.get()) is not None:
         details = {**details, "api_key": key}
+    return details
+
+
+async def record(action: str, entity: str, entity_id: Any, *, staff_id: int | None = None,
+                 reason: str = "", details: dict | None = None) -> None:
+    details = with_caller(details)
     await AuditLog.insert(
         AuditLog(action=action, entity=entity, entity_id=str(entity_id), staff=staff_id,
                  reason=reason, details=details)

@@ -119,30 +119,38 @@ def membership_data(m: dict) -> dict:
 
 # --- the outbox -----------------------------------------------------------------------------
 
-EMIT_SQL = """
-WITH wanted AS (
+# The outbox's write, as CTEs of one statement: `hook_event` returns the event's id (no row when no
+# enabled endpoint wants its type). EMIT_SQL is them alone; state.transition writes them in the
+# statement that makes the change they tell of. Arguments: emit_args.
+EMIT_CTES = """
+wanted AS (
     SELECT id FROM webhook_endpoint
     WHERE enabled AND {} = ANY(string_to_array(events, ','))
-), event AS (
+), hook_event AS (
     INSERT INTO webhook_event (type, resource, resource_id, data, created_at)
     SELECT {}, {}, {}, {}::jsonb, {} WHERE EXISTS (SELECT 1 FROM wanted)
     RETURNING id, created_at
+), hook_deliveries AS (
+    INSERT INTO webhook_delivery (endpoint, event, next_attempt_at, retry_until, created_at)
+    SELECT wanted.id, hook_event.id, hook_event.created_at, hook_event.created_at + make_interval(secs => {}),
+           hook_event.created_at
+    FROM wanted, hook_event
 )
-INSERT INTO webhook_delivery (endpoint, event, next_attempt_at, retry_until, created_at)
-SELECT wanted.id, event.id, event.created_at, event.created_at + make_interval(secs => {}), event.created_at
-FROM wanted, event
-RETURNING event
 """
+EMIT_SQL = f"WITH {EMIT_CTES} SELECT id AS event FROM hook_event"
+
+
+def emit_args(event_type: str, resource: str, resource_id: int, data: dict) -> tuple:
+    if event_type not in EVENTS and event_type != TEST_EVENT:
+        raise ValueError(f"unknown webhook event {event_type!r}")
+    return (event_type, event_type, resource, resource_id, json.dumps(data), clock.now(), RETRY_FOR.total_seconds())
 
 
 async def emit(event_type: str, resource: str, resource_id: int, data: dict) -> int | None:
     """Write an event to the outbox for every enabled endpoint that wants it; call it inside the
     transaction of the change, so the event exists exactly when the change does. One query;
     nothing is written when no endpoint wants the type. Returns the event id (None if none)."""
-    if event_type not in EVENTS and event_type != TEST_EVENT:
-        raise ValueError(f"unknown webhook event {event_type!r}")
-    rows = await WebhookEvent.raw(EMIT_SQL, event_type, event_type, resource,
-                                  resource_id, json.dumps(data), clock.now(), RETRY_FOR.total_seconds())
+    rows = await WebhookEvent.raw(EMIT_SQL, *emit_args(event_type, resource, resource_id, data))
     if not rows:
         return None
     await db.after_commit(nudge_due)

@@ -162,10 +162,12 @@ async def change_totals(invoice: dict, *, total: Money, subtotal: Money, tax: Mo
 
 
 async def settle(member_id: int, amount: Money, *, payment_id: int | None, entry_id: int,
-                 invoice_id: int | None = None, staff_id: int | None = None) -> tuple[list[tuple[dict, Money]], Money]:
+                 invoice_id: int | None = None, staff_id: int | None = None,
+                 invoices: list[dict] | None = None) -> tuple[list[tuple[dict, Money]], Money]:
     """Spread `amount` over open invoices: the one chosen first, then oldest due first.
-    Returns what each invoice got, and what is left over (which the caller keeps as credit)."""
-    invoices = await open_invoices(member_id, lock=True)
+    Returns what each invoice got, and what is left over (which the caller keeps as credit).
+    `invoices`: the member's open invoices as the caller locked them (open_invoices' order)."""
+    invoices = await open_invoices(member_id, lock=True) if invoices is None else list(invoices)
     if invoice_id is not None:
         invoices.sort(key=lambda inv: inv["id"] != invoice_id)
     left = amount

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from portal.billing import closes
@@ -49,9 +50,25 @@ def credit(account: str, amount: Money, **kw) -> Leg:
     return Leg(account, -amount, **kw)
 
 
-async def post(kind: str, legs: list[Leg], *, memo: str = "", staff_id: int | None = None,
-               invoice_id: int | None = None, payment_id: int | None = None,
-               gateway_event: str | None = None, reverses: int | None = None) -> int:
+@dataclass(frozen=True)
+class Entry:
+    """An entry checked and dated, not written yet: `write` writes it (`post` does both)."""
+    kind: str
+    legs: tuple[Leg, ...]
+    memo: str
+    business_date: date
+    staff_id: int | None = None
+    invoice_id: int | None = None
+    payment_id: int | None = None
+    gateway_event: str | None = None
+    reverses: int | None = None
+
+
+async def prepare(kind: str, legs: list[Leg], *, memo: str = "", staff_id: int | None = None,
+                  invoice_id: int | None = None, payment_id: int | None = None,
+                  gateway_event: str | None = None, reverses: int | None = None) -> Entry:
+    """Check an entry (it balances, its accounts exist) and date it (the business day its money
+    counts toward, a closed day moving it on), without writing it."""
     legs = [leg for leg in legs if leg.amount.amount != 0]
     if not legs:
         raise UnbalancedEntry("an entry needs legs")
@@ -67,16 +84,42 @@ async def post(kind: str, legs: list[Leg], *, memo: str = "", staff_id: int | No
                                                      if leg.account in MONEY_ACCOUNTS and leg.location})
     if moved_from:
         memo = f"{memo} [{moved_from:%d %b %Y} was closed at this location: counted on {day:%d %b %Y}]".strip()
-    entry = (await LedgerEntry.insert(LedgerEntry(
-        kind=kind, memo=memo, staff=staff_id, invoice=invoice_id, payment=payment_id,
-        gateway_event=gateway_event, reverses=reverses, business_date=day, at=now(),
-    )).returning(LedgerEntry.id))[0]["id"]
-    await LedgerLeg.insert(*[
-        LedgerLeg(entry=entry, account=leg.account, member=leg.member, location=leg.location,
-                  amount=leg.amount.amount, currency=leg.amount.currency)
-        for leg in legs
-    ])
-    return entry
+    return Entry(kind, tuple(legs), memo, day, staff_id, invoice_id, payment_id, gateway_event, reverses)
+
+
+# An entry and its legs in one statement (the legs' sum is checked again at COMMIT by trigger).
+WRITE_SQL = """
+WITH entry AS (
+    INSERT INTO ledger_entry (at, business_date, kind, memo, staff, invoice, payment, gateway_event, reverses)
+    VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id
+), legs AS (
+    INSERT INTO ledger_leg (entry, account, member, location, amount, currency)
+    SELECT entry.id, leg.account, leg.member, leg.location, leg.amount, leg.currency
+    FROM entry, unnest({}::text[], {}::bigint[], {}::bigint[], {}::numeric[], {}::text[])
+                AS leg (account, member, location, amount, currency)
+)
+SELECT id FROM entry
+"""
+
+
+def leg_arrays(legs) -> tuple[list, list, list, list, list]:
+    """Legs as the five arrays WRITE_SQL (and the receipt's own statement) unnest."""
+    return ([leg.account for leg in legs], [leg.member for leg in legs], [leg.location for leg in legs],
+            [leg.amount.amount for leg in legs], [leg.amount.currency for leg in legs])
+
+
+async def write(entry: Entry) -> int:
+    rows = await LedgerEntry.raw(WRITE_SQL, now(), entry.business_date, entry.kind, entry.memo, entry.staff_id,
+                                 entry.invoice_id, entry.payment_id, entry.gateway_event, entry.reverses,
+                                 *leg_arrays(entry.legs))
+    return rows[0]["id"]
+
+
+async def post(kind: str, legs: list[Leg], *, memo: str = "", staff_id: int | None = None,
+               invoice_id: int | None = None, payment_id: int | None = None,
+               gateway_event: str | None = None, reverses: int | None = None) -> int:
+    return await write(await prepare(kind, legs, memo=memo, staff_id=staff_id, invoice_id=invoice_id,
+                                     payment_id=payment_id, gateway_event=gateway_event, reverses=reverses))
 
 
 BALANCES_SQL = """

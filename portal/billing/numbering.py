@@ -2,7 +2,10 @@
 
 One counter row per (kind, year), bumped with INSERT .. ON CONFLICT DO UPDATE: the row lock
 serialises concurrent callers, so numbers are never duplicated; a rolled-back transaction undoes
-its bump, so there are no gaps either.
+its bump, so there are no gaps either. The row stays locked until COMMIT, so a number is best
+taken late in its transaction: receipts (RCP) are numbered by the last statement of
+portal.payments.service.complete_payment, which bumps the counter as BUMP does (the same number,
+the same format) and writes everything that carries the number with it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A callback is read once: the hook that receives it reads the body (to find the gateway's id and to
 refuse what cannot be read) and hands what it read to `process`; the sweeper, coming back to a row
 later, reads the stored body with the same reader. Each processor gets the locked row and what was
-read from it, runs inside the callback's transaction, and returns (outcome, note).
+read from it, runs inside the callback's transaction, and returns (outcome, note), or (outcome, note,
+columns) where `columns` are more of its row's columns to write with the outcome (what it paid).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def read_redirect(body: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class Route:
     read: Callable[[str], Any]  # the stored body -> what `act` works on; ValueError: malformed
-    act: Callable[[dict, Any], Awaitable[tuple[str, str]]]
+    act: Callable[[dict, Any], Awaitable[tuple]]  # (outcome, note) or (outcome, note, {column: value})
     # False: anyone can send it (a browser's redirect). What cannot be read or matched in it is
     # kept on its row without an alert (it is whoever typed it's, not a gateway's), and alerts
     # about what it names are rate-limited (store.alert).
@@ -91,21 +92,25 @@ async def process(callback_id: int, parsed: Any = _UNREAD) -> str:
             route = ROUTES.get((row["gateway"], row["kind"]))
             authenticated = route is None or route.authenticated
             with acting_on_unauthenticated_input(not authenticated):
-                outcome, note = await _act(row, route, parsed)
+                outcome, note, *linked = await _act(row, route, parsed)
                 done = outcome != "stored"
-                await GatewayCallback.update({
-                    GatewayCallback.outcome: outcome, GatewayCallback.note: pg_text(note[:2000]),
-                    GatewayCallback.attempts: row["attempts"] + 1,
-                    GatewayCallback.processed_at: now() if done else None,
-                }).where(GatewayCallback.id == callback_id)
+                columns = {"outcome": outcome, "note": pg_text(note[:2000]), "attempts": row["attempts"] + 1,
+                           "processed_at": now() if done else None, **(linked[0] if linked else {})}
+                # With the outcome: the payment it paid and has a receipt number now, if any (its
+                # receipts are asked for after commit).
+                paid = (await GatewayCallback.raw(
+                    f"UPDATE gateway_callback c SET {', '.join(f'{name} = {{}}' for name in columns)} WHERE id = {{}} "
+                    "RETURNING (SELECT p.id FROM payment p WHERE p.id = c.payment AND p.receipt_number IS NOT NULL) "
+                    "AS paid, (SELECT p.member FROM payment p WHERE p.id = c.payment) AS member",
+                    *columns.values(), callback_id))[0]
                 if outcome in ("unmatched", "malformed") and authenticated:
                     await alert(outcome, f"{row['gateway']} {row['kind']}: {note}", callback_id=callback_id)
                 elif not done and row["attempts"] + 1 >= MAX_ATTEMPTS:
                     await _given_up(row, note)
         if done:
             metrics.callback_processed(row["gateway"], outcome)
-        if outcome == "applied":
-            await after_money_moved(callback_id)
+        if outcome == "applied" and paid["paid"] is not None:
+            await receipts_for(paid["paid"], paid["member"])
         return outcome
     except Exception as e:  # the raw row is safe; record the failure and let the sweeper retry
         log.exception("processing callback %s failed", callback_id)
@@ -132,13 +137,9 @@ async def process_all(callback_ids: list[int]) -> int:
     return len(callback_ids)
 
 
-async def after_money_moved(callback_id: int) -> None:
+async def receipts_for(payment_id: int, member_id: int | None) -> None:
     """After commit: a completed payment gets its receipts (the job keys make repeats no-ops)."""
-    rows = await GatewayCallback.raw(
-        "SELECT p.id FROM gateway_callback c JOIN payment p ON p.id = c.payment "
-        "WHERE c.id = {} AND p.receipt_number IS NOT NULL", callback_id)
-    for row in rows:
-        try:
-            await request_receipts(row["id"])
-        except RuntimeError:  # no queue in this process (e.g. a one-off script): the sweeper will
-            pass
+    try:
+        await request_receipts(payment_id, member_id)
+    except RuntimeError:  # no queue in this process (e.g. a one-off script): the sweeper will
+        pass

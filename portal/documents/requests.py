@@ -19,10 +19,11 @@ async def request_document(kind: str, subject: str) -> None:
     await queue.enqueue("render_document", key=job_key(kind, subject), timeout=120, retries=3, kind=kind, subject=subject)
 
 
-async def request_receipts(payment_id: int) -> None:
+async def request_receipts(payment_id: int, member_id: int | None = None) -> None:
     """A completed payment's receipts: the PDFs, and the message to the member (queued first: it
-    needs no queue, and the sweeper sends it if this process has none)."""
-    await outbox.payment_completed(payment_id)
+    needs no queue, and the sweeper sends it if this process has none). `member_id`: the
+    payment's member, from a caller that read it with the payment numbered (not read again)."""
+    await outbox.payment_completed(payment_id, member_id)
     for kind in RECEIPT_KINDS:
         await request_document(kind, f"payment:{payment_id}")
 

@@ -188,14 +188,16 @@ async def _payer_or_member(invoice_id: int, member_id: int) -> dict:
     return member
 
 
-async def payment_completed(payment_id: int) -> list[int]:
+async def payment_completed(payment_id: int, member_id: int | None = None) -> list[int]:
     """A completed payment's receipt, by email when the member has an address. Called after
-    commit wherever receipts are requested (tasks/documents.request_receipts)."""
-    payment = await Payment.select(Payment.member, Payment.receipt_number).where(Payment.id == payment_id).first()
-    if not payment or not payment["member"] or not payment["receipt_number"]:
-        return []
-    return await send_to_member(payment["member"], "receipt", key=f"receipt:payment:{payment_id}",
-                                payment_id=payment_id)
+    commit wherever receipts are requested (tasks/documents.request_receipts). `member_id`: the
+    payment's member, given by a caller that knows the payment has its receipt number."""
+    if member_id is None:
+        payment = await Payment.select(Payment.member, Payment.receipt_number).where(Payment.id == payment_id).first()
+        if not payment or not payment["member"] or not payment["receipt_number"]:
+            return []
+        member_id = payment["member"]
+    return await send_to_member(member_id, "receipt", key=f"receipt:payment:{payment_id}", payment_id=payment_id)
 
 
 class SentTooOften(RuleBroken):

@@ -8,6 +8,7 @@ payment it made instead of making another.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -15,9 +16,8 @@ from portal import audit
 from portal.billing import ledger
 from portal.billing.invoices import allocate, apply_credit, create_credit_note, lock_member, settle
 from portal.billing.ledger import credit, debit
-from portal.billing.numbering import next_number
 from portal.lib import db
-from portal.lib.clock import today
+from portal.lib.clock import now, today
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.i18n import S_
 from portal.lib.money import Money
@@ -27,7 +27,7 @@ from portal.payments import state
 from portal.payments.limits import METHOD_LABELS, check_confirmed, over_limit
 from tables.billing import Allocation, Invoice, Payment, PaymentEvent
 from tables.locations import Location
-from tables.statuses import OPEN_INVOICE
+from tables.statuses import OPEN_INVOICE, OPEN_INVOICE_SQL
 
 DESK_METHODS = {method: METHOD_LABELS[method] for method in ("cash", "bank", "cheque")}
 # Which ledger account holds money received by each method.
@@ -100,47 +100,133 @@ async def record_desk_payment(*, member_id: int, method: str, amount: Money, ref
     return Recorded(payment, created=True)
 
 
+# The receipt number is taken last, by the statement that writes everything that carries it (the
+# payment's number, the ledger entries whose memos name it, what the payment settled, the outbound
+# webhook's copy of the payment, the audit entry). The counter row it bumps stays locked until
+# COMMIT, which is what keeps the numbers unique and without gaps (portal/billing/numbering.py):
+# taken first, every completion in the gym queued on that one row for the whole of another's
+# work; taken last, for one statement and the COMMIT. Entries referenced before it (allocations
+# name the payment's entry) have their id reserved (BEFORE_SQL); the others get theirs here.
+RECEIPT_LAST_SQL = """
+WITH number AS (
+    INSERT INTO document_counter (kind, year, last) VALUES ('RCP', {}, 1)
+    ON CONFLICT (kind, year) DO UPDATE SET last = document_counter.last + 1
+    RETURNING 'RCP-' || year || '-' || lpad(last::text, greatest(6, length(last::text)), '0') AS receipt
+), numbered AS (
+    UPDATE payment SET receipt_number = number.receipt FROM number WHERE payment.id = {} RETURNING payment.*
+), entries AS (
+    SELECT e.n, coalesce(e.id, nextval(pg_get_serial_sequence('ledger_entry', 'id'))) AS id, e.kind, e.memo,
+           e.business_date, e.gateway_event
+    FROM unnest({}::bigint[], {}::text[], {}::text[], {}::date[], {}::text[])
+         WITH ORDINALITY AS e (id, kind, memo, business_date, gateway_event, n)
+), entry AS (
+    INSERT INTO ledger_entry (id, at, business_date, kind, memo, staff, payment, gateway_event)
+    SELECT entries.id, {}, entries.business_date, entries.kind, replace(entries.memo, '<receipt>', number.receipt),
+           {}, {}, entries.gateway_event
+    FROM entries, number
+), legs AS (
+    INSERT INTO ledger_leg (entry, account, member, location, amount, currency)
+    SELECT entries.id, leg.account, leg.member, leg.location, leg.amount, leg.currency
+    FROM unnest({}::bigint[], {}::text[], {}::bigint[], {}::bigint[], {}::numeric[], {}::text[])
+         AS leg (n, account, member, location, amount, currency)
+    JOIN entries ON entries.n = leg.n
+), settlement AS (
+    INSERT INTO payment_event (payment, at, old_status, new_status, reason, staff, gateway_event, details, kind)
+    VALUES ({}, {}, 'completed', 'completed', 'settled', {}, {}, {}::jsonb, 'settlement')
+), told AS (
+    UPDATE webhook_event SET data = data || jsonb_build_object('receipt_number', number.receipt)
+    FROM number WHERE webhook_event.id = {}
+), audited AS (
+    INSERT INTO audit_log (at, staff, action, entity, entity_id, reason, details)
+    SELECT {}, {}, 'payment.completed', 'payment', {}, '', {}::jsonb || jsonb_build_object('receipt', number.receipt)
+    FROM number
+)
+SELECT numbered.* FROM numbered
+"""
+RECEIPT = "<receipt>"  # in a memo: the receipt number, filled in by RECEIPT_LAST_SQL
+
+# What a completion reads before it writes, in one statement: the member's balances (as
+# ledger.member_balances), the id of the payment's ledger entry (reserved: the allocations written
+# before it name it), and the member's open invoices, locked in open_invoices' order. Each CTE is
+# materialised so it runs once, however the join is planned.
+BEFORE_SQL = f"""
+WITH balances AS MATERIALIZED (
+    SELECT coalesce(sum(amount) FILTER (WHERE account = 'receivable'), 0) AS receivable,
+           coalesce(-sum(amount) FILTER (WHERE account = 'member_credit'), 0) AS credit,
+           nextval(pg_get_serial_sequence('ledger_entry', 'id')) AS entry
+    FROM ledger_leg WHERE member = {{}} AND account IN ('receivable', 'member_credit')
+), open AS MATERIALIZED (
+    SELECT * FROM invoice WHERE member = {{}} AND status IN {OPEN_INVOICE_SQL} ORDER BY due_date, id FOR UPDATE
+)
+SELECT balances.receivable AS balances_receivable, balances.credit AS balances_credit,
+       balances.entry AS balances_entry, open.*
+FROM balances LEFT JOIN open ON true ORDER BY open.due_date, open.id
+"""
+
+
+async def _before_numbering(member_id: int, currency: str) -> tuple[Money, Money, int, list[dict]]:
+    """(owed, credit held, the payment's entry id, open invoices locked): see BEFORE_SQL."""
+    rows = await Payment.raw(BEFORE_SQL, member_id, member_id)
+    first = rows[0]
+    invoices = [{k: v for k, v in row.items() if not k.startswith("balances_")} for row in rows if row["id"] is not None]
+    return (Money(first["balances_receivable"], currency), Money(first["balances_credit"], currency),
+            first["balances_entry"], invoices)
+
+
 async def complete_payment(payment_id: int, *, reason: str, staff_id: int | None = None,
                            gateway_event: str | None = None, amount: Money | None = None,
-                           reference: str | None = None) -> dict:
+                           reference: str | None = None, locked: dict | None = None,
+                           values: dict | None = None) -> dict:
     """Money has arrived: post it, settle invoices (chosen one first, then oldest), keep any
     excess as credit, number the receipt. Applying it twice is a no-op. Runs in the caller's
     transaction, after the member lock. `reference` (the gateway's code for the money) is
-    written with the completion, so everything told of it (a webhook) has it."""
-    payment = await state.lock(payment_id)
+    written with the completion, so everything told of it (a webhook) has it. `locked`: the
+    payment as the caller locked it in this transaction; `values`: more columns to write with
+    the completion (a gateway's flags)."""
+    payment = locked if locked is not None else await state.lock(payment_id)
     if payment["status"] in (state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED):
         return payment
     received = amount or Money(payment["amount"], payment["currency"])
     member_id = payment["member"]
-    receipt = await next_number("RCP", today().year)
     change = await state.transition(payment_id, state.COMPLETED, reason=reason, staff_id=staff_id,
-                                    gateway_event=gateway_event,
-                                    values={Payment.receipt_number: receipt, Payment.amount: received.amount,
+                                    gateway_event=gateway_event, locked=payment,
+                                    values={Payment.amount: received.amount, **(values or {}),
                                             **({Payment.reference: reference} if reference else {})})
-    entry = await ledger.post("payment_received", [
+    owed, held, entry_id, invoices = await _before_numbering(member_id, received.currency)
+    entries = [await ledger.prepare("payment_received", [
         debit(ACCOUNT_FOR[payment["method"]], received, location=payment["location"]),
         credit("receivable", received, member=member_id),
-    ], memo=f"Receipt {receipt}", staff_id=staff_id, payment_id=payment_id, gateway_event=gateway_event)
-    settled, left = await settle(member_id, received, payment_id=payment_id, entry_id=entry,
-                                 invoice_id=payment["invoice"], staff_id=staff_id)
+    ], memo=f"Receipt {RECEIPT}", staff_id=staff_id, payment_id=payment_id, gateway_event=gateway_event)]
+    settled, left = await settle(member_id, received, payment_id=payment_id, entry_id=entry_id,
+                                 invoice_id=payment["invoice"], staff_id=staff_id, invoices=invoices)
     if left:
         # Overpayment: what no invoice needs moves from receivable to the member's credit.
-        await ledger.post("credit_held", [
+        entries.append(await ledger.prepare("credit_held", [
             debit("receivable", left, member=member_id),
             credit("member_credit", left, member=member_id),
-        ], memo=f"Credit from {receipt}", staff_id=staff_id, payment_id=payment_id)
+        ], memo=f"Credit from {RECEIPT}", staff_id=staff_id, payment_id=payment_id))
     if settled:  # paying an overdue invoice may lift the member's hold
         await announce_holds([member_id])
-    owed, held = await ledger.member_balances(member_id, received.currency)
-    await state.record_settlement(payment_id, {
+    # The balances right after: those before, moved by the legs written below.
+    owed, held = owed - received + left, held + left
+    facts = {
         "settled": [{"invoice": inv["id"], "number": inv["number"], "amount": str(part.amount)} for inv, part in settled],
         "credit_added": str(left.amount), "balance_owed": str(owed.amount), "credit_balance": str(held.amount),
         **await after_paying(member_id, [inv["id"] for inv, _ in settled], today()),
-    }, staff_id=staff_id, gateway_event=gateway_event)
-    await audit.record("payment.completed", "payment", payment_id, staff_id=staff_id,
-                       details={"receipt": receipt, "amount": str(received.amount), "method": payment["method"],
-                                "late": change.late_success})
-    return change.payment
+    }
+    legs = [(n, leg) for n, entry in enumerate(entries, start=1) for leg in entry.legs]
+    at = now()
+    rows = await Payment.raw(
+        RECEIPT_LAST_SQL, today().year, payment_id,
+        [entry_id] + [None] * (len(entries) - 1), [e.kind for e in entries], [e.memo for e in entries],
+        [e.business_date for e in entries], [e.gateway_event for e in entries],
+        at, staff_id, payment_id,
+        [n for n, _ in legs], *ledger.leg_arrays([leg for _, leg in legs]),
+        payment_id, at, staff_id, gateway_event, json.dumps(facts),
+        change.event,
+        at, staff_id, str(payment_id), json.dumps(audit.with_caller(
+            {"amount": str(received.amount), "method": payment["method"], "late": change.late_success})))
+    return rows[0]
 
 
 def refundable_problem(amount: Money, left: Money) -> RuleBroken | None:

@@ -7,17 +7,22 @@ This module is the only writer of payments and their events. A payment is born `
 `open_payment` (once per idempotency key, with its first event); every change after that goes
 through `transition`, which locks the payment row, checks the move against TRANSITIONS, writes the
 new status and records a PaymentEvent (old, new, reason, who or which gateway event). What a
-completed payment settled is recorded once by `record_settlement`, as an event of its own kind. Asking for the status a payment already has is a no-op, so applying the same
+completed payment settled is recorded once by `record_settlement`, as an event of its own kind
+(one exception to both: complete_payment's last statement, the one that takes the receipt number,
+writes the payment's number and its settlement event with it, so that the number's lock is held
+for that statement only: see portal/payments/service.py). Asking for the status a payment already has is a no-op, so applying the same
 gateway event twice changes nothing. A success that arrives after `failed`/`expired`/`cancelled`
 is still money received: it is allowed, and the caller alerts staff.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 
 from portal import webhooks
+from portal.lib import db
 from portal.lib.clock import now
 from portal.lib.errors import NotFound, RuleBroken
 from portal.lib.money import Money
@@ -83,6 +88,7 @@ class Change:
     old: str
     new: str
     changed: bool
+    event: int | None = None  # the outbound webhook event the change wrote, if any endpoint wanted it
 
     @property
     def late_success(self) -> bool:
@@ -96,11 +102,26 @@ async def lock(payment_id: int) -> dict:
     return row
 
 
+# The new status, its event, and the outbound webhook it sends (webhooks.EMIT_CTES, when the
+# status sends one) in one statement; the row comes back as it now is.
+TRANSITION_SQL = """
+WITH changed AS (
+    UPDATE payment SET {sets} WHERE id = {{}} RETURNING *
+), event AS (
+    INSERT INTO payment_event (payment, at, old_status, new_status, reason, staff, gateway_event, details, kind)
+    SELECT id, {{}}::timestamptz, {{}}::text, {{}}::text, {{}}::text, {{}}::int, {{}}::text, {{}}::jsonb, '{kind}'
+    FROM changed
+){hook}
+SELECT changed.*, {hook_id} AS webhook_event FROM changed
+"""
+
+
 async def transition(payment_id: int, new: str, *, reason: str, staff_id: int | None = None,
                      gateway_event: str | None = None, details: dict | None = None,
-                     values: dict | None = None) -> Change:
-    """Move a payment to `new`. Must run inside a transaction (the lock lasts until commit)."""
-    payment = await lock(payment_id)
+                     values: dict | None = None, locked: dict | None = None) -> Change:
+    """Move a payment to `new`. Must run inside a transaction (the lock lasts until commit).
+    `locked`: the row as the caller locked it in this transaction (not locked again)."""
+    payment = locked if locked is not None else await lock(payment_id)
     old = payment["status"]
     if old == new and (old, new) not in REPEATABLE:
         return Change(payment, old, new, changed=False)
@@ -109,17 +130,22 @@ async def transition(payment_id: int, new: str, *, reason: str, staff_id: int | 
     update = {Payment.status: new, **(values or {})}
     if new == COMPLETED:
         update[Payment.completed_at] = now()
-    await Payment.update(update).where(Payment.id == payment_id)
-    await PaymentEvent.insert(PaymentEvent(
-        payment=payment_id, old_status=old, new_status=new, reason=reason, staff=staff_id,
-        gateway_event=gateway_event, details=details or {}, at=now(),
-    ))
-    payment = await Payment.select().where(Payment.id == payment_id).first()
-    if event_type := WEBHOOK_EVENTS.get(new):
-        # Here, in the transaction of the change: every way a payment completes, fails or is
-        # refunded passes through this function, and the event commits (or not) with it.
-        await webhooks.emit(event_type, "payment", payment_id, webhooks.payment_data(payment))
-    return Change(payment, old, new, changed=True)
+    names = {column._meta.db_column_name: value for column, value in update.items()}
+    args = [*names.values(), payment_id, now(), old, new, reason, staff_id, gateway_event, json.dumps(details or {})]
+    # The outbound webhook: here, in the statement of the change, every way a payment completes,
+    # fails or is refunded passes through this function, and the event commits (or not) with it.
+    # Its data is the row as this statement leaves it (the locked row with these values).
+    event_type = WEBHOOK_EVENTS.get(new)
+    if event_type:
+        args += webhooks.emit_args(event_type, "payment", payment_id, webhooks.payment_data({**payment, **names}))
+    sql = TRANSITION_SQL.format(sets=", ".join(f"{name} = {{}}" for name in names), kind=STATUS,
+                                hook=f", {webhooks.EMIT_CTES}" if event_type else "",
+                                hook_id="(SELECT id FROM hook_event)" if event_type else "NULL::bigint")
+    payment = dict((await Payment.raw(sql, *args))[0])
+    event = payment.pop("webhook_event")
+    if event is not None:
+        await db.after_commit(webhooks.nudge_due)
+    return Change(payment, old, new, changed=True, event=event)
 
 
 async def open_payment(columns: dict, *, reason: str, staff_id: int | None = None, gateway_event: str | None = None,

@@ -219,7 +219,7 @@ async def _fail(payment_id: int, reason: str) -> None:
     async with db.transaction():
         payment = await state.lock(payment_id)
         if payment["status"] in (state.PENDING, state.PROCESSING):
-            await state.transition(payment_id, state.FAILED, reason=reason)
+            await state.transition(payment_id, state.FAILED, reason=reason, locked=payment)
 
 
 # --- results: callbacks and queries -------------------------------------------------------------
@@ -256,13 +256,18 @@ async def fill_in_code(payment: dict, receipt: str, source: str) -> bool:
     return True
 
 
-async def apply_stk_result(payment: dict, outcome: StkOutcome, *, source: str) -> tuple[str, str]:
+async def apply_stk_result(payment: dict, outcome: StkOutcome, *, source: str, locked: bool = False) -> tuple[str, str]:
     """Apply a final STK result to a payment (caller holds the transaction). Idempotent: a repeat
-    finds the payment already in that state and changes nothing; a success is never undone."""
+    finds the payment already in that state and changes nothing; a success is never undone.
+    `locked`: the caller locked the member, then the payment, in this transaction and `payment`
+    is the row as locked (lock_by_checkout)."""
     payment_id = payment["id"]
     if outcome.code == "0":
-        await lock_member(payment["member"])
-        current = await state.lock(payment_id)
+        if locked:
+            current = payment
+        else:
+            await lock_member(payment["member"])
+            current = await state.lock(payment_id)
         if current["status"] in (state.COMPLETED, state.PARTIALLY_REFUNDED, state.REFUNDED):
             if await fill_in_code(current, outcome.receipt, source):
                 return "applied", f"payment already completed; its M-Pesa code {outcome.receipt} filled in"
@@ -272,54 +277,77 @@ async def apply_stk_result(payment: dict, outcome: StkOutcome, *, source: str) -
             # The money is already in, through the Paybill notification. Close the request if it
             # is still open; a request already given up on stays as it is (the money is counted).
             if current["status"] in (state.PENDING, state.PROCESSING):
-                await state.transition(payment_id, state.CANCELLED, gateway_event=source,
+                await state.transition(payment_id, state.CANCELLED, gateway_event=source, locked=current,
                                        reason=f"Paid: already recorded from the Paybill notification {outcome.receipt}")
             return "duplicate", f"receipt {outcome.receipt} already recorded as payment {other['id']}"
         asked = Money(current["amount"], current["currency"])
         received = Money(outcome.amount, current["currency"]) if outcome.amount is not None else asked
         late = current["status"] in state.LATE_SUCCESS_FROM
-        completed = await complete_payment(payment_id, reason="M-Pesa payment confirmed", gateway_event=source,
-                                           amount=received, reference=outcome.receipt or None)
-        flags = []
+        flags = (["amount_mismatch"] if received != asked else []) + (["late_success"] if late else [])
+        # The flags and the end of the checks are written with the completion (one write).
+        await complete_payment(payment_id, reason="M-Pesa payment confirmed", gateway_event=source, amount=received,
+                               reference=outcome.receipt or None, locked=current,
+                               values={Payment.flag: ",".join(flags), Payment.next_check_at: None})
         if received != asked:
-            flags.append("amount_mismatch")
             await alert("amount_mismatch", f"M-Pesa {outcome.receipt}: asked {asked}, received {received}; "
                         f"{received} credited", payment_id=payment_id)
         if late:
-            flags.append("late_success")
             await alert("late_success", f"M-Pesa {outcome.receipt}: {received} arrived after the request was "
                         f"marked {current['status']}; it has been credited", payment_id=payment_id)
-        await Payment.update({Payment.reference: outcome.receipt or completed["reference"],
-                              Payment.flag: ",".join(flags), Payment.next_check_at: None}).where(Payment.id == payment_id)
         return "applied", f"completed {received}" + (f" ({', '.join(flags)})" if flags else "")
     new, words = RESULTS.get(outcome.code, (state.FAILED, outcome.description or f"M-Pesa result {outcome.code}"))
-    current = await state.lock(payment_id)
+    current = payment if locked else await state.lock(payment_id)
     if current["status"] not in (state.PENDING, state.PROCESSING):
         return "duplicate", f"payment already {current['status']}; result {outcome.code} changes nothing"
     await state.transition(payment_id, new, reason=words, gateway_event=source,
                            details={"result_code": outcome.code, "result_desc": outcome.description},
-                           values={Payment.next_check_at: None})
+                           values={Payment.next_check_at: None}, locked=current)
     return "applied", f"{new}: {words}"
 
 
-async def process_stk_callback(row: dict, data) -> tuple[str, str]:
+# The member's lock, then the payment's, in one statement: the member is read from the payment
+# (unlocked) and locked in the CTE, which is materialised, so it runs before the outer row is
+# locked, whatever the plan; the payment row is locked last and, if it changed while this waited,
+# read again as committed (as FOR UPDATE always does). The lock order is apply_stk_result's.
+LOCK_BY_CHECKOUT = """
+WITH member AS MATERIALIZED (
+    SELECT m.id FROM member m
+    WHERE m.id = (SELECT member FROM payment WHERE method = 'mpesa' AND gateway_ref = {} LIMIT 1)
+    FOR UPDATE
+)
+SELECT p.* FROM payment p JOIN member ON member.id = p.member
+WHERE p.method = 'mpesa' AND p.gateway_ref = {}
+FOR UPDATE OF p
+"""
+
+
+async def lock_by_checkout(checkout: str) -> dict | None:
+    """The payment with this CheckoutRequestID, its member and it locked (in that order); None
+    when there is none (or it has no member). Caller holds the transaction and lock_checkout."""
+    rows = await Payment.raw(LOCK_BY_CHECKOUT, checkout, checkout)
+    return rows[0] if rows else None
+
+
+async def process_stk_callback(row: dict, data) -> tuple:
     try:
         checkout, outcome = parse_stk_callback(data)
     except ValueError as e:
         return "malformed", str(e)
     await lock_checkout(checkout)
-    payment = await Payment.select().where((Payment.method == "mpesa") & (Payment.gateway_ref == checkout)).first()
+    payment = await lock_by_checkout(checkout)
+    locked = payment is not None
+    if payment is None:
+        payment = await Payment.select().where((Payment.method == "mpesa") & (Payment.gateway_ref == checkout)).first()
     if payment is None:
         placed = await _place_unknown_result(row, checkout, outcome)
         if isinstance(placed, tuple):
             return placed
         payment = placed
-    result = await apply_stk_result(payment, outcome, source=f"callback:{row['id']}")
-    # Linked after the money moved: the foreign key takes a share lock on the payment row, which
-    # before the member lock would invert apply_stk_result's lock order (deadlock).
-    await GatewayCallback.update({GatewayCallback.payment: payment["id"],
-                                  GatewayCallback.amount: str(outcome.amount or "")}).where(GatewayCallback.id == row["id"])
-    return result
+    result = await apply_stk_result(payment, outcome, source=f"callback:{row['id']}", locked=locked)
+    # Linked after the money moved (written with the outcome by dispatch.process): the foreign key
+    # takes a share lock on the payment row, which before the member lock would invert
+    # apply_stk_result's lock order (deadlock).
+    return (*result, {"payment": payment["id"], "amount": str(outcome.amount or "")})
 
 
 # A prompt's money can come in this long after the request was made, though Daraja's answer to
@@ -426,7 +454,8 @@ async def _expire(payment_id: int, reason: str) -> None:
     async with db.transaction():
         payment = await state.lock(payment_id)
         if payment["status"] in (state.PENDING, state.PROCESSING):
-            await state.transition(payment_id, state.EXPIRED, reason=reason, values={Payment.next_check_at: None})
+            await state.transition(payment_id, state.EXPIRED, reason=reason, values={Payment.next_check_at: None},
+                                   locked=payment)
 
 
 async def due_checks(limit: int = 200) -> list[int]:
