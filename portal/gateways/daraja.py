@@ -685,13 +685,15 @@ class DarajaClient:
 
 
 async def transaction_status_of_prompt(client: DarajaClient, merchant_request_id: str, result_url: str,
-                                       timeout_url: str, remarks: str = "Quiet prompt") -> AsyncRequestAccepted:
+                                       timeout_url: str, remarks: str = "Quiet prompt",
+                                       occasion: str = "") -> AsyncRequestAccepted:
     """Ask Daraja how an STK prompt ended when neither its callback nor STK Query tells: Transaction
     Status by OriginalConversationID (gateways.md §1.9: "either TransactionID or
     OriginalConversationID identifies the transaction"). A prompt has no receipt until it is paid;
     its originator-side id is the push's MerchantRequestID ([U]: which id M-Pesa files an STK
     push under is not documented; the sandbox accepts the MerchantRequestID or the
-    CheckoutRequestID). The Result comes later to `result_url`."""
+    CheckoutRequestID). The Result comes later to `result_url`; it carries `occasion` back in its
+    ReferenceData, which names our request when its answer (and the ids in it) never reached us."""
     if not isinstance(merchant_request_id, str) or not merchant_request_id.strip() \
             or re.search(r"\s", merchant_request_id) or len(merchant_request_id) > 100:
         raise DarajaFieldError("original_conversation_id", "the push's MerchantRequestID")
@@ -704,7 +706,7 @@ async def transaction_status_of_prompt(client: DarajaClient, merchant_request_id
         "ResultURL": client._url(result_url, "result_url"),
         "QueueTimeOutURL": client._url(timeout_url, "timeout_url"),
         "Remarks": _text(remarks, "remarks", MAX_REMARKS, required=True),
-        "Occasion": "",
+        "Occasion": _text(occasion, "occasion", MAX_REMARKS, required=False),
     }
     response = await client._post("/mpesa/transactionstatus/v1/query", payload, "transaction status")
     return client._async_accepted(response, "transaction status")

@@ -76,8 +76,19 @@ async def ask_status(payment: dict, client=None) -> bool:
     client = client or DarajaClient(settings)
     try:
         accepted = await transaction_status_of_prompt(client, payment["gateway_request"], result_url(settings),
-                                                       timeout_url(settings), "Quiet prompt")
-    except (DarajaFieldError, GatewayError) as e:
+                                                       timeout_url(settings), "Quiet prompt", occasion(row["id"]))
+    except GatewayError as e:
+        if e.maybe_delivered:
+            # No answer in time (or a broken one): Daraja may have taken the query all the same,
+            # and its Result would then come, naming this request by the occasion we sent. The
+            # prompt waits for it (STATUS_WAIT) rather than expiring now and calling that Result a
+            # duplicate: a prompt M-Pesa says was paid would have been left expired.
+            log.warning("Transaction Status of payment %s: no clear answer (%s); waiting for its Result", payment["id"], e)
+            return True
+        log.warning("Transaction Status of payment %s not asked: %s", payment["id"], e)
+        await _finish(row["id"], "failed", "", f"not asked: {e}")
+        return False
+    except DarajaFieldError as e:
         log.warning("Transaction Status of payment %s not asked: %s", payment["id"], e)
         await _finish(row["id"], "failed", "", f"not asked: {e}")
         return False
@@ -88,7 +99,29 @@ async def ask_status(payment: dict, client=None) -> bool:
         GatewayRequest.status: "sent", GatewayRequest.originator_conversation_id: accepted.originator_conversation_id,
         GatewayRequest.conversation_id: accepted.conversation_id}).where(
         (GatewayRequest.id == row["id"]) & (GatewayRequest.status == "sending"))
+    # A Result that came before the ids above were written was stored and left waiting: now it
+    # can be matched, so it is applied now rather than at the next sweep.
+    from portal.callbacks import dispatch
+
+    for callback_id in await callbacks_waiting(payment["id"]):
+        await dispatch.process(callback_id)
     return True
+
+
+def occasion(request_id: int) -> str:
+    """What the status query carries as its Occasion, and its Result brings back."""
+    return f"portal-status-{request_id}"
+
+
+def _occasion_of(data) -> str:
+    try:
+        items = data["Result"]["ReferenceData"]["ReferenceItem"]
+    except (KeyError, TypeError):
+        return ""
+    for item in items if isinstance(items, list) else [items]:
+        if isinstance(item, dict) and item.get("Key") == "Occasion" and isinstance(item.get("Value"), str):
+            return item["Value"]
+    return ""
 
 
 async def callbacks_waiting(payment_id: int) -> list[int]:
@@ -117,12 +150,24 @@ def result_parameters(data) -> dict:
 
 
 async def _status_request_for(data) -> dict | None:
+    """The request a Result answers: by the OriginatorConversationID Daraja gave us, or, when its
+    answer never reached us (a time-out on our side), by the occasion we sent, whose request then
+    learns the id (a repeat of the Result matches it the usual way)."""
     try:
         originator, _, _ = reversal.parse_result(data)
     except ValueError:
         return None
-    return await GatewayRequest.select(GatewayRequest.id, GatewayRequest.kind).where(
+    found = await GatewayRequest.select(GatewayRequest.id, GatewayRequest.kind).where(
         GatewayRequest.originator_conversation_id == originator).first()
+    if found is not None:
+        return found
+    named = _occasion_of(data)
+    if not named.startswith("portal-status-") or not named.removeprefix("portal-status-").isdigit():
+        return None
+    ours = await GatewayRequest.update({GatewayRequest.originator_conversation_id: originator}).where(
+        (GatewayRequest.id == int(named.removeprefix("portal-status-"))) & (GatewayRequest.kind == KIND)
+        & GatewayRequest.originator_conversation_id.is_null()).returning(GatewayRequest.id, GatewayRequest.kind)
+    return ours[0] if ours else None
 
 
 async def process_result(row: dict, data) -> tuple[str, str]:

@@ -441,7 +441,9 @@ async def c2b_simulate_v2(request: Request) -> Response:
 # Transaction Status and Reversal
 
 
-def _async_ack(ar) -> Response:
+async def _async_ack(store, ar) -> Response:
+    if store.settings.async_ack_delay > 0:
+        await asyncio.sleep(store.settings.async_ack_delay)
     return ok({"OriginatorConversationID": ar.originator_conversation_id,
                "ConversationID": ar.conversation_id, "ResponseCode": "0",
                "ResponseDescription": ACCEPTED})
@@ -469,7 +471,7 @@ async def transaction_status(request: Request) -> Response:
         f_text(data, "Occasion", 100, required=False)
     except Invalid as exc:
         return invalid(exc.field)
-    return _async_ack(start_async(store, "transaction_status", data))
+    return await _async_ack(store, start_async(store, "transaction_status", data))
 
 
 @post("/mpesa/reversal/v1/request")
@@ -494,7 +496,7 @@ async def reversal(request: Request) -> Response:
         f_text(data, "Occasion", 100, required=False)
     except Invalid as exc:
         return invalid(exc.field)
-    return _async_ack(start_async(store, "reversal", data))
+    return await _async_ack(store, start_async(store, "reversal", data))
 
 
 # --------------------------------------------------------------------------------------------

@@ -213,6 +213,9 @@ class Settings:
     # status_result_delay s after callback_delay (a late Result).
     status_result_times: int = 1
     status_result_delay: float = 0.0
+    # Transaction Status and Reversal: the HTTP answer is held this many seconds, the request taken
+    # all the same (its Result still goes): a caller that stops waiting first never learns the ids.
+    async_ack_delay: float = 0.0
 
     CHOICES = {
         "invalid_token_style": {"uniform", "per_api"},

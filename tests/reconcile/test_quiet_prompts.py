@@ -162,6 +162,38 @@ async def test_a_quiet_prompt_cancelled_on_the_phone_ends_cancelled(live, worker
     await assert_books_agree()
 
 
+async def test_a_status_query_whose_answer_never_reached_us_still_ends_the_prompt_once(live, worker, alice, queue):
+    """Daraja takes the Transaction Status query, but its HTTP answer comes after we stopped
+    waiting (a time-out on our side, delivered all the same): we never learn the request's ids.
+    The prompt is not expired for it (it was, and the Result that followed was called a duplicate:
+    a prompt M-Pesa said was paid would have stayed expired); the Result names our request by the
+    Occasion we sent and ends the prompt as the phone did, once."""
+    import dataclasses
+
+    from portal.gateways.daraja import DarajaClient
+    from portal.reconcile import stk_status
+
+    pid, invoice_id, _ = await _quiet_prompt_past_its_time(live, alice, queue, QUIET_CANCELLED, "quiet_cancelled")
+    await _sandbox(live, "settings", {"async_ack_delay": 3})
+    client = DarajaClient(dataclasses.replace(live.settings, gateway_timeout_seconds=1))
+    try:
+        payment = await Payment.select().where(Payment.id == pid).first()
+        assert await stk_status.ask_status(payment, client=client) is True  # waits for the Result
+    finally:
+        await client.aclose()
+    await wait_for_status(pid, {"cancelled"})
+    [req] = await GatewayRequest.select().where((GatewayRequest.payment == pid) & (GatewayRequest.kind == "status"))
+    assert req["status"] == "succeeded" and req["originator_conversation_id"]  # learnt from the Result
+    event = await PaymentEvent.select().where(PaymentEvent.payment == pid).order_by(PaymentEvent.id, ascending=False).first()
+    assert (event["new_status"], event["reason"]) == ("cancelled", "Cancelled by the member on the phone")
+    # A later check finds it final; the Result's row says applied.
+    assert await queue.apply("check_stk", payment_id=pid, timeout=30) == "final"
+    [result] = await GatewayCallback.select().where(GatewayCallback.kind == "result")
+    assert result["outcome"] == "applied"
+    assert (await Invoice.select(Invoice.status).where(Invoice.id == invoice_id).first())["status"] == "open"
+    await assert_books_agree()
+
+
 async def test_without_an_answer_in_time_the_prompt_expires_as_before(live, worker, alice, queue):
     """No Result comes (Daraja sends nothing): after STATUS_WAIT the sweep expires the prompt."""
     await _sandbox(live, "settings", {"async_result_mode": "none"})
