@@ -57,7 +57,7 @@ import random
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from demo.gym import FIRST_NAMES, demo_phone
+from demo.gym import FIRST_NAMES, MEMBER_BASKETS, TIME_WEIGHTS, TIMES, WALKIN_BASKETS, demo_phone
 from demo.history import (
     DAY,
     DESK_LABELS,
@@ -112,13 +112,6 @@ GOODWILL = ([Decimal(300), Decimal(500), Decimal(1000)],
 REJECTED_REASONS = ["Asked for half off: says a friend got the same", "Asked to waive the month: travelled and did not come"]
 PENDING_REASONS = ["Hardship: lost their job, asks for 30% off this period", "Long-time member asks for a loyalty rate"]
 
-# Morning before work, lunch, evening: (first minute, last minute) of the day at the desk.
-TIMES = [(6 * 60 + 30, 9 * 60), (12 * 60, 14 * 60), (17 * 60, 20 * 60 + 45)]
-TIME_WEIGHTS = [35, 15, 50]
-WALKIN_BASKETS = [({"Day pass": 1}, 55), ({"Day pass": 1, "Water": 1}, 20), ({"Day pass": 2}, 10),
-                  ({"Water": 2}, 8), ({"Protein shake": 1}, 7)]
-MEMBER_BASKETS = [({"PT session": 1}, 30), ({"PT pack of 10": 1}, 14), ({"Locker (per month)": 1}, 18),
-                  ({"Protein shake": 1}, 20), ({"Water": 1, "Protein shake": 1}, 10), ({"Water": 3}, 8)]
 COMPANIES = (["Nyota", "Baraka", "Upendo", "Tumaini", "Jamii", "Savanna", "Kilima", "Mto", "Simba", "Twiga", "Jua",
               "Amani"],
              ["Logistics Ltd", "Holdings Ltd", "Insurance Agency Ltd", "Engineering Ltd", "Pharmaceuticals Ltd",

@@ -99,3 +99,14 @@ async def _plans(currency: str) -> list[dict]:
             row = await Plan.select().where(Plan.name == name).first()
         out.append(row)
     return out
+
+
+# The desk's day, for the sales the demo makes (by the app's rule, demo.sales, or in bulk,
+# demo.extras): morning before work, lunch, evening as (first minute, last minute).
+TIMES = [(6 * 60 + 30, 9 * 60), (12 * 60, 14 * 60), (17 * 60, 20 * 60 + 45)]
+TIME_WEIGHTS = [35, 15, 50]
+# What is bought: (item names and quantities, weight).
+WALKIN_BASKETS = [({"Day pass": 1}, 55), ({"Day pass": 1, "Water": 1}, 20), ({"Day pass": 2}, 10),
+                  ({"Water": 2}, 8), ({"Protein shake": 1}, 7)]
+MEMBER_BASKETS = [({"PT session": 1}, 30), ({"PT pack of 10": 1}, 14), ({"Locker (per month)": 1}, 18),
+                  ({"Protein shake": 1}, 20), ({"Water": 1, "Protein shake": 1}, 10), ({"Water": 3}, 8)]

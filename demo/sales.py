@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from datetime import date, datetime, time, timedelta
 
-from demo.gym import FIRST_NAMES
+from demo.gym import FIRST_NAMES, MEMBER_BASKETS, TIME_WEIGHTS, TIMES, WALKIN_BASKETS
 from portal.billing.invoices import Line
 from portal.lib import db
 from portal.lib.clock import now, pinned, today
@@ -40,14 +40,6 @@ MAX_SALES = 60
 RECENT_DAYS, RECENT_SHARE = 60, 0.6
 ACCOUNT_DAYS = 7  # "on my account" only lately: older ones would be long overdue
 WALKIN_SHARE = 0.45
-# Morning before work, lunch, evening: (first minute, last minute) of the day at the desk.
-TIMES = [(6 * 60 + 30, 9 * 60), (12 * 60, 14 * 60), (17 * 60, 20 * 60 + 45)]
-TIME_WEIGHTS = [35, 15, 50]
-# What is bought: (item names and quantities, weight).
-WALKIN_BASKETS = [({"Day pass": 1}, 55), ({"Day pass": 1, "Water": 1}, 20), ({"Day pass": 2}, 10),
-                  ({"Water": 2}, 8), ({"Protein shake": 1}, 7)]
-MEMBER_BASKETS = [({"PT session": 1}, 30), ({"PT pack of 10": 1}, 14), ({"Locker (per month)": 1}, 18),
-                  ({"Protein shake": 1}, 20), ({"Water": 1, "Protein shake": 1}, 10), ({"Water": 3}, 8)]
 
 
 async def add_sales(members: int, seed: int = 7) -> int:

@@ -99,12 +99,6 @@ async def ask_status(payment: dict, client=None) -> bool:
         GatewayRequest.status: "sent", GatewayRequest.originator_conversation_id: accepted.originator_conversation_id,
         GatewayRequest.conversation_id: accepted.conversation_id}).where(
         (GatewayRequest.id == row["id"]) & (GatewayRequest.status == "sending"))
-    # A Result that came before the ids above were written was stored and left waiting: now it
-    # can be matched, so it is applied now rather than at the next sweep.
-    from portal.callbacks import dispatch
-
-    for callback_id in await callbacks_waiting(payment["id"]):
-        await dispatch.process(callback_id)
     return True
 
 
