@@ -82,7 +82,8 @@ Control API for tests and demos (JSON, no auth):
                                                 "scenario"?}: same effect as the page ->
                                                {"status", "redirect_url", "transaction_id", ...}
     POST /_sandbox/flutterwave/transactions/{id}/webhook
-                                               {"times": N, "scenario"?}: resend now ->
+                                               {"times": N, "scenario"?, "settled"?}: resend now
+                                               (settled: a pending_first charge has settled first) ->
                                                {"attempts": [...]}
     GET  /_sandbox/flutterwave/webhooks[?tx_ref=&transaction_id=]
                                                {"attempts": [...]}: every delivery attempt
@@ -553,10 +554,15 @@ async def control_resend(request: Request, tx_id: FromPath[int]) -> Response:
     times = body.get("times", 1)
     if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= 20:
         return _bad("times must be an integer from 1 to 20")
+    settled = body.get("settled", False)
+    if not isinstance(settled, bool):
+        return _bad("settled must be true or false")
     try:
         scenario = parse_scenario(body["scenario"]) if "scenario" in body else tx.scenario
     except ScenarioError as e:
         return _bad(str(e))
+    if settled:  # the charge has settled now: verify tells the truth from here on
+        tx.verify_pending_left = 0
     attempts = await resend_charge_webhook(state, tx, times, scenario)
     return Response({"attempts": [a.summary() for a in attempts]})
 
