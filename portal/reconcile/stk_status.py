@@ -102,9 +102,12 @@ async def ask_status(payment: dict, client=None) -> bool:
     return True
 
 
+OCCASION_PREFIX = "portal-status-"
+
+
 def occasion(request_id: int) -> str:
     """What the status query carries as its Occasion, and its Result brings back."""
-    return f"portal-status-{request_id}"
+    return f"{OCCASION_PREFIX}{request_id}"
 
 
 def _occasion_of(data) -> str:
@@ -155,11 +158,12 @@ async def _status_request_for(data) -> dict | None:
         GatewayRequest.originator_conversation_id == originator).first()
     if found is not None:
         return found
-    named = _occasion_of(data)
-    if not named.startswith("portal-status-") or not named.removeprefix("portal-status-").isdigit():
+    given = _occasion_of(data)
+    named = given.removeprefix(OCCASION_PREFIX)
+    if not given.startswith(OCCASION_PREFIX) or not named.isdigit():
         return None
     ours = await GatewayRequest.update({GatewayRequest.originator_conversation_id: originator}).where(
-        (GatewayRequest.id == int(named.removeprefix("portal-status-"))) & (GatewayRequest.kind == KIND)
+        (GatewayRequest.id == int(named)) & (GatewayRequest.kind == KIND)
         & GatewayRequest.originator_conversation_id.is_null()).returning(GatewayRequest.id, GatewayRequest.kind)
     return ours[0] if ours else None
 
